@@ -91,7 +91,9 @@ class Intrinsics:
         skew = np.abs(K[:, 0, 1])
         if np.any(skew > 1e-6 * np.maximum(1.0, np.abs(K[:, 0, 0]))):
             frame = int(np.argmax(skew))
-            raise TrajectoryError(f"intrinsics: frame {frame} has non-zero skew {K[frame, 0, 1]:g}; only pinhole is supported")
+            raise TrajectoryError(
+                f"intrinsics: frame {frame} has non-zero skew {K[frame, 0, 1]:g}; only pinhole is supported"
+            )
         vals = np.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], axis=-1)
         return cls(vals, width, height)
 
