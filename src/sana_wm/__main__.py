@@ -1,0 +1,5 @@
+import sys
+
+from sana_wm.cli import main
+
+sys.exit(main())
