@@ -15,6 +15,7 @@ sana-wm: an independent implementation of the SANA-WM world model
 
 Command groups:
   camera   make, convert, inspect, resample and plot camera trajectories
+  model    inspect transformer configs and checkpoints (parameter count, block pattern)
 
 Run `sana-wm GROUP --help` or `sana-wm GROUP COMMAND --help` for details.
 """
@@ -25,7 +26,7 @@ class CLIError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sana_wm.cli import camera
+    from sana_wm.cli import camera, model
 
     parser = argparse.ArgumentParser(
         prog="sana-wm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="GROUP")
     groups.required = True
     camera.register(groups)
+    model.register(groups)
     return parser
 
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, TrajectoryError, FileNotFoundError) as exc:
+    except (CLIError, TrajectoryError, FileNotFoundError, ValueError) as exc:
         print(f"sana-wm: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,82 @@
+"""What streaming carries from one chunk to the next (reference §2.5), as typed, immutable records.
+
+A forward over one chunk reads the cache of the chunks before it and returns a new cache; nothing is
+mutated, so a sampler can run several denoising steps against the same cache and keep only the cache
+of the final clean pass (the released student re-runs the denoised chunk at t = 0 for that).
+
+* GDN blocks keep the forward scan state of each branch (bounded: ``D x D`` per head) and the last
+  ``K-1`` frames of each short-conv input.
+* Softmax blocks keep K/V of earlier chunks (post-RoPE / post-UCPE) in a :class:`KVWindow`.
+* Every block keeps the last frame(s) of the FFN temporal conv input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from sana_wm.ops.gdn import GDNState
+
+__all__ = ["BlockCache", "GDNCache", "KVWindow", "SoftmaxCache", "StreamCache"]
+
+
+@dataclass(frozen=True)
+class KVWindow:
+    """Keys and values of earlier chunks that a softmax block attends to, one entry per chunk.
+
+    ``max_chunks`` bounds how many earlier chunks are kept (None: all); with ``sink`` the first chunk
+    stays as an attention sink once the window has slid past it, next to the ``max_chunks - 1`` most
+    recent chunks (the released streaming default: ``max_chunks=2, sink=True``).
+    """
+
+    chunks: tuple[tuple[Tensor, Tensor], ...] = ()  # each (B, N_chunk, H, D) keys, values
+    max_chunks: int | None = None
+    sink: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_chunks is not None and self.max_chunks < 1:
+            raise ValueError(f"KVWindow.max_chunks must be >= 1 or None, got {self.max_chunks}")
+
+    def keys_values(self) -> tuple[Tensor, Tensor] | None:
+        """All kept keys and values concatenated along tokens, ``(B, N_kept, H, D)`` each."""
+        if not self.chunks:
+            return None
+        return torch.cat([k for k, _ in self.chunks], dim=1), torch.cat([v for _, v in self.chunks], dim=1)
+
+    def push(self, keys: Tensor, values: Tensor) -> KVWindow:
+        """The window after one more chunk."""
+        chunks = self.chunks + ((keys, values),)
+        if self.max_chunks is not None and len(chunks) > self.max_chunks:
+            recent = self.max_chunks - 1 if self.sink else self.max_chunks
+            chunks = (chunks[:1] if self.sink else ()) + (chunks[len(chunks) - recent:] if recent else ())
+        return KVWindow(chunks, self.max_chunks, self.sink)
+
+
+@dataclass(frozen=True)
+class GDNCache:
+    state: GDNState  # main-branch forward state (with normalizer)
+    conv_tail: Tensor  # (B*S, C, K-1) last K-1 frames of the main K short-conv input
+    state_cam: GDNState | None = None  # camera-branch forward state (numerator only); None without camera
+    conv_tail_cam: Tensor | None = None  # (B*S, C, K-1) same for the camera K short conv
+
+
+@dataclass(frozen=True)
+class SoftmaxCache:
+    kv: KVWindow  # post-RoPE main-branch keys/values
+    kv_cam: KVWindow | None = None  # post-UCPE camera-branch keys/values; None without camera
+
+
+@dataclass(frozen=True)
+class BlockCache:
+    attn: GDNCache | SoftmaxCache
+    ffn_tail: Tensor  # (B, C, k_t // 2, S) last frames of the FFN temporal conv input
+
+
+@dataclass(frozen=True)
+class StreamCache:
+    """Per-block caches plus where the next chunk starts (RoPE keeps absolute frame indices)."""
+
+    blocks: tuple[BlockCache, ...]
+    next_frame: int

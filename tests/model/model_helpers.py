@@ -1,0 +1,58 @@
+"""Shared helpers of the model tests."""
+
+import math
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from sana_wm.camera.conditioning import prepare_camera
+
+
+def randomize_(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """Give every parameter a random, well-scaled value, including those initialised to zero
+    (out_proj_cam, plucker_proj, t_conv, gates), so that no path hides behind a zero."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
+            elif "norm" in name:
+                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def camera_inputs(batch: int, frames: int, height: int, width: int):
+    """A smooth turning, climbing, forward-moving path through ``prepare_camera``: (camera_vector, plucker)."""
+    n_raw = 8 * (frames - 1) + 1
+    s = np.linspace(0.0, 1.0, n_raw)
+    c2w = np.tile(np.eye(4), (n_raw, 1, 1))
+    c2w[:, :3, :3] = Rotation.from_euler("yxz", np.stack([0.6 * s, 0.2 * np.sin(3 * s), 0.1 * s], -1)).as_matrix()
+    c2w[:, :3, 3] = np.stack([0.8 * s, 0.1 * np.sin(5 * s), 1.5 * s], -1)
+    cam = prepare_camera(c2w, [150.0, 140.0, 96.0, 64.0], target_size=(32 * height, 32 * width)).batched(batch)
+    return cam.camera_vector, cam.plucker
+
+
+def model_inputs(config, batch=2, frames=5, height=4, width=6, text_len=7, seed=2):
+    """Keyword inputs of ``SanaWMTransformer.forward`` with per-frame timesteps differing across frames
+    (and fractional, to exercise the flooring) and a padded text in the second sample."""
+    g = torch.Generator().manual_seed(seed)
+    camera_vector, plucker = camera_inputs(batch, frames, height, width)
+    timestep = torch.rand(batch, 1, frames, generator=g) * 1000
+    timestep[:, :, 0] = 0.0  # the clean conditioning frame
+    text_mask = torch.ones(batch, text_len)
+    text_mask[1:, text_len - 2:] = 0
+    return dict(
+        latents=torch.randn(batch, config.in_channels, frames, height, width, generator=g),
+        timestep=timestep,
+        text=torch.randn(batch, 1, text_len, config.caption_channels, generator=g),
+        text_mask=text_mask,
+        camera_vector=camera_vector,
+        plucker=plucker,
+    )
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
