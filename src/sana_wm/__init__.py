@@ -1,10 +1,30 @@
 """sana-wm: an independent implementation of the SANA-WM world model.
 
-The public surface is listed here; everything else may change between releases.
+The public surface is listed here; everything else may change between releases. The model and data
+parts are imported lazily so that camera tools start without loading PyTorch.
 """
 
 from sana_wm.camera import Intrinsics, Trajectory, TrajectoryError
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Intrinsics", "Trajectory", "TrajectoryError", "__version__"]
+_LAZY = {
+    "SanaWMConfig": "sana_wm.model",
+    "SanaWMTransformer": "sana_wm.model",
+    "from_pretrained": "sana_wm.model",
+    "save_pretrained": "sana_wm.model",
+    "get_config": "sana_wm.model",
+    "Clip": "sana_wm.data",
+    "ClipDataset": "sana_wm.data",
+    "ShardWriter": "sana_wm.data",
+}
+
+__all__ = ["Intrinsics", "Trajectory", "TrajectoryError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sana_wm' has no attribute {name!r}")
