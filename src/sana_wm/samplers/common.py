@@ -1,0 +1,78 @@
+"""Pieces every sampler shares: the starting latents, the per-step report and the sampler output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["SamplerOutput", "SamplerStep", "StepCallback", "draw_noise", "initial_latents"]
+
+
+@dataclass(frozen=True)
+class SamplerStep:
+    """A sampler's report after one denoising step (for callbacks and previews).
+
+    ``timestep (T_seen,)`` are the per-frame timesteps the model was given for the frames it saw,
+    ``latents`` and ``x0`` ``(B, C, T_seen, H, W)`` the state after the step and the clean-sample
+    prediction ``x - sigma v`` of those frames, which start at latent frame ``start_frame``.
+    """
+
+    step: int  # 0-based; per chunk when streaming, global when chunk-causal
+    num_steps: int
+    timestep: Tensor
+    latents: Tensor
+    x0: Tensor
+    start_frame: int = 0
+    chunk: int | None = None  # streaming: the chunk being denoised
+
+
+StepCallback = Callable[[SamplerStep], None]
+
+
+@dataclass(frozen=True)
+class SamplerOutput:
+    """``latents (B, C, T, H, W)`` float32 clean latents (frame 0 is the conditioning latent, bit for bit);
+    ``x0_predictions``: one ``(B, C, T_seen, H, W)`` per step when asked for (``keep_x0``), else empty."""
+
+    latents: Tensor
+    x0_predictions: tuple[Tensor, ...] = ()
+
+
+def draw_noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Standard normal float32 noise drawn on the generator's device (so a seed gives the same numbers
+    wherever the model runs), then moved to ``device``."""
+    noise_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=noise_device, dtype=torch.float32).to(device)
+
+
+def as_first_frame(first_frame: Tensor) -> Tensor:
+    """The conditioning latent as ``(B, C, 1, H, W)`` float32 (``(B, C, H, W)`` is accepted too)."""
+    if first_frame.ndim == 4:
+        first_frame = first_frame.unsqueeze(2)
+    if first_frame.ndim != 5 or first_frame.shape[2] != 1:
+        raise ValueError("first_frame: expected the conditioning image latent as (B, C, 1, H, W), got "
+                         f"{tuple(first_frame.shape)}")
+    return first_frame.float()
+
+
+def initial_latents(first_frame: Tensor, num_frames: int, generator: torch.Generator | None,
+                    noise: Tensor | None = None) -> Tensor:
+    """``(B, C, num_frames, H, W)`` float32 pure noise with the clean conditioning latent as frame 0.
+
+    ``noise`` (same shape; its frame 0 is ignored) replaces the draw from ``generator``."""
+    first_frame = as_first_frame(first_frame)
+    B, C, _, H, W = first_frame.shape
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    shape = (B, C, num_frames, H, W)
+    if noise is None:
+        latents = draw_noise(shape, generator, first_frame.device)
+    elif tuple(noise.shape) != shape:
+        raise ValueError(f"noise: expected {shape} (B, C, T, H, W), got {tuple(noise.shape)}")
+    else:
+        latents = noise.to(first_frame.device, torch.float32, copy=True)
+    latents[:, :, :1] = first_frame
+    return latents

@@ -1,0 +1,163 @@
+"""Streaming few-step sampler of the distilled student (Self-Forcing style; reference §2.5, §3.2, §9.1).
+
+Chunks are generated one after another (released: the conditioning frame plus 3 latent frames, then 3 at
+a time), each against the model's cache of the chunks before it:
+
+1. the chunk starts as pure noise (the first chunk's frame 0 is the clean conditioning latent, given at
+   t = 0 at every step and never updated);
+2. it is denoised with an explicit sigma list (default :data:`~sana_wm.samplers.schedules.STREAMING_TIMESTEPS`
+   ``[1000, 960, 889, 727, 0]``), one ``forward_chunk`` per step against the same cache;
+3. the finished chunk is run once more, clean, at t = 0; the cache that pass returns (and only it) is what
+   the next chunk attends to;
+4. the chunk's latents are yielded at once, so a pipeline can decode and write frames while the next chunk
+   is being denoised.
+
+The step rule. The reference inference sampler (``SelfForcingFlowEulerCamCtrl.sample_chunks``) steps with
+diffusers' ``FlowMatchEulerDiscreteScheduler(shift=1.0)`` built on the explicit sigmas, deterministic
+(``stochastic_sampling`` off), i.e. the Euler step ``x <- x + (sigma' - sigma) v`` — this is our default,
+``step_rule="euler"``. The Self-Forcing *training* rollout instead predicts ``x0_hat = x - sigma v`` and
+re-noises it with fresh noise, ``x <- (1 - sigma') x0_hat + sigma' eps``: ``step_rule="renoise"``. Both land
+on ``x0_hat`` at the last step (sigma' = 0).
+
+Randomness, drawn from ``generator`` in this order so that runs are reproducible: per chunk, its starting
+noise ``(B, C, n, H, W)``; then, with ``"renoise"``, one fresh ``(B, C, n, H, W)`` draw after each step but
+the last. ``noise (B, C, T, H, W)`` replaces the starting draws (slices of it are used per chunk).
+
+Memory: only the current chunk and the cache are held; with a bounded :class:`~sana_wm.model.KVWindow`
+(released: 2 chunks + sink) the cache stops growing after a few chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from sana_wm.model.cache import KVWindow
+from sana_wm.ops.gdn import released_chunk_lengths
+from sana_wm.samplers.common import SamplerStep, StepCallback, as_first_frame, draw_noise
+from sana_wm.samplers.conditioning import (
+    ChunkVelocityModel,
+    Conditioning,
+    Guidance,
+    guided_batch,
+    guided_input,
+    guided_velocity,
+)
+from sana_wm.samplers.schedules import STREAMING_TIMESTEPS, SigmaSchedule
+
+__all__ = ["RELEASED_KV_WINDOW", "STEP_RULES", "StreamedChunk", "stream_sample", "streaming_sample"]
+
+RELEASED_KV_WINDOW = KVWindow(max_chunks=2, sink=True)  # --num_cached_blocks 2, sink token on
+STEP_RULES = ("euler", "renoise")
+
+
+@dataclass(frozen=True)
+class StreamedChunk:
+    """One finished chunk: ``latents (B, C, n, H, W)`` float32 clean latents of frames
+    ``[start_frame, start_frame + n)`` (chunk 0 starts with the conditioning latent)."""
+
+    index: int
+    start_frame: int
+    latents: Tensor
+
+    @property
+    def end_frame(self) -> int:
+        return self.start_frame + self.latents.shape[2]
+
+
+@torch.no_grad()
+def stream_sample(
+    model: ChunkVelocityModel,
+    cond: Conditioning,
+    first_frame: Tensor,
+    num_frames: int,
+    schedule: SigmaSchedule | None = None,
+    *,
+    chunk_lengths: Sequence[int] | None = None,
+    kv_window: KVWindow = RELEASED_KV_WINDOW,
+    step_rule: str = "euler",
+    guidance: Guidance | None = None,
+    generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
+    callback: StepCallback | None = None,
+    progress: bool = False,
+) -> Iterator[StreamedChunk]:
+    """Yield the chunks of a ``num_frames``-latent-frame video one by one (module docstring).
+
+    ``schedule``: default ``SigmaSchedule.from_timesteps(STREAMING_TIMESTEPS)``. ``chunk_lengths``: default
+    ``[4, 3, 3, ...]`` (:func:`~sana_wm.ops.gdn.released_chunk_lengths`; the released streaming script uses
+    ``3k + 1`` latent frames, where both agree). ``kv_window``: an empty window setting how many earlier
+    chunks softmax blocks keep (``KVWindow()`` keeps all: streaming then equals the chunk-causal model).
+    ``guidance``: None (the student has CFG baked in); an active one doubles the batch and the cache.
+    """
+    if step_rule not in STEP_RULES:
+        raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
+    if kv_window.chunks:
+        raise ValueError("kv_window must be empty: it only sets the window size (max_chunks, sink)")
+    schedule = schedule if schedule is not None else SigmaSchedule.from_timesteps(STREAMING_TIMESTEPS)
+    first_frame = as_first_frame(first_frame)
+    B, C, _, H, W = first_frame.shape
+    device = first_frame.device
+    lengths = list(chunk_lengths) if chunk_lengths is not None else released_chunk_lengths(num_frames)
+    if any(n < 1 for n in lengths) or sum(lengths) != num_frames:
+        raise ValueError(f"chunk_lengths {lengths} must be positive and sum to num_frames = {num_frames}")
+    if noise is not None and tuple(noise.shape) != (B, C, num_frames, H, W):
+        raise ValueError(f"noise: expected {(B, C, num_frames, H, W)} (B, C, T, H, W), got {tuple(noise.shape)}")
+    batch_cond = guided_batch(cond, guidance)
+    sigmas = schedule.sigmas.tolist()
+    timesteps = schedule.timesteps.tolist()
+
+    cache = None
+    start = 0
+    bar = tqdm(total=len(lengths) * schedule.num_steps, disable=not progress, desc="streaming")
+    for index, n in enumerate(lengths):
+        end = start + n
+        chunk_cond = batch_cond.frames(start, end)
+        window = kv_window if cache is None else None  # the window travels inside the cache afterwards
+        if noise is None:
+            x = draw_noise((B, C, n, H, W), generator, device)
+        else:
+            x = noise[:, :, start:end].to(device, torch.float32, copy=True)
+        noisy = torch.ones(n, device=device)
+        if index == 0:
+            x[:, :, :1] = first_frame
+            noisy[0] = 0.0  # the conditioning frame stays at sigma 0
+
+        for i in range(schedule.num_steps):
+            sigma, sigma_next = sigmas[i], sigmas[i + 1]
+            timestep = noisy * timesteps[i]  # (n,)
+            x_in, t_in = guided_input(x, timestep.expand(B, 1, n), guidance)
+            velocity, _ = model.forward_chunk(x_in, t_in, **chunk_cond.model_kwargs(), cache=cache,
+                                              kv_window=window)
+            velocity = guided_velocity(velocity, guidance)
+            x0 = x - _frames(noisy * sigma) * velocity
+            if step_rule == "euler" or sigma_next == 0:
+                x = x + _frames(noisy * (sigma_next - sigma)) * velocity
+            else:
+                eps = draw_noise(tuple(x.shape), generator, device)
+                x = (1 - sigma_next) * x0 + sigma_next * eps
+            if index == 0:
+                x[:, :, :1] = first_frame
+            bar.update()
+            if callback is not None:
+                callback(SamplerStep(i, schedule.num_steps, timestep, x, x0, start_frame=start, chunk=index))
+
+        # The cache the next chunk sees comes from this clean pass, not from the denoising steps.
+        x_in, t_in = guided_input(x, torch.zeros(B, 1, n, device=device), guidance)
+        _, cache = model.forward_chunk(x_in, t_in, **chunk_cond.model_kwargs(), cache=cache, kv_window=window)
+        yield StreamedChunk(index, start, x)
+        start = end
+    bar.close()
+
+
+def streaming_sample(*args, **kwargs) -> Tensor:
+    """All chunks of :func:`stream_sample` concatenated: ``(B, C, T, H, W)`` float32."""
+    return torch.cat([chunk.latents for chunk in stream_sample(*args, **kwargs)], dim=2)
+
+
+def _frames(per_frame: Tensor) -> Tensor:
+    return per_frame.view(1, 1, -1, 1, 1)
