@@ -333,3 +333,18 @@ def test_single_intrinsics_row_broadcasts():
     a = prepare_camera(c2w, intr[0])
     b = prepare_camera(c2w, np.repeat(intr[:1], 9, axis=0))
     assert torch.equal(a.plucker, b.plucker)
+
+
+def test_ucpe_ray_transforms_under_bf16_autocast():
+    """Mixed-precision training wraps the model in autocast; the ray geometry must stay float32."""
+    from sana_wm.camera.conditioning import identity_conditioning, ucpe_ray_transforms
+
+    cam = identity_conditioning(17, (3, 5)).batched().camera_vector
+    cam = cam.clone()
+    cam[..., 3] = 0.5  # a translated camera, so the transforms are not the identity
+    ref = ucpe_ray_transforms(cam, (3, 5))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = ucpe_ray_transforms(cam, (3, 5))
+    for a, b in zip(ref, got):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -354,10 +354,17 @@ def ucpe_ray_transforms(camera_vector: torch.Tensor,
     ray is NaN (degenerate intrinsics) gets the identity, as in the reference.
 
     Computed in float32, or float64 when given float64; lower-precision inputs are promoted, since 4x4
-    ray frames in bfloat16 would lose two digits. The caller casts the result if it must.
+    ray frames in bfloat16 would lose two digits, and autocast is switched off inside for the same
+    reason (it would also break ``torch.linalg.cross``). The caller casts the result if it must.
     """
     if camera_vector.ndim != 3 or camera_vector.shape[-1] != 20:
         raise ValueError(f"camera_vector: expected shape (B, T, 20), got {tuple(camera_vector.shape)}")
+    with torch.autocast(camera_vector.device.type, enabled=False):
+        return _ucpe_ray_transforms(camera_vector, latent_hw)
+
+
+def _ucpe_ray_transforms(camera_vector: torch.Tensor,
+                         latent_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     H, W = _check_latent_hw(latent_hw)
     cam = camera_vector.to(torch.promote_types(camera_vector.dtype, torch.float32))
     B, T, _ = cam.shape

@@ -16,6 +16,7 @@ sana-wm: an independent implementation of the SANA-WM world model
 Command groups:
   camera   make, convert, inspect, resample and plot camera trajectories
   model    inspect transformer configs and checkpoints (parameter count, block pattern)
+  train    train or fine-tune a model from a YAML config
 
 Run `sana-wm GROUP --help` or `sana-wm GROUP COMMAND --help` for details.
 """
@@ -26,7 +27,7 @@ class CLIError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sana_wm.cli import camera, model
+    from sana_wm.cli import camera, model, train
 
     parser = argparse.ArgumentParser(
         prog="sana-wm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups.required = True
     camera.register(groups)
     model.register(groups)
+    train.register(groups)
     return parser
 
 
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, TrajectoryError, FileNotFoundError, ValueError) as exc:
+    except (CLIError, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"sana-wm: error: {exc}", file=sys.stderr)
         return 2
 

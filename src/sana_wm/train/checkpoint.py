@@ -1,0 +1,180 @@
+"""Training checkpoints: everything needed to continue a run exactly, written atomically.
+
+A checkpoint is a directory ``<dir>/step-XXXXXXXX/`` holding
+
+* ``config.json`` + ``model.safetensors``: the full model (loadable by ``sana_wm.model.from_pretrained``);
+* ``ema.safetensors``: the EMA weights, when EMA is on;
+* ``optimizer.pt``: the full (unsharded) AdamW state;
+* ``trainer.json``: step, stage, LR schedule, each rank's data position (``ClipDataset.state_dict()``),
+  world size and the config it was written with;
+* ``rng/rank-NNNNN.pt``: each rank's Python, NumPy and torch (CPU and CUDA) RNG states.
+
+All ``.pt`` files hold only tensors, numbers, strings, lists and dicts, so they load with
+``torch.load(weights_only=True)``. The directory is written under a hidden temporary name and renamed
+into place only when complete: a crash mid-write leaves the previous checkpoint the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+
+from sana_wm.train.distributed import DistEnv, barrier
+
+__all__ = ["CHECKPOINT_FORMAT", "get_rng_state", "latest_checkpoint", "list_checkpoints", "load_checkpoint",
+           "prune_checkpoints", "save_checkpoint", "set_rng_state"]
+
+CHECKPOINT_FORMAT = "sana-wm-train-checkpoint"
+_PREFIX = "step-"
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+# Parameters the forward never reads (the legacy raymap input, GDN gates of softmax blocks) and frozen
+# ones have no AdamW state, so the optimizer state is loaded non-strictly.
+_FULL_OPTIM_LOAD = StateDictOptions(full_state_dict=True, cpu_offload=True, strict=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# RNG states as plain data
+# ------------------------------------------------------------------------------------------------
+def get_rng_state() -> dict:
+    version, state, gauss = random.getstate()
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()  # noqa: NPY002 (saving the global RNG)
+    out = {"python": [version, list(state), gauss],
+           "numpy": [np_kind, torch.from_numpy(np_keys.astype(np.int64)), int(np_pos), int(np_has_gauss),
+                     float(np_gauss)],
+           "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(state: dict) -> None:
+    version, py_state, gauss = state["python"]
+    random.setstate((version, tuple(py_state), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Finding checkpoints
+# ------------------------------------------------------------------------------------------------
+def list_checkpoints(root: str | Path) -> list[Path]:
+    """Complete checkpoints under ``root``, oldest first (temporary directories are ignored)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(_PREFIX) and p.name[len(_PREFIX):].isdigit()
+             and (p / "trainer.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(_PREFIX):]))
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    found = list_checkpoints(root)
+    return found[-1] if found else None
+
+
+def prune_checkpoints(root: str | Path, keep_last: int) -> list[Path]:
+    """Delete all but the ``keep_last`` newest checkpoints; returns the deleted paths."""
+    old = list_checkpoints(root)[:-keep_last] if keep_last > 0 else []
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
+    return old
+
+
+# ------------------------------------------------------------------------------------------------
+# Saving and loading
+# ------------------------------------------------------------------------------------------------
+def _full_tensor(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of a (possibly FSDP2-sharded) tensor; a collective for DTensors."""
+    if hasattr(t, "full_tensor"):
+        t = t.full_tensor()
+    return t.detach().cpu().contiguous()
+
+
+def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    model_config: dict, trainer_state: dict, data_states: list, ema: dict | None = None,
+                    keep_last: int | None = None) -> Path:
+    """Write checkpoint ``step`` (every rank calls this: gathering sharded state is collective)."""
+    from safetensors.torch import save_file
+
+    root = Path(root)
+    final = root / f"{_PREFIX}{step:08d}"
+    tmp = root / f".tmp-{_PREFIX}{step:08d}"
+    model_sd = get_model_state_dict(model, options=_FULL)
+    optim_sd = get_optimizer_state_dict(model, optimizer, options=_FULL)
+    ema_sd = {k: _full_tensor(v) for k, v in ema.items()} if ema is not None else None
+    if env.is_main:
+        if tmp.exists():
+            shutil.rmtree(tmp)  # left by a crash
+        (tmp / "rng").mkdir(parents=True)
+    barrier(env)
+    torch.save(get_rng_state(), tmp / "rng" / f"rank-{env.rank:05d}.pt")
+    if env.is_main:
+        save_file({k: v.contiguous() for k, v in model_sd.items()}, str(tmp / "model.safetensors"),
+                  metadata={"format": "pt"})
+        (tmp / "config.json").write_text(json.dumps({"_class_name": "SanaWMTransformer", **model_config},
+                                                    indent=2, sort_keys=True) + "\n")
+        if ema_sd is not None:
+            save_file(ema_sd, str(tmp / "ema.safetensors"), metadata={"format": "pt"})
+        torch.save(optim_sd, tmp / "optimizer.pt")
+        state = {"format": CHECKPOINT_FORMAT, "version": 1, "step": step, "world_size": env.world_size,
+                 "data": data_states, **trainer_state}
+        (tmp / "trainer.json").write_text(json.dumps(state, indent=2) + "\n")
+    barrier(env)
+    if env.is_main:
+        if final.exists():  # re-saving a step (e.g. after a resume): replace it
+            stale = root / f".old-{final.name}"
+            shutil.rmtree(stale, ignore_errors=True)
+            final.rename(stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.rename(final)  # atomic on POSIX: the checkpoint appears complete or not at all
+        if keep_last:
+            prune_checkpoints(root, keep_last)
+    barrier(env)
+    return final
+
+
+def load_checkpoint(path: str | Path, *, env: DistEnv, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                    ema: dict | None = None, restore_rng: bool = True) -> dict:
+    """Load a checkpoint into ``model``/``optimizer``/``ema`` (in place); returns ``trainer.json``."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    state = json.loads((path / "trainer.json").read_text())
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a sana-wm training checkpoint (trainer.json format {state.get('format')!r})")
+    if state["world_size"] != env.world_size:
+        raise ValueError(f"{path} was written by {state['world_size']} ranks but this run has {env.world_size}; "
+                         "an exact resume needs the same world size (the data position is per rank)")
+    set_model_state_dict(model, load_file(str(path / "model.safetensors")), options=_FULL)
+    if optimizer is not None:
+        optim_sd = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
+        set_optimizer_state_dict(model, optimizer, optim_sd, options=_FULL_OPTIM_LOAD)
+    if ema is not None:
+        saved = load_file(str(path / "ema.safetensors"))
+        for name, shadow in ema.items():
+            full = saved[name]
+            if hasattr(shadow, "device_mesh"):
+                from torch.distributed.tensor import distribute_tensor
+
+                full = distribute_tensor(full.to(shadow.device), shadow.device_mesh, shadow.placements)
+            shadow.copy_(full)
+    if restore_rng:
+        rng_file = path / "rng" / f"rank-{env.rank:05d}.pt"
+        set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=True))
+    return state

@@ -1,0 +1,113 @@
+"""From dataset samples to model inputs: latents, camera tensors and text states for one batch.
+
+The real pipeline encodes frames with the LTX-2 VAE (through :class:`~sana_wm.data.LatentCache`) and
+captions with Gemma-2. For tests and smoke runs two deterministic stand-ins need no weights at all:
+:class:`SyntheticEncoder` (pixel-unshuffle + a fixed linear map, with the VAE's 8x temporal layout)
+and :class:`HashTextEncoder` (a fixed random embedding per caption).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from sana_wm.camera.conditioning import TEMPORAL_STRIDE, identity_conditioning, prepare_camera
+from sana_wm.data import LatentCache
+from sana_wm.train.objective import sample_seed
+
+__all__ = ["HashTextEncoder", "ModelBatch", "SyntheticEncoder", "build_batch"]
+
+
+class SyntheticEncoder:
+    """A fixed stand-in for the video VAE with its layout: ``(B, 3, 8k+1, H, W)`` in ``[-1, 1]`` ->
+    ``(B, C, k+1, H/s, W/s)``. Latent frame 0 is raw frame 0; latent frame ``i`` averages raw frames
+    ``8i-7 .. 8i``; each ``s x s`` cell is flattened and projected by a fixed orthonormal map."""
+
+    def __init__(self, latent_channels: int, spatial_stride: int, seed: int = 0):
+        self.stride = spatial_stride
+        n_in = 3 * spatial_stride**2
+        g = torch.Generator().manual_seed(seed)
+        basis = torch.linalg.qr(torch.randn(max(n_in, latent_channels), max(n_in, latent_channels),
+                                            generator=g, dtype=torch.float64))[0]
+        # Orthonormal rows: a latent keeps the scale of the pixels it summarises.
+        self.proj = basis[:latent_channels, :n_in].float()
+        self.id = f"synthetic-c{latent_channels}-s{spatial_stride}-seed{seed}"
+
+    def __call__(self, video: Tensor) -> Tensor:
+        B, _, F, H, W = video.shape
+        if (F - 1) % TEMPORAL_STRIDE:
+            raise ValueError(f"SyntheticEncoder: expected 8k+1 frames, got {F}")
+        rest = video[:, :, 1:].unflatten(2, (-1, TEMPORAL_STRIDE)).mean(3)
+        frames = torch.cat([video[:, :, :1], rest], dim=2)  # (B, 3, T, H, W)
+        T = frames.shape[2]
+        cells = torch.nn.functional.pixel_unshuffle(frames.transpose(1, 2).reshape(B * T, 3, H, W), self.stride)
+        latents = torch.einsum("oi,nihw->nohw", self.proj.to(cells), cells)
+        return latents.unflatten(0, (B, T)).transpose(1, 2).contiguous()
+
+
+class HashTextEncoder:
+    """Stand-in text encoder: each caption gets ``1 + #words`` (at most ``length``) fixed random token
+    states seeded by its text; padding is masked. ``(B, length, channels)`` and a bool mask ``(B, length)``."""
+
+    def __init__(self, channels: int, length: int):
+        self.channels, self.length = channels, length
+
+    def __call__(self, captions: list[str]) -> tuple[Tensor, Tensor]:
+        states = torch.zeros(len(captions), self.length, self.channels)
+        mask = torch.zeros(len(captions), self.length, dtype=torch.bool)
+        for i, caption in enumerate(captions):
+            n = min(self.length, 1 + len(caption.split()))
+            g = torch.Generator().manual_seed(sample_seed("caption", caption))
+            states[i, :n] = torch.randn(n, self.channels, generator=g)
+            mask[i, :n] = True
+        return states, mask
+
+
+@dataclass
+class ModelBatch:
+    """Clean model inputs of one batch (before noising)."""
+
+    keys: list[str]
+    latents: Tensor  # (B, C, T, h, w) clean latents x0
+    text: Tensor  # (B, L, C_text)
+    text_mask: Tensor  # (B, L) bool
+    camera_vector: Tensor  # (B, T, 20)
+    plucker: Tensor  # (B, 48, T, h, w)
+
+    def to(self, device) -> ModelBatch:
+        return ModelBatch(self.keys, *(t.to(device) for t in (self.latents, self.text, self.text_mask,
+                                                              self.camera_vector, self.plucker)))
+
+
+def build_batch(samples: list[dict], *, encoder, text_encoder, spatial_stride: int, camera: bool = True,
+                latent_cache: LatentCache | None = None) -> ModelBatch:
+    """``samples`` from :class:`~sana_wm.data.ClipDataset` -> :class:`ModelBatch` (on the CPU)."""
+    latents, vectors, pluckers = [], [], []
+    for s in samples:
+        frames = s["frames"]  # (F, H, W, 3) uint8
+        F, H, W = frames.shape[:3]
+        if latent_cache is not None:
+            entry = latent_cache.load(s["key"])
+            if entry is None:
+                raise FileNotFoundError(f"no cached latents for clip {s['key']!r} in {latent_cache.dir}; "
+                                        "encode the dataset first with sana_wm.data.LatentCache.encode_all")
+            T = (F - 1) // TEMPORAL_STRIDE + 1
+            lat = entry.latents.reshape(-1, *entry.latents.shape[-4:])[0, :, :T].float()
+        else:
+            video = (frames.permute(3, 0, 1, 2).float() / 127.5 - 1.0).unsqueeze(0)  # (1, 3, F, H, W)
+            with torch.no_grad():
+                lat = encoder(video)[0]
+        latents.append(lat)
+        grid = (H // spatial_stride, W // spatial_stride)
+        if camera and "c2w" in s:
+            cond = prepare_camera(s["c2w"].numpy(), s["intrinsics"].numpy(), target_size=(H, W),
+                                  spatial_stride=spatial_stride)
+        else:
+            cond = identity_conditioning(F, grid)
+        vectors.append(cond.camera_vector)
+        pluckers.append(cond.plucker)
+    text, mask = text_encoder([s.get("caption", "") for s in samples])
+    return ModelBatch([s["key"] for s in samples], torch.stack(latents), text, mask, torch.stack(vectors),
+                      torch.stack(pluckers))

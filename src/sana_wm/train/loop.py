@@ -1,0 +1,379 @@
+"""The training loop: data -> latents -> noise -> forward -> flow-matching loss -> AdamW step.
+
+``run_training(config, resume)`` is the whole public surface (the ``sana-wm train`` command calls it).
+One optimizer step per iteration; each rank draws ``batch_size`` samples, so the global batch is
+``batch_size x world size``. Progressive ``stages`` switch clip length, resolution, batch size,
+learning rate and trainable parameters at their boundaries. Metrics go to a JSONL file (one object per
+line: ``{"step", "stage", "loss", "grad_norm", "lr", "samples_per_s", ...}`` and ``{"step", "val_loss"}``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from sana_wm.data import ClipDataset, LatentCache
+from sana_wm.model import SanaWMConfig, SanaWMTransformer, from_pretrained, get_config
+from sana_wm.ops.gdn import released_chunk_lengths
+from sana_wm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from sana_wm.train.config import TrainConfig, config_to_dict, load_config
+from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, build_batch
+from sana_wm.train.distributed import (
+    DistEnv,
+    all_gather_objects,
+    all_reduce_mean,
+    init_distributed,
+    shutdown,
+    wrap_model,
+)
+from sana_wm.train.objective import NoisePlan, flow_loss, make_noisy, sample_noise_plan, sample_seed
+
+__all__ = ["TrainResult", "Trainer", "run_training"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    step: int  # optimizer steps completed in total (including those before a resume)
+    losses: dict[int, float] = field(default_factory=dict)  # step -> global-batch training loss (this run)
+    val_losses: dict[int, float] = field(default_factory=dict)  # step -> validation loss (this run)
+    checkpoint: Path | None = None  # the newest checkpoint written by this run
+    world_size: int = 1
+
+
+def run_training(config: str | Path | TrainConfig, resume: bool = False, *, stop_after: int | None = None
+                 ) -> TrainResult:
+    """Train as ``config`` (a YAML path or a :class:`TrainConfig`) says; ``resume`` continues from the
+    newest checkpoint in the checkpoint directory. ``stop_after`` ends the run after that many total
+    steps without a final checkpoint (as if it had been killed; for tests)."""
+    cfg = config if isinstance(config, TrainConfig) else load_config(config)
+    env = init_distributed(cfg.distributed.backend, cfg.distributed.device)
+    try:
+        return Trainer(cfg, env).run(resume=resume, stop_after=stop_after)
+    finally:
+        shutdown(env)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, env: DistEnv):
+        self.cfg, self.env, self.device = cfg, env, env.device
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)  # noqa: NPY002 (the global RNG other libraries may draw from)
+        torch.manual_seed(cfg.seed)
+
+        self.model_config = self._model_config()
+        if cfg.model.init_from:
+            model = from_pretrained(cfg.model.init_from, self.model_config, dtype=torch.float32, device=self.device)
+        else:
+            model = SanaWMTransformer(self.model_config).to(self.device)  # initialised on the CPU: seed-exact
+        model.train()
+        model.gradient_checkpointing = cfg.model.gradient_checkpointing
+        self.raw_model = model
+        self.model = wrap_model(model, env, cfg.distributed.strategy)
+        o = cfg.optimizer
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+                                           weight_decay=o.weight_decay)
+        self.ema = ({n: p.detach().clone() for n, p in self.raw_model.named_parameters()}
+                    if cfg.ema.decay > 0 else None)
+
+        self.encoder = SyntheticEncoder(self.model_config.in_channels, cfg.data.spatial_stride)
+        self.text_encoder = HashTextEncoder(self.model_config.caption_channels, self.model_config.caption_length)
+        self.latent_cache = LatentCache(cfg.data.root) if cfg.data.latents == "latent_cache" else None
+        self.stage_index: int | None = None
+        self._metrics_file = None
+        self._tensorboard = None
+
+    def _model_config(self) -> SanaWMConfig:
+        m = self.cfg.model
+        return get_config(m.name) if m.name is not None else SanaWMConfig.load_json(m.config_path)
+
+    # -- data --------------------------------------------------------------------------------------
+    def _dataset(self, data, *, root: str, shuffle: bool, window_mode: str, crop: str) -> ClipDataset:
+        return ClipDataset(root, window=data.window, fps=data.fps, size=tuple(data.size), crop=crop,
+                           seed=self.cfg.seed, shuffle=shuffle, window_mode=window_mode,
+                           quality_ranges={k: tuple(v) for k, v in data.quality_ranges.items()}, load_depth=False,
+                           rank=self.env.rank, world_size=self.env.world_size)
+
+    def _enter_stage(self, index: int, data_state: dict | None = None) -> None:
+        cfg = self.cfg
+        self.stage_index = index
+        stage = cfg.stages[index]
+        self.data = cfg.stage_data(index)
+        for name, p in self.raw_model.named_parameters():
+            p.requires_grad_(any(fnmatch.fnmatchcase(name, pat) for pat in stage.trainable))
+        if not any(p.requires_grad for p in self.raw_model.parameters()):
+            raise ValueError(f"stages[{index}].trainable: the patterns {stage.trainable} match no parameter")
+        self.dataset = self._dataset(self.data, root=self.data.root, shuffle=self.data.shuffle,
+                                     window_mode=self.data.window_mode, crop=self.data.crop)
+        if data_state is not None:
+            self.dataset.load_state_dict(data_state)
+        self._samples = None
+        self._empty_epochs = 0
+        self._val_set = None  # rebuilt at this stage's clip length and resolution
+
+    def _next_samples(self, n: int) -> list[dict]:
+        out = []
+        while len(out) < n:
+            if self._samples is None:
+                if self.data.num_workers:
+                    loader = torch.utils.data.DataLoader(self.dataset, batch_size=None,
+                                                         num_workers=self.data.num_workers)
+                    self._samples = iter(loader)
+                else:
+                    self._samples = iter(self.dataset)
+                self._yielded = 0
+            try:
+                sample = next(self._samples)
+            except StopIteration:
+                self._empty_epochs = self._empty_epochs + 1 if self._yielded == 0 else 0
+                if self._empty_epochs >= 2:
+                    raise RuntimeError(f"{self.data.root}: no usable clips for rank {self.env.rank} "
+                                       f"(window {self.data.window} frames at {self.data.fps} fps; see the log "
+                                       "for skipped clips)") from None
+                self.dataset.set_epoch(self.dataset.epoch + 1)
+                self._samples = None
+                continue
+            self._yielded += 1
+            self.dataset.update_progress(sample)
+            out.append(sample)
+        return out
+
+    def _batch(self, samples: list[dict]) -> ModelBatch:
+        return build_batch(samples, encoder=self.encoder, text_encoder=self.text_encoder,
+                           spatial_stride=self.data.spatial_stride, camera=self.data.camera,
+                           latent_cache=self.latent_cache)
+
+    def _plans(self, batch: ModelBatch, *parts, train: bool) -> tuple[list[NoisePlan], Tensor]:
+        """Per-sample noise plans and noise, each from a generator seeded by the run seed, ``parts``
+        (e.g. the step) and the clip key, so a sample's noise does not depend on rank or batch position."""
+        plans, noises, seen = [], [], {}
+        T = batch.latents.shape[2]
+        for key in batch.keys:
+            seen[key] = seen.get(key, -1) + 1
+            g = torch.Generator().manual_seed(sample_seed(self.cfg.seed, *parts, key, seen[key]))
+            plans.append(sample_noise_plan(self.cfg.objective, T, g, train=train))
+            noises.append(torch.randn(batch.latents.shape[1:], generator=g))
+        return plans, torch.stack(noises)
+
+    # -- the step ------------------------------------------------------------------------------------
+    def _loss(self, batch: ModelBatch, plans: list[NoisePlan], noise: Tensor) -> tuple[Tensor, Tensor]:
+        cfg, dev = self.cfg, self.device
+        batch = batch.to(dev)
+        sigma = torch.stack([p.sigma for p in plans]).to(dev)  # (B, T)
+        loss_mask = torch.stack([p.loss_mask for p in plans]).to(dev)
+        x_t, target = make_noisy(batch.latents, sigma, noise.to(dev))
+        timestep = (1000 * sigma)[:, None, :]  # (B, 1, T); the model floors it
+        text, text_mask = batch.text.clone(), batch.text_mask.clone()
+        if any(p.drop_caption for p in plans):
+            null_text, null_mask = self._null_caption()
+            for i, p in enumerate(plans):
+                if p.drop_caption:
+                    text[i], text_mask[i] = null_text.to(dev), null_mask.to(dev)
+        T = x_t.shape[2]
+        obj = cfg.objective
+        chunked = obj.recipe == "chunk_causal"
+        kwargs = {"mode": "chunk_causal" if chunked else "bidirectional",
+                  "chunk_lengths": released_chunk_lengths(T, first=obj.chunk_frames + 1, size=obj.chunk_frames)
+                  if chunked else None}
+        drop_cam = torch.tensor([p.drop_camera for p in plans])
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            if not drop_cam.any():
+                pred = self.model(x_t, timestep, text, text_mask, batch.camera_vector, batch.plucker, **kwargs)
+            elif drop_cam.all():
+                pred = self.model(x_t, timestep, text, text_mask, None, None, **kwargs)
+            else:  # the camera branch is skipped per call, so samples without camera run apart
+                keep = (~drop_cam).nonzero()[:, 0].to(dev)
+                drop = drop_cam.nonzero()[:, 0].to(dev)
+                pred_keep = self.model(x_t[keep], timestep[keep], text[keep], text_mask[keep],
+                                       batch.camera_vector[keep], batch.plucker[keep], **kwargs)
+                pred_drop = self.model(x_t[drop], timestep[drop], text[drop], text_mask[drop], None, None, **kwargs)
+                pred = pred_keep.new_empty((len(plans), *pred_keep.shape[1:]))
+                pred[keep], pred[drop] = pred_keep, pred_drop
+        return flow_loss(pred, target, loss_mask)
+
+    def _null_caption(self) -> tuple[Tensor, Tensor]:
+        if self.cfg.objective.null_caption == "empty_prompt":
+            text, mask = self.text_encoder([""])
+            return text[0], mask[0]
+        y = self.raw_model.y_embedder.y_embedding.detach()
+        return y, torch.ones(y.shape[0], dtype=torch.bool)
+
+    def _lr(self, step: int) -> float:
+        lr = self.cfg.stage_lr(self.stage_index)
+        s = self.cfg.schedule
+        if s.kind == "warmup":
+            lr *= min(1.0, (step + 1) / s.warmup_steps)
+        return lr
+
+    def train_step(self, step: int) -> dict:
+        """One optimizer step (``step`` is 0-based); returns its metrics."""
+        t0 = time.perf_counter()
+        samples = self._next_samples(self.data.batch_size)
+        batch = self._batch(samples)
+        plans, noise = self._plans(batch, "train", step, train=True)
+        loss, _ = self._loss(batch, plans, noise)
+        loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        clip = self.cfg.optimizer.grad_clip
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf"))
+        if hasattr(grad_norm, "full_tensor"):
+            grad_norm = grad_norm.full_tensor()
+        lr = self._lr(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            with torch.no_grad():
+                for name, p in self.raw_model.named_parameters():
+                    self.ema[name].lerp_(p.detach(), 1 - self.cfg.ema.decay)
+        global_loss = float(all_reduce_mean(loss.detach().float(), self.env))
+        seconds = time.perf_counter() - t0
+        return {"step": step + 1, "stage": self.stage_index, "loss": global_loss, "grad_norm": float(grad_norm),
+                "lr": lr, "epoch": self.dataset.epoch,
+                "samples_per_s": self.data.batch_size * self.env.world_size / seconds,
+                "strategies": sorted({p.strategy for p in plans})}
+
+    # -- validation ----------------------------------------------------------------------------------
+    def _build_val_set(self) -> list:
+        v = self.cfg.validation
+        data = self.data
+        dataset = self._dataset(data, root=v.root or data.root, shuffle=False, window_mode="start", crop="center")
+        bs = v.batch_size or data.batch_size
+        samples = list(dataset)
+        batches = [samples[i:i + bs] for i in range(0, len(samples), bs)]
+        if v.num_batches is not None:
+            batches = batches[:v.num_batches]
+        # Every rank must run the same number of forwards (FSDP gathers weights collectively).
+        count = torch.tensor(float(len(batches)))
+        if self.env.distributed:
+            torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MIN)
+        out = []
+        for group in batches[:int(count)]:
+            batch = self._batch(group)
+            plans, noise = self._plans(batch, "validation", train=False)  # the same noise at every evaluation
+            out.append((batch, plans, noise))
+        if not out:
+            raise RuntimeError(f"validation: no usable clips in {v.root or data.root} for rank {self.env.rank}")
+        return out
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        if self._val_set is None:
+            self._val_set = self._build_val_set()
+        total = torch.zeros(2, dtype=torch.float64)
+        for batch, plans, noise in self._val_set:
+            _, per_sample = self._loss(batch, plans, noise)
+            total += torch.tensor([float(per_sample.sum()), per_sample.numel()], dtype=torch.float64)
+        if self.env.distributed:
+            torch.distributed.all_reduce(total)
+        return float(total[0] / total[1])
+
+    # -- bookkeeping -----------------------------------------------------------------------------------
+    def _log(self, record: dict) -> None:
+        if not self.env.is_main:
+            return
+        if self._metrics_file is None:
+            path = self.cfg.metrics_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._metrics_file = path.open("a")
+        self._metrics_file.write(json.dumps(record) + "\n")
+        self._metrics_file.flush()
+        if self._tensorboard is not None:
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self._tensorboard.add_scalar(k, v, record["step"])
+
+    def _open_tensorboard(self) -> None:
+        if not (self.cfg.logging.tensorboard and self.env.is_main):
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            log.warning("logging.tensorboard is on but the tensorboard package is not installed; "
+                        "metrics go to %s only", self.cfg.metrics_path)
+            return
+        self._tensorboard = SummaryWriter(str(Path(self.cfg.output_dir) / "tensorboard"))
+
+    def save(self, step: int) -> Path:
+        data_states = all_gather_objects(self.dataset.state_dict(), self.env)
+        state = {"stage": self.stage_index, "schedule": {"kind": self.cfg.schedule.kind, "step": step},
+                 "config": config_to_dict(self.cfg)}
+        return save_checkpoint(self.cfg.checkpoint_dir, step, env=self.env, model=self.model,
+                               optimizer=self.optimizer, model_config=self.model_config.to_dict(),
+                               trainer_state=state, data_states=data_states, ema=self.ema,
+                               keep_last=self.cfg.checkpoint.keep_last)
+
+    # -- the loop --------------------------------------------------------------------------------------
+    def run(self, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:
+        cfg, env = self.cfg, self.env
+        step = 0
+        ckpt = latest_checkpoint(cfg.checkpoint_dir)
+        if resume and ckpt is not None:
+            state = load_checkpoint(ckpt, env=env, model=self.model, optimizer=self.optimizer, ema=self.ema)
+            step = state["step"]
+            stage, start = cfg.stage_at(step)
+            # A checkpoint taken exactly at a stage boundary belongs to the stage that just ended.
+            same_stage = state["stage"] == stage
+            self._enter_stage(stage, state["data"][env.rank] if same_stage else None)
+            if env.is_main:
+                log.info("resumed from %s at step %d (stage %d)", ckpt, step, stage)
+        else:
+            if ckpt is not None and not resume:
+                raise FileExistsError(f"{cfg.checkpoint_dir} already holds checkpoints ({ckpt.name}); pass "
+                                      "resume=True (--resume) to continue that run, or choose another output_dir")
+            if resume and env.is_main:
+                log.warning("resume requested but %s holds no checkpoint; starting from step 0", cfg.checkpoint_dir)
+            self._enter_stage(0)
+        if env.is_main:
+            Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(cfg.output_dir) / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
+        self._open_tensorboard()
+
+        result = TrainResult(step=step, world_size=env.world_size)
+        end = cfg.total_steps if stop_after is None else min(stop_after, cfg.total_steps)
+        v = cfg.validation
+        if v.every and v.at_start and step == 0:
+            result.val_losses[0] = self.validate()
+            self._log({"step": 0, "val_loss": result.val_losses[0]})
+        bar = tqdm(total=cfg.total_steps, initial=step, disable=not (cfg.logging.progress_bar and env.is_main),
+                   dynamic_ncols=True)
+        try:
+            while step < end:
+                stage, _ = cfg.stage_at(step)
+                if stage != self.stage_index:
+                    self._enter_stage(stage)
+                metrics = self.train_step(step)
+                step += 1
+                result.step = step
+                result.losses[step] = metrics["loss"]
+                if step % cfg.logging.every == 0:
+                    self._log(metrics)
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", samples_s=f"{metrics['samples_per_s']:.2f}")
+                if v.every and step % v.every == 0:
+                    result.val_losses[step] = self.validate()
+                    self._log({"step": step, "val_loss": result.val_losses[step]})
+                    if env.is_main and cfg.logging.progress_bar:
+                        bar.write(f"step {step}: validation loss {result.val_losses[step]:.5f}")
+                final = step == cfg.total_steps and cfg.checkpoint.save_final
+                if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or final:
+                    result.checkpoint = self.save(step)
+        finally:
+            bar.close()
+            if self._metrics_file is not None:
+                self._metrics_file.close()
+            if self._tensorboard is not None:
+                self._tensorboard.close()
+        return result

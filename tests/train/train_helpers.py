@@ -1,0 +1,65 @@
+"""Tiny synthetic datasets and configs for the trainer tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sana_wm.camera.trajectory import Intrinsics
+from sana_wm.data import Clip, ShardWriter
+from sana_wm.train import config_from_dict
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+
+
+def smooth_frames(num_frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``(F, size, size, 3)`` uint8: a few drifting colour gradients, different for every clip."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64) / size
+    freq = rng.uniform(0.5, 1.5, size=(3, 2))
+    phase = rng.uniform(0, 2 * np.pi, size=3)
+    speed = rng.uniform(-0.1, 0.1, size=3)
+    frames = []
+    for f in range(num_frames):
+        chans = [0.5 + 0.4 * np.sin(2 * np.pi * (freq[c, 0] * x + freq[c, 1] * y) + phase[c] + speed[c] * f)
+                 for c in range(3)]
+        frames.append(np.stack(chans, axis=-1))
+    return np.clip(np.round(np.stack(frames) * 255), 0, 255).astype(np.uint8)
+
+
+def camera_path(num_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """``(F, 4, 4)`` a camera moving forward while yawing at a random rate."""
+    yaw_rate, speed = rng.uniform(-0.05, 0.05), rng.uniform(0.05, 0.3)
+    c2w = np.tile(np.eye(4), (num_frames, 1, 1))
+    for f in range(num_frames):
+        c, s = np.cos(yaw_rate * f), np.sin(yaw_rate * f)
+        c2w[f, :3, :3] = [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
+        c2w[f, :3, 3] = [0.0, 0.0, speed * f]
+    return c2w
+
+
+def write_dataset(root: Path, num_clips: int, *, num_frames: int = 9, size: int = 32, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    with ShardWriter(root, frames_codec="npz", max_clips_per_shard=64) as writer:
+        for i in range(num_clips):
+            intr = Intrinsics.from_fov(60.0, size, size, num_frames)
+            writer.write(Clip(key=f"clip{i:03d}", frames=smooth_frames(num_frames, size, rng),
+                              c2w=camera_path(num_frames, rng), intrinsics=intr.values, fps=16.0,
+                              caption=f"scene {i % 3}"))
+    return root
+
+
+def tiny_config(data_root: Path, output_dir: Path, **sections):
+    """The ``synthetic_tiny`` training config pointed at ``data_root``, with section overrides."""
+    import yaml
+
+    raw = yaml.safe_load((CONFIG_DIR / "synthetic_tiny.yaml").read_text())
+    raw["output_dir"] = str(output_dir)
+    raw["data"]["root"] = str(data_root)
+    raw.setdefault("logging", {})["progress_bar"] = False
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return config_from_dict(raw)
