@@ -345,6 +345,6 @@ def test_ucpe_ray_transforms_under_bf16_autocast():
     ref = ucpe_ray_transforms(cam, (3, 5))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = ucpe_ray_transforms(cam, (3, 5))
-    for a, b in zip(ref, got):
+    for a, b in zip(ref, got, strict=True):
         assert b.dtype == torch.float32
         torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -7,7 +7,6 @@ import argparse
 import sys
 
 from sana_wm import __version__
-from sana_wm.camera.trajectory import TrajectoryError
 
 DESCRIPTION = """\
 sana-wm: an independent implementation of the SANA-WM world model
