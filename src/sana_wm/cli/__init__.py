@@ -14,6 +14,7 @@ sana-wm: an independent implementation of the SANA-WM world model
 
 Command groups:
   camera   make, convert, inspect, resample and plot camera trajectories
+  generate generate a video from an image and a camera path (stage 1)
   data     render synthetic datasets and inspect clip datasets
   model    inspect transformer configs and checkpoints (parameter count, block pattern)
   train    train or fine-tune a model from a YAML config
@@ -27,7 +28,7 @@ class CLIError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sana_wm.cli import camera, data, model, train
+    from sana_wm.cli import camera, data, generate, model, train
 
     parser = argparse.ArgumentParser(
         prog="sana-wm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="GROUP")
     groups.required = True
     camera.register(groups)
+    generate.register(groups)
     data.register(groups)
     model.register(groups)
     train.register(groups)

@@ -1,0 +1,147 @@
+"""`sana-wm generate`: one image + a camera path (+ a prompt) -> an MP4 and its JSON sidecar."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Generate a video from a first frame and a camera path with a SANA-WM stage-1 model.
+
+The camera path is one of:
+  --action STR   keyboard-style actions, e.g. "w-100,dw-60,a-40" (keys w a s d i j k l or none,
+                 each held for the given number of frames; see `sana-wm camera action --help`)
+  --camera FILE  a trajectory file or folder in any format `sana-wm camera convert` reads
+  --preset NAME  a built-in path (see `sana-wm camera preset --help`)
+
+Frames: the video has --num-frames frames (or --seconds * fps + 1; default: the whole path),
+rounded down to 8k+1 (streaming: 24k+1) as the video VAE needs. A path shorter than that is an
+error unless --extend hold|resample. Output: 16 fps MP4 (H.264) plus OUT.sana-wm.json, a sidecar
+with everything needed to regenerate the video (`sana_wm.pipeline.regenerate_from_sidecar`).
+Streaming writes each chunk as soon as it is decoded, so an interrupted run keeps its frames.
+
+Variant defaults: bidirectional 60 steps, cfg 5, shift 8; chunk-causal 60 steps, cfg 5,
+shift 9.8; streaming the 4-step list 1000,960,889,727,0 with cfg 1.
+"""
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    p = groups.add_parser("generate", help="generate a video from an image and a camera path",
+                          description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--image", required=True, metavar="IMG", help="first frame (any image PIL reads); resized "
+                   "keeping its aspect and centre-cropped to the model size (704x1280 for the official model)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--action", metavar="STR", help="action string, e.g. \"w-100,dw-60\"")
+    src.add_argument("--camera", metavar="TRAJ", help="trajectory file or folder (intrinsics in pixels of --image)")
+    src.add_argument("--preset", metavar="NAME", help="built-in camera preset")
+    p.add_argument("--preset-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter of --preset (repeatable), e.g. --preset-arg degrees=180")
+    p.add_argument("--mapping", choices=("current", "legacy"), default="current",
+                   help="key mapping of --action (default: current, the released one)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, metavar="S", help="video length in seconds (frames = S * fps + 1)")
+    length.add_argument("--num-frames", type=int, metavar="N", help="number of frames (rounded down to 8k+1)")
+    p.add_argument("--extend", choices=("error", "hold", "resample"), default="error",
+                   help="when the path is shorter than the video: error (default), hold the last pose, "
+                        "or resample (stretch) the path")
+    p.add_argument("--fov", type=float, metavar="DEG",
+                   help="horizontal field of view when the path has no intrinsics (default: 60)")
+    p.add_argument("--prompt", metavar="TEXT", help="scene description (default: a generic static-scene prompt; "
+                   "describe the scene, not the camera motion)")
+    p.add_argument("--prompt-file", metavar="FILE", help="read the prompt from a UTF-8 text file")
+    p.add_argument("--negative-prompt", default="", metavar="TEXT", help="negative prompt (default: empty)")
+    p.add_argument("--model", metavar="DIR_OR_HF_ID",
+                   help="model folder in the released layout or a hub id such as "
+                        "Efficient-Large-Model/SANA-WM_bidirectional (required for now)")
+    p.add_argument("--variant", choices=("bidirectional", "chunk-causal", "streaming"),
+                   help="which weights/sampler (default: detected from the model folder)")
+    p.add_argument("--vae", metavar="DIR", help="VAE folder (default: the model's vae/ or ltx2_causal_vae/)")
+    p.add_argument("--text-encoder", metavar="DIR_OR_HF_ID",
+                   help="Gemma-2 folder or hub id (default: the model's text_encoder/ or "
+                        "Efficient-Large-Model/gemma-2-2b-it)")
+    p.add_argument("--steps", type=int, metavar="N", help="denoising steps (default: per variant)")
+    p.add_argument("--cfg", type=float, metavar="W", help="text guidance scale (default: per variant; 1 = off)")
+    p.add_argument("--shift", type=float, metavar="S", help="flow shift of the sigma schedule (default: per variant)")
+    p.add_argument("--seed", type=int, default=42, metavar="K", help="random seed (default: 42)")
+    p.add_argument("--no-refiner", action="store_true",
+                   help="stage 1 only (the default, and the only mode available for now)")
+    p.add_argument("--refiner", metavar="DIR", help="stage-2 refiner (not available yet)")
+    p.add_argument("--offload", action="store_true",
+                   help="keep the text encoder and VAE on the CPU while they are idle (less GPU memory)")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None,
+                   help="transformer precision (default: bf16 on GPU, fp32 on CPU)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--prompt-cache", metavar="DIR", help="cache encoded prompts in this folder")
+    p.add_argument("--no-action-overlay", action="store_true", help="do not draw the held keys on --action videos")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--out", "-o", required=True, metavar="VIDEO.mp4", help="output video")
+    p.set_defaults(func=cmd_generate)
+
+
+def _trajectory(args: argparse.Namespace, image_size: tuple[int, int]):
+    from sana_wm.camera.actions import action_to_trajectory
+    from sana_wm.camera.formats import read_trajectory
+    from sana_wm.camera.presets import make_preset
+    from sana_wm.cli import CLIError
+
+    if args.action is not None:
+        return action_to_trajectory(args.action, args.mapping)
+    if args.camera is not None:
+        return read_trajectory(args.camera, width=image_size[0], height=image_size[1])
+    params = {}
+    for item in args.preset_arg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CLIError(f"--preset-arg {item!r}: write KEY=VALUE")
+        params[key.strip()] = value.strip()
+    seconds = args.seconds if args.seconds is not None else 10.0
+    return make_preset(args.preset, seconds=seconds, **params)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    from sana_wm.cli import CLIError
+
+    if args.refiner is not None:
+        raise CLIError("the stage-2 refiner is not available yet in sana-wm; drop --refiner (stage 1 only, "
+                       "as with --no-refiner)")
+    if args.model is None:
+        raise CLIError("--model is required for now (there is no bundled default model yet): pass a model folder "
+                       "in the released layout or a hub id such as Efficient-Large-Model/SANA-WM_bidirectional")
+    image = Path(args.image)
+    if not image.is_file():
+        raise CLIError(f"--image {image}: file not found")
+    try:
+        with Image.open(image) as im:
+            image_size = im.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CLIError(f"--image {image}: not a readable image ({exc})") from None
+    prompt = args.prompt
+    if args.prompt_file is not None:
+        if prompt is not None:
+            raise CLIError("give --prompt or --prompt-file, not both")
+        prompt = Path(args.prompt_file).read_text(encoding="utf-8").strip()
+
+    traj = _trajectory(args, image_size)
+    num_frames = args.num_frames
+    if args.seconds is not None:
+        num_frames = int(round(args.seconds * traj.fps)) + 1
+
+    import torch
+
+    from sana_wm.pipeline import DEFAULT_PROMPT, SanaWMPipeline
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
+    pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder, vae=args.vae,
+                                          device=device, dtype=dtype, offload=args.offload,
+                                          prompt_cache=args.prompt_cache)
+    result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt or DEFAULT_PROMPT,
+                           negative_prompt=args.negative_prompt, steps=args.steps, cfg=args.cfg, shift=args.shift,
+                           seed=args.seed, output=args.out, progress=not args.no_progress, fov=args.fov,
+                           extend=args.extend, action=args.action, overlay_actions=not args.no_action_overlay)
+    print(f"wrote {result.path} ({result.num_frames} frames at {result.fps:g} fps, {result.seconds:.1f} s) "
+          f"and {result.sidecar}")
+    return 0

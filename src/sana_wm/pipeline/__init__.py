@@ -1,0 +1,44 @@
+"""Stage-1 generation: image + camera path + prompt -> MP4 and sidecar (orchestration only).
+
+* :class:`SanaWMPipeline` — loads a released-layout model folder or hub id and generates;
+* :mod:`~sana_wm.pipeline.vae`, :mod:`~sana_wm.pipeline.text` — the LTX-2 VAE and Gemma-2 wrappers;
+* :mod:`~sana_wm.pipeline.video` — progressive MP4 writing, reading, the action overlay;
+* :mod:`~sana_wm.pipeline.sidecar` — the JSON record next to each video and regeneration from it.
+"""
+
+from sana_wm.pipeline.pipeline import (
+    OFFICIAL_REPOS,
+    VARIANT_DEFAULTS,
+    VARIANTS,
+    GenerationResult,
+    ModelFiles,
+    ModelFilesError,
+    SanaWMPipeline,
+    resolve_model,
+)
+from sana_wm.pipeline.sidecar import read_sidecar, regenerate_from_sidecar, sidecar_path
+from sana_wm.pipeline.text import DEFAULT_PROMPT, PromptCache, TextEmbedding, TextEncoder
+from sana_wm.pipeline.vae import StreamingDecoder, VideoVAE
+from sana_wm.pipeline.video import VideoWriter, read_video
+
+__all__ = [
+    "DEFAULT_PROMPT",
+    "OFFICIAL_REPOS",
+    "VARIANTS",
+    "VARIANT_DEFAULTS",
+    "GenerationResult",
+    "ModelFiles",
+    "ModelFilesError",
+    "PromptCache",
+    "SanaWMPipeline",
+    "StreamingDecoder",
+    "TextEmbedding",
+    "TextEncoder",
+    "VideoVAE",
+    "VideoWriter",
+    "read_sidecar",
+    "read_video",
+    "regenerate_from_sidecar",
+    "resolve_model",
+    "sidecar_path",
+]

@@ -1,0 +1,611 @@
+"""Stage-1 generation: one image + a camera path (+ a prompt) -> an MP4 and its sidecar.
+
+:class:`SanaWMPipeline` only orchestrates: it prepares inputs (image crop, trajectory fitting, camera tensors,
+text states, the first-frame latent), hands them to the sampler of the loaded variant, decodes and writes the
+video. The models' insides live in :mod:`sana_wm.model`, the samplers in :mod:`sana_wm.samplers`, the VAE and
+text encoder wrappers next to this file.
+
+Model folders (reference §11.4), resolved by :func:`resolve_model`:
+
+==============  ==================================================  =====================
+variant         transformer weights                                 VAE
+==============  ==================================================  =====================
+bidirectional   ``dit/sana_wm_1600m_720p.safetensors``              ``vae/``
+chunk-causal    ``dit/sana_wm_chunk_causal_1600m_720p.safetensors``  ``vae/`` (not in that release: taken
+                                                                    from the bidirectional one, or ``vae=``)
+streaming       ``sana_dit/model.pt``                               ``ltx2_causal_vae/``
+==============  ==================================================  =====================
+
+A model that is not the official 2.6B one declares itself in the folder's ``config.yaml`` under a ``sana_wm``
+key (the released ``config.yaml`` has no such key, which means "official")::
+
+    sana_wm:
+      transformer: tiny            # a named config, or a mapping of SanaWMConfig fields
+      image_size: [64, 96]         # (H, W) the model generates; default [704, 1280]
+      fps: 16
+
+The text encoder is ``text_encoder=`` (folder or hub id), else the folder's ``text_encoder/`` if present, else
+``Efficient-Large-Model/gemma-2-2b-it``. The refiner (stage 2) is not implemented yet: ``refiner`` must be None.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sana_wm.camera.conditioning import DEFAULT_TARGET_SIZE, center_crop_geometry, conditioning_from_trajectory
+from sana_wm.camera.resample import fit_to_frames, snap_frame_count
+from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
+from sana_wm.pipeline.sidecar import file_fingerprint, sha256_file, trajectory_to_dict, write_sidecar
+from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
+from sana_wm.pipeline.vae import VideoVAE
+from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, to_uint8_frames
+
+__all__ = [
+    "DEFAULT_FOV_DEG",
+    "OFFICIAL_REPOS",
+    "VARIANTS",
+    "VARIANT_DEFAULTS",
+    "GenerationResult",
+    "ModelFiles",
+    "ModelFilesError",
+    "SanaWMPipeline",
+    "estimate_memory_gib",
+    "resolve_model",
+]
+
+VARIANTS = ("bidirectional", "chunk-causal", "streaming")
+OFFICIAL_REPOS = {
+    "bidirectional": "Efficient-Large-Model/SANA-WM_bidirectional",
+    "chunk-causal": "Efficient-Large-Model/SANA-WM_chunk_causal",
+    "streaming": "Efficient-Large-Model/SANA-WM_streaming",
+}
+DIT_FILES = {
+    "bidirectional": "dit/sana_wm_1600m_720p.safetensors",
+    "chunk-causal": "dit/sana_wm_chunk_causal_1600m_720p.safetensors",
+    "streaming": "sana_dit/model.pt",
+}
+VAE_DIRS = {"bidirectional": "vae", "chunk-causal": "vae", "streaming": "ltx2_causal_vae"}
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass(frozen=True)
+class VariantDefaults:
+    steps: int
+    cfg: float
+    shift: float
+    timesteps: tuple[float, ...] | None = None  # an explicit list used verbatim (streaming)
+
+
+# Reference §3.2 / §11.1: bidirectional as the benchmark script (shift 8), chunk-causal as its config (9.8),
+# streaming with the distilled student's explicit timestep list and CFG baked in.
+VARIANT_DEFAULTS = {
+    "bidirectional": VariantDefaults(60, 5.0, 8.0),
+    "chunk-causal": VariantDefaults(60, 5.0, 9.8),
+    "streaming": VariantDefaults(4, 1.0, 8.0, (1000.0, 960.0, 889.0, 727.0, 0.0)),
+}
+DEFAULT_FOV_DEG = 60.0  # horizontal FOV assumed for a camera path without intrinsics
+STREAM_CHUNK_FRAMES = 3  # latent frames per streaming chunk: videos are snapped to 8 * 3k + 1 raw frames
+
+
+class ModelFilesError(FileNotFoundError):
+    """A model folder lacks files the chosen variant needs; the message names them."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Model folders
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where one variant's files are: ``root`` folder, transformer weights, VAE folder, text encoder source."""
+
+    source: str  # what the user passed (folder or hub id)
+    variant: str
+    root: Path
+    dit: Path
+    vae: Path
+    text_encoder: str
+    settings: dict = field(default_factory=dict)  # the config.yaml "sana_wm" section
+
+
+def _detect_variant(root: Path) -> str | None:
+    for variant in ("streaming", "chunk-causal", "bidirectional"):
+        if (root / DIT_FILES[variant]).is_file():
+            return variant
+    return None
+
+
+def _check_variant(variant: str | None) -> str | None:
+    if variant is None:
+        return None
+    variant = variant.replace("_", "-")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return variant
+
+
+def _read_settings(root: Path) -> dict:
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    section = doc.get("sana_wm") if isinstance(doc, dict) else None
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: the 'sana_wm' section must be a mapping (transformer, image_size, fps)")
+    unknown = sorted(set(section) - {"transformer", "image_size", "fps"})
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown} in the 'sana_wm' section; known: transformer, "
+                         "image_size, fps")
+    return section
+
+
+def _is_hub_id(source: str) -> bool:
+    return source.count("/") == 1 and not source.startswith((".", "/", "~")) and not Path(source).exists()
+
+
+def _download(repo_id: str, patterns: list[str]) -> Path:
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id, allow_patterns=patterns))
+
+
+def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | Path | None = None,
+                  text_encoder: str | Path | None = None) -> ModelFiles:
+    """Find (downloading official hub ids with ``huggingface_hub``; nothing else) the files of ``variant``
+    (detected from the folder's contents when None). Raises :class:`ModelFilesError` naming missing files."""
+    variant = _check_variant(variant)
+    source = str(source)
+    if _is_hub_id(source):
+        if variant is None:
+            variant = next((v for v, r in OFFICIAL_REPOS.items() if r == source), "bidirectional")
+        patterns = [DIT_FILES[variant], f"{VAE_DIRS[variant]}/*", CONFIG_FILE]
+        root = _download(source, patterns)
+        if vae is None and not (root / VAE_DIRS[variant]).is_dir() and variant == "chunk-causal":
+            vae = _download(OFFICIAL_REPOS["bidirectional"], ["vae/*"]) / "vae"
+    else:
+        root = Path(source).expanduser()
+        if not root.is_dir():
+            raise ModelFilesError(f"model {source!r} is neither a folder nor a hub id (owner/name)")
+        detected = _detect_variant(root)
+        if variant is None:
+            if detected is None:
+                expected = "; ".join(f"{DIT_FILES[v]} ({v})" for v in VARIANTS)
+                raise ModelFilesError(f"{root}: no transformer weights found; expected one of: {expected}")
+            variant = detected
+    missing = []
+    dit = root / DIT_FILES[variant]
+    if not dit.is_file():
+        missing.append(str(dit))
+    vae_dir = Path(vae) if vae is not None else root / VAE_DIRS[variant]
+    if not (vae_dir / "config.json").is_file():
+        missing.append(str(vae_dir / "config.json"))
+    elif not any(vae_dir.glob("*.safetensors")):
+        missing.append(str(vae_dir / "diffusion_pytorch_model.safetensors"))
+    if missing:
+        hint = ""
+        if variant == "chunk-causal" and vae is None:
+            hint = (" (the chunk-causal release ships no VAE: pass vae=/--vae the bidirectional release's vae/ "
+                    "folder)")
+        raise ModelFilesError(f"{root} is missing files for the {variant} variant: {', '.join(missing)}{hint}")
+    if text_encoder is None:
+        text_encoder = str(root / "text_encoder") if (root / "text_encoder").is_dir() else GEMMA_ID
+    return ModelFiles(source, variant, root, dit, vae_dir, str(text_encoder), _read_settings(root))
+
+
+def _transformer_config(settings: dict):
+    from sana_wm.model.config import SanaWMConfig, get_config
+
+    spec = settings.get("transformer", "official-2.6b")
+    return get_config(spec) if isinstance(spec, str) else SanaWMConfig.from_dict(dict(spec))
+
+
+# ------------------------------------------------------------------------------------------------
+# Memory
+# ------------------------------------------------------------------------------------------------
+def estimate_memory_gib(variant: str, latent_frames: int, latent_hw: tuple[int, int], *, hidden_size: int = 2240,
+                        transformer_params: float = 2.66e9, dtype_bytes: int = 2, cfg: bool = True,
+                        offload: bool = False) -> float:
+    """A rough peak-GPU-memory estimate (GiB) of stage 1: weights, plus text encoder and VAE unless offloaded,
+    plus activations of the frames the transformer sees at once (all for bidirectional/chunk-causal, one chunk
+    and a 2-chunk cache for streaming). Rough by design: it is for advice, not a guarantee."""
+    weights = transformer_params * dtype_bytes
+    if not offload:
+        weights += 2.6e9 * dtype_bytes + 0.5e9 * dtype_bytes  # Gemma-2-2B and the LTX-2 VAE
+    frames = latent_frames if variant != "streaming" else min(latent_frames, 4 + 2 * STREAM_CHUNK_FRAMES)
+    tokens = frames * latent_hw[0] * latent_hw[1] * (2 if cfg and variant != "streaming" else 1)
+    activations = tokens * hidden_size * dtype_bytes * 24  # a block's working set, with headroom
+    decode = 3 * 1e9 if variant == "streaming" else min(latent_frames, 13) * 1.2e9  # VAE decode (tiled)
+    return (weights + activations + decode) / 2**30
+
+
+# ------------------------------------------------------------------------------------------------
+# The pipeline
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class GenerationResult:
+    """``frames (F, H, W, 3)`` uint8 (when kept), ``latents (1, C, T_lat, h, w)``, the output and sidecar paths."""
+
+    frames: np.ndarray | None
+    fps: float
+    num_frames: int
+    latents: torch.Tensor | None
+    path: Path | None
+    sidecar: Path | None
+    seconds: float
+
+
+class SanaWMPipeline:
+    """Stage-1 SANA-WM generation (module docstring). Build with :meth:`from_pretrained`."""
+
+    def __init__(self, transformer, vae: VideoVAE, text_encoder: TextEncoder | None, *, variant: str,
+                 image_size: tuple[int, int] = DEFAULT_TARGET_SIZE, fps: float = 16.0, device="cpu",
+                 files: ModelFiles | None = None, offload: bool = False, refiner=None) -> None:
+        if refiner is not None:
+            raise NotImplementedError("the stage-2 refiner is not implemented yet; run without it (--no-refiner)")
+        self.transformer = transformer
+        self.vae = vae
+        self.text_encoder = text_encoder
+        self.variant = _check_variant(variant)
+        self.image_size = (int(image_size[0]), int(image_size[1]))  # (H, W)
+        self.fps = float(fps)
+        self.device = torch.device(device)
+        self.files = files
+        self.offload = offload
+        self.refiner = refiner  # the seam for stage 2: refiner(latents, ...) -> latents, applied before decoding
+        s = vae.spatial_stride
+        if self.image_size[0] % s or self.image_size[1] % s:
+            raise ValueError(f"image size {self.image_size} must be a multiple of the VAE stride {s}")
+
+    # -- loading ------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, source: str | Path, variant: str | None = None, *, text_encoder: str | Path | None = None,
+                        vae: str | Path | None = None, device: str | torch.device | None = None,
+                        dtype: str | torch.dtype = "bf16", offload: bool = False,
+                        prompt_cache: str | Path | None = None, instruction: str | None = None,
+                        refiner: str | None = None) -> SanaWMPipeline:
+        """Load a released (or released-layout) model folder or official hub id (module docstring)."""
+        from sana_wm.model.loading import from_pretrained as load_transformer
+        from sana_wm.model.loading import resolve_dtype
+
+        if refiner is not None:
+            raise NotImplementedError("the stage-2 refiner is not implemented yet; run without it (--no-refiner)")
+        files = resolve_model(source, variant, vae=vae, text_encoder=text_encoder)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = resolve_dtype(dtype)
+        idle = torch.device("cpu") if offload else device
+        transformer = load_transformer(files.dit, _transformer_config(files.settings), dtype=dtype, device=device)
+        # The VAE and text encoder in full precision on CPU (half-precision CPU kernels are slow or missing).
+        aux_dtype = dtype if device.type == "cuda" else torch.float32
+        video_vae = VideoVAE.from_pretrained(files.vae, dtype=aux_dtype, device=idle)
+        cache = PromptCache(prompt_cache) if prompt_cache is not None else None
+        encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=aux_dtype, device=idle, cache=cache,
+                                              instruction=instruction)
+        image_size = tuple(files.settings.get("image_size", DEFAULT_TARGET_SIZE))
+        return cls(transformer, video_vae, encoder, variant=files.variant, image_size=image_size,
+                   fps=float(files.settings.get("fps", 16.0)), device=device, files=files, offload=offload)
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _use(self, module):
+        """Move an auxiliary model to the compute device (a no-op without offload)."""
+        if self.offload:
+            module.to(self.device)
+        return module
+
+    def _release(self, module) -> None:
+        if self.offload:
+            module.to(torch.device("cpu"))
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    def snap_num_frames(self, num_frames: int) -> int:
+        """The frame count actually generated for a request: ``8k + 1`` (rounded down; streaming: ``24k + 1``,
+        whole 3-latent-frame chunks after the first frame)."""
+        stride = self.vae.temporal_stride * (STREAM_CHUNK_FRAMES if self.variant == "streaming" else 1)
+        if num_frames < stride + 1:
+            raise TrajectoryError(f"{num_frames} frames is too short: the {self.variant} variant needs at least "
+                                  f"{stride + 1} frames")
+        return snap_frame_count(num_frames, stride, "down")
+
+    def check_memory(self, num_frames: int, *, cfg: float) -> str | None:
+        """On CUDA, a warning text when the estimate exceeds the free memory, saying what would fit; else None."""
+        if self.device.type != "cuda":
+            return None
+        free, _ = torch.cuda.mem_get_info(self.device)
+        free_gib = free / 2**30
+        hw = (self.image_size[0] // self.vae.spatial_stride, self.image_size[1] // self.vae.spatial_stride)
+        T = self.vae.num_latent_frames(num_frames)
+        cfg_on = cfg != 1.0
+        params = sum(p.numel() for p in self.transformer.parameters())
+        kw = dict(hidden_size=self.transformer.config.hidden_size, transformer_params=params, cfg=cfg_on)
+        need = estimate_memory_gib(self.variant, T, hw, offload=self.offload, **kw)
+        if need <= free_gib:
+            return None
+        options = [(v, o) for v in (self.variant, "streaming") for o in (False, True)]
+        fits = [f"--variant {v}" + (" --offload" if o else "") for v, o in options
+                if estimate_memory_gib(v, T, hw, offload=o, **kw) <= free_gib]
+        advice = f"; try {fits[0]}" if fits else "; ask for fewer frames"
+        return (f"estimated {need:.0f} GiB of GPU memory for {num_frames} frames with the {self.variant} variant "
+                f"but {free_gib:.0f} GiB are free{advice}")
+
+    def _load_image(self, image):
+        from PIL import Image, UnidentifiedImageError
+
+        if isinstance(image, Image.Image):
+            return image.convert("RGB"), None
+        if isinstance(image, np.ndarray):
+            return Image.fromarray(image).convert("RGB"), None
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"input image {path} not found")
+        try:
+            with Image.open(path) as im:
+                return im.convert("RGB"), path
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"cannot read the input image {path}: {exc}") from None
+
+    def _text(self, prompt: str | TextEmbedding, negative: bool, instruction: str | None) -> TextEmbedding:
+        if isinstance(prompt, TextEmbedding):
+            return prompt
+        if isinstance(prompt, (str, Path)) and str(prompt).endswith(".safetensors") and Path(prompt).is_file():
+            return TextEmbedding.load(prompt)
+        if self.text_encoder is None:
+            raise ValueError("this pipeline has no text encoder; pass precomputed prompt embeddings")
+        encoder = self._use(self.text_encoder)
+        saved = encoder.instruction
+        try:
+            if instruction is not None:
+                encoder.instruction = instruction
+            return encoder.encode(str(prompt), negative=negative)
+        finally:
+            encoder.instruction = saved
+            self._release(encoder)
+
+    # -- generation ---------------------------------------------------------------------------------
+    def generate(
+        self,
+        image,
+        trajectory: Trajectory,
+        *,
+        num_frames: int | None = None,
+        prompt: str | TextEmbedding = DEFAULT_PROMPT,
+        negative_prompt: str | TextEmbedding = "",
+        variant: str | None = None,
+        steps: int | None = None,
+        cfg: float | None = None,
+        shift: float | None = None,
+        sigmas: list[float] | None = None,
+        seed: int = 42,
+        output: str | Path | None = None,
+        progress: bool = True,
+        fov: float | None = None,
+        extend: str = "error",
+        action: str | None = None,
+        overlay_actions: bool = False,
+        instruction: str | None = None,
+        keep_frames: bool = False,
+        hash_weights: bool = False,
+    ) -> GenerationResult:
+        """Generate a video from ``image`` (path, PIL image or uint8 array) following ``trajectory``.
+
+        ``num_frames``: requested raw frames (default: the trajectory's length), snapped down to ``8k + 1``
+        (streaming: ``24k + 1``); a shorter trajectory is an error unless ``extend`` is "hold" or "resample".
+        Intrinsics are in pixels of ``image`` (any resolution of its aspect); without them a ``fov`` (default
+        60 deg horizontal) is assumed. ``steps``/``cfg``/``shift`` default per variant (``VARIANT_DEFAULTS``);
+        ``sigmas`` (a decreasing list ending in 0) replaces the shifted schedule. ``output``: the MP4 to write
+        (plus ``<stem>.sana-wm.json``); streaming writes each chunk as soon as it is decoded. ``action`` (the
+        action string the trajectory came from) is recorded and, with ``overlay_actions``, drawn on the frames.
+        """
+        from sana_wm.samplers import (
+            Conditioning,
+            Guidance,
+            SigmaSchedule,
+            chunk_causal_sample,
+            euler_sample,
+            stream_sample,
+        )
+
+        started = time.perf_counter()
+        variant = _check_variant(variant) or self.variant
+        if variant != self.variant:
+            raise ValueError(f"this pipeline holds {self.variant} weights; the {variant} variant needs its own "
+                             f"weights (load them with from_pretrained(..., variant={variant!r}))")
+        defaults = VARIANT_DEFAULTS[variant]
+        steps = defaults.steps if steps is None else int(steps)
+        cfg = defaults.cfg if cfg is None else float(cfg)
+        shift = defaults.shift if shift is None else float(shift)
+        if sigmas is not None:
+            schedule = SigmaSchedule(torch.tensor(sigmas, dtype=torch.float32))
+        elif defaults.timesteps is not None and steps == defaults.steps and shift == defaults.shift:
+            schedule = SigmaSchedule.from_timesteps(defaults.timesteps)
+        else:
+            schedule = SigmaSchedule.shifted(steps, shift)
+        steps = schedule.num_steps
+
+        # -- inputs: image, trajectory, camera ---------------------------------------------------
+        pil, image_path = self._load_image(image)
+        src_w, src_h = pil.size
+        if not isinstance(trajectory, Trajectory):
+            raise TypeError(f"trajectory must be a Trajectory, got {type(trajectory).__name__}")
+        requested = trajectory.num_frames if num_frames is None else int(num_frames)
+        if num_frames is None and trajectory.num_frames < 2:
+            raise TrajectoryError("the camera trajectory has a single pose; give num_frames and extend='hold'")
+        n = self.snap_num_frames(requested)
+        if trajectory.num_frames < n and extend == "error":
+            most = trajectory.num_frames
+            try:
+                fewer = f"ask for at most {self.snap_num_frames(most)} frames (--num-frames)"
+            except TrajectoryError:
+                fewer = "use a longer trajectory"
+            raise TrajectoryError(
+                f"the camera trajectory has {most} frames but {n} are needed for the requested {requested}; "
+                f"{fewer}, or extend it (--extend hold repeats the last pose, --extend resample stretches it)")
+        traj = fit_to_frames(trajectory, n, extend=extend)
+        fov_used = None
+        if traj.intrinsics is None:
+            fov_used = DEFAULT_FOV_DEG if fov is None else float(fov)
+            traj = traj.with_intrinsics(Intrinsics.from_fov(fov_used, src_w, src_h, traj.num_frames))
+        H, W = self.image_size
+        geometry = center_crop_geometry(src_w, src_h, target_w=W, target_h=H)
+        camera = conditioning_from_trajectory(traj, src_image_size=(src_w, src_h), target_size=(H, W),
+                                              temporal_stride=self.vae.temporal_stride,
+                                              spatial_stride=self.vae.spatial_stride)
+        T = self.vae.num_latent_frames(n)
+        if cfg != 1.0 or self.device.type == "cuda":
+            message = self.check_memory(n, cfg=cfg)
+            if message:
+                warnings.warn(message, stacklevel=2)
+
+        # -- text and first-frame latent -----------------------------------------------------------
+        text = self._text(prompt, False, instruction)
+        negative = self._text(negative_prompt, True, instruction) if cfg != 1.0 else None
+        cropped = np.asarray(geometry.apply_to_image(pil), dtype=np.float32)
+        pixels = torch.from_numpy(cropped).permute(2, 0, 1)[None, :, None] / 127.5 - 1.0  # (1, 3, 1, H, W)
+        vae = self._use(self.vae)
+        first = vae.encode(pixels).to(self.device)
+        self._release(vae)
+
+        model_dtype = self.transformer.dtype
+        cond = Conditioning(text.embeds.to(self.device, model_dtype), text.mask.to(self.device),
+                            camera.camera_vector[None].to(self.device),
+                            camera.plucker[None].to(self.device, model_dtype))
+        guidance = None
+        if negative is not None:
+            guidance = Guidance(cfg, negative.embeds.to(self.device, model_dtype), negative.mask.to(self.device))
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
+
+        held = None
+        if action is not None and overlay_actions:
+            from sana_wm.camera.actions import per_frame_keys
+
+            keys = per_frame_keys(action)
+            held = [frozenset()] + [keys[min(i, len(keys) - 1)] for i in range(n - 1)]
+
+        writer = VideoWriter(output, self.fps, keep_frames=keep_frames) if output is not None else None
+        frames_kept: list[np.ndarray] = []
+        written = 0
+
+        def emit(video: torch.Tensor) -> None:
+            nonlocal written
+            frames = to_uint8_frames(video)
+            if held is not None:
+                frames = draw_action_overlay(frames, held[written:written + len(frames)])
+            written += len(frames)
+            if writer is not None:
+                writer.write(frames)
+            elif keep_frames or output is None:
+                frames_kept.append(frames)
+
+        try:
+            if variant == "streaming":
+                decoder = None
+                chunks = []
+                bar = _chunk_bar(progress, T)
+                for chunk in stream_sample(self.transformer, cond, first, T, schedule, guidance=guidance,
+                                           generator=generator, progress=False):
+                    vae = self._use(self.vae)
+                    decoder = decoder or vae.stream_decoder()
+                    emit(decoder.decode_chunk(chunk.latents))
+                    chunks.append(chunk.latents.cpu())
+                    if bar is not None:
+                        bar.update(chunk.latents.shape[2])
+                if bar is not None:
+                    bar.close()
+                self._release(self.vae)
+                latents = torch.cat(chunks, dim=2)
+            else:
+                sample = euler_sample if variant == "bidirectional" else chunk_causal_sample
+                latents = sample(self.transformer, cond, first, T, schedule, guidance=guidance,
+                                 generator=generator, progress=progress).latents
+                if self.refiner is not None:  # pragma: no cover - the stage-2 seam
+                    latents = self.refiner(latents)
+                vae = self._use(self.vae)
+                emit(vae.decode(latents))
+                self._release(vae)
+                latents = latents.cpu()
+        finally:
+            if writer is not None:
+                writer.close()
+
+        frames_out = None
+        if writer is not None and keep_frames:
+            frames_out = writer.frames
+        elif frames_kept:
+            frames_out = np.concatenate(frames_kept)
+        sidecar = None
+        if output is not None:
+            record = self._record(image_path, pil, traj, n, requested, prompt, negative_prompt, seed, steps, cfg,
+                                  shift, schedule, fov_used if fov_used is not None else fov, action,
+                                  overlay_actions, instruction, hash_weights, extend)
+            sidecar = write_sidecar(output, record)
+        return GenerationResult(frames_out, self.fps, n, latents, None if output is None else Path(output), sidecar,
+                                time.perf_counter() - started)
+
+    def _record(self, image_path, pil, traj, n, requested, prompt, negative_prompt, seed, steps, cfg, shift,
+                schedule, fov, action, overlay_actions, instruction, hash_weights, extend) -> dict[str, Any]:
+        from sana_wm import __version__
+
+        def text_field(p):
+            return p if isinstance(p, str) else "<precomputed embedding>"
+
+        image: dict[str, Any] = {"size": list(pil.size)}
+        if image_path is not None:
+            image.update(path=str(image_path.resolve()), sha256=sha256_file(image_path))
+        model: dict[str, Any] = {"variant": self.variant}
+        if self.files is not None:
+            f = self.files
+            vae_files = sorted(f.vae.glob("*.safetensors"))
+            model.update(source=f.source, root=str(f.root), dit=file_fingerprint(f.dit, hash_contents=hash_weights),
+                         vae_dir=str(f.vae), vae=[file_fingerprint(p, hash_contents=hash_weights) for p in vae_files],
+                         text_encoder=f.text_encoder, config=f.settings)
+        encoder = self.text_encoder
+        return {
+            "sana_wm_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "prompt": text_field(prompt),
+            "negative_prompt": text_field(negative_prompt),
+            "seed": int(seed),
+            "num_frames": n,
+            "requested_frames": requested,
+            "fps": self.fps,
+            "image": image,
+            "model": model,
+            "action": action,
+            "trajectory": trajectory_to_dict(traj),
+            "settings": {
+                "variant": self.variant, "steps": steps, "cfg": cfg, "shift": shift,
+                "sigmas": [float(s) for s in schedule.sigmas.tolist()], "fov": fov, "extend": extend,
+                "image_size": list(self.image_size), "dtype": str(self.transformer.dtype).removeprefix("torch."),
+                "offload": self.offload, "device": str(self.device), "overlay_actions": bool(overlay_actions),
+                "refiner": None, "instruction": instruction,
+                "instruction_sha256": None if encoder is None else _sha(instruction or encoder.instruction),
+                "text_encoder_id": None if encoder is None else encoder.model_id,
+            },
+        }
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _chunk_bar(progress: bool, total_latent_frames: int):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total_latent_frames, desc="streaming (latent frames)", unit="frame",
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]")

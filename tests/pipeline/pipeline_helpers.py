@@ -1,0 +1,72 @@
+"""Tiny random-weight models laid out exactly like the released SANA-WM repositories."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+
+from sana_wm.model import build_model
+from sana_wm.pipeline.text import save_tiny_text_encoder
+from sana_wm.pipeline.vae import tiny_vae
+
+IMAGE_SIZE = (64, 96)  # (H, W) of the tiny models: a 2 x 3 latent grid
+
+
+def randomized_transformer(seed: int = 1):
+    """The ``tiny`` transformer with every parameter random (nothing hides behind a zero init)."""
+    model = build_model("tiny")
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
+            elif "norm" in name:
+                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def write_config(root: Path) -> None:
+    doc = {"sana_wm": {"transformer": "tiny", "image_size": list(IMAGE_SIZE), "fps": 16}}
+    (root / "config.yaml").write_text(yaml.safe_dump(doc))
+
+
+def build_repos(base: Path) -> dict[str, Path]:
+    """``{variant: model folder}`` for the three variants, plus ``"text_encoder"``."""
+    from safetensors.torch import save_file
+
+    state = {k: v.contiguous() for k, v in randomized_transformer().state_dict().items()}
+    text = save_tiny_text_encoder(base / "gemma-2-2b-it")
+
+    bi = base / "SANA-WM_bidirectional"
+    (bi / "dit").mkdir(parents=True)
+    save_file(state, str(bi / "dit" / "sana_wm_1600m_720p.safetensors"))
+    tiny_vae(causal_decoder=False).save_pretrained(bi / "vae")
+    write_config(bi)
+
+    cc = base / "SANA-WM_chunk_causal"
+    (cc / "dit").mkdir(parents=True)
+    save_file(state, str(cc / "dit" / "sana_wm_chunk_causal_1600m_720p.safetensors"))
+    write_config(cc)
+
+    st = base / "SANA-WM_streaming"
+    (st / "sana_dit").mkdir(parents=True)
+    torch.save({"generator": state}, st / "sana_dit" / "model.pt")
+    tiny_vae(causal_decoder=True).save_pretrained(st / "ltx2_causal_vae")
+    write_config(st)
+    return {"bidirectional": bi, "chunk-causal": cc, "streaming": st, "text_encoder": text}
+
+
+def write_image(path: Path, size=(120, 90), seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:size[1], 0:size[0]]
+    img = np.stack([xs * 2 % 256, ys * 3 % 256, (xs + ys) % 256], -1).astype(np.uint8)
+    img = (img // 2 + rng.integers(0, 64, img.shape)).astype(np.uint8)
+    Image.fromarray(img).save(path)
+    return path

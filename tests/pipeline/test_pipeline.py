@@ -1,0 +1,132 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from sana_wm.camera.actions import action_to_trajectory
+from sana_wm.camera.trajectory import TrajectoryError
+from sana_wm.cli import main
+from sana_wm.pipeline import ModelFilesError, SanaWMPipeline, read_sidecar, read_video, regenerate_from_sidecar
+from sana_wm.pipeline.pipeline import resolve_model
+
+ACTION = "w-10,dw-10,a-8"  # 29 poses
+
+
+@pytest.fixture(scope="module")
+def pipelines(repos):
+    out = {}
+    for variant in ("bidirectional", "chunk-causal", "streaming"):
+        vae = repos["bidirectional"] / "vae" if variant == "chunk-causal" else None
+        out[variant] = SanaWMPipeline.from_pretrained(repos[variant], text_encoder=repos["text_encoder"], vae=vae,
+                                                      dtype="fp32", device="cpu")
+    return out
+
+
+@pytest.mark.parametrize("variant", ["bidirectional", "chunk-causal", "streaming"])
+def test_generate_and_regenerate_from_sidecar(pipelines, variant, image_path, tmp_path):
+    pipe = pipelines[variant]
+    assert pipe.variant == variant and pipe.image_size == (64, 96)
+    steps = None if variant == "streaming" else 3
+    out = tmp_path / "video.mp4"
+    result = pipe.generate(image_path, action_to_trajectory(ACTION), num_frames=25, steps=steps, seed=3,
+                           output=out, progress=False, action=ACTION, overlay_actions=True, keep_frames=True)
+    frames, fps = read_video(out)
+    assert frames.shape == (25, 64, 96, 3) and fps == 16
+    assert result.frames.shape == (25, 64, 96, 3)
+
+    record = read_sidecar(out)
+    assert record["num_frames"] == 25 and record["seed"] == 3 and record["settings"]["variant"] == variant
+    assert np.asarray(record["trajectory"]["c2w"]).shape == (25, 4, 4)
+    assert record["image"]["sha256"] and record["model"]["dit"]["size"] > 0
+    if variant == "streaming":
+        assert record["settings"]["sigmas"] == pytest.approx([1.0, 0.96, 0.889, 0.727, 0.0])
+        assert record["settings"]["cfg"] == 1.0
+    else:
+        assert len(record["settings"]["sigmas"]) == 4 and record["settings"]["cfg"] == 5.0
+
+    again = regenerate_from_sidecar(out, tmp_path / "again.mp4", pipeline=pipe, keep_frames=True)
+    np.testing.assert_array_equal(again.frames, result.frames)  # the pre-encode frames, bit for bit
+    np.testing.assert_array_equal(read_video(tmp_path / "again.mp4")[0], frames)  # and H.264 is deterministic
+
+
+def test_seed_changes_the_video(pipelines, image_path):
+    pipe = pipelines["bidirectional"]
+    traj = action_to_trajectory(ACTION)
+    a = pipe.generate(image_path, traj, num_frames=9, steps=2, seed=1, progress=False).frames
+    b = pipe.generate(image_path, traj, num_frames=9, steps=2, seed=2, progress=False).frames
+    assert a.shape == (9, 64, 96, 3) and not np.array_equal(a, b)
+
+
+def test_frame_counts_are_snapped(pipelines, image_path):
+    traj = action_to_trajectory("w-40")
+    r = pipelines["bidirectional"].generate(image_path, traj, num_frames=20, steps=1, progress=False)
+    assert r.num_frames == 17  # 8k+1, rounded down
+    r = pipelines["streaming"].generate(image_path, traj, num_frames=40, progress=False)
+    assert r.num_frames == 25  # whole 3-latent-frame chunks: 24k+1
+
+
+def test_too_short_trajectory_says_how_many_frames(pipelines, image_path):
+    with pytest.raises(TrajectoryError, match=r"has 11 frames but 17 are needed.*at most 9 frames.*--extend"):
+        pipelines["bidirectional"].generate(image_path, action_to_trajectory("w-10"), num_frames=17, steps=1,
+                                            progress=False)
+    r = pipelines["bidirectional"].generate(image_path, action_to_trajectory("w-10"), num_frames=17, steps=1,
+                                            progress=False, extend="hold")
+    assert r.num_frames == 17
+
+
+def test_missing_files_are_named(repos, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(repos["bidirectional"], broken)
+    shutil.rmtree(broken / "vae")
+    with pytest.raises(ModelFilesError, match=r"missing files for the bidirectional variant: .*vae/config.json"):
+        resolve_model(broken)
+    with pytest.raises(ModelFilesError, match="chunk-causal release ships no VAE"):
+        resolve_model(repos["chunk-causal"])
+    with pytest.raises(ModelFilesError, match=r"sana_dit/model.pt"):
+        resolve_model(repos["bidirectional"], "streaming")
+    with pytest.raises(ModelFilesError, match="no transformer weights found"):
+        resolve_model(tmp_path)
+
+
+def test_refiner_is_not_available_yet(repos):
+    with pytest.raises(NotImplementedError, match="--no-refiner"):
+        SanaWMPipeline.from_pretrained(repos["bidirectional"], refiner="refiner/")
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+def test_cli_generate_streaming(repos, image_path, tmp_path, capsys):
+    out = tmp_path / "cli.mp4"
+    rc = main(["generate", "--image", str(image_path), "--action", "w-30", "--num-frames", "25",
+               "--model", str(repos["streaming"]), "--text-encoder", str(repos["text_encoder"]),
+               "--no-refiner", "--no-progress", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert read_video(out)[0].shape[0] == 25
+    assert json.loads((tmp_path / "cli.sana-wm.json").read_text())["action"] == "w-30"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--image", "missing.png", "--action", "w-30"], "--image missing.png: file not found"),
+    (["--action", "w-30,x-4"], "segment 2 of 2 'x-4': unknown key 'x'"),
+    (["--action", "w-5"], "has 6 frames but 9 are needed"),
+    (["--action", "w-30", "--refiner", "r/"], "refiner is not available"),
+    (["--action", "w-30", "--model", None], "--model is required for now"),
+])
+def test_cli_errors(repos, image_path, tmp_path, capsys, args, message):
+    argv = ["generate", "--image", str(image_path), "--model", str(repos["bidirectional"]), "--num-frames", "9",
+            "--text-encoder", str(repos["text_encoder"]), "--no-progress", "--out", str(tmp_path / "x.mp4")]
+    if "--model" in args:
+        argv = [a for i, a in enumerate(argv) if a != "--model" and argv[i - 1] != "--model"]
+        args = args[:2]
+    argv += args
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_bad_image(repos, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    argv = ["generate", "--image", str(bad), "--action", "w-30", "--model", str(repos["streaming"]),
+            "--out", str(tmp_path / "x.mp4")]
+    assert main(argv) == 2
+    assert "not a readable image" in capsys.readouterr().err
