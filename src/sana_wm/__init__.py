@@ -14,9 +14,17 @@ _LAZY = {
     "from_pretrained": "sana_wm.model",
     "save_pretrained": "sana_wm.model",
     "get_config": "sana_wm.model",
+    "SanaWMPipeline": "sana_wm.pipeline",
     "Clip": "sana_wm.data",
     "ClipDataset": "sana_wm.data",
     "ShardWriter": "sana_wm.data",
+    "euler_sample": "sana_wm.samplers",
+    "chunk_causal_sample": "sana_wm.samplers",
+    "stream_sample": "sana_wm.samplers",
+    "SigmaSchedule": "sana_wm.samplers",
+    "run_training": "sana_wm.train",
+    "generate_scene": "sana_wm.synth",
+    "render": "sana_wm.synth",
 }
 
 __all__ = ["Intrinsics", "Trajectory", "TrajectoryError", "__version__", *_LAZY]
