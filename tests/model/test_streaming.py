@@ -1,5 +1,7 @@
 """Streaming chunk by chunk with a typed cache equals the chunk-causal model over the whole video."""
 
+import dataclasses
+
 import pytest
 import torch
 from model_helpers import model_inputs, rel_err
@@ -95,3 +97,75 @@ def test_bounded_window_forgets_old_chunks(tiny_model):
     assert len(cache_all.blocks[3].attn.kv.chunks) == 3 and len(cache_last.blocks[3].attn.kv.chunks) == 1
     assert torch.equal(everything[:, :, :4], last_only[:, :, :4])  # chunks 0, 1 see at most one earlier chunk
     assert not torch.allclose(everything[:, :, 4:], last_only[:, :, 4:])
+
+
+# Five chunks (4 + 3 + 3 + 3 + 3 frames): the released schedule over a longer clip.
+LONG_FRAMES = 16
+
+
+def test_streaming_equals_chunk_causal_over_five_chunks(tiny_model):
+    model = _unpadded(tiny_model)
+    inputs = model_inputs(model.config, batch=1, frames=LONG_FRAMES)
+    layout = TokenLayout.build(LONG_FRAMES, 4, 6, "chunk_causal")
+    assert layout.chunk_lengths == (4, 3, 3, 3, 3)
+    with torch.no_grad():
+        whole = model(**inputs, mode="chunk_causal")
+    streamed, cache = _stream(model, inputs, layout)
+    assert len(cache.blocks[3].attn.kv.chunks) == 5
+    assert rel_err(streamed, whole) <= 1e-5
+
+
+def _cache_tensors(obj):
+    """Every tensor reachable from a cache record (dataclasses, tuples)."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif dataclasses.is_dataclass(obj):
+        for field in dataclasses.fields(obj):
+            yield from _cache_tensors(getattr(obj, field.name))
+    elif isinstance(obj, tuple):
+        for item in obj:
+            yield from _cache_tensors(item)
+
+
+def _cache_bytes(cache) -> tuple[int, int]:
+    """(bytes of the cache's tensors, bytes of the storages they keep alive). The second is the memory
+    the cache really holds: a tensor that is a view into a larger activation keeps all of it."""
+    tensors = list(_cache_tensors(cache))
+    logical = sum(t.numel() * t.element_size() for t in tensors)
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return logical, sum(storages.values())
+
+
+def _stream_bytes(model, inputs, layout, kv_window):
+    cache, held = None, []
+    with torch.no_grad():
+        for a, b in layout.chunks:
+            _, cache = model.forward_chunk(**_chunk(inputs, a, b), cache=cache,
+                                           kv_window=kv_window if cache is None else None)
+            held.append(_cache_bytes(cache))
+    return held
+
+
+def test_released_window_cache_memory_is_flat(tiny_model):
+    # Six chunks with the released window (sink + the most recent chunk, 2 in all): once the window
+    # holds two chunks (after chunk 1), every further chunk leaves the cache's bytes exactly unchanged.
+    frames = 4 + 3 * 5
+    inputs = model_inputs(tiny_model.config, batch=1, frames=frames)
+    layout = TokenLayout.build(frames, 4, 6, "chunk_causal")
+    held = _stream_bytes(tiny_model, inputs, layout, KVWindow(max_chunks=2, sink=True))
+    assert len(held) == 6
+    assert len(set(held[1:])) == 1, held
+    # The cache holds only its own tensors, not the chunk activations they were sliced from.
+    assert all(logical == stored for logical, stored in held), held
+
+
+def test_unbounded_window_cache_grows_by_one_chunk_of_keys_values(tiny_model):
+    # The same measure without a window: each 3-frame chunk adds its keys and values (main + camera
+    # branch) to every softmax block, and nothing else grows.
+    frames = 4 + 3 * 3
+    cfg = tiny_model.config
+    inputs = model_inputs(cfg, batch=1, frames=frames)
+    layout = TokenLayout.build(frames, 4, 6, "chunk_causal")
+    held = [stored for _, stored in _stream_bytes(tiny_model, inputs, layout, KVWindow())]
+    per_chunk = len(cfg.softmax_block_indices) * 2 * 2 * (3 * 4 * 6) * cfg.hidden_size * 4  # (k, v) x 2 branches
+    assert [b - a for a, b in zip(held[:-1], held[1:], strict=True)] == [per_chunk] * 3

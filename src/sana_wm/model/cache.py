@@ -19,7 +19,16 @@ from torch import Tensor
 
 from sana_wm.ops.gdn import GDNState
 
-__all__ = ["BlockCache", "GDNCache", "KVWindow", "SoftmaxCache", "StreamCache"]
+__all__ = ["BlockCache", "GDNCache", "KVWindow", "SoftmaxCache", "StreamCache", "owned"]
+
+
+def owned(t: Tensor) -> Tensor:
+    """``t`` itself if it fills its storage, else a compact copy. A cache must not hold a view into a
+    chunk's activations (values sliced from the fused qkv projection, the last frames of a conv input):
+    the view would keep the whole activation alive for as long as the cache lives."""
+    if t.untyped_storage().nbytes() == t.numel() * t.element_size():
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,8 @@ class KVWindow:
         return torch.cat([k for k, _ in self.chunks], dim=1), torch.cat([v for _, v in self.chunks], dim=1)
 
     def push(self, keys: Tensor, values: Tensor) -> KVWindow:
-        """The window after one more chunk."""
-        chunks = self.chunks + ((keys, values),)
+        """The window after one more chunk (keeps compact copies of views, see :func:`owned`)."""
+        chunks = self.chunks + ((owned(keys), owned(values)),)
         if self.max_chunks is not None and len(chunks) > self.max_chunks:
             recent = self.max_chunks - 1 if self.sink else self.max_chunks
             chunks = (chunks[:1] if self.sink else ()) + (chunks[len(chunks) - recent:] if recent else ())

@@ -178,7 +178,8 @@ class GLUMBConvTemp(nn.Module):
         # Each chunk sees its own frames, the r frames before it and zeros after it.
         parts = [self.t_conv(F.pad(seq[:, :, a:b + r], (0, 0, 0, r))) for a, b in layout.chunks]
         y = y + (parts[0] if len(parts) == 1 else torch.cat(parts, dim=2))
-        return y.permute(0, 2, 3, 1).reshape(B, N, C), seq[:, :, seq.shape[2] - r:]
+        # The tail is copied: a view would keep this chunk's whole conv input alive in a streaming cache.
+        return y.permute(0, 2, 3, 1).reshape(B, N, C), seq[:, :, seq.shape[2] - r:].clone()
 
 
 class TemporalShortConv(nn.Module):
@@ -213,7 +214,8 @@ class TemporalShortConv(nn.Module):
                   for a, b in layout.chunks]  # frames t .. t+K-1 inside the chunk
         future = future[0] if len(future) == 1 else torch.cat(future, dim=-1)
         out = past + future - w[:, 0, -1, None] * xt
-        return out.reshape(B, S, C, T).permute(0, 3, 1, 2).reshape(B, N, C), seq[..., seq.shape[-1] - (K - 1):]
+        tail = seq[..., seq.shape[-1] - (K - 1):].clone()  # a copy: a view would keep all of seq alive in a cache
+        return out.reshape(B, S, C, T).permute(0, 3, 1, 2).reshape(B, N, C), tail
 
 
 class FinalLayer(nn.Module):
