@@ -1,0 +1,321 @@
+"""The evaluation protocol on the synthetic world, where the ground truth of every frame is exact.
+
+For each held-out scene seed and each camera path, :func:`evaluate_synth`
+
+1. builds the scene and places the path in it (``'explore:<style>'``: an exploration path of the scene,
+   see :mod:`sana_wm.synth.paths`; a preset name such as ``'orbit'``: the preset started from the scene's
+   spawn pose; a trajectory file: read, made relative to its first frame, started from the spawn pose;
+   file intrinsics are ignored, every clip uses the ``fov_deg`` lens at ``size``),
+2. renders the ground truth ``num_frames = round(max(seconds_marks) * fps) + 1`` frames,
+3. calls ``generate_fn(first_gt_frame, request, num_frames)`` where ``request`` is the path relative to
+   its first frame (frame 0 = identity, OpenCV axes, metres) with the render's intrinsics and ``fps``,
+4. scores the video and the two baselines of :mod:`sana_wm.eval.baselines` (repeat the first frame; the
+   same model asked for a static camera) with the same machinery:
+
+   * PSNR / SSIM (Gaussian SSIM, :mod:`sana_wm.eval.metrics`) against the ground truth **at each mark**
+     ``t`` seconds: the mean over frames ``round(t * fps) +- mark_window`` (clipped to the video; the
+     default window 0 means exactly the frame at ``t``). A mark past the end of the video is ``None``.
+     Also the mean over all frames after frame 0 (``all``).
+   * camera following: poses re-estimated from the video (:func:`~sana_wm.eval.pose_estimation.
+     estimate_poses` with the true intrinsics) against the requested path (:func:`~sana_wm.eval.
+     pose_metrics.camera_errors`, SANA-WM alignment: RotErr, TransErr_rel, CamMC_rel, ATE).
+   * ``estimator_floor``: the same pose estimation on the ground-truth video itself, i.e. the error a
+     perfect model would get, which is what the estimator can resolve at this size.
+
+5. writes ``clips/<key>.json`` as each clip finishes (a rerun with the same settings skips it), one
+   contact sheet ``contact/<key>.png`` per clip (rows: ground truth, model, baselines; columns: marks),
+   and at the end ``report.json`` (per clip and aggregated, methods side by side) and
+   ``contact_sheet.png`` (all clips stacked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from sana_wm.camera.formats import read_trajectory
+from sana_wm.camera.presets import PRESETS, make_preset
+from sana_wm.camera.trajectory import Trajectory
+from sana_wm.eval.baselines import GenerateFn, repeat_first_frame, static_camera
+from sana_wm.eval.metrics import psnr_frames, ssim_frames
+from sana_wm.eval.pose_estimation import PoseEstimatorConfig, estimate_poses
+from sana_wm.eval.pose_metrics import camera_errors
+from sana_wm.synth.paths import PATH_STYLES, exploration_path
+from sana_wm.synth.render import render
+from sana_wm.synth.scene import Scene, generate_scene
+
+__all__ = ["SynthClip", "build_clip", "evaluate_synth", "make_oracle", "mark_frames"]
+
+METHODS = ("model", "repeat_first", "static_camera")
+CAMERA_KEYS = ("RotErr", "TransErr_rel", "CamMC_rel", "ATE")
+
+
+@dataclass(frozen=True, eq=False)
+class SynthClip:
+    """One evaluation item: a scene, the path placed in it, the request given to the model, the truth."""
+
+    key: str
+    seed: int
+    trajectory_spec: str
+    scene: Scene
+    spawn: np.ndarray  # (4, 4) c2w of frame 0 in scene coordinates
+    request: Trajectory  # relative to frame 0, with intrinsics and fps: what generate_fn receives
+    gt_rgb: np.ndarray  # (F, H, W, 3) uint8
+
+
+def _clip_key(seed: int, spec: str) -> str:
+    name = Path(spec).stem if Path(spec).suffix else spec
+    return f"seed{seed:05d}_" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+
+
+def _place_path(scene: Scene, seed: int, spec: str, num_frames: int, fps: float) -> Trajectory:
+    """The path of ``spec`` in scene coordinates (see module doc)."""
+    if spec.startswith("explore:"):
+        style = spec.split(":", 1)[1]
+        if style not in PATH_STYLES:
+            raise ValueError(f"trajectory {spec!r}: unknown exploration style; choose explore:<style> with style in "
+                             f"{', '.join(PATH_STYLES)}")
+        return exploration_path(scene, seconds=(num_frames - 1) / fps, fps=fps, style=style, seed=seed)
+    spawn = scene.spawn_pose(np.random.default_rng(seed))
+    if spec in PRESETS:
+        rel = make_preset(spec, fps=fps, num_frames=num_frames)
+    elif Path(spec).exists():
+        rel = read_trajectory(spec).relative_to_first()
+        rel = rel.take(np.arange(min(num_frames, rel.num_frames)))
+    else:
+        raise ValueError(f"trajectory {spec!r} is neither 'explore:<style>', a preset ({', '.join(PRESETS)}) nor "
+                         "an existing trajectory file")
+    return Trajectory(spawn @ rel.c2w, None, fps, {"source": spec})
+
+
+def build_clip(seed: int, trajectory: str, *, size: tuple[int, int], fps: float, num_frames: int,
+               fov_deg: float = 70.0, render_frames: bool = True) -> SynthClip:
+    """Scene ``seed`` with ``trajectory`` placed in it and (if ``render_frames``) its ground-truth video;
+    ``size = (H, W)``. Without ``render_frames`` only frame 0 is rendered (enough to recognise the clip)."""
+    height, width = size
+    scene = generate_scene(int(seed))
+    world = _place_path(scene, int(seed), str(trajectory), int(num_frames), float(fps))
+    shown = world if render_frames else world.take([0])
+    result = render(scene, shown, width, height, fov_deg=fov_deg)
+    request = Trajectory(world.c2w, result.intrinsics.take([0]), fps,
+                         {"source": str(trajectory), "seed": int(seed)}).relative_to_first()
+    return SynthClip(_clip_key(int(seed), str(trajectory)), int(seed), str(trajectory), scene, world.c2w[0].copy(),
+                     request, result.rgb)
+
+
+def make_oracle(seeds: Sequence[int], trajectories: Sequence[str], *, size: tuple[int, int], fps: float,
+                seconds_marks: Sequence[float] = (1, 5, 10), fov_deg: float = 70.0) -> GenerateFn:
+    """A perfect model for these clips: it recognises the scene from the first frame and renders whatever
+    camera path it is asked for (so it also serves the static-camera baseline). For tests and for checking
+    the protocol end to end."""
+    num_frames = _num_frames(seconds_marks, fps)
+    known: dict[bytes, SynthClip] = {}
+    for seed in seeds:
+        for spec in trajectories:
+            clip = build_clip(seed, spec, size=size, fps=fps, num_frames=num_frames, fov_deg=fov_deg,
+                              render_frames=False)
+            known[hashlib.sha1(clip.gt_rgb[0].tobytes()).digest()] = clip
+
+    def oracle(first_frame: np.ndarray, trajectory: Trajectory, num_frames: int) -> np.ndarray:
+        clip = known.get(hashlib.sha1(np.ascontiguousarray(first_frame).tobytes()).digest())
+        if clip is None:
+            raise KeyError("oracle: this first frame is not one of the clips the oracle was built for")
+        world = Trajectory(clip.spawn @ trajectory.c2w[:num_frames], trajectory.intrinsics.take([0]), trajectory.fps)
+        return render(clip.scene, world).rgb
+
+    return oracle
+
+
+def _num_frames(seconds_marks: Sequence[float], fps: float) -> int:
+    if not seconds_marks or min(seconds_marks) < 0:
+        raise ValueError(f"seconds_marks must be non-negative times in seconds, got {seconds_marks!r}")
+    return int(round(max(seconds_marks) * fps)) + 1
+
+
+def mark_frames(t: float, fps: float, num_frames: int, window: int = 0) -> np.ndarray | None:
+    """Frame indices scored at mark ``t`` seconds: ``round(t * fps) +- window`` clipped to the video, or
+    None if the mark is past the end."""
+    centre = int(round(t * fps))
+    if centre >= num_frames:
+        return None
+    return np.arange(max(centre - window, 0), min(centre + window, num_frames - 1) + 1)
+
+
+def _check_video(video, num_frames: int, size: tuple[int, int], who: str) -> np.ndarray:
+    arr = np.asarray(video)
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (*size, 3):
+        raise ValueError(f"{who} must return (F, {size[0]}, {size[1]}, 3) uint8 frames, got {arr.shape} {arr.dtype}")
+    if len(arr) < 2:
+        raise ValueError(f"{who} returned {len(arr)} frame(s); at least 2 are needed")
+    return arr[:num_frames]
+
+
+def _score(video: np.ndarray, clip: SynthClip, marks: Sequence[float], window: int,
+           pose_config: PoseEstimatorConfig) -> dict:
+    gt = clip.gt_rgb
+    n = min(len(video), len(gt))
+    psnr = psnr_frames(video[:n], gt[:n])
+    ssim = ssim_frames(video[:n], gt[:n])
+    at = {}
+    for t in marks:
+        idx = mark_frames(t, clip.request.fps, n, window)
+        at[f"{t:g}"] = None if idx is None else {"psnr": float(np.mean(psnr[idx])), "ssim": float(np.mean(ssim[idx])),
+                                                 "frames": idx.tolist()}
+    out = {"num_frames": n, "marks": at,
+           "all": {"psnr": float(np.mean(psnr[1:])), "ssim": float(np.mean(ssim[1:]))} if n > 1 else None}
+    out["camera"] = _camera(video[:n], clip, pose_config)
+    return out
+
+
+def _camera(video: np.ndarray, clip: SynthClip, pose_config: PoseEstimatorConfig) -> dict:
+    est = estimate_poses(video, clip.request.intrinsics, fps=clip.request.fps, config=pose_config)
+    errs = camera_errors(clip.request, est.trajectory)
+    return {**errs.summary(), "estimator": est.diagnostics()}
+
+
+def _contact_sheet(rows: list[tuple[str, np.ndarray]], marks: Sequence[float], fps: float) -> Image.Image:
+    """Rows of frames at the marks, each row labelled on the left, each column with its time on top."""
+    h, w = rows[0][1].shape[1:3]
+    label_w, title_h, pad = 96, 14, 2
+    cols = [int(round(t * fps)) for t in marks]
+    sheet = Image.new("RGB", (label_w + len(cols) * (w + pad), title_h + len(rows) * (h + pad)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for c, (t, idx) in enumerate(zip(marks, cols, strict=True)):
+        draw.text((label_w + c * (w + pad) + 2, 1), f"t={t:g}s (f{idx})", fill=(0, 0, 0))
+    for r, (name, video) in enumerate(rows):
+        y = title_h + r * (h + pad)
+        draw.text((2, y + h // 2 - 5), name, fill=(0, 0, 0))
+        for c, idx in enumerate(cols):
+            if idx < len(video):
+                sheet.paste(Image.fromarray(video[idx]), (label_w + c * (w + pad), y))
+    return sheet
+
+
+def _json_ready(obj):
+    """Floats that JSON cannot hold become strings ('inf', '-inf') or null (nan); arrays become lists."""
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_ready(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        if math.isnan(v):
+            return None
+        return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _as_float(v) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return float(v)
+    return float(v)
+
+
+def _mean(values: list) -> float | None:
+    vals = [x for x in (_as_float(v) for v in values) if x is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _aggregate(results: list[dict], marks: Sequence[float]) -> dict:
+    agg = {}
+    for method in (*METHODS, "estimator_floor"):
+        rows = [r["methods"][method] for r in results if method in r["methods"]]
+        if not rows:
+            continue
+        entry: dict = {"num_clips": len(rows)}
+        if method != "estimator_floor":
+            entry["marks"] = {}
+            for t in marks:
+                vals = [r["marks"].get(f"{t:g}") for r in rows]
+                vals = [v for v in vals if v is not None]
+                entry["marks"][f"{t:g}"] = None if not vals else {
+                    "psnr": _mean([v["psnr"] for v in vals]), "ssim": _mean([v["ssim"] for v in vals]),
+                    "num_clips": len(vals)}
+        entry["camera"] = {k: _mean([r["camera"][k] for r in rows]) for k in CAMERA_KEYS}
+        entry["camera"]["failure_rate"] = _mean([r["camera"]["estimator"]["failure_rate"] for r in rows])
+        agg[method] = entry
+    return agg
+
+
+def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectories: Sequence[str],
+                   size: tuple[int, int] = (128, 128), fps: float = 16.0,
+                   seconds_marks: Sequence[float] = (1, 5, 10), out_dir, mark_window: int = 0,
+                   fov_deg: float = 70.0, model_name: str = "model", baselines: bool = True,
+                   estimator_floor: bool = True, pose_config: PoseEstimatorConfig | None = None,
+                   progress: bool = False) -> dict:
+    """Run the protocol of this module for every ``(seed, trajectory)``; returns the report (also written
+    to ``out_dir/report.json``). ``size = (H, W)``. Clips already in ``out_dir/clips`` with the same settings
+    (size, fps, marks, window, lens, model name, estimator settings) are loaded instead of recomputed."""
+    out = Path(out_dir)
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    (out / "contact").mkdir(parents=True, exist_ok=True)
+    pose_config = pose_config or PoseEstimatorConfig()
+    marks = [float(t) for t in seconds_marks]
+    num_frames = _num_frames(marks, fps)
+    size = (int(size[0]), int(size[1]))
+    settings = {"size": list(size), "fps": float(fps), "seconds_marks": marks, "mark_window": int(mark_window),
+                "fov_deg": float(fov_deg), "num_frames": num_frames, "model_name": model_name,
+                "baselines": bool(baselines), "estimator_floor": bool(estimator_floor),
+                "pose_config": asdict(pose_config)}
+    settings_hash = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    items = [(int(s), str(t)) for s in seeds for t in trajectories]
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc="evaluate", unit="clip")
+    results, skipped = [], []
+    for seed, spec in items:
+        key = _clip_key(seed, spec)
+        path = out / "clips" / f"{key}.json"
+        if path.is_file():
+            done = json.loads(path.read_text())
+            if done.get("settings_hash") == settings_hash:
+                results.append(done)
+                skipped.append(key)
+                continue
+        clip = build_clip(seed, spec, size=size, fps=fps, num_frames=num_frames, fov_deg=fov_deg)
+        first = clip.gt_rgb[0].copy()
+        videos = {"model": _check_video(generate_fn(first, clip.request, num_frames), num_frames, size,
+                                        "generate_fn")}
+        if baselines:
+            videos["repeat_first"] = repeat_first_frame(first, clip.request, num_frames)
+            videos["static_camera"] = _check_video(static_camera(generate_fn)(first, clip.request, num_frames),
+                                                   num_frames, size, "generate_fn (static camera)")
+        methods = {name: _score(v, clip, marks, mark_window, pose_config) for name, v in videos.items()}
+        if estimator_floor:
+            methods["estimator_floor"] = {"camera": _camera(clip.gt_rgb, clip, pose_config)}
+        record = _json_ready({"key": key, "seed": seed, "trajectory": spec, "settings_hash": settings_hash,
+                              "num_frames": num_frames, "methods": methods})
+        rows = [("ground truth", clip.gt_rgb)] + [(name.replace("_", " "), v) for name, v in videos.items()]
+        _contact_sheet(rows, marks, fps).save(out / "contact" / f"{key}.png")
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(path)  # atomic: an interrupted run never leaves a half-written result behind
+        results.append(record)
+    report = _json_ready({"settings": settings, "settings_hash": settings_hash,
+                          "aggregate": _aggregate(results, marks), "clips": results, "skipped": skipped})
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    sheets = [Image.open(out / "contact" / f"{r['key']}.png") for r in results
+              if (out / "contact" / f"{r['key']}.png").is_file()]
+    if sheets:
+        whole = Image.new("RGB", (max(s.width for s in sheets), sum(s.height + 6 for s in sheets)), (255, 255, 255))
+        y = 0
+        for s in sheets:
+            whole.paste(s, (0, y))
+            y += s.height + 6
+        whole.save(out / "contact_sheet.png")
+    return report

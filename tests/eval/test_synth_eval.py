@@ -1,0 +1,82 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sana_wm.eval.baselines import identity_trajectory, repeat_first_frame, static_camera
+from sana_wm.eval.synth_eval import evaluate_synth, make_oracle, mark_frames
+
+SETUP = dict(seeds=[1], trajectories=["explore:walk", "explore:orbit"], size=(96, 128), fps=16,
+             seconds_marks=(0.5, 1))
+
+
+@pytest.fixture(scope="module")
+def oracle_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth_eval")
+    oracle = make_oracle(**SETUP)
+    return out, oracle, evaluate_synth(oracle, out_dir=out, **SETUP)
+
+
+def test_oracle_is_perfect_and_beats_repeat_first(oracle_run):
+    _, _, report = oracle_run
+    agg = report["aggregate"]
+    for t in ("0.5", "1"):
+        assert agg["model"]["marks"][t]["psnr"] == "inf"
+        assert agg["model"]["marks"][t]["ssim"] == pytest.approx(1.0)
+        rep = agg["repeat_first"]["marks"][t]
+        assert rep["psnr"] < 30 and rep["ssim"] < 0.8
+    cam, rep_cam = agg["model"]["camera"], agg["repeat_first"]["camera"]
+    assert cam["RotErr"] < 5.0 and cam["TransErr_rel"] < 0.3
+    assert rep_cam["TransErr_rel"] > 2 * cam["TransErr_rel"]
+    # the oracle re-renders the moving path exactly, so the estimator floor is the oracle's own error
+    assert agg["estimator_floor"]["camera"]["RotErr"] == pytest.approx(cam["RotErr"])
+    # the static-camera oracle renders the first view again and again: same as repeating frame 0
+    assert agg["static_camera"]["marks"]["1"]["psnr"] == pytest.approx(agg["repeat_first"]["marks"]["1"]["psnr"])
+
+
+def test_report_contact_sheet_and_resume(oracle_run):
+    out, oracle, report = oracle_run
+    on_disk = json.loads((out / "report.json").read_text())
+    assert [c["key"] for c in on_disk["clips"]] == ["seed00001_explore-walk", "seed00001_explore-orbit"]
+    assert set(on_disk["clips"][0]["methods"]) == {"model", "repeat_first", "static_camera", "estimator_floor"}
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.height > 2 * 4 * 96 and sheet.width > 2 * 128
+    assert (out / "contact" / "seed00001_explore-walk.png").is_file()
+
+    calls = []
+
+    def counting(first, traj, n):
+        calls.append(n)
+        return oracle(first, traj, n)
+
+    again = evaluate_synth(counting, out_dir=out, **SETUP)
+    assert calls == [] and len(again["skipped"]) == 2
+    assert again["aggregate"] == report["aggregate"]
+    # a new item is computed, the finished ones are still skipped
+    more = evaluate_synth(counting, out_dir=out, **{**SETUP, "trajectories": [*SETUP["trajectories"], "pan"]})
+    assert len(calls) == 2 and len(more["skipped"]) == 2  # model + static-camera call for the new clip
+    pan = more["clips"][-1]["methods"]["model"]["camera"]
+    assert pan["translation_defined"] is False and pan["TransErr_rel"] is None
+
+
+def test_baselines_and_marks():
+    frame = np.full((8, 8, 3), 7, np.uint8)
+    from sana_wm.camera.presets import make_preset
+
+    path = make_preset("dolly", num_frames=5, fps=16)
+    assert repeat_first_frame(frame, path, 5).shape == (5, 8, 8, 3)
+    seen = []
+    static_camera(lambda f, t, n: seen.append(t) or repeat_first_frame(f, t, n))(frame, path, 5)
+    np.testing.assert_array_equal(seen[0].c2w, identity_trajectory(path).c2w)
+    assert mark_frames(1.0, 16, 161).tolist() == [16]
+    assert mark_frames(1.0, 16, 161, window=2).tolist() == [14, 15, 16, 17, 18]
+    assert mark_frames(10.0, 16, 100) is None
+    assert math.isclose(len(mark_frames(0.0, 16, 10, window=3)), 4)
+
+
+def test_generate_fn_output_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        evaluate_synth(lambda f, t, n: np.zeros((n, 96, 128, 3), np.float32), out_dir=tmp_path,
+                       **{**SETUP, "trajectories": ["pan"]})
