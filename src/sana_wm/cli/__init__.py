@@ -16,6 +16,7 @@ Command groups:
   camera   make, convert, inspect, resample and plot camera trajectories
   generate generate a video from an image and a camera path (stage 1)
   data     render synthetic datasets and inspect clip datasets
+  eval     score a model on the synthetic world (frames and camera following)
   model    inspect transformer configs and checkpoints (parameter count, block pattern)
   train    train or fine-tune a model from a YAML config
 
@@ -28,7 +29,7 @@ class CLIError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sana_wm.cli import camera, data, generate, model, train
+    from sana_wm.cli import camera, data, evaluation, generate, model, train
 
     parser = argparse.ArgumentParser(
         prog="sana-wm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     camera.register(groups)
     generate.register(groups)
     data.register(groups)
+    evaluation.register(groups)
     model.register(groups)
     train.register(groups)
     return parser
