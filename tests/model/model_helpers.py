@@ -1,27 +1,12 @@
 """Shared helpers of the model tests."""
 
-import math
 
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from random_weights import randomize_  # noqa: F401 (re-exported for the tests here)
 from sana_wm.camera.conditioning import prepare_camera
-
-
-def randomize_(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
-    """Give every parameter a random, well-scaled value, including those initialised to zero
-    (out_proj_cam, plucker_proj, t_conv, gates), so that no path hides behind a zero."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim >= 2:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
-            elif "norm" in name:
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.5 * torch.randn(p.shape, generator=g))
-    return model
 
 
 def camera_inputs(batch: int, frames: int, height: int, width: int):

@@ -12,16 +12,6 @@ from sana_wm.ops import GDNState, gdn_scan, released_chunk_lengths
 MODES = ("bidirectional", "chunk_causal", "causal")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: intra-op threads only add OpenMP barriers, which stall for
-    milliseconds each when the CPU is shared with other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_inputs(B=2, H=2, T=5, S=3, D=8, dtype=torch.float64, seed=0):
     """Inputs shaped like the model's: ReLU'd q/k, keys scaled by 1/sqrt(D*S), RoPE-like rotated copies."""
     g = torch.Generator().manual_seed(seed)

@@ -1,5 +1,4 @@
 import pytest
-import torch
 from pipeline_helpers import build_repos, write_image
 
 
@@ -12,12 +11,3 @@ def repos(tmp_path_factory):
 @pytest.fixture(scope="session")
 def image_path(tmp_path_factory):
     return write_image(tmp_path_factory.mktemp("inputs") / "start.png")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads cost more than the math on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

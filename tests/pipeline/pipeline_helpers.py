@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 import yaml
 from PIL import Image
 
+from random_weights import randomize_
 from sana_wm.model import build_model
 from sana_wm.pipeline.text import save_tiny_text_encoder
 from sana_wm.pipeline.vae import tiny_vae
@@ -19,17 +19,7 @@ IMAGE_SIZE = (64, 96)  # (H, W) of the tiny models: a 2 x 3 latent grid
 
 def randomized_transformer(seed: int = 1):
     """The ``tiny`` transformer with every parameter random (nothing hides behind a zero init)."""
-    model = build_model("tiny")
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim >= 2:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
-            elif "norm" in name:
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return model
+    return randomize_(build_model("tiny"), seed, bias_scale=0.3)
 
 
 def write_config(root: Path) -> None:

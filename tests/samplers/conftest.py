@@ -12,12 +12,3 @@ def tiny_model() -> SanaWMTransformer:
     torch.manual_seed(0)
     config = get_config("tiny").replace(padded_softmax_in_streaming=False)
     return randomize_(SanaWMTransformer(config)).eval()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """The tiny model's tensors are far too small for intra-op threads on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields, is_dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from random_weights import randomize_  # noqa: F401 (re-exported for the tests here)
 from sana_wm.camera.conditioning import prepare_camera
 from sana_wm.samplers import Conditioning
 
 C, H, W = 16, 4, 6  # latent channels of the "tiny" config, latent grid
-
-
-def randomize_(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
-    """Random, well-scaled values for every parameter, including those initialised to zero, so that no
-    path (camera branches, gates, temporal convs) hides behind a zero."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim >= 2:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
-            elif "norm" in name:
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.5 * torch.randn(p.shape, generator=g))
-    return model
 
 
 def conditioning(batch: int, frames: int, text_len: int = 5, caption_channels: int = 64, seed: int = 3,

@@ -1,5 +1,4 @@
 import pytest
-import torch
 from train_helpers import write_dataset
 
 
@@ -13,12 +12,3 @@ def tiny_dataset(tmp_path_factory):
 def long_dataset(tmp_path_factory):
     """4 clips of 25 frames (4 latent frames), for the chunk-causal recipe."""
     return write_dataset(tmp_path_factory.mktemp("train-data-long"), 4, num_frames=25, seed=1)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads cost more than they save on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
