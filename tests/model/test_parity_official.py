@@ -9,11 +9,10 @@ model is built on the meta device and handed our tensors (``assign=True``), shar
 """
 
 import gc
-import math
 
 import pytest
 import torch
-from model_helpers import model_inputs, rel_err
+from model_helpers import model_inputs, randomize_, rel_err
 from test_parity_diffusers import _oracle_forward
 
 from sana_wm.model import SanaWMTransformer, get_config
@@ -25,21 +24,14 @@ FRAMES, HEIGHT, WIDTH = 3, 2, 4  # latent frames x grid: 8 tokens a frame
 
 
 def _random_official_model(seed: int = 1) -> SanaWMTransformer:
-    """``official-2.6b`` with every parameter random, filled in place (no second copy, no default init):
+    """``official-2.6b`` with every parameter random (``randomize_``; no default init, no second copy):
     matrices and conv kernels ~ N(0, 1/fan_in) (std ~0.02 at width 2240), norm weights ~1, other
     vectors (biases, gate constants) ~ N(0, 0.5^2)."""
     with torch.device("meta"):
         model = SanaWMTransformer(get_config("official-2.6b"))
     model.to_empty(device="cpu")
-    g = torch.Generator().manual_seed(seed)
+    randomize_(model, seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim >= 2:
-                p.normal_(0.0, 1 / math.sqrt(p[0].numel()), generator=g)
-            elif "norm" in name:
-                p.normal_(1.0, 0.2, generator=g)
-            else:
-                p.normal_(0.0, 0.5, generator=g)
         for buffer in model.buffers():  # the null caption and recall gates, never read by a forward
             buffer.zero_()
     return model.eval()
