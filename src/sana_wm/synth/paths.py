@@ -120,6 +120,9 @@ def _revisit(scene: Scene, spawn: np.ndarray, num_frames: int, rng: np.random.Ge
     return c2w
 
 
+PATH_ATTEMPTS = 16  # redraws of a colliding path before giving up
+
+
 def exploration_path(scene: Scene, *, seconds: float = 10.0, fps: float = 16.0, style: str = "mixed",
                      seed: int = 0) -> Trajectory:
     """A ``round(seconds * fps) + 1``-frame camera path through ``scene`` in scene coordinates.
@@ -134,16 +137,22 @@ def exploration_path(scene: Scene, *, seconds: float = 10.0, fps: float = 16.0, 
         raise ValueError(f"a path needs at least 2 frames, got seconds={seconds} at fps={fps}")
     if style == "mixed":  # drawn from its own stream, so "mixed" equals the style it resolved to
         style = str(np.random.default_rng([seed, 1]).choice(["walk", "walk", "orbit", "look_around", "revisit"]))
-    rng = np.random.default_rng(seed)
-    spawn = scene.spawn_pose(rng, radius=BODY_RADIUS)
-    if style == "walk":
-        c2w = _walk_actions(scene, spawn, num_frames, rng)
-    elif style == "orbit":
-        c2w = _orbit(scene, spawn, num_frames, fps, rng)
-    elif style == "look_around":
-        c2w = _look_around(spawn, num_frames, fps, rng)
+    # A long walk can corner itself against a wall; such a path is redrawn from a derived stream
+    # (attempt 0 is the seed's own stream, so every path that was free on the first draw is unchanged).
+    for attempt in range(PATH_ATTEMPTS):
+        rng = np.random.default_rng(seed if attempt == 0 else [seed, 7919, attempt])
+        spawn = scene.spawn_pose(rng, radius=BODY_RADIUS)
+        if style == "walk":
+            c2w = _walk_actions(scene, spawn, num_frames, rng)
+        elif style == "orbit":
+            c2w = _orbit(scene, spawn, num_frames, fps, rng)
+        elif style == "look_around":
+            c2w = _look_around(spawn, num_frames, fps, rng)
+        else:
+            c2w = _revisit(scene, spawn, num_frames, rng)
+        if path_is_free(scene, c2w).all():
+            break
     else:
-        c2w = _revisit(scene, spawn, num_frames, rng)
-    if not path_is_free(scene, c2w).all():
-        raise SceneError(f"exploration_path: style {style!r} produced a colliding path (seed {seed})")
+        raise SceneError(f"exploration_path: style {style!r} produced a colliding path in {PATH_ATTEMPTS} "
+                         f"attempts (seed {seed}); try another seed or a shorter clip")
     return Trajectory(c2w, None, fps, {"source": "synth", "style": style, "seed": seed})
