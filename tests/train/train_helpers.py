@@ -49,11 +49,28 @@ def write_dataset(root: Path, num_clips: int, *, num_frames: int = 9, size: int 
     return root
 
 
-def tiny_config(data_root: Path, output_dir: Path, **sections):
-    """The ``synthetic_tiny`` training config pointed at ``data_root``, with section overrides."""
+def write_base_model(directory: Path, seed: int = 0) -> Path:
+    """A seeded random ``tiny`` model directory: the stand-in for released weights that LoRA adapts."""
+    import torch
+
+    from sana_wm.model import SanaWMTransformer, get_config, save_pretrained
+
+    torch.manual_seed(seed)
+    return save_pretrained(SanaWMTransformer(get_config("tiny")), directory)
+
+
+def lora_config(data_root: Path, output_dir: Path, base: Path, **sections):
+    """The ``synthetic_tiny_lora`` config on ``data_root`` and the base model ``base``, with overrides."""
+    model = {"name": "tiny", "init_from": str(base), **sections.pop("model", {})}
+    return tiny_config(data_root, output_dir, file="synthetic_tiny_lora.yaml", model=model, **sections)
+
+
+def tiny_config(data_root: Path, output_dir: Path, file: str = "synthetic_tiny.yaml", **sections):
+    """The ``synthetic_tiny`` training config (or another of configs/train) pointed at ``data_root``, with
+    section overrides (a dict value is merged into the section, anything else replaces it)."""
     import yaml
 
-    raw = yaml.safe_load((CONFIG_DIR / "synthetic_tiny.yaml").read_text())
+    raw = yaml.safe_load((CONFIG_DIR / file).read_text())
     raw["output_dir"] = str(output_dir)
     raw["data"]["root"] = str(data_root)
     raw.setdefault("logging", {})["progress_bar"] = False

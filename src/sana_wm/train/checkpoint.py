@@ -3,7 +3,9 @@
 A checkpoint is a directory ``<dir>/step-XXXXXXXX/`` holding
 
 * ``config.json`` + ``model.safetensors``: the full model (loadable by ``sana_wm.model.from_pretrained``);
-* ``ema.safetensors``: the EMA weights, when EMA is on;
+  or, for a LoRA run, ``adapter/`` instead: the adapter in peft's format plus ``sana_wm_base.json`` (the
+  frozen base is not copied; a resume rebuilds it from ``model.init_from`` and checks its fingerprint);
+* ``ema.safetensors``: the EMA weights, when EMA is on (LoRA: the adapter's, also as ``adapter-ema/``);
 * ``optimizer.pt``: the full (unsharded) AdamW state;
 * ``trainer.json``: step, stage, LR schedule, each rank's data position (``ClipDataset.state_dict()``),
   world size and the config it was written with;
@@ -33,6 +35,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from sana_wm.train.distributed import DistEnv, barrier
+from sana_wm.train.lora import LoraAdapter, check_fingerprint, read_adapter, write_adapter
 
 __all__ = ["CHECKPOINT_FORMAT", "get_rng_state", "latest_checkpoint", "list_checkpoints", "load_checkpoint",
            "prune_checkpoints", "save_checkpoint", "set_rng_state"]
@@ -43,6 +46,8 @@ _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 # Parameters the forward never reads (the legacy raymap input, GDN gates of softmax blocks) and frozen
 # ones have no AdamW state, so the optimizer state is loaded non-strictly.
 _FULL_OPTIM_LOAD = StateDictOptions(full_state_dict=True, cpu_offload=True, strict=False)
+# A LoRA checkpoint holds the adapter only; the frozen base keeps the weights it was built with.
+_ADAPTER_LOAD = StateDictOptions(full_state_dict=True, cpu_offload=True, strict=False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -108,14 +113,22 @@ def _full_tensor(t: torch.Tensor) -> torch.Tensor:
 
 def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Module, optimizer: torch.optim.Optimizer,
                     model_config: dict, trainer_state: dict, data_states: list, ema: dict | None = None,
-                    keep_last: int | None = None) -> Path:
-    """Write checkpoint ``step`` (every rank calls this: gathering sharded state is collective)."""
+                    keep_last: int | None = None, lora: LoraAdapter | None = None,
+                    lora_base: dict | None = None) -> Path:
+    """Write checkpoint ``step`` (every rank calls this: gathering sharded state is collective).
+
+    ``lora``: the run trains this adapter on a frozen base described by ``lora_base``; only the adapter is
+    written."""
     from safetensors.torch import save_file
 
     root = Path(root)
     final = root / f"{_PREFIX}{step:08d}"
     tmp = root / f".tmp-{_PREFIX}{step:08d}"
-    model_sd = get_model_state_dict(model, options=_FULL)
+    if lora is None:
+        model_sd = get_model_state_dict(model, options=_FULL)
+    else:
+        params = dict(lora.model.named_parameters())
+        adapter_sd = {n: _full_tensor(params[n]) for n in lora.param_names}  # same order on every rank
     optim_sd = get_optimizer_state_dict(model, optimizer, options=_FULL)
     ema_sd = {k: _full_tensor(v) for k, v in ema.items()} if ema is not None else None
     if env.is_main:
@@ -125,10 +138,15 @@ def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Modu
     barrier(env)
     torch.save(get_rng_state(), tmp / "rng" / f"rank-{env.rank:05d}.pt")
     if env.is_main:
-        save_file({k: v.contiguous() for k, v in model_sd.items()}, str(tmp / "model.safetensors"),
-                  metadata={"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps({"_class_name": "SanaWMTransformer", **model_config},
-                                                    indent=2, sort_keys=True) + "\n")
+        if lora is None:
+            save_file({k: v.contiguous() for k, v in model_sd.items()}, str(tmp / "model.safetensors"),
+                      metadata={"format": "pt"})
+            (tmp / "config.json").write_text(json.dumps({"_class_name": "SanaWMTransformer", **model_config},
+                                                        indent=2, sort_keys=True) + "\n")
+        else:
+            write_adapter(tmp / "adapter", lora.to_file_keys(adapter_sd), lora.peft_config, lora_base)
+            if ema_sd is not None:
+                write_adapter(tmp / "adapter-ema", lora.to_file_keys(ema_sd), lora.peft_config, lora_base)
         if ema_sd is not None:
             save_file(ema_sd, str(tmp / "ema.safetensors"), metadata={"format": "pt"})
         torch.save(optim_sd, tmp / "optimizer.pt")
@@ -150,8 +168,12 @@ def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Modu
 
 
 def load_checkpoint(path: str | Path, *, env: DistEnv, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                    ema: dict | None = None, restore_rng: bool = True) -> dict:
-    """Load a checkpoint into ``model``/``optimizer``/``ema`` (in place); returns ``trainer.json``."""
+                    ema: dict | None = None, restore_rng: bool = True, lora: LoraAdapter | None = None,
+                    lora_base: dict | None = None) -> dict:
+    """Load a checkpoint into ``model``/``optimizer``/``ema`` (in place); returns ``trainer.json``.
+
+    ``lora``: ``model`` carries this adapter on a frozen base described by ``lora_base``; the checkpoint
+    must hold an adapter of the same layout, trained on a base with the same fingerprint."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -161,7 +183,20 @@ def load_checkpoint(path: str | Path, *, env: DistEnv, model: nn.Module, optimiz
     if state["world_size"] != env.world_size:
         raise ValueError(f"{path} was written by {state['world_size']} ranks but this run has {env.world_size}; "
                          "an exact resume needs the same world size (the data position is per rank)")
-    set_model_state_dict(model, load_file(str(path / "model.safetensors")), options=_FULL)
+    has_adapter = (path / "adapter").is_dir()
+    if lora is None and has_adapter:
+        raise ValueError(f"{path} holds a LoRA adapter, not a full model; the config has no lora section (the run "
+                         "that wrote it had one)")
+    if lora is not None and not has_adapter:
+        raise ValueError(f"{path} holds a full model, not a LoRA adapter; the config has a lora section (the run "
+                         "that wrote it had none): remove it, or start the LoRA run in another output_dir")
+    if lora is None:
+        set_model_state_dict(model, load_file(str(path / "model.safetensors")), options=_FULL)
+    else:
+        file_state, _, saved_base = read_adapter(path / "adapter")
+        if lora_base is not None and "fingerprint" in saved_base:
+            check_fingerprint(saved_base["fingerprint"], lora_base["fingerprint"], f"resuming from {path}")
+        set_model_state_dict(model, lora.from_file_keys(file_state), options=_ADAPTER_LOAD)
     if optimizer is not None:
         optim_sd = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
         set_optimizer_state_dict(model, optimizer, optim_sd, options=_FULL_OPTIM_LOAD)

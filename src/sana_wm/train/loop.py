@@ -3,7 +3,9 @@
 ``run_training(config, resume)`` is the whole public surface (the ``sana-wm train`` command calls it).
 One optimizer step per iteration; each rank draws ``batch_size`` samples, so the global batch is
 ``batch_size x world size``. Progressive ``stages`` switch clip length, resolution, batch size,
-learning rate and trainable parameters at their boundaries. Metrics go to a JSONL file (one object per
+learning rate and trainable parameters at their boundaries. With a ``lora`` section the base model is
+frozen and peft adapters train instead (:mod:`~sana_wm.train.lora`); stage ``trainable`` patterns then
+choose among the adapter's parameters. Metrics go to a JSONL file (one object per
 line: ``{"step", "stage", "loss", "grad_norm", "lr", "samples_per_s", ...}`` and ``{"step", "val_loss"}``).
 """
 
@@ -36,6 +38,7 @@ from sana_wm.train.distributed import (
     shutdown,
     wrap_model,
 )
+from sana_wm.train.lora import LoraAdapter, apply_lora, base_fingerprint
 from sana_wm.train.objective import NoisePlan, flow_loss, make_noisy, sample_noise_plan, sample_seed
 
 __all__ = ["TrainResult", "Trainer", "run_training"]
@@ -73,19 +76,32 @@ class Trainer:
         torch.manual_seed(cfg.seed)
 
         self.model_config = self._model_config()
+        lora = cfg.lora
+        base_dtype = torch.bfloat16 if lora is not None and lora.base_dtype == "bf16" else torch.float32
         if cfg.model.init_from:
-            model = from_pretrained(cfg.model.init_from, self.model_config, dtype=torch.float32, device=self.device)
+            model = from_pretrained(cfg.model.init_from, self.model_config, dtype=base_dtype, device=self.device)
         else:
             model = SanaWMTransformer(self.model_config).to(self.device)  # initialised on the CPU: seed-exact
         model.train()
         model.gradient_checkpointing = cfg.model.gradient_checkpointing
+        self.lora: LoraAdapter | None = None
+        self.lora_base: dict | None = None
+        if lora is not None:
+            # What the adapter is trained on, so a resume or a merge can check it gets the same weights.
+            init_from = str(Path(cfg.model.init_from).resolve())
+            self.lora_base = {"init_from": init_from, "model_config": self.model_config.to_dict(),
+                              "dtype": lora.base_dtype, "fingerprint": base_fingerprint(model)}
+            self.lora = apply_lora(model, lora, base=init_from)
         self.raw_model = model
         self.model = wrap_model(model, env, cfg.distributed.strategy)
+        # LoRA: only the adapter is handed to AdamW (frozen weights would get no state anyway, but this
+        # keeps the FSDP optimizer state dict small); likewise the EMA shadows only what can change.
+        tunable = set(self.lora.param_names) if self.lora is not None else None
+        named = [(n, p) for n, p in self.raw_model.named_parameters() if tunable is None or n in tunable]
         o = cfg.optimizer
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+        self.optimizer = torch.optim.AdamW([p for _, p in named], lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                            weight_decay=o.weight_decay)
-        self.ema = ({n: p.detach().clone() for n, p in self.raw_model.named_parameters()}
-                    if cfg.ema.decay > 0 else None)
+        self.ema = {n: p.detach().clone() for n, p in named} if cfg.ema.decay > 0 else None
 
         self.encoder = SyntheticEncoder(self.model_config.in_channels, cfg.data.spatial_stride)
         self.text_encoder = HashTextEncoder(self.model_config.caption_channels, self.model_config.caption_length)
@@ -110,10 +126,14 @@ class Trainer:
         self.stage_index = index
         stage = cfg.stages[index]
         self.data = cfg.stage_data(index)
+        tunable = set(self.lora.param_names) if self.lora is not None else None
         for name, p in self.raw_model.named_parameters():
-            p.requires_grad_(any(fnmatch.fnmatchcase(name, pat) for pat in stage.trainable))
+            p.requires_grad_((tunable is None or name in tunable)
+                             and any(fnmatch.fnmatchcase(name, pat) for pat in stage.trainable))
         if not any(p.requires_grad for p in self.raw_model.parameters()):
-            raise ValueError(f"stages[{index}].trainable: the patterns {stage.trainable} match no parameter")
+            among = (" of the LoRA adapter (names like blocks.0.attn.qkv.lora_A.default.weight)"
+                     if self.lora is not None else "")
+            raise ValueError(f"stages[{index}].trainable: the patterns {stage.trainable} match no parameter{among}")
         self.dataset = self._dataset(self.data, root=self.data.root, shuffle=self.data.shuffle,
                                      window_mode=self.data.window_mode, crop=self.data.crop)
         if data_state is not None:
@@ -237,7 +257,8 @@ class Trainer:
         if self.ema is not None:
             with torch.no_grad():
                 for name, p in self.raw_model.named_parameters():
-                    self.ema[name].lerp_(p.detach(), 1 - self.cfg.ema.decay)
+                    if name in self.ema:
+                        self.ema[name].lerp_(p.detach(), 1 - self.cfg.ema.decay)
         global_loss = float(all_reduce_mean(loss.detach().float(), self.env))
         seconds = time.perf_counter() - t0
         return {"step": step + 1, "stage": self.stage_index, "loss": global_loss, "grad_norm": float(grad_norm),
@@ -313,7 +334,7 @@ class Trainer:
         return save_checkpoint(self.cfg.checkpoint_dir, step, env=self.env, model=self.model,
                                optimizer=self.optimizer, model_config=self.model_config.to_dict(),
                                trainer_state=state, data_states=data_states, ema=self.ema,
-                               keep_last=self.cfg.checkpoint.keep_last)
+                               keep_last=self.cfg.checkpoint.keep_last, lora=self.lora, lora_base=self.lora_base)
 
     # -- the loop --------------------------------------------------------------------------------------
     def run(self, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:
@@ -321,7 +342,8 @@ class Trainer:
         step = 0
         ckpt = latest_checkpoint(cfg.checkpoint_dir)
         if resume and ckpt is not None:
-            state = load_checkpoint(ckpt, env=env, model=self.model, optimizer=self.optimizer, ema=self.ema)
+            state = load_checkpoint(ckpt, env=env, model=self.model, optimizer=self.optimizer, ema=self.ema,
+                                    lora=self.lora, lora_base=self.lora_base)
             step = state["step"]
             stage, start = cfg.stage_at(step)
             # A checkpoint taken exactly at a stage boundary belongs to the stage that just ended.
