@@ -11,6 +11,7 @@ from PIL import Image
 
 from random_weights import randomize_
 from sana_wm.model import build_model
+from sana_wm.pipeline.refiner import save_tiny_refiner
 from sana_wm.pipeline.text import save_tiny_text_encoder
 from sana_wm.pipeline.vae import tiny_vae
 
@@ -28,7 +29,9 @@ def write_config(root: Path) -> None:
 
 
 def build_repos(base: Path) -> dict[str, Path]:
-    """``{variant: model folder}`` for the three variants, plus ``"text_encoder"``."""
+    """``{variant: model folder}`` for the three variants, plus ``"text_encoder"``. As released, the bidirectional
+    folder holds ``refiner/{transformer,connectors,text_encoder}``, the streaming one ``refiner_diffusers/`` and
+    ``gemma3_12b/``, the chunk-causal one no refiner (all three refiners have the same tiny random weights)."""
     from safetensors.torch import save_file
 
     state = {k: v.contiguous() for k, v in randomized_transformer().state_dict().items()}
@@ -38,6 +41,7 @@ def build_repos(base: Path) -> dict[str, Path]:
     (bi / "dit").mkdir(parents=True)
     save_file(state, str(bi / "dit" / "sana_wm_1600m_720p.safetensors"))
     tiny_vae(causal_decoder=False).save_pretrained(bi / "vae")
+    save_tiny_refiner(bi / "refiner")
     write_config(bi)
 
     cc = base / "SANA-WM_chunk_causal"
@@ -49,6 +53,7 @@ def build_repos(base: Path) -> dict[str, Path]:
     (st / "sana_dit").mkdir(parents=True)
     torch.save({"generator": state}, st / "sana_dit" / "model.pt")
     tiny_vae(causal_decoder=True).save_pretrained(st / "ltx2_causal_vae")
+    save_tiny_refiner(st / "refiner_diffusers", text_encoder_dir=st / "gemma3_12b")
     write_config(st)
     return {"bidirectional": bi, "chunk-causal": cc, "streaming": st, "text_encoder": text}
 

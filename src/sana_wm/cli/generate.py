@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 DESCRIPTION = """\
-Generate a video from a first frame and a camera path with a SANA-WM stage-1 model.
+Generate a video from a first frame and a camera path with a SANA-WM model.
 
 The camera path is one of:
   --action STR   keyboard-style actions, e.g. "w-100,dw-60,a-40" (keys w a s d i j k l or none,
@@ -21,6 +21,13 @@ Streaming writes each chunk as soon as it is decoded, so an interrupted run keep
 
 Variant defaults: bidirectional 60 steps, cfg 5, shift 8; chunk-causal 60 steps, cfg 5,
 shift 9.8; streaming the 4-step list 1000,960,889,727,0 with cfg 1.
+
+Refiner (stage 2): used whenever the model folder has one (refiner/ or refiner_diffusers/), or
+given with --refiner; --no-refiner skips it. It re-noises the stage-1 latents to sigma 0.909 and
+takes 3 steps with the first latent frame as a clean sink: all frames at once for bidirectional
+and chunk-causal, chunk by chunk (blocks of 3 latent frames, 11-frame K/V window) for streaming.
+As in the release, the refined video drops the first (sink) frame: 8k frames instead of 8k+1
+(--keep-sink-frame keeps it).
 """
 
 
@@ -62,11 +69,25 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg", type=float, metavar="W", help="text guidance scale (default: per variant; 1 = off)")
     p.add_argument("--shift", type=float, metavar="S", help="flow shift of the sigma schedule (default: per variant)")
     p.add_argument("--seed", type=int, default=42, metavar="K", help="random seed (default: 42)")
-    p.add_argument("--no-refiner", action="store_true",
-                   help="stage 1 only (the default, and the only mode available for now)")
-    p.add_argument("--refiner", metavar="DIR", help="stage-2 refiner (not available yet)")
+    refiner = p.add_mutually_exclusive_group()
+    refiner.add_argument("--no-refiner", action="store_true", help="stage 1 only, even if the model has a refiner")
+    refiner.add_argument("--refiner", metavar="DIR_OR_HF_ID",
+                         help="stage-2 refiner: a refiner folder (transformer/ + connectors/), a model folder "
+                              "holding refiner/ or refiner_diffusers/, or a hub id (default: the model's own)")
+    p.add_argument("--refiner-text-encoder", metavar="DIR",
+                   help="the refiner's Gemma-3 folder (default: refiner/text_encoder/ or gemma3_12b/)")
+    p.add_argument("--refiner-mode", choices=("bidirectional", "streaming"),
+                   help="all frames at once, or blocks over a sliding window (default: streaming for the "
+                        "streaming variant, else bidirectional)")
+    p.add_argument("--refiner-seed", type=int, metavar="K", help="refiner noise seed (default: --seed)")
+    p.add_argument("--refiner-block-frames", type=int, default=3, metavar="N",
+                   help="latent frames per refiner block in streaming mode (default: 3)")
+    p.add_argument("--refiner-kv-max-frames", type=int, default=11, metavar="N",
+                   help="latent frames of K/V the streaming refiner keeps, sink included (default: 11)")
+    p.add_argument("--keep-sink-frame", action="store_true",
+                   help="keep the refiner's first (sink) frame, so the video has 8k+1 frames")
     p.add_argument("--offload", action="store_true",
-                   help="keep the text encoder and VAE on the CPU while they are idle (less GPU memory)")
+                   help="keep the text encoders, VAE and refiner on the CPU while they are idle (less GPU memory)")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None,
                    help="transformer precision (default: bf16 on GPU, fp32 on CPU)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
@@ -104,9 +125,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from sana_wm.cli import CLIError
 
-    if args.refiner is not None:
-        raise CLIError("the stage-2 refiner is not available yet in sana-wm; drop --refiner (stage 1 only, "
-                       "as with --no-refiner)")
     if args.model is None:
         raise CLIError("--model is required for now (there is no bundled default model yet): pass a model folder "
                        "in the released layout or a hub id such as Efficient-Large-Model/SANA-WM_bidirectional")
@@ -135,13 +153,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
+    refiner = None if args.no_refiner else (args.refiner if args.refiner is not None else "auto")
     pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder, vae=args.vae,
                                           device=device, dtype=dtype, offload=args.offload,
-                                          prompt_cache=args.prompt_cache)
+                                          prompt_cache=args.prompt_cache, refiner=refiner,
+                                          refiner_text_encoder=args.refiner_text_encoder)
+    refiner_settings = None
+    if pipe.refiner is not None:
+        refiner_settings = {"block_frames": args.refiner_block_frames, "kv_max_frames": args.refiner_kv_max_frames,
+                            "seed": args.refiner_seed, "keep_sink_frame": args.keep_sink_frame}
+        if args.refiner_mode is not None:
+            refiner_settings["mode"] = args.refiner_mode
     result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt or DEFAULT_PROMPT,
                            negative_prompt=args.negative_prompt, steps=args.steps, cfg=args.cfg, shift=args.shift,
                            seed=args.seed, output=args.out, progress=not args.no_progress, fov=args.fov,
-                           extend=args.extend, action=args.action, overlay_actions=not args.no_action_overlay)
-    print(f"wrote {result.path} ({result.num_frames} frames at {result.fps:g} fps, {result.seconds:.1f} s) "
-          f"and {result.sidecar}")
+                           extend=args.extend, action=args.action, overlay_actions=not args.no_action_overlay,
+                           refiner_settings=refiner_settings)
+    stage = "stage 1 + refiner" if pipe.refiner is not None else "stage 1"
+    print(f"wrote {result.path} ({result.num_frames} frames at {result.fps:g} fps, {stage}, "
+          f"{result.seconds:.1f} s) and {result.sidecar}")
     return 0

@@ -1,7 +1,8 @@
-"""Stage-1 generation: image + camera path + prompt -> MP4 and sidecar (orchestration only).
+"""Generation: image + camera path + prompt -> MP4 and sidecar (orchestration only).
 
 * :class:`SanaWMPipeline` — loads a released-layout model folder or hub id and generates;
 * :mod:`~sana_wm.pipeline.vae`, :mod:`~sana_wm.pipeline.text` — the LTX-2 VAE and Gemma-2 wrappers;
+* :mod:`~sana_wm.pipeline.refiner` — the stage-2 LTX-2 refiner (bidirectional and block-streaming);
 * :mod:`~sana_wm.pipeline.video` — progressive MP4 writing, reading, the action overlay;
 * :mod:`~sana_wm.pipeline.sidecar` — the JSON record next to each video and regeneration from it.
 """
@@ -16,6 +17,7 @@ from sana_wm.pipeline.pipeline import (
     SanaWMPipeline,
     resolve_model,
 )
+from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.sidecar import read_sidecar, regenerate_from_sidecar, sidecar_path
 from sana_wm.pipeline.text import DEFAULT_PROMPT, PromptCache, TextEmbedding, TextEncoder
 from sana_wm.pipeline.vae import StreamingDecoder, VideoVAE
@@ -30,6 +32,8 @@ __all__ = [
     "ModelFiles",
     "ModelFilesError",
     "PromptCache",
+    "Refiner",
+    "RefinerSettings",
     "SanaWMPipeline",
     "StreamingDecoder",
     "TextEmbedding",
@@ -37,8 +41,10 @@ __all__ = [
     "VideoVAE",
     "VideoWriter",
     "read_sidecar",
+    "find_refiner",
     "read_video",
     "regenerate_from_sidecar",
     "resolve_model",
+    "resolve_refiner",
     "sidecar_path",
 ]

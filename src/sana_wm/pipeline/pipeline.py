@@ -1,9 +1,10 @@
-"""Stage-1 generation: one image + a camera path (+ a prompt) -> an MP4 and its sidecar.
+"""Generation: one image + a camera path (+ a prompt) -> an MP4 and its sidecar.
 
 :class:`SanaWMPipeline` only orchestrates: it prepares inputs (image crop, trajectory fitting, camera tensors,
-text states, the first-frame latent), hands them to the sampler of the loaded variant, decodes and writes the
-video. The models' insides live in :mod:`sana_wm.model`, the samplers in :mod:`sana_wm.samplers`, the VAE and
-text encoder wrappers next to this file.
+text states, the first-frame latent), hands them to the sampler of the loaded variant, optionally refines the
+latents with the stage-2 refiner (:mod:`~sana_wm.pipeline.refiner`), decodes and writes the video. The models'
+insides live in :mod:`sana_wm.model`, the samplers in :mod:`sana_wm.samplers`, the VAE, text encoder and
+refiner wrappers next to this file.
 
 Model folders (reference §11.4), resolved by :func:`resolve_model`:
 
@@ -25,7 +26,15 @@ key (the released ``config.yaml`` has no such key, which means "official")::
       fps: 16
 
 The text encoder is ``text_encoder=`` (folder or hub id), else the folder's ``text_encoder/`` if present, else
-``Efficient-Large-Model/gemma-2-2b-it``. The refiner (stage 2) is not implemented yet: ``refiner`` must be None.
+``Efficient-Large-Model/gemma-2-2b-it``.
+
+The refiner (stage 2, reference §6) is the folder's ``refiner/`` or ``refiner_diffusers/`` (or any refiner folder
+or hub id given as ``refiner=``). The bidirectional and chunk-causal variants refine the whole stage-1 latent
+video at once ("bidirectional" refiner mode); the streaming variant refines each stage-1 chunk as soon as it is
+sampled (block-streaming mode, blocks of 3 latent frames = one chunk), so frames still reach the MP4 chunk by
+chunk. As in the release, the refined video drops the decoded sink frame (the conditioning image): it has one
+frame fewer than stage 1, and its frame ``i`` shows pose ``i + 1`` of the trajectory (the sidecar records this as
+``first_pose``); ``RefinerSettings(keep_sink_frame=True)`` keeps it.
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ import torch
 from sana_wm.camera.conditioning import DEFAULT_TARGET_SIZE, center_crop_geometry, conditioning_from_trajectory
 from sana_wm.camera.resample import fit_to_frames, snap_frame_count
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
+from sana_wm.pipeline.errors import ModelFilesError
+from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.sidecar import file_fingerprint, sha256_file, trajectory_to_dict, write_sidecar
 from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
 from sana_wm.pipeline.vae import VideoVAE
@@ -92,10 +103,6 @@ VARIANT_DEFAULTS = {
 }
 DEFAULT_FOV_DEG = 60.0  # horizontal FOV assumed for a camera path without intrinsics
 STREAM_CHUNK_FRAMES = 3  # latent frames per streaming chunk: videos are snapped to 8 * 3k + 1 raw frames
-
-
-class ModelFilesError(FileNotFoundError):
-    """A model folder lacks files the chosen variant needs; the message names them."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,6 +212,28 @@ def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | 
     return ModelFiles(source, variant, root, dit, vae_dir, str(text_encoder), _read_settings(root))
 
 
+def _refiner_source(files: ModelFiles, refiner: str | Path | bool | None) -> str | Path | None:
+    """What ``from_pretrained(..., refiner=...)`` loads: None, or a folder / hub id for :class:`Refiner`."""
+    if refiner is None or refiner is False:
+        return None
+    if refiner is True or refiner == "auto":
+        required = refiner is True
+        if _is_hub_id(files.source):
+            try:
+                resolve_refiner(files.source)
+            except ModelFilesError:
+                if required:
+                    raise
+                return None
+            return files.source
+        found = find_refiner(files.root)
+        if found is None and required:
+            raise ModelFilesError(f"{files.root} has no refiner folder (refiner/ or refiner_diffusers/ holding "
+                                  "transformer/ and connectors/); pass refiner=<folder or hub id>")
+        return found
+    return refiner
+
+
 def _transformer_config(settings: dict):
     from sana_wm.model.config import SanaWMConfig, get_config
 
@@ -217,16 +246,30 @@ def _transformer_config(settings: dict):
 # ------------------------------------------------------------------------------------------------
 def estimate_memory_gib(variant: str, latent_frames: int, latent_hw: tuple[int, int], *, hidden_size: int = 2240,
                         transformer_params: float = 2.66e9, dtype_bytes: int = 2, cfg: bool = True,
-                        offload: bool = False) -> float:
-    """A rough peak-GPU-memory estimate (GiB) of stage 1: weights, plus text encoder and VAE unless offloaded,
+                        offload: bool = False, refiner_params: float = 0.0, refiner_hidden_size: int = 4096,
+                        refiner_mode: str = "bidirectional") -> float:
+    """A rough peak-GPU-memory estimate (GiB): stage-1 weights, plus text encoder and VAE unless offloaded,
     plus activations of the frames the transformer sees at once (all for bidirectional/chunk-causal, one chunk
-    and a 2-chunk cache for streaming). Rough by design: it is for advice, not a guarantee."""
+    and a 2-chunk cache for streaming); with ``refiner_params`` > 0 also the refiner (its Gemma-3-12B unless
+    offloaded) and its activations (all frames at once, or a 3-frame block against an 11-frame window). Rough
+    by design: it is for advice, not a guarantee."""
     weights = transformer_params * dtype_bytes
     if not offload:
         weights += 2.6e9 * dtype_bytes + 0.5e9 * dtype_bytes  # Gemma-2-2B and the LTX-2 VAE
     frames = latent_frames if variant != "streaming" else min(latent_frames, 4 + 2 * STREAM_CHUNK_FRAMES)
     tokens = frames * latent_hw[0] * latent_hw[1] * (2 if cfg and variant != "streaming" else 1)
     activations = tokens * hidden_size * dtype_bytes * 24  # a block's working set, with headroom
+    if refiner_params:
+        weights += refiner_params * dtype_bytes + (0 if offload else 12e9 * dtype_bytes)  # + Gemma-3-12B
+        r_frames = latent_frames if refiner_mode == "bidirectional" else 3 + 11
+        r_tokens = r_frames * latent_hw[0] * latent_hw[1]
+        r_activations = r_tokens * refiner_hidden_size * dtype_bytes * 24
+        if refiner_mode == "streaming":  # the stage-1 chunk and the refiner block coexist with both caches
+            activations += r_activations
+        elif offload:  # stage 1 is done before the refiner starts
+            activations = max(activations, r_activations)
+        else:
+            activations += r_activations
     decode = 3 * 1e9 if variant == "streaming" else min(latent_frames, 13) * 1.2e9  # VAE decode (tiled)
     return (weights + activations + decode) / 2**30
 
@@ -236,7 +279,9 @@ def estimate_memory_gib(variant: str, latent_frames: int, latent_hw: tuple[int, 
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class GenerationResult:
-    """``frames (F, H, W, 3)`` uint8 (when kept), ``latents (1, C, T_lat, h, w)``, the output and sidecar paths."""
+    """``frames (F, H, W, 3)`` uint8 (when kept), the decoded ``latents (1, C, T_lat, h, w)`` (refined when the
+    refiner ran; ``stage1_latents`` then holds stage 1's), the output and sidecar paths. ``num_frames``: frames in
+    the video."""
 
     frames: np.ndarray | None
     fps: float
@@ -245,6 +290,7 @@ class GenerationResult:
     path: Path | None
     sidecar: Path | None
     seconds: float
+    stage1_latents: torch.Tensor | None = None
 
 
 class SanaWMPipeline:
@@ -252,9 +298,7 @@ class SanaWMPipeline:
 
     def __init__(self, transformer, vae: VideoVAE, text_encoder: TextEncoder | None, *, variant: str,
                  image_size: tuple[int, int] = DEFAULT_TARGET_SIZE, fps: float = 16.0, device="cpu",
-                 files: ModelFiles | None = None, offload: bool = False, refiner=None) -> None:
-        if refiner is not None:
-            raise NotImplementedError("the stage-2 refiner is not implemented yet; run without it (--no-refiner)")
+                 files: ModelFiles | None = None, offload: bool = False, refiner: Refiner | None = None) -> None:
         self.transformer = transformer
         self.vae = vae
         self.text_encoder = text_encoder
@@ -264,7 +308,7 @@ class SanaWMPipeline:
         self.device = torch.device(device)
         self.files = files
         self.offload = offload
-        self.refiner = refiner  # the seam for stage 2: refiner(latents, ...) -> latents, applied before decoding
+        self.refiner = refiner  # stage 2, applied to the latents before decoding (None: stage 1 only)
         s = vae.spatial_stride
         if self.image_size[0] % s or self.image_size[1] % s:
             raise ValueError(f"image size {self.image_size} must be a multiple of the VAE stride {s}")
@@ -275,13 +319,16 @@ class SanaWMPipeline:
                         vae: str | Path | None = None, device: str | torch.device | None = None,
                         dtype: str | torch.dtype = "bf16", offload: bool = False,
                         prompt_cache: str | Path | None = None, instruction: str | None = None,
-                        refiner: str | None = None) -> SanaWMPipeline:
-        """Load a released (or released-layout) model folder or official hub id (module docstring)."""
+                        refiner: str | Path | bool | None = None,
+                        refiner_text_encoder: str | Path | None = None) -> SanaWMPipeline:
+        """Load a released (or released-layout) model folder or official hub id (module docstring).
+
+        ``refiner``: None/False for stage 1 only; True for the model's own refiner (an error if it has none);
+        "auto" for the model's refiner when it has one; or a refiner folder / model folder / hub id.
+        ``refiner_text_encoder`` overrides its Gemma-3 folder."""
         from sana_wm.model.loading import from_pretrained as load_transformer
         from sana_wm.model.loading import resolve_dtype
 
-        if refiner is not None:
-            raise NotImplementedError("the stage-2 refiner is not implemented yet; run without it (--no-refiner)")
         files = resolve_model(source, variant, vae=vae, text_encoder=text_encoder)
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = resolve_dtype(dtype)
@@ -293,9 +340,15 @@ class SanaWMPipeline:
         cache = PromptCache(prompt_cache) if prompt_cache is not None else None
         encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=aux_dtype, device=idle, cache=cache,
                                               instruction=instruction)
+        refiner_source = _refiner_source(files, refiner)
+        stage2 = None
+        if refiner_source is not None:
+            stage2 = Refiner.from_pretrained(refiner_source, text_encoder=refiner_text_encoder, dtype=dtype,
+                                             device=idle, text_dtype=aux_dtype, text_device=idle, cache=cache)
         image_size = tuple(files.settings.get("image_size", DEFAULT_TARGET_SIZE))
         return cls(transformer, video_vae, encoder, variant=files.variant, image_size=image_size,
-                   fps=float(files.settings.get("fps", 16.0)), device=device, files=files, offload=offload)
+                   fps=float(files.settings.get("fps", 16.0)), device=device, files=files, offload=offload,
+                   refiner=stage2)
 
     # -- helpers ------------------------------------------------------------------------------------
     def _use(self, module):
@@ -319,7 +372,7 @@ class SanaWMPipeline:
                                   f"{stride + 1} frames")
         return snap_frame_count(num_frames, stride, "down")
 
-    def check_memory(self, num_frames: int, *, cfg: float) -> str | None:
+    def check_memory(self, num_frames: int, *, cfg: float, refine: bool = True) -> str | None:
         """On CUDA, a warning text when the estimate exceeds the free memory, saying what would fit; else None."""
         if self.device.type != "cuda":
             return None
@@ -330,6 +383,11 @@ class SanaWMPipeline:
         cfg_on = cfg != 1.0
         params = sum(p.numel() for p in self.transformer.parameters())
         kw = dict(hidden_size=self.transformer.config.hidden_size, transformer_params=params, cfg=cfg_on)
+        if self.refiner is not None and refine:
+            kw.update(refiner_params=sum(p.numel() for p in self.refiner.transformer.parameters()),
+                      refiner_hidden_size=self.refiner.transformer.config.num_attention_heads
+                      * self.refiner.transformer.config.attention_head_dim,
+                      refiner_mode="streaming" if self.variant == "streaming" else "bidirectional")
         need = estimate_memory_gib(self.variant, T, hw, offload=self.offload, **kw)
         if need <= free_gib:
             return None
@@ -397,6 +455,9 @@ class SanaWMPipeline:
         instruction: str | None = None,
         keep_frames: bool = False,
         hash_weights: bool = False,
+        refine: bool | None = None,
+        refiner_settings: RefinerSettings | dict | None = None,
+        refiner_prompt: str | TextEmbedding | None = None,
     ) -> GenerationResult:
         """Generate a video from ``image`` (path, PIL image or uint8 array) following ``trajectory``.
 
@@ -407,6 +468,11 @@ class SanaWMPipeline:
         ``sigmas`` (a decreasing list ending in 0) replaces the shifted schedule. ``output``: the MP4 to write
         (plus ``<stem>.sana-wm.json``); streaming writes each chunk as soon as it is decoded. ``action`` (the
         action string the trajectory came from) is recorded and, with ``overlay_actions``, drawn on the frames.
+
+        Stage 2: ``refine`` (default: whenever a refiner is loaded) runs the refiner with ``refiner_settings``
+        (a :class:`~sana_wm.pipeline.refiner.RefinerSettings` or a dict of its fields over the variant's
+        defaults; its seed defaults to ``seed``) on ``refiner_prompt`` (default: ``prompt``, which must then be
+        text). The refined video drops the decoded sink frame unless ``keep_sink_frame`` (module docstring).
         """
         from sana_wm.samplers import (
             Conditioning,
@@ -463,12 +529,15 @@ class SanaWMPipeline:
                                               temporal_stride=self.vae.temporal_stride,
                                               spatial_stride=self.vae.spatial_stride)
         T = self.vae.num_latent_frames(n)
+        refine = self.refiner is not None if refine is None else bool(refine)
+        rsettings = self._refiner_settings(variant, refiner_settings, seed) if refine else None
         if cfg != 1.0 or self.device.type == "cuda":
-            message = self.check_memory(n, cfg=cfg)
+            message = self.check_memory(n, cfg=cfg, refine=refine)
             if message:
                 warnings.warn(message, stacklevel=2)
 
         # -- text and first-frame latent -----------------------------------------------------------
+        refiner_text = self._refiner_text(prompt if refiner_prompt is None else refiner_prompt) if refine else None
         text = self._text(prompt, False, instruction)
         negative = self._text(negative_prompt, True, instruction) if cfg != 1.0 else None
         cropped = np.asarray(geometry.apply_to_image(pil), dtype=np.float32)
@@ -486,6 +555,10 @@ class SanaWMPipeline:
             guidance = Guidance(cfg, negative.embeds.to(self.device, model_dtype), negative.mask.to(self.device))
         generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
 
+        # The refined video starts after the sink's decoded frames (released behaviour), unless kept.
+        first_pose = 0
+        if rsettings is not None and not rsettings.keep_sink_frame:
+            first_pose = self.vae.num_video_frames(rsettings.sink_frames)
         held = None
         if action is not None and overlay_actions:
             from sana_wm.camera.actions import per_frame_keys
@@ -495,42 +568,69 @@ class SanaWMPipeline:
 
         writer = VideoWriter(output, self.fps, keep_frames=keep_frames) if output is not None else None
         frames_kept: list[np.ndarray] = []
-        written = 0
+        decoded = 0  # frames decoded so far (dropped sink frames included)
 
         def emit(video: torch.Tensor) -> None:
-            nonlocal written
-            frames = to_uint8_frames(video)
+            nonlocal decoded
+            skip = max(0, min(first_pose - decoded, video.shape[2]))
+            decoded += video.shape[2]
+            frames = to_uint8_frames(video[:, :, skip:])
+            if not len(frames):
+                return
+            start = decoded - len(frames)  # the trajectory index of frames[0]
             if held is not None:
-                frames = draw_action_overlay(frames, held[written:written + len(frames)])
-            written += len(frames)
+                frames = draw_action_overlay(frames, held[start:start + len(frames)])
             if writer is not None:
                 writer.write(frames)
             elif keep_frames or output is None:
                 frames_kept.append(frames)
 
+        stage1 = None
         try:
             if variant == "streaming":
                 decoder = None
-                chunks = []
+                chunks, refined = [], []
+                stream = None
+                if rsettings is not None:
+                    stream = self._use(self.refiner).stream(refiner_text, fps=self.fps, settings=rsettings,
+                                                            seed=rsettings.seed, num_frames=T)
+
+                def decode(latents: torch.Tensor) -> None:
+                    nonlocal decoder
+                    vae = self._use(self.vae)
+                    decoder = decoder or vae.stream_decoder()
+                    emit(decoder.decode_chunk(latents))
+                    refined.append(latents.cpu())
+
                 bar = _chunk_bar(progress, T)
                 for chunk in stream_sample(self.transformer, cond, first, T, schedule, guidance=guidance,
                                            generator=generator, progress=False):
-                    vae = self._use(self.vae)
-                    decoder = decoder or vae.stream_decoder()
-                    emit(decoder.decode_chunk(chunk.latents))
                     chunks.append(chunk.latents.cpu())
+                    ready = chunk.latents if stream is None else stream.push(chunk.latents)
+                    if ready is not None:
+                        decode(ready)
                     if bar is not None:
                         bar.update(chunk.latents.shape[2])
+                if stream is not None:
+                    tail = stream.finish()
+                    if tail is not None:
+                        decode(tail)
+                    self._release(self.refiner)
                 if bar is not None:
                     bar.close()
                 self._release(self.vae)
-                latents = torch.cat(chunks, dim=2)
+                latents = torch.cat(refined, dim=2)
+                stage1 = torch.cat(chunks, dim=2) if stream is not None else None
             else:
                 sample = euler_sample if variant == "bidirectional" else chunk_causal_sample
                 latents = sample(self.transformer, cond, first, T, schedule, guidance=guidance,
                                  generator=generator, progress=progress).latents
-                if self.refiner is not None:  # pragma: no cover - the stage-2 seam
-                    latents = self.refiner(latents)
+                if rsettings is not None:
+                    stage1 = latents.cpu()
+                    latents = self._use(self.refiner).refine(latents, refiner_text, fps=self.fps,
+                                                             settings=rsettings, seed=rsettings.seed,
+                                                             progress=progress)
+                    self._release(self.refiner)
                 vae = self._use(self.vae)
                 emit(vae.decode(latents))
                 self._release(vae)
@@ -549,16 +649,46 @@ class SanaWMPipeline:
             record = self._record(image_path, pil, traj, n, requested, prompt, negative_prompt, seed, steps, cfg,
                                   shift, schedule, fov_used if fov_used is not None else fov, action,
                                   overlay_actions, instruction, hash_weights, extend)
+            record.update(video_frames=n - first_pose, first_pose=first_pose)
+            record["settings"].update(refiner=None if rsettings is None else rsettings.to_dict(),
+                                      refiner_prompt=None if refiner_prompt is None else _text_field(refiner_prompt))
+            if rsettings is not None and self.refiner.files is not None:
+                record["model"]["refiner"] = self.refiner.files.fingerprint(hash_contents=hash_weights)
             sidecar = write_sidecar(output, record)
-        return GenerationResult(frames_out, self.fps, n, latents, None if output is None else Path(output), sidecar,
-                                time.perf_counter() - started)
+        return GenerationResult(frames_out, self.fps, n - first_pose, latents, None if output is None else Path(output),
+                                sidecar, time.perf_counter() - started, stage1)
+
+    def _refiner_settings(self, variant: str, settings: RefinerSettings | dict | None, seed: int) -> RefinerSettings:
+        if self.refiner is None:
+            raise ValueError("no refiner is loaded: load one with SanaWMPipeline.from_pretrained(..., refiner=...) "
+                             "or generate with refine=False")
+        if isinstance(settings, RefinerSettings):
+            resolved = settings
+        else:
+            resolved = RefinerSettings.for_variant(variant, **(settings or {}))
+        if resolved.seed is None:
+            resolved = resolved.replace(seed=int(seed))
+        if variant == "streaming" and resolved.mode != "streaming":
+            raise ValueError("the streaming variant refines each chunk as it is sampled: use the refiner's "
+                             "'streaming' mode (bidirectional refinement needs the whole video first)")
+        return resolved
+
+    def _refiner_text(self, prompt: str | TextEmbedding) -> TextEmbedding:
+        if isinstance(prompt, TextEmbedding):
+            return prompt
+        if str(prompt).endswith(".safetensors"):
+            raise ValueError(f"the refiner encodes its prompt with its own Gemma-3 encoder and cannot reuse the "
+                             f"stage-1 embedding {prompt}; pass refiner_prompt= (the prompt text or a refiner "
+                             "TextEmbedding)")
+        encoder = self._use(self.refiner.text_encoder)
+        try:
+            return self.refiner.encode_prompt(str(prompt))
+        finally:
+            self._release(encoder)
 
     def _record(self, image_path, pil, traj, n, requested, prompt, negative_prompt, seed, steps, cfg, shift,
                 schedule, fov, action, overlay_actions, instruction, hash_weights, extend) -> dict[str, Any]:
         from sana_wm import __version__
-
-        def text_field(p):
-            return p if isinstance(p, str) else "<precomputed embedding>"
 
         image: dict[str, Any] = {"size": list(pil.size)}
         if image_path is not None:
@@ -574,8 +704,8 @@ class SanaWMPipeline:
         return {
             "sana_wm_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "prompt": text_field(prompt),
-            "negative_prompt": text_field(negative_prompt),
+            "prompt": _text_field(prompt),
+            "negative_prompt": _text_field(negative_prompt),
             "seed": int(seed),
             "num_frames": n,
             "requested_frames": requested,
@@ -589,11 +719,15 @@ class SanaWMPipeline:
                 "sigmas": [float(s) for s in schedule.sigmas.tolist()], "fov": fov, "extend": extend,
                 "image_size": list(self.image_size), "dtype": str(self.transformer.dtype).removeprefix("torch."),
                 "offload": self.offload, "device": str(self.device), "overlay_actions": bool(overlay_actions),
-                "refiner": None, "instruction": instruction,
+                "instruction": instruction,
                 "instruction_sha256": None if encoder is None else _sha(instruction or encoder.instruction),
                 "text_encoder_id": None if encoder is None else encoder.model_id,
             },
         }
+
+
+def _text_field(prompt) -> str:
+    return prompt if isinstance(prompt, str) else "<precomputed embedding>"
 
 
 def _sha(text: str) -> str:
