@@ -13,7 +13,8 @@ def base() -> dict:
     return raw
 
 
-@pytest.mark.parametrize("name", ["synthetic_tiny.yaml", "finetune_official.yaml"])
+@pytest.mark.parametrize("name", ["synthetic_tiny.yaml", "finetune_official.yaml", "synthetic_tiny_lora.yaml",
+                                  "finetune_lora.yaml"])
 def test_example_configs_load(name):
     cfg = load_config(CONFIG_DIR / name)
     assert cfg.total_steps >= 1
@@ -97,3 +98,61 @@ def test_bad_yaml_files(tmp_path):
     path.write_text("data: {root: x}\nstages: {steps: 3}\n")
     with pytest.raises(ConfigError, match="stages: expected a list"):
         load_config(path)
+
+
+def test_lora_section():
+    assert config_from_dict(base()).lora is None  # absent: full training
+    raw = base()
+    raw["model"]["init_from"] = "base-model"
+    raw["lora"] = {}
+    cfg = config_from_dict(raw)  # present, even empty: LoRA with the defaults
+    assert (cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.base_dtype) == (16, 16.0, 0.0, "fp32")
+    assert "blocks.*.attn.qkv" in cfg.lora.target_modules
+    lora = load_config(CONFIG_DIR / "finetune_lora.yaml")
+    assert lora.lora.rank == 32 and lora.lora.base_dtype == "bf16" and lora.model.name == "official-2.6b"
+
+
+def with_lora(**changes) -> dict:
+    raw = base()
+    raw["model"]["init_from"] = "base-model"
+    raw["lora"] = {"rank": 4, **changes}
+    return raw
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"rnak": 8}, "lora.rnak: unknown key; lora accepts rank, alpha"),
+    ({"rank": "8"}, "lora.rank: expected int, got '8'"),
+    ({"rank": 0}, "lora.rank: must be >= 1"),
+    ({"alpha": -1.0}, "lora.alpha: must be positive"),
+    ({"dropout": 1.0}, "lora.dropout: must be in [0, 1)"),
+    ({"target_modules": "qkv"}, "lora.target_modules: expected a list"),
+    ({"target_modules": []}, "lora.target_modules: needs at least one pattern"),
+    ({"target_modules": ["blocks.*.attn.qkv", "blocks.*.attn.qvk"]},
+     "lora.target_modules[1]: 'blocks.*.attn.qvk' matches no module of the model"),
+    ({"target_modules": ["blocks.*.mlp.t_conv"]},
+     "lora.target_modules[0]: 'blocks.*.mlp.t_conv' matches only layers LoRA cannot wrap"),
+    ({"target_modules": ["*depth_conv.conv"]}, "grouped Conv2d (groups=384)"),
+    ({"target_modules": ["blocks.*.attn.q_norm"]}, "a RMSNorm, not an nn.Linear or nn.Conv layer"),
+    ({"trainable_modules": ["nothing_here"]}, "lora.trainable_modules[0]: 'nothing_here' matches no module"),
+    ({"trainable_modules": ["blocks.0.attn"]}, "lora.trainable_modules[0]: blocks.0.attn overlaps the LoRA target "
+                                                "blocks.0.attn.qkv"),
+    ({"base_dtype": "fp16"}, "lora.base_dtype: expected one of fp32, bf16"),
+    ({"base_dtype": "bf16"}, "lora.base_dtype: bf16 base weights need precision: bf16"),
+])
+def test_lora_errors_name_the_key(changes, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(with_lora(**changes))
+    assert message in str(err.value)
+
+
+def test_lora_needs_a_base_and_a_readable_model_config():
+    raw = with_lora()
+    del raw["model"]["init_from"]
+    with pytest.raises(ConfigError, match="^model.init_from: LoRA adapts pretrained weights"):
+        config_from_dict(raw)
+    raw = with_lora()
+    raw["model"].update(name=None, config_path="missing.json")
+    with pytest.raises(ConfigError, match="^model.config_path: cannot read missing.json"):
+        config_from_dict(raw)
+    raw = with_lora(target_modules=["blocks.*"])  # a broad pattern keeps only the layers LoRA can wrap
+    assert config_from_dict(raw).lora.target_modules == ["blocks.*"]

@@ -74,9 +74,12 @@ def _merge(args: argparse.Namespace) -> int:
     source = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(cfg.checkpoint_dir)
     if source is None:
         raise FileNotFoundError(f"no checkpoint in {cfg.checkpoint_dir}; train first, or pass --checkpoint")
-    adapter = source / ("adapter-ema" if args.ema else "adapter")
-    if not adapter.is_dir():
-        adapter = source  # an adapter directory itself
+    if args.ema:
+        adapter = source / "adapter-ema"
+        if not adapter.is_dir():
+            raise FileNotFoundError(f"{source} has no adapter-ema/: the run kept no EMA (ema.decay 0)")
+    else:
+        adapter = source / "adapter" if (source / "adapter").is_dir() else source  # or an adapter directory itself
     out = merge_lora(adapter, args.merge_lora, base=cfg.model.init_from, dtype=args.dtype, overwrite=args.overwrite)
     print(f"merged {adapter} into {cfg.model.init_from}: {out}")
     return 0
