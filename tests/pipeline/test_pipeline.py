@@ -89,11 +89,6 @@ def test_missing_files_are_named(repos, tmp_path):
         resolve_model(tmp_path)
 
 
-def test_refiner_is_not_available_yet(repos):
-    with pytest.raises(NotImplementedError, match="--no-refiner"):
-        SanaWMPipeline.from_pretrained(repos["bidirectional"], refiner="refiner/")
-
-
 # -- CLI ------------------------------------------------------------------------------------------
 def test_cli_generate_streaming(repos, image_path, tmp_path, capsys):
     out = tmp_path / "cli.mp4"
@@ -109,7 +104,7 @@ def test_cli_generate_streaming(repos, image_path, tmp_path, capsys):
     (["--image", "missing.png", "--action", "w-30"], "--image missing.png: file not found"),
     (["--action", "w-30,x-4"], "segment 2 of 2 'x-4': unknown key 'x'"),
     (["--action", "w-5"], "has 6 frames but 9 are needed"),
-    (["--action", "w-30", "--refiner", "r/"], "refiner is not available"),
+    (["--action", "w-30", "--refiner", "r/"], "refiner 'r/' is neither a folder nor a hub id"),
     (["--action", "w-30", "--model", None], "--model is required for now"),
 ])
 def test_cli_errors(repos, image_path, tmp_path, capsys, args, message):
