@@ -207,3 +207,15 @@ def test_explicit_refiner_must_exist(repos):
     with pytest.raises(ModelFilesError, match="has no refiner folder"):
         SanaWMPipeline.from_pretrained(repos["chunk-causal"], vae=repos["bidirectional"] / "vae",
                                        text_encoder=repos["text_encoder"], dtype="fp32", device="cpu", refiner=True)
+
+
+def test_memory_estimate_counts_the_refiner():
+    from sana_wm.pipeline.pipeline import estimate_memory_gib
+
+    hw = (22, 40)
+    stage1 = estimate_memory_gib("bidirectional", 121, hw)
+    refined = estimate_memory_gib("bidirectional", 121, hw, refiner_params=19e9)
+    offloaded = estimate_memory_gib("bidirectional", 121, hw, refiner_params=19e9, offload=True)
+    streaming = estimate_memory_gib("streaming", 121, hw, refiner_params=19e9, refiner_mode="streaming", cfg=False)
+    assert stage1 + 19e9 * 2 / 2**30 < refined  # refiner weights, its Gemma-3 and its activations
+    assert offloaded < refined and streaming < refined

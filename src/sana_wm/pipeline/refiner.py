@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -555,7 +555,6 @@ class RefinerStream:
         self.sink: Tensor | None = None
         self.pending: list[Tensor] = []
         self.next_frame = 0  # absolute index of the first pending frame
-        self.refined_frames = 0
         self._bar = None
         if progress:
             from tqdm import tqdm
@@ -616,7 +615,6 @@ class RefinerStream:
             velocity, _ = self.transformer.forward_block(x, sigma, frames, self.text, self.fps, window=self.window)
             x = x + (sigma_next - sigma) * velocity
         self.next_frame += n
-        self.refined_frames += n
         last = self.num_frames is not None and self.next_frame >= self.num_frames
         if self.settings.mode == "streaming" and not last:
             # The next blocks see this one through its clean keys/values, computed against the same window.
@@ -638,7 +636,6 @@ class Refiner:
     transformer: RefinerTransformer
     text_encoder: RefinerTextEncoder | None
     files: RefinerFiles | None = None
-    _device: torch.device | None = field(default=None, repr=False)
 
     @classmethod
     def from_pretrained(cls, source: str | Path, *, text_encoder: str | Path | None = None,
