@@ -134,7 +134,7 @@ class EMAConfig:
     decay: float = 0.0  # 0: no EMA; e.g. 0.9999
 
 
-# Default LoRA targets (fnmatch patterns over module names, see `sana-wm model info`): every block's
+# Default LoRA targets (fnmatch patterns over the names of model.named_modules()): every block's
 # self-attention q/k/v and output projections in both branches (main GDN/softmax and UCPE camera), the
 # cross-attention projections, and the FFN's two 1x1 convolutions.
 DEFAULT_LORA_TARGETS = [
