@@ -154,5 +154,9 @@ def test_lora_needs_a_base_and_a_readable_model_config():
     raw["model"].update(name=None, config_path="missing.json")
     with pytest.raises(ConfigError, match="^model.config_path: cannot read missing.json"):
         config_from_dict(raw)
+    raw = with_lora()
+    raw["lora"] = None  # a bare "lora:" in YAML
+    with pytest.raises(ConfigError, match="^lora: the section is empty"):
+        config_from_dict(raw)
     raw = with_lora(target_modules=["blocks.*"])  # a broad pattern keeps only the layers LoRA can wrap
     assert config_from_dict(raw).lora.target_modules == ["blocks.*"]

@@ -245,6 +245,10 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
 
 
 def config_from_dict(raw: dict) -> TrainConfig:
+    if isinstance(raw, dict) and "lora" in raw and raw["lora"] is None:
+        # YAML reads a bare "lora:" as null; silently training every weight instead would be a trap.
+        raise ConfigError("lora: the section is empty (null); write `lora: {}` to fine-tune with the default LoRA "
+                          "settings, or remove the key to train all weights")
     cfg = _build(TrainConfig, raw, "")
     check_config(cfg)
     return cfg

@@ -92,6 +92,11 @@ class Trainer:
             self.lora_base = {"init_from": init_from, "model_config": self.model_config.to_dict(),
                               "dtype": lora.base_dtype, "fingerprint": base_fingerprint(model)}
             self.lora = apply_lora(model, lora, base=init_from)
+            if env.is_main:
+                total = sum(p.numel() for p in model.parameters())
+                log.info("LoRA rank %d on %d layers: %d trainable parameters (%.2f%% of %d)", lora.rank,
+                         len(self.lora.modules.targets), self.lora.num_trainable(),
+                         100 * self.lora.num_trainable() / total, total)
         self.raw_model = model
         self.model = wrap_model(model, env, cfg.distributed.strategy)
         # LoRA: only the adapter is handed to AdamW (frozen weights would get no state anyway, but this
