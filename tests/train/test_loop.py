@@ -109,3 +109,23 @@ def test_latents_from_the_latent_cache(tiny_dataset, tmp_path):
     cached = run_training(tiny_config(root, tmp_path / "cached", data={"latents": "latent_cache"}, **common))
     direct = run_training(tiny_config(root, tmp_path / "direct", **common))
     assert cached.losses == pytest.approx(direct.losses, abs=1e-6)
+
+
+def test_text_free_model_sees_only_the_null_caption(tiny_dataset, tmp_path):
+    """data.text 'none': every sample, in training and validation, is conditioned on y_embedding."""
+    from sana_wm.train.distributed import init_distributed, shutdown
+    from sana_wm.train.loop import Trainer
+
+    cfg = tiny_config(tiny_dataset, tmp_path / "run", data={"text": "none"}, stages=[{"steps": 2}],
+                      validation={"every": 0})
+    env = init_distributed(cfg.distributed.backend, cfg.distributed.device)
+    try:
+        trainer = Trainer(cfg, env)
+        trainer._enter_stage(0)
+        batch = trainer._batch(trainer._next_samples(3))
+        y = trainer.raw_model.y_embedder.y_embedding.detach()
+        assert batch.text.shape == (3, *y.shape)
+        assert torch.equal(batch.text, y.expand(3, -1, -1)) and batch.text_mask.all()
+    finally:
+        shutdown(env)
+    assert run_training(cfg).val_losses is not None

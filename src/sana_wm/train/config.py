@@ -68,8 +68,9 @@ class DataConfig:
     # sana_wm.data.LatentCache (whole clips encoded from their first frame; needs window_mode "start").
     latents: str = "synthetic"
     spatial_stride: int = 32  # pixels per latent cell (LTX-2: 32; synthetic encoder: any)
-    # Text states: "hash" gives every caption a fixed random embedding (tests, smoke runs); real
-    # Gemma-2 states are not wired yet.
+    # Text states: "hash" gives every caption a fixed random embedding (tests, smoke runs); "none" gives
+    # every sample the model's null caption, for a text-free model (the bundled synthetic-world model);
+    # real Gemma-2 states are not wired yet.
     text: str = "hash"
     camera: bool = True  # False: identity cameras (clips without camera labels)
 
@@ -387,7 +388,7 @@ def check_config(cfg: TrainConfig) -> None:
     _choice("data.crop", d.crop, ("center", "random"))
     _choice("data.window_mode", d.window_mode, ("random", "start"))
     _choice("data.latents", d.latents, ("synthetic", "latent_cache"))
-    _choice("data.text", d.text, ("hash",))
+    _choice("data.text", d.text, ("hash", "none"))
     if d.latents == "latent_cache" and d.window_mode != "start":
         raise ConfigError("data.window_mode: data.latents 'latent_cache' holds each clip encoded from its first "
                           "frame, so windows must start there; set window_mode: start")

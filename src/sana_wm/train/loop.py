@@ -109,7 +109,10 @@ class Trainer:
         self.ema = {n: p.detach().clone() for n, p in named} if cfg.ema.decay > 0 else None
 
         self.encoder = SyntheticEncoder(self.model_config.in_channels, cfg.data.spatial_stride)
-        self.text_encoder = HashTextEncoder(self.model_config.caption_channels, self.model_config.caption_length)
+        if cfg.data.text == "none":  # a text-free model: every caption is the null caption
+            self.text_encoder = self._null_states
+        else:
+            self.text_encoder = HashTextEncoder(self.model_config.caption_channels, self.model_config.caption_length)
         self.latent_cache = LatentCache(cfg.data.root) if cfg.data.latents == "latent_cache" else None
         self.stage_index: int | None = None
         self._metrics_file = None
@@ -227,8 +230,14 @@ class Trainer:
                 pred[keep], pred[drop] = pred_keep, pred_drop
         return flow_loss(pred, target, loss_mask)
 
+    def _null_states(self, captions: list[str]) -> tuple[Tensor, Tensor]:
+        """``data.text: none``: the null caption (``y_embedder.y_embedding``) for every sample."""
+        y = self.raw_model.y_embedder.y_embedding.detach().float().cpu()
+        n = len(captions)
+        return y.expand(n, -1, -1).clone(), torch.ones(n, y.shape[0], dtype=torch.bool)
+
     def _null_caption(self) -> tuple[Tensor, Tensor]:
-        if self.cfg.objective.null_caption == "empty_prompt":
+        if self.cfg.objective.null_caption == "empty_prompt" and self.cfg.data.text != "none":
             text, mask = self.text_encoder([""])
             return text[0], mask[0]
         y = self.raw_model.y_embedder.y_embedding.detach()
