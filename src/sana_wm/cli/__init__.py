@@ -19,6 +19,7 @@ Command groups:
   eval     score a model on the synthetic world (frames and camera following)
   model    inspect transformer configs and checkpoints (parameter count, block pattern)
   train    train or fine-tune a model from a YAML config
+  vae      train the small synthetic-world VAE; encode datasets into latent caches
 
 Run `sana-wm GROUP --help` or `sana-wm GROUP COMMAND --help` for details.
 """
@@ -29,7 +30,7 @@ class CLIError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sana_wm.cli import camera, data, evaluation, generate, model, train
+    from sana_wm.cli import camera, data, evaluation, generate, model, train, vae
 
     parser = argparse.ArgumentParser(
         prog="sana-wm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.register(groups)
     model.register(groups)
     train.register(groups)
+    vae.register(groups)
     return parser
 
 

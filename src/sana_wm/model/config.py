@@ -200,6 +200,11 @@ CONFIGS: dict[str, SanaWMConfig] = {
     # head_dim 32: a FlashAttention size, no padding anywhere.
     "tiny-32": SanaWMConfig(depth=4, hidden_size=64, num_heads=2, head_dim=32, in_channels=16,
                             caption_channels=64, caption_length=16, mlp_ratio=2.0),
+    # The bundled synthetic-world model (docs/models/sana-wm-synth.md): the released block pattern (GDN with a
+    # softmax block every 4th), both camera branches, on the 64-channel latents of our small VAE
+    # (sana_wm.ae); text-free, so the caption width is nominal.
+    "synth-small": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=64,
+                                caption_channels=64, caption_length=8, mlp_ratio=2.5),
     # A model small enough to train on one GPU, with the released input/caption/camera interfaces.
     "small": SanaWMConfig(depth=12, hidden_size=768, num_heads=6, head_dim=128),
 }

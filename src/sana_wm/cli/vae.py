@@ -1,0 +1,88 @@
+"""`sana-wm vae train|encode`: our small synthetic-world video VAE, and latent caches for training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from sana_wm.cli import CLIError
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    p = groups.add_parser("vae", help="train the small synthetic-world VAE; encode datasets into latent caches",
+                          description="Train the small LTX-2-style video VAE of the bundled model, and encode clip "
+                                      "datasets into latent caches (data.latents: latent_cache in training configs).")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser(
+        "train", help="train the synthetic-world VAE on clip datasets",
+        description=(
+            "Train the small causal video VAE (diffusers AutoencoderKLLTX2Video: 16x space, 8x time, 64 latent\n"
+            "channels) on the clips of one or more datasets (written by `sana-wm data synth`). Writes\n"
+            "OUT/checkpoint.pt as it goes (resume with --resume), then OUT/vae/ (a diffusers folder with fitted\n"
+            "latent statistics), OUT/report.json (held-out reconstruction PSNR) and OUT/train_log.jsonl."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--data", nargs="+", required=True, metavar="DIR", help="clip dataset folder(s)")
+    t.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    t.add_argument("--steps", type=int, default=1500, help="optimizer steps (default: 1500)")
+    t.add_argument("--batch-size", type=int, default=4, help="clips per step (default: 4)")
+    t.add_argument("--window", type=int, default=9, help="frames per training clip, 8k+1 (default: 9)")
+    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    t.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    t.add_argument("--max-clips", type=int, default=None, help="use at most this many clips (default: all)")
+    t.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser(
+        "encode", help="encode a clip dataset into its latent cache with a VAE folder",
+        description=(
+            "Encode every clip of DATASET (its first --frames frames, 8k+1) with the VAE folder and store the\n"
+            "normalised latents in DATASET/latents/ (sana_wm.data.LatentCache). Entries already there for the\n"
+            "same clip and VAE are kept, so an interrupted run resumes."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("dataset", metavar="DATASET", help="clip dataset folder")
+    e.add_argument("--vae", required=True, metavar="DIR", help="diffusers VAE folder (e.g. OUT/vae from vae train)")
+    e.add_argument("--frames", type=int, required=True, help="frames to encode from the start of each clip (8k+1)")
+    e.set_defaults(func=cmd_encode)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sana_wm.ae import VAETrainConfig, load_frames, train_synth_vae
+
+    if (args.window - 1) % 8:
+        raise CLIError(f"--window must be 8k+1 frames, got {args.window}")
+    cfg = VAETrainConfig(steps=args.steps, batch_size=args.batch_size, window=args.window, lr=args.lr,
+                         seed=args.seed)
+    clips = load_frames(args.data, limit=args.max_clips)
+    report = train_synth_vae(args.data, args.out, cfg, resume=args.resume, clips=clips)
+    print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from sana_wm.data import LatentCache, load_index, read_clips
+    from sana_wm.data.latents import prepare_clip
+    from sana_wm.pipeline.sidecar import sha256_file
+    from sana_wm.pipeline.vae import VideoVAE
+
+    if (args.frames - 1) % 8:
+        raise CLIError(f"--frames must be 8k+1, got {args.frames}")
+    vae = VideoVAE.from_pretrained(args.vae)
+    cache = LatentCache(args.dataset)
+    weights = sorted(Path(args.vae).glob("*.safetensors"))
+    # The id names the weights' content, so re-encoding with a retrained VAE replaces stale entries.
+    encoder_id = "sana-wm-vae:" + ",".join(sha256_file(w)[:16] for w in weights)
+    n = len(load_index(args.dataset).entries)
+
+    def encode(video):
+        return vae.encode(video)
+
+    clips = (prepare_clip(c, num_frames=args.frames) for c in read_clips(args.dataset))
+    stats = cache.encode_all(tqdm(clips, total=n, desc="encoding clips", unit="clip"), encode, encoder_id)
+    print(f"{args.dataset}: {stats}")
+    return 0
