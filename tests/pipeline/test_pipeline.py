@@ -105,9 +105,10 @@ def test_cli_generate_streaming(repos, image_path, tmp_path, capsys):
     (["--action", "w-30,x-4"], "segment 2 of 2 'x-4': unknown key 'x'"),
     (["--action", "w-5"], "has 6 frames but 9 are needed"),
     (["--action", "w-30", "--refiner", "r/"], "refiner 'r/' is neither a folder nor a hub id"),
-    (["--action", "w-30", "--model", None], "--model is required for now"),
+    (["--action", "w-30", "--model", None], "the bundled model is incomplete"),
 ])
-def test_cli_errors(repos, image_path, tmp_path, capsys, args, message):
+def test_cli_errors(repos, image_path, tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.setattr("sana_wm.bundled.ASSETS_DIR", tmp_path / "no-assets")  # as if the weights were missing
     argv = ["generate", "--image", str(image_path), "--model", str(repos["bidirectional"]), "--num-frames", "9",
             "--text-encoder", str(repos["text_encoder"]), "--no-progress", "--out", str(tmp_path / "x.mp4")]
     if "--model" in args:

@@ -40,8 +40,8 @@ def register(groups: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, metavar="DIR",
-                   help="model folder in the released layout (the bundled default model is not there yet)")
+    p.add_argument("--model", metavar="DIR",
+                   help="model folder in the released layout (default: the bundled sana-wm-synth)")
     p.add_argument("--text-encoder", metavar="DIR", help="Gemma-2 folder (default: the model's own text_encoder/)")
     p.add_argument("--vae", metavar="DIR", help="VAE folder (default: the model's own)")
     p.add_argument("--variant", choices=("bidirectional", "chunk-causal", "streaming"),
@@ -68,6 +68,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from sana_wm.eval.synth_eval import evaluate_synth
     from sana_wm.pipeline import SanaWMPipeline
 
+    if args.model is None:
+        from sana_wm.bundled import bundled_model_dir
+
+        args.model = str(bundled_model_dir())
     pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder, vae=args.vae)
     kwargs = {} if args.steps is None else {"steps": args.steps}
     generate = pipeline_generate_fn(pipe, variant=args.variant, seed=args.seed, **kwargs)

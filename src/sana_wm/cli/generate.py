@@ -34,9 +34,13 @@ As in the release, the refined video drops the first (sink) frame: 8k frames ins
 def register(groups: argparse._SubParsersAction) -> None:
     p = groups.add_parser("generate", help="generate a video from an image and a camera path",
                           description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--image", required=True, metavar="IMG", help="first frame (any image PIL reads); resized "
-                   "keeping its aspect and centre-cropped to the model size (704x1280 for the official model)")
-    src = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("--image", metavar="IMG", help="first frame (any image PIL reads); resized keeping its aspect "
+                   "and centre-cropped to the model size (704x1280 for the official model)")
+    p.add_argument("--example", metavar="NAME",
+                   help="a bundled example: its first frame and camera path stand in for --image and --camera "
+                        "(names: `sana-wm generate --list-examples`)")
+    p.add_argument("--list-examples", action="store_true", help="list the bundled examples and exit")
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--action", metavar="STR", help="action string, e.g. \"w-100,dw-60\"")
     src.add_argument("--camera", metavar="TRAJ", help="trajectory file or folder (intrinsics in pixels of --image)")
     src.add_argument("--preset", metavar="NAME", help="built-in camera preset")
@@ -58,7 +62,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--negative-prompt", default="", metavar="TEXT", help="negative prompt (default: empty)")
     p.add_argument("--model", metavar="DIR_OR_HF_ID",
                    help="model folder in the released layout or a hub id such as "
-                        "Efficient-Large-Model/SANA-WM_bidirectional (required for now)")
+                        "Efficient-Large-Model/SANA-WM_bidirectional (default: the bundled sana-wm-synth, a small "
+                        "model of our synthetic world that runs on a CPU)")
     p.add_argument("--variant", choices=("bidirectional", "chunk-causal", "streaming"),
                    help="which weights/sampler (default: detected from the model folder)")
     p.add_argument("--vae", metavar="DIR", help="VAE folder (default: the model's vae/ or ltx2_causal_vae/)")
@@ -94,7 +99,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt-cache", metavar="DIR", help="cache encoded prompts in this folder")
     p.add_argument("--no-action-overlay", action="store_true", help="do not draw the held keys on --action videos")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--out", "-o", required=True, metavar="VIDEO.mp4", help="output video")
+    p.add_argument("--out", "-o", metavar="VIDEO.mp4", help="output video (required unless --list-examples)")
     p.set_defaults(func=cmd_generate)
 
 
@@ -123,11 +128,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from PIL import Image, UnidentifiedImageError
 
+    from sana_wm.bundled import bundled_model_dir, example_files
     from sana_wm.cli import CLIError
 
+    examples = example_files()
+    if args.list_examples:
+        for name, (image_file, camera_file) in examples.items():
+            print(f"{name:16s} {image_file}  {camera_file}")
+        return 0
+    if args.out is None:
+        raise CLIError("--out VIDEO.mp4 is required")
+    if args.example is not None:
+        if args.example not in examples:
+            raise CLIError(f"--example {args.example!r}: no such bundled example; choose from "
+                           f"{', '.join(examples) or '(none installed)'}")
+        if args.image is not None:
+            raise CLIError("--example gives the first frame: drop --image (or drop --example)")
+        args.image = str(examples[args.example][0])
+        if args.action is None and args.camera is None and args.preset is None:
+            args.camera = str(examples[args.example][1])
+    if args.image is None:
+        raise CLIError("give a first frame with --image IMG (or a bundled --example NAME)")
+    if args.action is None and args.camera is None and args.preset is None:
+        raise CLIError("give a camera path: --action STR, --camera FILE or --preset NAME")
     if args.model is None:
-        raise CLIError("--model is required for now (there is no bundled default model yet): pass a model folder "
-                       "in the released layout or a hub id such as Efficient-Large-Model/SANA-WM_bidirectional")
+        args.model = str(bundled_model_dir())
     image = Path(args.image)
     if not image.is_file():
         raise CLIError(f"--image {image}: file not found")

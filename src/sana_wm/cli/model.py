@@ -27,6 +27,31 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser(
+        "export", help="write a training checkpoint and a VAE as a model folder `sana-wm generate` loads",
+        description="Write a training checkpoint (checkpoints/step-N/ of `sana-wm train`) and a diffusers VAE\n"
+                    "folder as a model folder in the released layout of --variant (streaming: sana_dit/model.pt\n"
+                    "and ltx2_causal_vae/), with a config.yaml naming the transformer config, frame size, fps,\n"
+                    "text mode and sampling defaults. The EMA weights are used when the checkpoint has them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT_DIR", help="training checkpoint folder (step-N)")
+    p.add_argument("--vae", required=True, metavar="DIR", help="diffusers VAE folder (e.g. from `sana-wm vae train`)")
+    p.add_argument("--out", required=True, metavar="DIR", help="model folder to write")
+    p.add_argument("--variant", choices=("bidirectional", "chunk-causal", "streaming"), default="streaming",
+                   help="folder layout and default sampler (default: streaming)")
+    p.add_argument("--size", default="128x128", metavar="HxW", help="frame size the model generates (default: 128x128)")
+    p.add_argument("--fps", type=float, default=16.0, help="frames per second (default: 16)")
+    p.add_argument("--with-text", action="store_true",
+                   help="the model takes text (default: text-free, conditioned on its null caption)")
+    p.add_argument("--steps", type=int, help="default sampling steps recorded in config.yaml")
+    p.add_argument("--shift", type=float, help="default flow shift recorded in config.yaml")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights even if EMA weights exist")
+    p.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), default="fp16", help="stored weight dtype "
+                   "(default: fp16)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("configs", help="list the named configs",
                        description="List the named transformer configs and their sizes.")
     p.set_defaults(func=cmd_configs)
@@ -58,4 +83,23 @@ def cmd_configs(args: argparse.Namespace) -> int:
         info = describe_config(name)
         print(f"{name:<16}{info['parameters']:>16,} parameters  {info['depth']} blocks  "
               f"width {info['hidden_size']}  {info['block_pattern']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from sana_wm.cli import CLIError
+    from sana_wm.pipeline.export import export_model_folder
+
+    try:
+        h, w = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise CLIError(f"--size {args.size!r}: write HxW, e.g. 128x128") from None
+    sampler = {k: v for k, v in (("steps", args.steps), ("shift", args.shift)) if v is not None}
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
+    out = export_model_folder(args.checkpoint, args.vae, args.out, variant=args.variant, image_size=(h, w),
+                              fps=args.fps, text_free=not args.with_text, sampler=sampler or None,
+                              use_ema=not args.no_ema, dtype=dtype, overwrite=args.overwrite)
+    print(f"wrote {out}")
     return 0

@@ -24,6 +24,8 @@ key (the released ``config.yaml`` has no such key, which means "official")::
       transformer: tiny            # a named config, or a mapping of SanaWMConfig fields
       image_size: [64, 96]         # (H, W) the model generates; default [704, 1280]
       fps: 16
+      text_encoder: none           # optional: a text-free model, conditioned on its null caption only
+      sampler: {steps: 8, shift: 3.0, cfg: 1.0}   # optional: this model's sampling defaults
 
 The text encoder is ``text_encoder=`` (folder or hub id), else the folder's ``text_encoder/`` if present, else
 ``Efficient-Large-Model/gemma-2-2b-it``.
@@ -84,6 +86,8 @@ DIT_FILES = {
 }
 VAE_DIRS = {"bidirectional": "vae", "chunk-causal": "vae", "streaming": "ltx2_causal_vae"}
 CONFIG_FILE = "config.yaml"
+SETTINGS_KEYS = {"transformer", "image_size", "fps", "text_encoder", "sampler"}  # of config.yaml's sana_wm section
+TEXT_FREE = "none"  # ModelFiles.text_encoder of a model that takes no text
 
 
 @dataclass(frozen=True)
@@ -152,10 +156,17 @@ def _read_settings(root: Path) -> dict:
         return {}
     if not isinstance(section, dict):
         raise ValueError(f"{path}: the 'sana_wm' section must be a mapping (transformer, image_size, fps)")
-    unknown = sorted(set(section) - {"transformer", "image_size", "fps"})
+    unknown = sorted(set(section) - SETTINGS_KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown} in the 'sana_wm' section; known: transformer, "
-                         "image_size, fps")
+        raise ValueError(f"{path}: unknown keys {unknown} in the 'sana_wm' section; known: "
+                         f"{', '.join(sorted(SETTINGS_KEYS))}")
+    if section.get("text_encoder", "none") != "none":
+        raise ValueError(f"{path}: sana_wm.text_encoder may only be 'none' (a text-free model); give a text "
+                         "encoder folder with --text-encoder or a text_encoder/ folder instead")
+    sampler = section.get("sampler", {})
+    if not isinstance(sampler, dict) or set(sampler) - {"steps", "cfg", "shift"}:
+        raise ValueError(f"{path}: sana_wm.sampler must be a mapping with keys among steps, cfg, shift; "
+                         f"got {sampler!r}")
     return section
 
 
@@ -207,9 +218,13 @@ def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | 
             hint = (" (the chunk-causal release ships no VAE: pass vae=/--vae the bidirectional release's vae/ "
                     "folder)")
         raise ModelFilesError(f"{root} is missing files for the {variant} variant: {', '.join(missing)}{hint}")
+    settings = _read_settings(root)
     if text_encoder is None:
-        text_encoder = str(root / "text_encoder") if (root / "text_encoder").is_dir() else GEMMA_ID
-    return ModelFiles(source, variant, root, dit, vae_dir, str(text_encoder), _read_settings(root))
+        if settings.get("text_encoder") == TEXT_FREE:
+            text_encoder = TEXT_FREE
+        else:
+            text_encoder = str(root / "text_encoder") if (root / "text_encoder").is_dir() else GEMMA_ID
+    return ModelFiles(source, variant, root, dit, vae_dir, str(text_encoder), settings)
 
 
 def _refiner_source(files: ModelFiles, refiner: str | Path | bool | None) -> str | Path | None:
@@ -309,9 +324,21 @@ class SanaWMPipeline:
         self.files = files
         self.offload = offload
         self.refiner = refiner  # stage 2, applied to the latents before decoding (None: stage 1 only)
+        settings = files.settings if files is not None else {}
+        self.text_free = text_encoder is None and settings.get("text_encoder") == TEXT_FREE
+        self._sampler_settings = dict(settings.get("sampler", {}))
         s = vae.spatial_stride
         if self.image_size[0] % s or self.image_size[1] % s:
             raise ValueError(f"image size {self.image_size} must be a multiple of the VAE stride {s}")
+
+    def sampler_defaults(self, variant: str | None = None) -> VariantDefaults:
+        """The sampling defaults: the variant's released ones, overridden by the model's ``sana_wm.sampler``."""
+        base = VARIANT_DEFAULTS[_check_variant(variant) or self.variant]
+        own = self._sampler_settings
+        if not own:
+            return base
+        return VariantDefaults(int(own.get("steps", base.steps)), float(own.get("cfg", base.cfg)),
+                               float(own.get("shift", base.shift)), None)
 
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -338,8 +365,10 @@ class SanaWMPipeline:
         aux_dtype = dtype if device.type == "cuda" else torch.float32
         video_vae = VideoVAE.from_pretrained(files.vae, dtype=aux_dtype, device=idle)
         cache = PromptCache(prompt_cache) if prompt_cache is not None else None
-        encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=aux_dtype, device=idle, cache=cache,
-                                              instruction=instruction)
+        encoder = None
+        if files.text_encoder != TEXT_FREE:
+            encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=aux_dtype, device=idle, cache=cache,
+                                                  instruction=instruction)
         refiner_source = _refiner_source(files, refiner)
         stage2 = None
         if refiner_source is not None:
@@ -420,6 +449,10 @@ class SanaWMPipeline:
         if isinstance(prompt, (str, Path)) and str(prompt).endswith(".safetensors") and Path(prompt).is_file():
             return TextEmbedding.load(prompt)
         if self.text_encoder is None:
+            if self.text_free:
+                # A text-free model was trained on its null caption alone; any prompt is ignored.
+                y = self.transformer.y_embedder.y_embedding.detach()
+                return TextEmbedding(y[None].float().cpu(), torch.ones(1, y.shape[0], dtype=torch.bool))
             raise ValueError("this pipeline has no text encoder; pass precomputed prompt embeddings")
         encoder = self._use(self.text_encoder)
         saved = encoder.instruction
@@ -488,7 +521,7 @@ class SanaWMPipeline:
         if variant != self.variant:
             raise ValueError(f"this pipeline holds {self.variant} weights; the {variant} variant needs its own "
                              f"weights (load them with from_pretrained(..., variant={variant!r}))")
-        defaults = VARIANT_DEFAULTS[variant]
+        defaults = self.sampler_defaults(variant)
         steps = defaults.steps if steps is None else int(steps)
         cfg = defaults.cfg if cfg is None else float(cfg)
         shift = defaults.shift if shift is None else float(shift)

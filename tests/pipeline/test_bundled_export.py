@@ -1,0 +1,98 @@
+"""Exported model folders (training checkpoint + our VAE) load and generate; text-free models and a model's
+own sampler defaults work; the generate CLI takes bundled examples."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from pipeline_helpers import randomized_transformer, write_image
+from safetensors.torch import save_file
+
+from sana_wm.ae import build_synth_vae
+from sana_wm.camera.presets import make_preset
+from sana_wm.model import from_pretrained, get_config, save_pretrained
+from sana_wm.model.config import SanaWMConfig
+from sana_wm.pipeline import SanaWMPipeline
+from sana_wm.pipeline.export import export_model_folder
+from sana_wm.pipeline.video import read_video
+
+VAE_SMALL = {"block_out_channels": (8, 16, 32), "decoder_block_out_channels": (8, 16, 32), "latent_channels": 16}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    base = tmp_path_factory.mktemp("export")
+    ckpt = base / "step-10"
+    model = randomized_transformer()
+    save_pretrained(model, ckpt)
+    # EMA weights that differ from the raw ones: the export must take them.
+    ema = {n: p.detach() + 0.01 for n, p in model.named_parameters()}
+    save_file({k: v.contiguous() for k, v in ema.items()}, str(ckpt / "ema.safetensors"))
+    vae = build_synth_vae(0, **VAE_SMALL)
+    vae.latents_mean.copy_(torch.randn(16) * 0.1)
+    vae.latents_std.copy_(torch.rand(16) + 0.5)
+    vae.save_pretrained(str(base / "vae"))
+    out = export_model_folder(ckpt, base / "vae", base / "model", image_size=(32, 48), fps=16,
+                              sampler={"steps": 3, "shift": 2.0})
+    return {"ckpt": ckpt, "out": out, "ema": ema, "base": base}
+
+
+def test_export_layout_weights_and_settings(exported):
+    out = exported["out"]
+    assert (out / "sana_dit" / "model.pt").is_file() and (out / "ltx2_causal_vae" / "config.json").is_file()
+    settings = yaml.safe_load((out / "config.yaml").read_text())["sana_wm"]
+    assert settings["image_size"] == [32, 48] and settings["text_encoder"] == "none"
+    assert settings["sampler"] == {"steps": 3, "shift": 2.0}
+    config = SanaWMConfig.from_dict(settings["transformer"])
+    assert config == get_config("tiny")
+    model = from_pretrained(out / "sana_dit" / "model.pt", config, dtype=torch.float32)
+    for name, p in model.named_parameters():  # fp16 storage of the EMA weights
+        torch.testing.assert_close(p, exported["ema"][name].half().float())
+    with pytest.raises(FileExistsError):
+        export_model_folder(exported["ckpt"], exported["base"] / "vae", out)
+
+
+def test_text_free_model_generates_with_its_own_sampler_defaults(exported, tmp_path):
+    pipe = SanaWMPipeline.from_pretrained(exported["out"], device="cpu", dtype="fp32")
+    assert pipe.text_encoder is None and pipe.text_free and pipe.variant == "streaming"
+    image = write_image(tmp_path / "first.png", size=(96, 64))
+    traj = make_preset("dolly", seconds=2.0, fps=16)
+    a = pipe.generate(image, traj, num_frames=25, output=tmp_path / "a.mp4", progress=False, keep_frames=True)
+    b = pipe.generate(image, traj, num_frames=25, prompt="a completely different prompt", progress=False,
+                      keep_frames=True)
+    np.testing.assert_array_equal(a.frames, b.frames)  # the prompt is ignored by a text-free model
+    frames, fps = read_video(tmp_path / "a.mp4")
+    assert frames.shape == (25, 32, 48, 3) and fps == 16
+    record = json.loads(a.sidecar.read_text())
+    assert record["settings"]["steps"] == 3 and record["settings"]["shift"] == 2.0
+
+
+def test_unknown_settings_are_refused(exported, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(exported["out"], bad)
+    doc = yaml.safe_load((bad / "config.yaml").read_text())
+    doc["sana_wm"]["sampler"] = {"stepz": 3}
+    (bad / "config.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ValueError, match="sampler"):
+        SanaWMPipeline.from_pretrained(bad, device="cpu", dtype="fp32")
+
+
+def test_generate_cli_with_a_model_and_an_example_path(exported, tmp_path, monkeypatch):
+    from sana_wm.camera.formats import write_trajectory
+    from sana_wm.cli import main
+
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    write_image(examples / "demo.png", size=(96, 64))
+    write_trajectory(make_preset("orbit", seconds=2.0, fps=16), examples / "demo.npz")
+    monkeypatch.setattr("sana_wm.bundled.EXAMPLES_DIR", examples)
+    out = tmp_path / "v.mp4"
+    assert main(["generate", "--example", "demo", "--model", str(exported["out"]), "--num-frames", "25",
+                 "--no-progress", "--out", str(out)]) == 0
+    frames, _ = read_video(out)
+    assert frames.shape[0] == 25
+    assert main(["generate", "--example", "nope", "--out", str(out)]) == 2
