@@ -11,9 +11,9 @@ chunk-causal, the 4-step list for streaming).
   ``--runs``; runs with and without the refiner alternate in one process (order flipped every round), so a
   shared machine's load drifts over both alike;
 * **peak**: in a fresh process per (variant, refiner), one ``generate``: the process's peak RSS (``ru_maxrss``)
-  minus its RSS after loading the models, i.e. the working memory of generation on top of the weights, and
-  the total peak RSS. ``--trace-at N`` also reports the peak RSS reached by the time the MP4 held N frames
-  (e.g. 10 s vs 60 s of one streaming run).
+  minus its RSS after loading the models, i.e. the working memory of generation on top of the weights (one-time
+  allocations of a first call included: kernels, codec, lazy buffers), and the total peak RSS. ``--trace-at N``
+  also reports the peak RSS reached by the time the MP4 held N frames (e.g. 10 s vs 60 s of one streaming run).
 
     python benchmarks/bench_pipeline.py                          # 3-second videos, all variants, +/- refiner
     python benchmarks/bench_pipeline.py --variants streaming --frames 961 --skip-time --trace-at 161 961
@@ -152,7 +152,9 @@ def run_worker(args, models: dict, *worker_args) -> dict:
 
 
 def peak_when(trace: list, frames: int) -> int:
-    """The peak RSS recorded when the video first held at least ``frames`` frames."""
+    """The peak RSS recorded when the video first held at least ``frames`` frames (or at its end, for a video
+    that is shorter: the refined one has one frame fewer)."""
+    frames = min(frames, trace[-1][0])
     return next(peak for written, peak in trace if written >= frames)
 
 
