@@ -44,6 +44,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     e.add_argument("dataset", metavar="DATASET", help="clip dataset folder")
     e.add_argument("--vae", required=True, metavar="DIR", help="diffusers VAE folder (e.g. OUT/vae from vae train)")
     e.add_argument("--frames", type=int, required=True, help="frames to encode from the start of each clip (8k+1)")
+    e.add_argument("--part", default="1/1", metavar="K/N",
+                   help="encode only every N-th clip starting at the K-th (1-based), to split the work over N "
+                        "processes (default: 1/1, all clips)")
     e.set_defaults(func=cmd_encode)
 
 
@@ -72,6 +75,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     if (args.frames - 1) % 8:
         raise CLIError(f"--frames must be 8k+1, got {args.frames}")
+    try:
+        k, parts = (int(v) for v in args.part.split("/"))
+        if not 1 <= k <= parts:
+            raise ValueError
+    except ValueError:
+        raise CLIError(f"--part {args.part!r}: write K/N with 1 <= K <= N, e.g. 2/4") from None
     vae = VideoVAE.from_pretrained(args.vae)
     cache = LatentCache(args.dataset)
     weights = sorted(Path(args.vae).glob("*.safetensors"))
@@ -82,7 +91,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
     def encode(video):
         return vae.encode(video)
 
-    clips = (prepare_clip(c, num_frames=args.frames) for c in read_clips(args.dataset))
-    stats = cache.encode_all(tqdm(clips, total=n, desc="encoding clips", unit="clip"), encode, encoder_id)
+    # Every clip is read (cheap) but only this part's are encoded (the expensive step).
+    clips = (prepare_clip(c, num_frames=args.frames) for i, c in enumerate(read_clips(args.dataset))
+             if i % parts == k - 1)
+    total = len(range(k - 1, n, parts))
+    stats = cache.encode_all(tqdm(clips, total=total, desc=f"encoding clips ({args.part})", unit="clip"), encode,
+                             encoder_id)
     print(f"{args.dataset}: {stats}")
     return 0

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The bundled model's whole recipe (docs/models/sana-wm-synth.md), resumable step by step: rerun it after an
+# interruption (or in a later session) and it continues where it stopped. Everything runs on a CPU; on a GPU
+# set DEVICE via the training config (distributed.device) for the transformer.
+#
+#   WORK=/path/to/workdir VAE_STEPS=1200 TRAIN_SECONDS=3600 scripts/bundled_recipe.sh [data|vae|encode|train|export|eval|all]
+set -euo pipefail
+WORK=${WORK:-runs/bundled}
+SCENES=${SCENES:-384}
+VAE_STEPS=${VAE_STEPS:-1200}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+STAGE=${1:-all}
+mkdir -p "$WORK"
+
+if [[ $STAGE == data || $STAGE == all ]]; then
+  # Scene seeds 0..SCENES-1 (evaluation uses 1000+, the bundled examples 7000+).
+  [[ -f $WORK/data/index.json ]] || sana-wm data synth --out "$WORK/data" --scenes "$SCENES" --seed 0 \
+      --seconds 7 --size 128x128 --codec npz --no-depth
+fi
+if [[ $STAGE == vae || $STAGE == all ]]; then
+  if [[ ! -d $WORK/vae/vae ]]; then
+    resume=(); [[ -f $WORK/vae/checkpoint.pt ]] && resume=(--resume)
+    sana-wm vae train --data "$WORK/data" --out "$WORK/vae" --steps "$VAE_STEPS" --batch-size 4 --lr 2e-3 "${resume[@]}"
+  fi
+fi
+if [[ $STAGE == encode || $STAGE == all ]]; then
+  sana-wm vae encode "$WORK/data" --vae "$WORK/vae/vae" --frames 97
+fi
+if [[ $STAGE == train || $STAGE == all ]]; then
+  sed "s#^output_dir: .*#output_dir: $WORK/transformer#; s#^  root: data/synth-train.*#  root: $WORK/data#" \
+      "$REPO/configs/train/bundled_synth.yaml" > "$WORK/train.yaml"
+  resume=(); ls "$WORK/transformer/checkpoints"/step-* >/dev/null 2>&1 && resume=(--resume)
+  # TRAIN_SECONDS bounds this run (0: no bound); checkpoints come every 25 steps, so a stop loses little.
+  timeout "${TRAIN_SECONDS:-0}" sana-wm train "$WORK/train.yaml" "${resume[@]}" || true
+fi
+if [[ $STAGE == export || $STAGE == all ]]; then
+  last=$(ls -d "$WORK/transformer/checkpoints"/step-* | sort -t- -k2 -n | tail -1)
+  sana-wm model export "$last" --vae "$WORK/vae/vae" --out "$WORK/model" --steps "${SAMPLE_STEPS:-8}" \
+      --shift "${SAMPLE_SHIFT:-3.0}" --overwrite
+fi
+if [[ $STAGE == eval || $STAGE == all ]]; then
+  sana-wm eval synth --model "$WORK/model" --seeds 1000-1003 --trajectories explore:walk,explore:orbit \
+      --marks 1,5,10 --out "$WORK/eval"
+fi
