@@ -1,5 +1,6 @@
 """Render the bundled examples (src/sana_wm/assets/examples): for a few held-out scene seeds, the first
-frame of an exploration path (128x128 PNG) and the path itself relative to that frame, 10 s at 16 fps, with
+frame of an exploration path (128x128 PNG) and the path itself relative to that frame, 10.5 s at 16 fps
+(169 frames: whole 3-latent-frame chunks for the streaming sampler), with
 intrinsics in pixels of the PNG (bench .npz). Scene seeds 7000+ are never used for training.
 
     python scripts/make_examples.py [--out src/sana_wm/assets/examples]
@@ -34,7 +35,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, (seed, kind, style) in EXAMPLES.items():
         scene = generate_scene(seed, kind)
-        path = exploration_path(scene, seconds=10.0, fps=16.0, style=style, seed=seed)
+        path = exploration_path(scene, seconds=10.5, fps=16.0, style=style, seed=seed)
         first = render(scene, Trajectory(path.c2w[:1], None, 16.0), 128, 128, fov_deg=70.0)
         Image.fromarray(first.rgb[0]).save(out / f"{name}.png")
         relative = invert_se3(path.c2w[0])[None] @ path.c2w  # frame 0 = identity
