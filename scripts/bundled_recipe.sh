@@ -24,7 +24,14 @@ if [[ $STAGE == vae || $STAGE == all ]]; then
   fi
 fi
 if [[ $STAGE == encode || $STAGE == all ]]; then
-  sana-wm vae encode "$WORK/data" --vae "$WORK/vae/vae" --frames 97
+  # ENCODE_PARTS processes of one thread each (default 2, one per core of a laptop CPU)
+  parts=${ENCODE_PARTS:-2}
+  pids=()
+  for k in $(seq 1 "$parts"); do
+    OMP_NUM_THREADS=1 sana-wm vae encode "$WORK/data" --vae "$WORK/vae/vae" --frames 97 --part "$k/$parts" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done   # a failed part stops the recipe (set -e)
 fi
 if [[ $STAGE == train || $STAGE == all ]]; then
   sed "s#^output_dir: .*#output_dir: $WORK/transformer#; s#^  root: data/synth-train.*#  root: $WORK/data#" \

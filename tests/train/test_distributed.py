@@ -1,32 +1,12 @@
 """Data parallelism on CPU: 2 gloo ranks with FSDP2 match 1 process with the same global batch."""
 
-import os
-import socket
-
 import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
-from train_helpers import tiny_config
+from train_helpers import free_port, rank_worker, tiny_config
 
 from sana_wm.train import run_training
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, world_size: int, port: int, cfg, out: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    result = run_training(cfg)
-    if rank == 0:
-        out["losses"] = result.losses
-        out["val_losses"] = result.val_losses
-        out["checkpoint"] = str(result.checkpoint)
 
 
 def _config(dataset, out, batch_size):
@@ -41,7 +21,7 @@ def test_two_ranks_match_one(tiny_dataset, tmp_path):
     single = run_training(_config(tiny_dataset, tmp_path / "one", batch_size=4))
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(2, _free_port(), _config(tiny_dataset, tmp_path / "two", batch_size=2), out), nprocs=2)
+    mp.spawn(rank_worker, args=(2, free_port(), _config(tiny_dataset, tmp_path / "two", batch_size=2), out), nprocs=2)
     assert sorted(out["losses"]) == [1, 2, 3]
     for step, loss in single.losses.items():
         assert out["losses"][step] == pytest.approx(loss, abs=1e-5, rel=1e-5)

@@ -1,15 +1,13 @@
 """LoRA fine-tuning (peft): only the adapter trains, it learns, it resumes exactly, it merges into the base."""
 
 import json
-import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
-from train_helpers import camera_path, lora_config, write_base_model
+from train_helpers import camera_path, free_port, lora_config, rank_worker, write_base_model
 
 from sana_wm.camera.conditioning import prepare_camera
 from sana_wm.camera.trajectory import Intrinsics
@@ -193,22 +191,6 @@ def test_bf16_base(tiny_dataset, tiny_base, tmp_path):
             assert torch.equal(p, base_file[name.replace(".base_layer", "")].bfloat16()), name
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, world_size: int, port: int, cfg, out: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    result = run_training(cfg)
-    if rank == 0:
-        out["losses"] = result.losses
-        out["checkpoint"] = str(result.checkpoint)
-
-
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 def test_fsdp2_two_ranks_match_one(tiny_dataset, tiny_base, tmp_path):
     """LoRA under FSDP2 (2 gloo ranks, batch 2 each) matches one process with batch 4."""
@@ -219,7 +201,7 @@ def test_fsdp2_two_ranks_match_one(tiny_dataset, tiny_base, tmp_path):
 
     single = run_training(config(tmp_path / "one", 4))
     out = mp.Manager().dict()
-    mp.spawn(_worker, args=(2, _free_port(), config(tmp_path / "two", 2), out), nprocs=2)
+    mp.spawn(rank_worker, args=(2, free_port(), config(tmp_path / "two", 2), out), nprocs=2)
     for step, loss in single.losses.items():
         assert out["losses"][step] == pytest.approx(loss, abs=1e-5, rel=1e-5)
     a = load_file(single.checkpoint / "adapter" / "adapter_model.safetensors")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +82,25 @@ def tiny_config(data_root: Path, output_dir: Path, file: str = "synthetic_tiny.y
         else:
             raw[key] = value
     return config_from_dict(raw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rank_worker(rank: int, world_size: int, port: int, cfg, out: dict) -> None:
+    """One gloo rank of a ``torch.multiprocessing.spawn`` training run; rank 0 reports into ``out``."""
+    import torch
+
+    from sana_wm.train import run_training
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    result = run_training(cfg)
+    if rank == 0:
+        out["losses"] = result.losses
+        out["val_losses"] = result.val_losses
+        out["checkpoint"] = str(result.checkpoint)
