@@ -44,6 +44,10 @@ def test_report_contact_sheet_and_resume(oracle_run):
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.height > 2 * 4 * 96 and sheet.width > 2 * 128
     assert (out / "contact" / "seed00001_explore-walk.png").is_file()
+    table = (out / "report.md").read_text()
+    assert "| model | 2 | inf | 1.000 | inf | 1.000 |" in table
+    rep = report["aggregate"]["repeat_first"]["marks"]["1"]
+    assert f"{rep['psnr']:.2f} | {rep['ssim']:.3f} |" in table
 
     calls = []
 

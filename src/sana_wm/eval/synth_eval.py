@@ -25,7 +25,7 @@ For each held-out scene seed and each camera path, :func:`evaluate_synth`
 5. writes ``clips/<key>.json`` as each clip finishes (a rerun with the same settings skips it), one
    contact sheet ``contact/<key>.png`` per clip (rows: ground truth, model, baselines; columns: marks),
    and at the end ``report.json`` (per clip and aggregated, methods side by side) and
-   ``contact_sheet.png`` (all clips stacked).
+   ``contact_sheet.png`` (all clips stacked), and ``report.md`` (the aggregate as markdown tables).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from sana_wm.synth.paths import PATH_STYLES, exploration_path
 from sana_wm.synth.render import render
 from sana_wm.synth.scene import Scene, generate_scene
 
-__all__ = ["SynthClip", "build_clip", "evaluate_synth", "make_oracle", "mark_frames"]
+__all__ = ["SynthClip", "build_clip", "evaluate_synth", "make_oracle", "mark_frames", "report_markdown"]
 
 METHODS = ("model", "repeat_first", "static_camera")
 CAMERA_KEYS = ("RotErr", "TransErr_rel", "CamMC_rel", "ATE")
@@ -251,6 +251,38 @@ def _aggregate(results: list[dict], marks: Sequence[float]) -> dict:
     return agg
 
 
+def report_markdown(report: dict) -> str:
+    """The aggregate of a report as markdown tables (frames at each mark; camera following), methods side by
+    side, for model cards and issue notes."""
+    agg = report["aggregate"]
+    marks = report["settings"]["seconds_marks"]
+    methods = [m for m in (*METHODS, "estimator_floor") if m in agg]
+    lines = ["| method | clips | " + " | ".join(f"PSNR {t:g} s | SSIM {t:g} s" for t in marks) + " |",
+             "|---|---|" + "---|---|" * len(marks)]
+    for m in methods:
+        if m == "estimator_floor":
+            continue
+        cells = []
+        for t in marks:
+            v = agg[m]["marks"].get(f"{t:g}")
+            cells += ["-", "-"] if v is None else [_cell(v["psnr"], 2), _cell(v["ssim"], 3)]
+        lines.append(f"| {m} | {agg[m]['num_clips']} | " + " | ".join(cells) + " |")
+    lines += ["", "| method | RotErr (deg) | TransErr_rel | CamMC_rel | ATE | estimator failure rate |",
+              "|---|---|---|---|---|---|"]
+    for m in methods:
+        c = agg[m]["camera"]
+        cells = [_cell(c[k], 3) for k in (*CAMERA_KEYS, "failure_rate")]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value, digits: int) -> str:
+    """A number rounded for a table; None as '-', and non-numbers (the JSON-safe 'inf') as they are."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
+
+
 def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectories: Sequence[str],
                    size: tuple[int, int] = (128, 128), fps: float = 16.0,
                    seconds_marks: Sequence[float] = (1, 5, 10), out_dir, mark_window: int = 0,
@@ -309,6 +341,7 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
     report = _json_ready({"settings": settings, "settings_hash": settings_hash,
                           "aggregate": _aggregate(results, marks), "clips": results, "skipped": skipped})
     (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text(report_markdown(report))
     sheets = [Image.open(out / "contact" / f"{r['key']}.png") for r in results
               if (out / "contact" / f"{r['key']}.png").is_file()]
     if sheets:
