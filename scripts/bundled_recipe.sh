@@ -18,6 +18,9 @@ if [[ $STAGE == data || $STAGE == all ]]; then
       --seconds 7 --size 128x128 --codec npz --no-depth
 fi
 if [[ $STAGE == vae || $STAGE == all ]]; then
+  # VAE=DIR reuses a trained VAE (e.g. the shipped src/sana_wm/assets/sana-wm-synth/ltx2_causal_vae): the
+  # transformer's latents must come from the VAE it will be shipped with.
+  if [[ -n ${VAE:-} && ! -d $WORK/vae/vae ]]; then mkdir -p "$WORK/vae" && cp -r "$VAE" "$WORK/vae/vae"; fi
   if [[ ! -d $WORK/vae/vae ]]; then
     resume=(); [[ -f $WORK/vae/checkpoint.pt ]] && resume=(--resume)
     sana-wm vae train --data "$WORK/data" --out "$WORK/vae" --steps "$VAE_STEPS" --batch-size 4 --lr 2e-3 "${resume[@]}"
@@ -37,6 +40,11 @@ if [[ $STAGE == train || $STAGE == all ]]; then
   sed "s#^output_dir: .*#output_dir: $WORK/transformer#; s#^  root: data/synth-train.*#  root: $WORK/data#" \
       "$REPO/configs/train/bundled_synth.yaml" > "$WORK/train.yaml"
   resume=(); ls "$WORK/transformer/checkpoints"/step-* >/dev/null 2>&1 && resume=(--resume)
+  # A fresh WORK folder (e.g. a new machine) can start from the shipped weights instead of from scratch:
+  # INIT_FROM=src/sana_wm/assets/sana-wm-synth/sana_dit/model.pt (the optimizer state starts afresh).
+  if [[ ${#resume[@]} -eq 0 && -n ${INIT_FROM:-} ]]; then
+    sed -i "s#^  name: synth-small.*#&\n  init_from: $INIT_FROM#" "$WORK/train.yaml"
+  fi
   # TRAIN_SECONDS bounds this run (0: no bound); checkpoints come every 25 steps, so a stop loses little.
   timeout "${TRAIN_SECONDS:-0}" sana-wm train "$WORK/train.yaml" "${resume[@]}" || true
 fi
