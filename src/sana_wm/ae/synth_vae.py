@@ -94,7 +94,7 @@ class VAETrainConfig:
     held_out: int = 8  # clips kept out of training and used to report reconstruction PSNR
 
 
-def load_frames(roots: Sequence[str | Path], *, limit: int | None = None, progress: bool = False) -> list[np.ndarray]:
+def load_frames(roots: Sequence[str | Path], *, limit: int | None = None) -> list[np.ndarray]:
     """Every clip's frames ``(F, H, W, 3)`` uint8 from the datasets at ``roots``, in index order."""
     from sana_wm.data import read_clips
 
@@ -172,7 +172,7 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
         raise FileExistsError(f"{ckpt_path} exists: pass resume=True (--resume) to continue it, or use a new "
                               "output folder")
     if clips is None:
-        clips = load_frames(data_roots, progress=progress)
+        clips = load_frames(data_roots)
     if len(clips) <= cfg.held_out:
         raise ValueError(f"{len(clips)} clips: need more than held_out={cfg.held_out}")
     train_clips, held_out = clips[cfg.held_out:], clips[:cfg.held_out]

@@ -88,14 +88,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
     encoder_id = "sana-wm-vae:" + ",".join(sha256_file(w)[:16] for w in weights)
     n = len(load_index(args.dataset).entries)
 
-    def encode(video):
-        return vae.encode(video)
-
     # Every clip is read (cheap) but only this part's are encoded (the expensive step).
     clips = (prepare_clip(c, num_frames=args.frames) for i, c in enumerate(read_clips(args.dataset))
              if i % parts == k - 1)
     total = len(range(k - 1, n, parts))
-    stats = cache.encode_all(tqdm(clips, total=total, desc=f"encoding clips ({args.part})", unit="clip"), encode,
-                             encoder_id)
+    stats = cache.encode_all(tqdm(clips, total=total, desc=f"encoding clips ({args.part})", unit="clip"),
+                             vae.encode, encoder_id)
     print(f"{args.dataset}: {stats}")
     return 0
