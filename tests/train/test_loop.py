@@ -111,6 +111,31 @@ def test_latents_from_the_latent_cache(tiny_dataset, tmp_path):
     assert cached.losses == pytest.approx(direct.losses, abs=1e-6)
 
 
+def test_training_from_the_latent_cache_alone(tiny_dataset, tmp_path):
+    """data.latents 'latent_cache_only' trains exactly like 'latent_cache' and never opens a shard, so a
+    dataset can travel as index.json + latents/ (e.g. to a GPU machine)."""
+    import shutil
+
+    from sana_wm.data import LatentCache, prepare_clip, read_clips
+    from sana_wm.train.data import SyntheticEncoder
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dataset, root)
+    encoder = SyntheticEncoder(16, 8)
+    clips = (prepare_clip(c, size=(32, 32), fps=16.0, num_frames=9) for c in read_clips(root))
+    LatentCache(root).encode_all(clips, encoder, encoder.id)
+    common = {"stages": [{"steps": 3}], "validation": {"every": 2, "num_batches": 1}, "checkpoint": {"every": 0}}
+    with_shards = run_training(tiny_config(root, tmp_path / "a", data={"latents": "latent_cache", "text": "none",
+                                                                       "window_mode": "start"}, **common))
+    for shard in root.glob("*.tar"):
+        shard.unlink()
+    alone = run_training(tiny_config(root, tmp_path / "b", data={"latents": "latent_cache_only", "text": "none",
+                                                                 "window_mode": "start"}, **common))
+    assert len(alone.losses) == 3
+    assert alone.losses == pytest.approx(with_shards.losses, abs=1e-6)
+    assert alone.val_losses == pytest.approx(with_shards.val_losses, abs=1e-6)
+
+
 def test_text_free_model_sees_only_the_null_caption(tiny_dataset, tmp_path):
     """data.text 'none': every sample, in training and validation, is conditioned on y_embedding."""
     from sana_wm.train.distributed import init_distributed, shutdown

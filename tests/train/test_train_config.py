@@ -81,6 +81,10 @@ def test_impossible_combinations():
     with pytest.raises(ConfigError, match=r"^data.window_mode: .*start"):
         config_from_dict(raw)
     raw = base()
+    raw["data"].update(latents="latent_cache_only", window_mode="start", text="hash")
+    with pytest.raises(ConfigError, match=r"^data.text: .*captions"):
+        config_from_dict(raw)
+    raw = base()
     raw["model"]["config_path"] = "x.json"
     with pytest.raises(ConfigError, match="model.name: set exactly one"):
         config_from_dict(raw)

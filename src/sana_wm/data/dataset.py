@@ -335,3 +335,55 @@ def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in 0..world_size-1, got rank {rank} of world size {world_size}")
     return rank, world_size
+
+
+class CachedLatentDataset(ClipDataset):
+    """A :class:`ClipDataset` that reads each clip from its :class:`~sana_wm.data.LatentCache` entry alone.
+
+    The shards are never opened: the cache entry holds the latents, the camera of the encoded frames and
+    their size, so a dataset can travel as ``index.json`` plus its ``latents/`` folder. It serves windows
+    from the clip's first frame only (the cache encodes clips from there; ``window_mode`` must be
+    "start"), of exactly the frame rate and size that were encoded. A sample has no ``frames``; instead
+    ``frame_shape = (T, H, W)`` and ``latents`` (the cached tensor, cut to the window by the consumer).
+    Captions live in the shards, so every caption is ``""`` (for text-free training). Order, sharding
+    across ranks and workers, and resume are those of :class:`ClipDataset`.
+    """
+
+    def __init__(self, root, *, subdir: str = "latents", **kwargs):
+        if kwargs.get("window_mode", "random") != "start":
+            raise ValueError("CachedLatentDataset serves windows from each clip's first frame (as the latent cache "
+                             "encodes them); pass window_mode='start'")
+        kwargs["load_depth"] = False
+        super().__init__(root, **kwargs)
+        from sana_wm.data.latents import LatentCache
+
+        self.cache = LatentCache(root, subdir=subdir)
+
+    def _load(self, item: int, files: ShardFiles, epoch: int) -> dict:
+        entry = self.index.entries[item]
+        try:
+            cached = self.cache.load(entry.key)
+        except Exception as err:  # a damaged file: skip it like an undecodable member
+            raise SampleError("decode", f"{self.cache.path(entry.key)}: cannot read the cached latents ({err})") from None
+        if cached is None:
+            raise SampleError("shard_missing", f"clip {entry.key!r}: no cached latents at {self.cache.path(entry.key)}; "
+                                               "encode the dataset first (sana-wm vae encode)")
+        where = f"{self.cache.path(entry.key)}"
+        if self.fps is not None and abs(cached.fps - self.fps) > 1e-6:
+            raise SampleError("inconsistent", f"{where}: encoded at {cached.fps:g} fps, the dataset asks for {self.fps:g}")
+        if self.size is not None and (cached.height, cached.width) != self.size:
+            raise SampleError("inconsistent", f"{where}: encoded at {cached.height}x{cached.width}, the dataset asks "
+                                              f"for {self.size[0]}x{self.size[1]}")
+        stored = cached.c2w.shape[0]
+        window = stored if self.window is None else self.window
+        if window > stored:
+            raise SampleError("too_short", f"{where}: {stored} frames were encoded, the window needs {window}")
+        try:
+            traj = Trajectory(cached.c2w[:window].numpy(),
+                              Intrinsics(cached.intrinsics[:window].numpy(), cached.width, cached.height), cached.fps)
+            traj.validate(**self.validate_kwargs)
+        except TrajectoryError as err:
+            raise SampleError("invalid_poses", f"{where}: camera rejected: {err}") from None
+        return {"key": entry.key, "frame_shape": (window, cached.height, cached.width), "latents": cached.latents,
+                "c2w": cached.c2w[:window], "intrinsics": cached.intrinsics[:window], "fps": cached.fps,
+                "frame_indices": torch.arange(window), "caption": ""}

@@ -65,7 +65,9 @@ class DataConfig:
     quality_ranges: dict[str, list[float]] = field(default_factory=dict)  # {score: [lo, hi]} kept
     # How frames become latents: "synthetic" is a fixed pixel-unshuffle + linear map standing in for
     # the VAE (tests, smoke runs); "latent_cache" reads <root>/latents/<key>.safetensors written by
-    # sana_wm.data.LatentCache (whole clips encoded from their first frame; needs window_mode "start").
+    # sana_wm.data.LatentCache (whole clips encoded from their first frame; needs window_mode "start");
+    # "latent_cache_only" reads the clips from that cache alone, never opening the shards (only
+    # index.json and latents/ are needed; captions live in the shards, so it needs text: none).
     latents: str = "synthetic"
     spatial_stride: int = 32  # pixels per latent cell (LTX-2: 32; synthetic encoder: any)
     # Text states: "hash" gives every caption a fixed random embedding (tests, smoke runs); "none" gives
@@ -387,11 +389,14 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"data.fps: must be positive, got {d.fps}")
     _choice("data.crop", d.crop, ("center", "random"))
     _choice("data.window_mode", d.window_mode, ("random", "start"))
-    _choice("data.latents", d.latents, ("synthetic", "latent_cache"))
+    _choice("data.latents", d.latents, ("synthetic", "latent_cache", "latent_cache_only"))
     _choice("data.text", d.text, ("hash", "none"))
-    if d.latents == "latent_cache" and d.window_mode != "start":
-        raise ConfigError("data.window_mode: data.latents 'latent_cache' holds each clip encoded from its first "
+    if d.latents != "synthetic" and d.window_mode != "start":
+        raise ConfigError(f"data.window_mode: data.latents {d.latents!r} holds each clip encoded from its first "
                           "frame, so windows must start there; set window_mode: start")
+    if d.latents == "latent_cache_only" and d.text != "none":
+        raise ConfigError("data.text: data.latents 'latent_cache_only' never opens the shards, where captions are "
+                          "stored; use text: none (a text-free model) or latents: latent_cache")
     for name, bounds in d.quality_ranges.items():
         if len(bounds) != 2 or bounds[0] > bounds[1]:
             raise ConfigError(f"data.quality_ranges.{name}: expected [lo, hi] with lo <= hi, got {bounds}")

@@ -86,15 +86,22 @@ def build_batch(samples: list[dict], *, encoder, text_encoder, spatial_stride: i
     """``samples`` from :class:`~sana_wm.data.ClipDataset` -> :class:`ModelBatch` (on the CPU)."""
     latents, vectors, pluckers = [], [], []
     for s in samples:
-        frames = s["frames"]  # (F, H, W, 3) uint8
-        F, H, W = frames.shape[:3]
-        if latent_cache is not None:
-            entry = latent_cache.load(s["key"])
-            if entry is None:
-                raise FileNotFoundError(f"no cached latents for clip {s['key']!r} in {latent_cache.dir}; "
-                                        "encode the dataset first with sana_wm.data.LatentCache.encode_all")
-            T = (F - 1) // TEMPORAL_STRIDE + 1
-            lat = entry.latents.reshape(-1, *entry.latents.shape[-4:])[0, :, :T].float()
+        if "frames" in s:
+            frames = s["frames"]  # (F, H, W, 3) uint8
+            F, H, W = frames.shape[:3]
+        else:  # sana_wm.data.CachedLatentDataset: the latents came with the sample
+            F, H, W = s["frame_shape"]
+        T = (F - 1) // TEMPORAL_STRIDE + 1
+        if "latents" in s or latent_cache is not None:
+            if "latents" in s:
+                cached = s["latents"]
+            else:
+                entry = latent_cache.load(s["key"])
+                if entry is None:
+                    raise FileNotFoundError(f"no cached latents for clip {s['key']!r} in {latent_cache.dir}; "
+                                            "encode the dataset first with sana_wm.data.LatentCache.encode_all")
+                cached = entry.latents
+            lat = cached.reshape(-1, *cached.shape[-4:])[0, :, :T].float()
         else:
             video = (frames.permute(3, 0, 1, 2).float() / 127.5 - 1.0).unsqueeze(0)  # (1, 3, F, H, W)
             with torch.no_grad():

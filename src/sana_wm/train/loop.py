@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from sana_wm.data import ClipDataset, LatentCache
+from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
 from sana_wm.model import SanaWMConfig, SanaWMTransformer, from_pretrained, get_config
 from sana_wm.ops.gdn import released_chunk_lengths
 from sana_wm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -124,7 +124,8 @@ class Trainer:
 
     # -- data --------------------------------------------------------------------------------------
     def _dataset(self, data, *, root: str, shuffle: bool, window_mode: str, crop: str) -> ClipDataset:
-        return ClipDataset(root, window=data.window, fps=data.fps, size=tuple(data.size), crop=crop,
+        kind = CachedLatentDataset if data.latents == "latent_cache_only" else ClipDataset
+        return kind(root, window=data.window, fps=data.fps, size=tuple(data.size), crop=crop,
                            seed=self.cfg.seed, shuffle=shuffle, window_mode=window_mode,
                            quality_ranges={k: tuple(v) for k, v in data.quality_ranges.items()}, load_depth=False,
                            rank=self.env.rank, world_size=self.env.world_size)
