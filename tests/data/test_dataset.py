@@ -258,3 +258,32 @@ def test_samples_collate_into_batches(tmp_path, make_clips):
     assert batch["frames"].shape == (2, 5, 16, 16, 3) and batch["frames"].dtype == torch.uint8
     assert batch["c2w"].shape == (2, 5, 4, 4) and batch["intrinsics"].shape == (2, 5, 4)
     assert batch["depth"].shape == (2, 5, 16, 16)
+
+
+def test_cached_latent_dataset_reads_the_cache_alone(tmp_path):
+    """CachedLatentDataset serves the cached latents and camera without the shards; a clip with no cache
+    entry is skipped and counted, naming the missing file."""
+    import torch.nn.functional as F
+
+    from sana_wm.data import CachedLatentDataset, LatentCache, prepare_clip, read_clips
+
+    write_clips([make_clip(f"c{i}", num_frames=9, height=16, width=24, seed=i) for i in range(3)], tmp_path,
+                frames_codec="npz")
+    cache = LatentCache(tmp_path)
+    prepared = [prepare_clip(c, size=(16, 24), fps=16.0, num_frames=9) for c in read_clips(tmp_path)]
+    cache.encode_all(prepared[:2], lambda x: F.avg_pool3d(x, (1, 4, 4)), "avgpool4")
+    for shard in tmp_path.glob("*.tar"):
+        shard.unlink()
+    ds = CachedLatentDataset(tmp_path, window=9, fps=16.0, size=(16, 24), window_mode="start", shuffle=False)
+    samples = list(ds)
+    assert [s["key"] for s in samples] == ["c0", "c1"]
+    for s, clip in zip(samples, prepared, strict=False):
+        assert s["frame_shape"] == (9, 16, 24) and "frames" not in s
+        np.testing.assert_array_equal(s["c2w"].numpy(), clip.c2w)
+        np.testing.assert_array_equal(s["intrinsics"].numpy(), clip.intrinsics)
+        assert torch.equal(s["latents"], cache.load(clip.key).latents)
+    assert ds.stats.skipped == {"shard_missing": 1}
+    with pytest.raises(ValueError, match="window_mode='start'"):
+        CachedLatentDataset(tmp_path, window=9)
+    too_long = CachedLatentDataset(tmp_path, window=17, window_mode="start", shuffle=False)
+    assert list(too_long) == [] and too_long.stats.skipped == {"too_short": 2, "shard_missing": 1}

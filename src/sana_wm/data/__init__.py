@@ -8,7 +8,14 @@ resume, skipping bad data), :mod:`~sana_wm.data.latents` and :mod:`~sana_wm.data
 """
 
 from sana_wm.data.clip import Clip, ClipError, clip_fingerprint
-from sana_wm.data.dataset import PROGRESS_FIELDS, SKIP_REASONS, CachedLatentDataset, ClipDataset, DataStats, plan_streams
+from sana_wm.data.dataset import (
+    PROGRESS_FIELDS,
+    SKIP_REASONS,
+    CachedLatentDataset,
+    ClipDataset,
+    DataStats,
+    plan_streams,
+)
 from sana_wm.data.inspection import inspect_dataset
 from sana_wm.data.latents import CachedLatents, LatentCache, prepare_clip
 from sana_wm.data.shards import (

@@ -361,16 +361,17 @@ class CachedLatentDataset(ClipDataset):
 
     def _load(self, item: int, files: ShardFiles, epoch: int) -> dict:
         entry = self.index.entries[item]
+        where = str(self.cache.path(entry.key))
         try:
             cached = self.cache.load(entry.key)
         except Exception as err:  # a damaged file: skip it like an undecodable member
-            raise SampleError("decode", f"{self.cache.path(entry.key)}: cannot read the cached latents ({err})") from None
+            raise SampleError("decode", f"{where}: cannot read the cached latents ({err})") from None
         if cached is None:
-            raise SampleError("shard_missing", f"clip {entry.key!r}: no cached latents at {self.cache.path(entry.key)}; "
+            raise SampleError("shard_missing", f"clip {entry.key!r}: no cached latents at {where}; "
                                                "encode the dataset first (sana-wm vae encode)")
-        where = f"{self.cache.path(entry.key)}"
         if self.fps is not None and abs(cached.fps - self.fps) > 1e-6:
-            raise SampleError("inconsistent", f"{where}: encoded at {cached.fps:g} fps, the dataset asks for {self.fps:g}")
+            raise SampleError("inconsistent", f"{where}: encoded at {cached.fps:g} fps, the dataset asks for "
+                                              f"{self.fps:g}")
         if self.size is not None and (cached.height, cached.width) != self.size:
             raise SampleError("inconsistent", f"{where}: encoded at {cached.height}x{cached.width}, the dataset asks "
                                               f"for {self.size[0]}x{self.size[1]}")
