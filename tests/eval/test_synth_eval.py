@@ -65,6 +65,25 @@ def test_report_contact_sheet_and_resume(oracle_run):
     assert pan["translation_defined"] is False and pan["TransErr_rel"] is None
 
 
+def test_autoencoder_ceiling_row(tmp_path):
+    """ceiling_fn's video is scored like a model: the identity is perfect, a blur is not, and the report names it."""
+    setup = {**SETUP, "trajectories": ["explore:walk"]}
+    oracle = make_oracle(**setup)
+
+    def blur(video):
+        v = video.astype(np.float32)
+        v = (v + np.roll(v, 1, axis=1) + np.roll(v, 1, axis=2) + np.roll(v, (1, 1), axis=(1, 2))) / 4
+        return v.round().astype(np.uint8)
+
+    exact = evaluate_synth(oracle, out_dir=tmp_path / "a", ceiling_fn=lambda v: v, baselines=False, **setup)
+    assert exact["aggregate"]["autoencoder_ceiling"]["marks"]["1"]["psnr"] == "inf"
+    blurred = evaluate_synth(oracle, out_dir=tmp_path / "b", ceiling_fn=blur, baselines=False, **setup)
+    row = blurred["aggregate"]["autoencoder_ceiling"]
+    assert 15 < row["marks"]["1"]["psnr"] < 40 and row["marks"]["1"]["ssim"] < 1
+    assert "| autoencoder_ceiling | 1 |" in (tmp_path / "b" / "report.md").read_text()
+    assert blurred["settings"]["autoencoder_ceiling"] is True
+
+
 def test_baselines_and_marks():
     frame = np.full((8, 8, 3), 7, np.uint8)
     from sana_wm.camera.presets import make_preset

@@ -12,7 +12,7 @@ def test_eval_synth_cli_runs_and_resumes(repos, tmp_path, capsys):
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     text = json.dumps(report)
-    for name in ("model", "repeat_first", "static_camera"):
+    for name in ("model", "repeat_first", "static_camera", "autoencoder_ceiling"):
         assert name in text
     assert (out / "contact_sheet.png").stat().st_size > 1000
     capsys.readouterr()
@@ -21,3 +21,25 @@ def test_eval_synth_cli_runs_and_resumes(repos, tmp_path, capsys):
     mtimes = [f.stat().st_mtime_ns for f in clip_files]
     assert main(args) == 0
     assert [f.stat().st_mtime_ns for f in clip_files] == mtimes
+
+
+def test_autoencoder_ceiling_is_the_truth_through_the_vae(repos):
+    """The ceiling row is the ground truth encoded and decoded by the model's own VAE, padded to 8k+1."""
+    import numpy as np
+    import torch
+
+    from sana_wm.eval.model_adapter import autoencoder_roundtrip_fn
+    from sana_wm.pipeline import SanaWMPipeline
+
+    pipe = SanaWMPipeline.from_pretrained(repos["streaming"], text_encoder=repos["text_encoder"], dtype="fp32")
+    H, W = pipe.image_size
+    video = np.random.default_rng(0).integers(0, 256, (12, H, W, 3), dtype=np.uint8)
+    out = autoencoder_roundtrip_fn(pipe)(video)
+    assert out.shape == video.shape and out.dtype == np.uint8
+    padded = np.concatenate([video, np.repeat(video[-1:], 5, axis=0)])  # 12 -> 17 = 8 * 2 + 1 frames
+    x = torch.from_numpy(padded).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+    with torch.no_grad():
+        ref = pipe.vae.decode(pipe.vae.encode(x))
+    ref = ((ref[0].permute(1, 2, 3, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)[:12]
+    np.testing.assert_array_equal(out, ref)
+    assert np.abs(out.astype(int) - video).mean() > 1  # a random VAE does change the frames

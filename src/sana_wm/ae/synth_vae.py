@@ -92,6 +92,10 @@ class VAETrainConfig:
     checkpoint_every: int = 100
     seed: int = 0
     held_out: int = 8  # clips kept out of training and used to report reconstruction PSNR
+    # Fine-tune only the decoder of the VAE given as ``init_from`` (train_synth_vae): the encoder, and so
+    # every latent a transformer was trained on, stays bit-identical, and the fitted latent statistics
+    # are kept; a sharper decoder then improves a shipped model without retraining its transformer.
+    decoder_only: bool = False
 
 
 def load_frames(roots: Sequence[str | Path], *, limit: int | None = None) -> list[np.ndarray]:
@@ -159,11 +163,14 @@ def reconstruction_psnr(vae, clips: list[np.ndarray], *, window: int = 17) -> fl
 
 def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, config: VAETrainConfig | None = None, *,
                     resume: bool = False, progress: bool = True, clips: list[np.ndarray] | None = None,
-                    vae_overrides: dict | None = None, stop_after: int | None = None) -> dict:
+                    vae_overrides: dict | None = None, stop_after: int | None = None,
+                    init_from: str | Path | None = None) -> dict:
     """Train the synthetic-world VAE on the clips of ``data_roots`` and write ``out_dir/vae/`` (a diffusers
     folder with fitted latent statistics) plus ``out_dir/train_log.jsonl`` and ``out_dir/report.json``.
     ``out_dir/checkpoint.pt`` is written every ``checkpoint_every`` steps; ``resume=True`` continues from
-    it exactly. ``stop_after`` ends the run early after that many steps (as if interrupted)."""
+    it exactly. ``stop_after`` ends the run early after that many steps (as if interrupted). ``init_from``
+    (a VAE folder) starts from trained weights instead of a fresh initialisation; ``config.decoder_only``
+    (which needs it) trains the decoder alone and keeps that VAE's encoder and latent statistics."""
     cfg = config or VAETrainConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,12 +184,33 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
         raise ValueError(f"{len(clips)} clips: need more than held_out={cfg.held_out}")
     train_clips, held_out = clips[cfg.held_out:], clips[:cfg.held_out]
 
-    vae = build_synth_vae(cfg.seed, **(vae_overrides or {}))
+    if cfg.decoder_only and init_from is None:
+        raise ValueError("decoder_only fine-tunes the decoder of a trained VAE: give init_from (a VAE folder)")
+    if init_from is not None:
+        from diffusers import AutoencoderKLLTX2Video
+
+        if not (Path(init_from) / "config.json").is_file():
+            raise FileNotFoundError(f"{init_from}: not a VAE folder (no config.json)")
+        vae = AutoencoderKLLTX2Video.from_pretrained(str(init_from), torch_dtype=torch.float32)
+    else:
+        vae = build_synth_vae(cfg.seed, **(vae_overrides or {}))
     vae.train()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    trained = vae.decoder.parameters() if cfg.decoder_only else vae.parameters()
+    if cfg.decoder_only:
+        vae.encoder.requires_grad_(False)
+        vae.encoder.eval()
+    trained = [p for p in trained if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     step, losses = 0, []
+    if init_from is not None and not (resume and ckpt_path.exists()):
+        vae.eval()
+        before = reconstruction_psnr(vae, held_out, window=cfg.window)
+        (out / "init.json").write_text(json.dumps({"init_from": str(init_from), "held_out_psnr_db": before}) + "\n")
+        vae.train()
+        if cfg.decoder_only:
+            vae.encoder.eval()
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         vae.load_state_dict(state["model"])
@@ -206,13 +234,14 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
         for group in optimizer.param_groups:
             group["lr"] = lr
         video = _batch(train_clips, rng, cfg.batch_size, cfg.window)
-        z = vae.encode(video).latent_dist.mode()
+        with torch.set_grad_enabled(not cfg.decoder_only):
+            z = vae.encode(video).latent_dist.mode()
         noisy = z + cfg.latent_noise * z.detach().std(dim=(0, 2, 3, 4), keepdim=True) * torch.randn_like(z)
         rec = vae.decode(noisy, temb=None, return_dict=False)[0]
         loss = (rec - video).abs().mean() + (rec - video).pow(2).mean() + cfg.latent_l2 * z.pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         step += 1
         loss_value = float(loss.detach())
@@ -232,10 +261,13 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
         return report
 
     vae.eval()
-    mean, std = fit_latent_stats(vae, train_clips, window=cfg.window)
-    vae.latents_mean.copy_(mean)
-    vae.latents_std.copy_(std)
+    if not cfg.decoder_only:  # the encoder changed: refit the statistics the transformer's latents use
+        mean, std = fit_latent_stats(vae, train_clips, window=cfg.window)
+        vae.latents_mean.copy_(mean)
+        vae.latents_std.copy_(std)
     report["held_out_psnr_db"] = reconstruction_psnr(vae, held_out, window=cfg.window)
+    if (out / "init.json").is_file():  # the starting VAE's score on the same held-out clips
+        report["init"] = json.loads((out / "init.json").read_text())
     report["parameters"] = sum(p.numel() for p in vae.parameters())
     final = out / "vae"
     tmp = out / ".vae.partial"

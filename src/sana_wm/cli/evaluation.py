@@ -33,7 +33,9 @@ def register(groups: argparse._SubParsersAction) -> None:
             "time mark, and the camera-following error of poses re-estimated from the video (OpenCV, true\n"
             "intrinsics; RotErr in degrees, TransErr_rel, CamMC_rel, ATE). Two baselines are scored the same\n"
             "way: repeating the first frame, and the same model asked for a static camera; the estimator's\n"
-            "own error on the ground-truth video is reported as the floor. Results are written per clip as\n"
+            "own error on the ground-truth video is reported as the floor, and the ground truth passed\n"
+            "through the model's own VAE as the ceiling (the best any generator can do through that VAE).\n"
+            "Results are written per clip as\n"
             "they finish (a rerun skips finished clips), then report.json and contact_sheet.png.\n\n"
             "Trajectories: explore:walk, explore:orbit, explore:look_around, explore:revisit, a preset name\n"
             "(orbit, dolly, pan, ...) or a trajectory file; paths start at a free pose in each scene."
@@ -56,6 +58,8 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="time marks in seconds where frames are scored (default: 1,5,10)")
     p.add_argument("--fov", type=float, default=70.0, metavar="DEG", help="lens of the rendered scenes (default: 70)")
     p.add_argument("--no-baselines", action="store_true", help="skip the two baselines")
+    p.add_argument("--no-ceiling", action="store_true",
+                   help="skip the autoencoder ceiling (the ground truth through the VAE)")
     p.add_argument("--out", default="eval-synth", metavar="DIR", help="report folder (default: eval-synth)")
     p.set_defaults(func=cmd_synth)
 
@@ -64,7 +68,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from sana_wm.eval.model_adapter import pipeline_generate_fn
+    from sana_wm.eval.model_adapter import autoencoder_roundtrip_fn, pipeline_generate_fn
     from sana_wm.eval.synth_eval import evaluate_synth
     from sana_wm.pipeline import SanaWMPipeline
 
@@ -79,6 +83,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         generate, seeds=args.seeds, trajectories=[t.strip() for t in args.trajectories.split(",") if t.strip()],
         size=pipe.image_size, fps=pipe.fps, seconds_marks=args.marks, out_dir=args.out, fov_deg=args.fov,
         model_name=Path(args.model).name, baselines=not args.no_baselines, progress=True,
+        ceiling_fn=None if args.no_ceiling else autoencoder_roundtrip_fn(pipe),
     )
     print(json.dumps(report.get("aggregate", report), indent=2, default=str))
     print(f"report: {Path(args.out) / 'report.json'}")

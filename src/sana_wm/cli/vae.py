@@ -32,6 +32,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     t.add_argument("--max-clips", type=int, default=None, help="use at most this many clips (default: all)")
     t.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    t.add_argument("--init-from", metavar="DIR", help="start from this trained VAE folder instead of from scratch")
+    t.add_argument("--decoder-only", action="store_true",
+                   help="with --init-from: train only the decoder; the encoder (and so the latents a transformer "
+                        "was trained on) and the latent statistics stay as they are")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser(
@@ -56,9 +60,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if (args.window - 1) % 8:
         raise CLIError(f"--window must be 8k+1 frames, got {args.window}")
     cfg = VAETrainConfig(steps=args.steps, batch_size=args.batch_size, window=args.window, lr=args.lr,
-                         seed=args.seed)
+                         seed=args.seed, decoder_only=args.decoder_only)
+    if args.decoder_only and not args.init_from:
+        raise CLIError("--decoder-only fine-tunes a trained VAE's decoder: give --init-from DIR")
     clips = load_frames(args.data, limit=args.max_clips)
-    report = train_synth_vae(args.data, args.out, cfg, resume=args.resume, clips=clips)
+    report = train_synth_vae(args.data, args.out, cfg, resume=args.resume, clips=clips, init_from=args.init_from)
     print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
     return 0
 

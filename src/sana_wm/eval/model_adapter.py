@@ -7,7 +7,7 @@ import numpy as np
 from sana_wm.camera.trajectory import Trajectory
 from sana_wm.eval.baselines import GenerateFn
 
-__all__ = ["pipeline_generate_fn"]
+__all__ = ["autoencoder_roundtrip_fn", "pipeline_generate_fn"]
 
 
 def pipeline_generate_fn(pipeline, *, variant: str | None = None, seed: int = 0, progress: bool = False,
@@ -29,3 +29,25 @@ def pipeline_generate_fn(pipeline, *, variant: str | None = None, seed: int = 0,
         return result.frames[:num_frames]
 
     return generate
+
+
+def autoencoder_roundtrip_fn(pipeline):
+    """The ``ceiling_fn`` of :func:`~sana_wm.eval.synth_eval.evaluate_synth` for a pipeline: a ground-truth
+    video ``(F, H, W, 3)`` uint8 encoded and decoded, whole, by the pipeline's own video VAE (padded with its
+    last frame to ``8k + 1`` frames, then trimmed back to ``F``)."""
+    import torch
+
+    vae = pipeline.vae
+    stride = vae.temporal_stride
+
+    def roundtrip(video: np.ndarray) -> np.ndarray:
+        F = video.shape[0]
+        k = 1 + stride * -(-(F - 1) // stride)
+        padded = np.concatenate([video, np.repeat(video[-1:], k - F, axis=0)]) if k > F else video
+        x = torch.from_numpy(np.ascontiguousarray(padded)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+        with torch.no_grad():
+            out = vae.decode(vae.encode(x))
+        frames = ((out[0].permute(1, 2, 3, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+        return frames[:F]
+
+    return roundtrip

@@ -21,6 +21,8 @@ For each held-out scene seed and each camera path, :func:`evaluate_synth`
      pose_metrics.camera_errors`, SANA-WM alignment: RotErr, TransErr_rel, CamMC_rel, ATE).
    * ``estimator_floor``: the same pose estimation on the ground-truth video itself, i.e. the error a
      perfect model would get, which is what the estimator can resolve at this size.
+   * ``autoencoder_ceiling`` (with ``ceiling_fn``): the ground truth through the model's own autoencoder,
+     scored like a model: the best a latent model can reach through it.
 
 5. writes ``clips/<key>.json`` as each clip finishes (a rerun with the same settings skips it), one
    contact sheet ``contact/<key>.png`` per clip (rows: ground truth, model, baselines; columns: marks),
@@ -34,7 +36,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,7 +56,7 @@ from sana_wm.synth.scene import Scene, generate_scene
 
 __all__ = ["SynthClip", "build_clip", "evaluate_synth", "make_oracle", "mark_frames", "report_markdown"]
 
-METHODS = ("model", "repeat_first", "static_camera")
+METHODS = ("model", "repeat_first", "static_camera", "autoencoder_ceiling")
 CAMERA_KEYS = ("RotErr", "TransErr_rel", "CamMC_rel", "ATE")
 
 
@@ -288,10 +290,14 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
                    seconds_marks: Sequence[float] = (1, 5, 10), out_dir, mark_window: int = 0,
                    fov_deg: float = 70.0, model_name: str = "model", baselines: bool = True,
                    estimator_floor: bool = True, pose_config: PoseEstimatorConfig | None = None,
-                   progress: bool = False) -> dict:
+                   ceiling_fn: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False) -> dict:
     """Run the protocol of this module for every ``(seed, trajectory)``; returns the report (also written
     to ``out_dir/report.json``). ``size = (H, W)``. Clips already in ``out_dir/clips`` with the same settings
-    (size, fps, marks, window, lens, model name, estimator settings) are loaded instead of recomputed."""
+    (size, fps, marks, window, lens, model name, estimator settings) are loaded instead of recomputed.
+
+    ``ceiling_fn`` (e.g. :func:`~sana_wm.eval.model_adapter.autoencoder_roundtrip_fn`) maps the ground-truth
+    video to what the model's autoencoder makes of it; scored as ``autoencoder_ceiling``, it is the best a
+    latent model can do through that autoencoder, which tells a weak generator from a weak autoencoder."""
     out = Path(out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     (out / "contact").mkdir(parents=True, exist_ok=True)
@@ -302,6 +308,7 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
     settings = {"size": list(size), "fps": float(fps), "seconds_marks": marks, "mark_window": int(mark_window),
                 "fov_deg": float(fov_deg), "num_frames": num_frames, "model_name": model_name,
                 "baselines": bool(baselines), "estimator_floor": bool(estimator_floor),
+                "autoencoder_ceiling": ceiling_fn is not None,
                 "pose_config": asdict(pose_config)}
     settings_hash = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     items = [(int(s), str(t)) for s in seeds for t in trajectories]
@@ -327,6 +334,8 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
             videos["repeat_first"] = repeat_first_frame(first, clip.request, num_frames)
             videos["static_camera"] = _check_video(static_camera(generate_fn)(first, clip.request, num_frames),
                                                    num_frames, size, "generate_fn (static camera)")
+        if ceiling_fn is not None:
+            videos["autoencoder_ceiling"] = _check_video(ceiling_fn(clip.gt_rgb), num_frames, size, "ceiling_fn")
         methods = {name: _score(v, clip, marks, mark_window, pose_config) for name, v in videos.items()}
         if estimator_floor:
             methods["estimator_floor"] = {"camera": _camera(clip.gt_rgb, clip, pose_config)}
