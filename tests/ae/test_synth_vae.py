@@ -66,3 +66,25 @@ def test_interrupt_and_resume_is_exact(tmp_path):
     sb = VideoVAE.from_pretrained(tmp_path / "b" / "vae").vae.state_dict()
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k], rtol=1e-5, atol=1e-6)
+
+
+def test_decoder_only_fine_tuning_keeps_the_latents(tmp_path):
+    """--decoder-only from a trained VAE: encoder and latent statistics stay bit-identical (so a transformer
+    trained on its latents stays valid), the decoder changes, and held-out PSNR does not get worse."""
+    clips = _clips()
+    base_cfg = VAETrainConfig(steps=20, batch_size=2, window=9, lr=3e-3, warmup_steps=5, checkpoint_every=10,
+                              held_out=2)
+    train_synth_vae([], tmp_path / "base", base_cfg, clips=clips, vae_overrides=SMALL, progress=False)
+    with pytest.raises(ValueError, match="init_from"):
+        train_synth_vae([], tmp_path / "x", VAETrainConfig(decoder_only=True), clips=clips, progress=False)
+    cfg = VAETrainConfig(steps=30, batch_size=2, window=9, lr=2e-3, warmup_steps=2, checkpoint_every=10, held_out=2,
+                         decoder_only=True)
+    report = train_synth_vae([], tmp_path / "dec", cfg, clips=clips, progress=False, init_from=tmp_path / "base" / "vae")
+    before = VideoVAE.from_pretrained(tmp_path / "base" / "vae").vae.state_dict()
+    after = VideoVAE.from_pretrained(tmp_path / "dec" / "vae").vae.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("decoder.") for k in changed), sorted(changed)[:5]
+    assert not any(k.startswith("encoder.") or k.startswith("latents_") for k in changed)
+    assert report["init"]["held_out_psnr_db"] == pytest.approx(
+        json.loads((tmp_path / "base" / "report.json").read_text())["held_out_psnr_db"])
+    assert report["held_out_psnr_db"] > report["init"]["held_out_psnr_db"] - 0.5

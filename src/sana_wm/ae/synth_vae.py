@@ -172,6 +172,8 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
     (a VAE folder) starts from trained weights instead of a fresh initialisation; ``config.decoder_only``
     (which needs it) trains the decoder alone and keeps that VAE's encoder and latent statistics."""
     cfg = config or VAETrainConfig()
+    if cfg.decoder_only and init_from is None:
+        raise ValueError("decoder_only fine-tunes the decoder of a trained VAE: give init_from (a VAE folder)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
@@ -184,8 +186,6 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
         raise ValueError(f"{len(clips)} clips: need more than held_out={cfg.held_out}")
     train_clips, held_out = clips[cfg.held_out:], clips[:cfg.held_out]
 
-    if cfg.decoder_only and init_from is None:
-        raise ValueError("decoder_only fine-tunes the decoder of a trained VAE: give init_from (a VAE folder)")
     if init_from is not None:
         from diffusers import AutoencoderKLLTX2Video
 
