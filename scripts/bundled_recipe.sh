@@ -3,7 +3,10 @@
 # interruption (or in a later session) and it continues where it stopped. Everything runs on a CPU; on a GPU
 # set DEVICE via the training config (distributed.device) for the transformer.
 #
-#   WORK=/path/to/workdir VAE_STEPS=1200 TRAIN_SECONDS=3600 scripts/bundled_recipe.sh [data|vae|encode|train|export|eval|all]
+#   WORK=/path/to/workdir VAE_STEPS=1200 TRAIN_SECONDS=3600 scripts/bundled_recipe.sh [data|vae|encode|train|decoder|export|eval|all]
+#
+# On a GPU: CONFIG=configs/train/bundled_synth_gpu.yaml (batch 32, reads the latent cache alone, so only
+# $WORK/data/index.json and $WORK/data/latents/ need to be on that machine for the train stage).
 set -euo pipefail
 WORK=${WORK:-runs/bundled}
 SCENES=${SCENES:-384}
@@ -38,7 +41,7 @@ if [[ $STAGE == encode || $STAGE == all ]]; then
 fi
 if [[ $STAGE == train || $STAGE == all ]]; then
   sed "s#^output_dir: .*#output_dir: $WORK/transformer#; s#^  root: data/synth-train.*#  root: $WORK/data#" \
-      "$REPO/configs/train/bundled_synth.yaml" > "$WORK/train.yaml"
+      "$REPO/${CONFIG:-configs/train/bundled_synth.yaml}" > "$WORK/train.yaml"
   resume=(); ls "$WORK/transformer/checkpoints"/step-* >/dev/null 2>&1 && resume=(--resume)
   # A fresh WORK folder (e.g. a new machine) can start from the shipped weights instead of from scratch:
   # INIT_FROM=src/sana_wm/assets/sana-wm-synth/sana_dit/model.pt (the optimizer state starts afresh).
@@ -48,10 +51,22 @@ if [[ $STAGE == train || $STAGE == all ]]; then
   # TRAIN_SECONDS bounds this run (0: no bound); checkpoints come every 25 steps, so a stop loses little.
   timeout "${TRAIN_SECONDS:-0}" sana-wm train "$WORK/train.yaml" "${resume[@]}" || true
 fi
+if [[ $STAGE == decoder || ( $STAGE == all && ${DECODER_STEPS:-0} -gt 0 ) ]]; then
+  # Fine-tune the VAE's decoder alone (DECODER_STEPS, e.g. 2000): the encoder, and so every latent the
+  # transformer was trained on, stays bit-identical. The export stage then ships this VAE.
+  if [[ ! -d $WORK/vae_dec/vae ]]; then
+    resume=(); [[ -f $WORK/vae_dec/checkpoint.pt ]] && resume=(--resume)
+    sana-wm vae train --data "$WORK/data" --out "$WORK/vae_dec" --steps "${DECODER_STEPS:-2000}" --lr 1e-3 \
+        --init-from "$WORK/vae/vae" --decoder-only "${resume[@]}"
+  fi
+fi
 if [[ $STAGE == export || $STAGE == all ]]; then
   last=$(ls -d "$WORK/transformer/checkpoints"/step-* | sort -t- -k2 -n | tail -1)
-  sana-wm model export "$last" --vae "$WORK/vae/vae" --out "$WORK/model" --steps "${SAMPLE_STEPS:-8}" \
-      --shift "${SAMPLE_SHIFT:-3.0}" --overwrite
+  # NO_EMA=1 exports the raw weights (right for short runs: the EMA still leans on its starting point).
+  ema=(); [[ -n ${NO_EMA:-} ]] && ema=(--no-ema)
+  vae="$WORK/vae/vae"; [[ -d $WORK/vae_dec/vae ]] && vae="$WORK/vae_dec/vae"
+  sana-wm model export "$last" --vae "$vae" --out "$WORK/model" --steps "${SAMPLE_STEPS:-4}" \
+      --shift "${SAMPLE_SHIFT:-3.0}" --overwrite "${ema[@]}"
 fi
 if [[ $STAGE == eval || $STAGE == all ]]; then
   sana-wm eval synth --model "$WORK/model" --seeds 1000-1003 --trajectories explore:walk,explore:orbit \
