@@ -34,6 +34,8 @@ def exported(tmp_path_factory):
     vae.latents_mean.copy_(torch.randn(16) * 0.1)
     vae.latents_std.copy_(torch.rand(16) + 0.5)
     vae.save_pretrained(str(base / "vae"))
+    vae_config = base / "vae" / "config.json"  # as written by a VAE that was itself loaded from a folder
+    vae_config.write_text(json.dumps({**json.loads(vae_config.read_text()), "_name_or_path": "/home/me/runs/vae"}))
     out = export_model_folder(ckpt, base / "vae", base / "model", image_size=(32, 48), fps=16,
                               sampler={"steps": 3, "shift": 2.0})
     return {"ckpt": ckpt, "out": out, "ema": ema, "base": base}
@@ -42,6 +44,8 @@ def exported(tmp_path_factory):
 def test_export_layout_weights_and_settings(exported):
     out = exported["out"]
     assert (out / "sana_dit" / "model.pt").is_file() and (out / "ltx2_causal_vae" / "config.json").is_file()
+    vae_fields = json.loads((out / "ltx2_causal_vae" / "config.json").read_text())
+    assert "_name_or_path" not in vae_fields and vae_fields["latent_channels"] == 16  # no trainer's paths shipped
     settings = yaml.safe_load((out / "config.yaml").read_text())["sana_wm"]
     assert settings["image_size"] == [32, 48] and settings["text_encoder"] == "none"
     assert settings["sampler"] == {"steps": 3, "shift": 2.0}

@@ -10,6 +10,7 @@ an interrupted export leaves no half-written folder.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -62,6 +63,10 @@ def export_model_folder(checkpoint: str | Path, vae: str | Path, out: str | Path
     else:
         save_file(state, str(dit), metadata={"format": "pt"})
     shutil.copytree(vae, tmp / VAE_DIRS[variant])
+    vae_config = tmp / VAE_DIRS[variant] / "config.json"
+    fields = json.loads(vae_config.read_text())
+    if fields.pop("_name_or_path", None) is not None:  # a path on the machine that trained it: not portable
+        vae_config.write_text(json.dumps(fields, indent=2) + "\n")
     settings = {"transformer": model.config.to_dict(), "image_size": [int(image_size[0]), int(image_size[1])],
                 "fps": float(fps)}
     if text_free:
