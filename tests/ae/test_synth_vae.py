@@ -79,7 +79,8 @@ def test_decoder_only_fine_tuning_keeps_the_latents(tmp_path):
         train_synth_vae([], tmp_path / "x", VAETrainConfig(decoder_only=True), clips=clips, progress=False)
     cfg = VAETrainConfig(steps=30, batch_size=2, window=9, lr=2e-3, warmup_steps=2, checkpoint_every=10, held_out=2,
                          decoder_only=True)
-    report = train_synth_vae([], tmp_path / "dec", cfg, clips=clips, progress=False, init_from=tmp_path / "base" / "vae")
+    report = train_synth_vae([], tmp_path / "dec", cfg, clips=clips, progress=False,
+                             init_from=tmp_path / "base" / "vae")
     before = VideoVAE.from_pretrained(tmp_path / "base" / "vae").vae.state_dict()
     after = VideoVAE.from_pretrained(tmp_path / "dec" / "vae").vae.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
@@ -88,3 +89,15 @@ def test_decoder_only_fine_tuning_keeps_the_latents(tmp_path):
     assert report["init"]["held_out_psnr_db"] == pytest.approx(
         json.loads((tmp_path / "base" / "report.json").read_text())["held_out_psnr_db"])
     assert report["held_out_psnr_db"] > report["init"]["held_out_psnr_db"] - 0.5
+
+
+def test_eight_times_spatial_compression():
+    """--spatial-compression 8: a 2x2 patch gives 4x the latent cells, and VideoVAE reads the stride."""
+    from sana_wm.ae import SPATIAL_COMPRESSION
+
+    vae = build_synth_vae(0, **SMALL, **SPATIAL_COMPRESSION[8])
+    with torch.no_grad():
+        z = vae.encode(torch.zeros(1, 3, 17, 32, 48)).latent_dist.mode()
+        video = vae.decode(z, temb=None, return_dict=False)[0]
+    assert z.shape == (1, 8, 3, 4, 6) and video.shape == (1, 3, 17, 32, 48)
+    assert vae.spatial_compression_ratio == 8

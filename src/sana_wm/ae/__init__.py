@@ -2,6 +2,7 @@
 
 from sana_wm.ae.synth_vae import (
     LATENT_CHANNELS,
+    SPATIAL_COMPRESSION,
     SYNTH_VAE_CONFIG,
     VAETrainConfig,
     build_synth_vae,
@@ -13,6 +14,7 @@ from sana_wm.ae.synth_vae import (
 
 __all__ = [
     "LATENT_CHANNELS",
+    "SPATIAL_COMPRESSION",
     "SYNTH_VAE_CONFIG",
     "VAETrainConfig",
     "build_synth_vae",

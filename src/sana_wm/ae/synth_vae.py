@@ -34,6 +34,7 @@ from torch import Tensor
 
 __all__ = [
     "LATENT_CHANNELS",
+    "SPATIAL_COMPRESSION",
     "SYNTH_VAE_CONFIG",
     "VAETrainConfig",
     "build_synth_vae",
@@ -68,6 +69,11 @@ SYNTH_VAE_CONFIG: dict = {
     "spatial_compression_ratio": 16,
     "temporal_compression_ratio": 8,
 }
+
+
+SPATIAL_COMPRESSION: dict[int, dict] = {16: {}, 8: {"patch_size": 2, "spatial_compression_ratio": 8}}
+"""Overrides of :data:`SYNTH_VAE_CONFIG` per spatial compression: 16x (the bundled model's) or 8x (a 2x2
+patch instead of 4x4: 4x the latent cells, so more detail and 4x the transformer's tokens)."""
 
 
 def build_synth_vae(seed: int = 0, **overrides):
@@ -143,7 +149,8 @@ def fit_latent_stats(vae, clips: list[np.ndarray], *, window: int = 9, max_clips
     zs = []
     for frames in clips[:max_clips]:
         video = torch.from_numpy(frames[:window]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
-        zs.append(vae.encode(video).latent_dist.mode().transpose(0, 1).flatten(1))  # (C, N)
+        video = video.to(vae.device)
+        zs.append(vae.encode(video).latent_dist.mode().transpose(0, 1).flatten(1).cpu())  # (C, N)
     z = torch.cat(zs, dim=1)
     return z.mean(1), z.std(1).clamp_min(1e-4)
 
@@ -154,6 +161,7 @@ def reconstruction_psnr(vae, clips: list[np.ndarray], *, window: int = 17) -> fl
     values = []
     for frames in clips:
         video = torch.from_numpy(frames[:window]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+        video = video.to(vae.device)
         z = vae.encode(video).latent_dist.mode()
         rec = vae.decode(z, temb=None, return_dict=False)[0].clamp(-1, 1)
         mse = ((rec - video) * 127.5).pow(2).mean().item()
@@ -164,13 +172,14 @@ def reconstruction_psnr(vae, clips: list[np.ndarray], *, window: int = 17) -> fl
 def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, config: VAETrainConfig | None = None, *,
                     resume: bool = False, progress: bool = True, clips: list[np.ndarray] | None = None,
                     vae_overrides: dict | None = None, stop_after: int | None = None,
-                    init_from: str | Path | None = None) -> dict:
+                    init_from: str | Path | None = None, device: str | torch.device = "cpu") -> dict:
     """Train the synthetic-world VAE on the clips of ``data_roots`` and write ``out_dir/vae/`` (a diffusers
     folder with fitted latent statistics) plus ``out_dir/train_log.jsonl`` and ``out_dir/report.json``.
     ``out_dir/checkpoint.pt`` is written every ``checkpoint_every`` steps; ``resume=True`` continues from
     it exactly. ``stop_after`` ends the run early after that many steps (as if interrupted). ``init_from``
     (a VAE folder) starts from trained weights instead of a fresh initialisation; ``config.decoder_only``
-    (which needs it) trains the decoder alone and keeps that VAE's encoder and latent statistics."""
+    (which needs it) trains the decoder alone and keeps that VAE's encoder and latent statistics. ``device``:
+    where to train (e.g. "cuda"); batches are drawn on the CPU either way, so the run is reproducible."""
     cfg = config or VAETrainConfig()
     if cfg.decoder_only and init_from is None:
         raise ValueError("decoder_only fine-tunes the decoder of a trained VAE: give init_from (a VAE folder)")
@@ -194,6 +203,7 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
         vae = AutoencoderKLLTX2Video.from_pretrained(str(init_from), torch_dtype=torch.float32)
     else:
         vae = build_synth_vae(cfg.seed, **(vae_overrides or {}))
+    vae.to(device)
     vae.train()
     trained = vae.decoder.parameters() if cfg.decoder_only else vae.parameters()
     if cfg.decoder_only:
@@ -213,7 +223,7 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
             vae.encoder.eval()
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        vae.load_state_dict(state["model"])
+        vae.load_state_dict(state["model"])  # (the optimizer's state follows its parameters' device)
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
@@ -233,10 +243,11 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
         lr *= 0.5 * (1 + math.cos(math.pi * step / cfg.steps)) * 0.9 + 0.1  # cosine to 10%
         for group in optimizer.param_groups:
             group["lr"] = lr
-        video = _batch(train_clips, rng, cfg.batch_size, cfg.window)
+        video = _batch(train_clips, rng, cfg.batch_size, cfg.window).to(device)
         with torch.set_grad_enabled(not cfg.decoder_only):
             z = vae.encode(video).latent_dist.mode()
-        noisy = z + cfg.latent_noise * z.detach().std(dim=(0, 2, 3, 4), keepdim=True) * torch.randn_like(z)
+        eps = torch.randn(z.shape).to(z.device)  # drawn on the CPU: the same run (and resume) on any device
+        noisy = z + cfg.latent_noise * z.detach().std(dim=(0, 2, 3, 4), keepdim=True) * eps
         rec = vae.decode(noisy, temb=None, return_dict=False)[0]
         loss = (rec - video).abs().mean() + (rec - video).pow(2).mean() + cfg.latent_l2 * z.pow(2).mean()
         optimizer.zero_grad(set_to_none=True)

@@ -32,6 +32,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     t.add_argument("--max-clips", type=int, default=None, help="use at most this many clips (default: all)")
     t.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    t.add_argument("--spatial-compression", type=int, choices=(8, 16), default=16,
+                   help="pixels per latent cell side (default: 16, the bundled model's; 8 keeps more detail and "
+                        "gives the transformer 4x the tokens); ignored with --init-from")
+    t.add_argument("--device", default="cpu", help="where to train, e.g. cuda (default: cpu)")
     t.add_argument("--init-from", metavar="DIR", help="start from this trained VAE folder instead of from scratch")
     t.add_argument("--decoder-only", action="store_true",
                    help="with --init-from: train only the decoder; the encoder (and so the latents a transformer "
@@ -64,7 +68,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.decoder_only and not args.init_from:
         raise CLIError("--decoder-only fine-tunes a trained VAE's decoder: give --init-from DIR")
     clips = load_frames(args.data, limit=args.max_clips)
-    report = train_synth_vae(args.data, args.out, cfg, resume=args.resume, clips=clips, init_from=args.init_from)
+    from sana_wm.ae import SPATIAL_COMPRESSION
+
+    report = train_synth_vae(args.data, args.out, cfg, resume=args.resume, clips=clips, init_from=args.init_from,
+                             vae_overrides=SPATIAL_COMPRESSION[args.spatial_compression], device=args.device)
     print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
     return 0
 
