@@ -16,19 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-
-
-def parse_seeds(text: str) -> list[int]:
-    out = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def main() -> None:
@@ -41,7 +32,9 @@ def main() -> None:
     args = p.parse_args()
 
     from sana_wm.camera.conditioning import identity_conditioning, prepare_camera
-    from sana_wm.data import LatentCache, prepare_clip
+    from sana_wm.cli.evaluation import _ints as parse_seeds  # the `eval synth --seeds` syntax
+    from sana_wm.data import prepare_clip
+    from sana_wm.data.latents import frames_to_vae_input
     from sana_wm.model.cache import KVWindow
     from sana_wm.pipeline import SanaWMPipeline
     from sana_wm.samplers.conditioning import Conditioning
@@ -63,25 +56,24 @@ def main() -> None:
     seconds = (args.frames - 1) / pipe.fps + 1.0
 
     errors: dict[str, list[np.ndarray]] = {"camera": [], "static": [], "repeat_first": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in seeds:
-            clip = synthetic_clip(seed, seconds=seconds, fps=pipe.fps, size=(H, W), with_depth=False)
-            clip = prepare_clip(clip, size=(H, W), fps=pipe.fps, num_frames=args.frames)
-            entry = LatentCache(tmp).get_or_compute(clip, pipe.vae.encode, "check")
-            x = entry.latents.float()
-            T = x.shape[2]
-            cam = prepare_camera(entry.c2w.numpy(), entry.intrinsics.numpy(), target_size=(H, W),
-                                 spatial_stride=stride)
-            still = identity_conditioning(args.frames, (H // stride, W // stride))
-            for name, cond in (("camera", cam), ("static", still)):
-                c = Conditioning(text.embeds, text.mask, cond.camera_vector[None], cond.plucker[None])
-                chunks = stream_sample(pipe.transformer, c, x[:, :, :1], T, schedule, kv_window=KVWindow(),
-                                       generator=torch.Generator().manual_seed(seed))
-                out = torch.cat([ch.latents for ch in chunks], dim=2)
-                errors[name].append(((out - x) ** 2).mean(dim=(0, 1, 3, 4)).numpy())
-            errors["repeat_first"].append(((x[:, :, :1] - x) ** 2).mean(dim=(0, 1, 3, 4)).numpy())
-            print(f"seed {seed}: latent MSE at frame 2 camera {errors['camera'][-1][2]:.4f} "
-                  f"static {errors['static'][-1][2]:.4f} repeat {errors['repeat_first'][-1][2]:.4f}", flush=True)
+    for seed in seeds:
+        clip = synthetic_clip(seed, seconds=seconds, fps=pipe.fps, size=(H, W), with_depth=False)
+        clip = prepare_clip(clip, size=(H, W), fps=pipe.fps, num_frames=args.frames)
+        x = pipe.vae.encode(frames_to_vae_input(clip.frames_numpy())).cpu()
+        T = x.shape[2]
+        traj = clip.trajectory
+        cam = prepare_camera(traj.c2w, traj.intrinsics.rescaled(clip.width, clip.height).values,
+                             target_size=(H, W), spatial_stride=stride)
+        still = identity_conditioning(args.frames, (H // stride, W // stride))
+        for name, cond in (("camera", cam), ("static", still)):
+            c = Conditioning(text.embeds, text.mask, cond.camera_vector[None], cond.plucker[None])
+            chunks = stream_sample(pipe.transformer, c, x[:, :, :1], T, schedule, kv_window=KVWindow(),
+                                   generator=torch.Generator().manual_seed(seed))
+            out = torch.cat([ch.latents for ch in chunks], dim=2)
+            errors[name].append(((out - x) ** 2).mean(dim=(0, 1, 3, 4)).numpy())
+        errors["repeat_first"].append(((x[:, :, :1] - x) ** 2).mean(dim=(0, 1, 3, 4)).numpy())
+        print(f"seed {seed}: latent MSE at frame 2 camera {errors['camera'][-1][2]:.4f} "
+              f"static {errors['static'][-1][2]:.4f} repeat {errors['repeat_first'][-1][2]:.4f}", flush=True)
 
     mean = {k: np.mean(np.stack(v), axis=0) for k, v in errors.items()}
     wins = {f"latent_frame_{t}": int(sum(c[t] < s[t] for c, s in zip(errors["camera"], errors["static"], strict=True)))

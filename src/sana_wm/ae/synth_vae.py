@@ -204,6 +204,10 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
     else:
         vae = build_synth_vae(cfg.seed, **(vae_overrides or {}))
     vae.to(device)
+    if init_from is not None and not (resume and ckpt_path.exists()):  # the starting VAE's held-out score
+        vae.eval()
+        before = reconstruction_psnr(vae, held_out, window=cfg.window)
+        (out / "init.json").write_text(json.dumps({"init_from": str(init_from), "held_out_psnr_db": before}) + "\n")
     vae.train()
     trained = vae.decoder.parameters() if cfg.decoder_only else vae.parameters()
     if cfg.decoder_only:
@@ -214,13 +218,6 @@ def train_synth_vae(data_roots: Sequence[str | Path], out_dir: str | Path, confi
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     step, losses = 0, []
-    if init_from is not None and not (resume and ckpt_path.exists()):
-        vae.eval()
-        before = reconstruction_psnr(vae, held_out, window=cfg.window)
-        (out / "init.json").write_text(json.dumps({"init_from": str(init_from), "held_out_psnr_db": before}) + "\n")
-        vae.train()
-        if cfg.decoder_only:
-            vae.encoder.eval()
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         vae.load_state_dict(state["model"])  # (the optimizer's state follows its parameters' device)

@@ -59,7 +59,7 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from sana_wm.ae import VAETrainConfig, load_frames, train_synth_vae
+    from sana_wm.ae import SPATIAL_COMPRESSION, VAETrainConfig, load_frames, train_synth_vae
 
     if (args.window - 1) % 8:
         raise CLIError(f"--window must be 8k+1 frames, got {args.window}")
@@ -68,8 +68,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.decoder_only and not args.init_from:
         raise CLIError("--decoder-only fine-tunes a trained VAE's decoder: give --init-from DIR")
     clips = load_frames(args.data, limit=args.max_clips)
-    from sana_wm.ae import SPATIAL_COMPRESSION
-
     report = train_synth_vae(args.data, args.out, cfg, resume=args.resume, clips=clips, init_from=args.init_from,
                              vae_overrides=SPATIAL_COMPRESSION[args.spatial_compression], device=args.device)
     print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))

@@ -47,6 +47,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
+from sana_wm.data.latents import LatentCache
 from sana_wm.data.shards import DatasetIndex, SampleError, ShardFiles, StoredClip, load_index
 from sana_wm.data.transforms import (
     CROP_MODES,
@@ -355,8 +356,6 @@ class CachedLatentDataset(ClipDataset):
                              "encodes them); pass window_mode='start'")
         kwargs["load_depth"] = False
         super().__init__(root, **kwargs)
-        from sana_wm.data.latents import LatentCache
-
         self.cache = LatentCache(root, subdir=subdir)
 
     def _load(self, item: int, files: ShardFiles, epoch: int) -> dict:

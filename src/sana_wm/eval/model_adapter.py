@@ -35,7 +35,8 @@ def autoencoder_roundtrip_fn(pipeline):
     """The ``ceiling_fn`` of :func:`~sana_wm.eval.synth_eval.evaluate_synth` for a pipeline: a ground-truth
     video ``(F, H, W, 3)`` uint8 encoded and decoded, whole, by the pipeline's own video VAE (padded with its
     last frame to ``8k + 1`` frames, then trimmed back to ``F``)."""
-    import torch
+    from sana_wm.data.latents import frames_to_vae_input
+    from sana_wm.pipeline.video import to_uint8_frames
 
     vae = pipeline.vae
     stride = vae.temporal_stride
@@ -44,10 +45,6 @@ def autoencoder_roundtrip_fn(pipeline):
         F = video.shape[0]
         k = 1 + stride * -(-(F - 1) // stride)
         padded = np.concatenate([video, np.repeat(video[-1:], k - F, axis=0)]) if k > F else video
-        x = torch.from_numpy(np.ascontiguousarray(padded)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
-        with torch.no_grad():
-            out = vae.decode(vae.encode(x))
-        frames = ((out[0].permute(1, 2, 3, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
-        return frames[:F]
+        return to_uint8_frames(vae.decode(vae.encode(frames_to_vae_input(padded))))[:F]
 
     return roundtrip
