@@ -42,3 +42,18 @@ def test_train_then_encode_in_two_parts(dataset, tmp_path, capsys):
 def test_encode_errors(dataset, tmp_path, capsys, args, message):
     assert main(["vae", "encode", str(dataset), "--vae", str(tmp_path), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_train_refuses_decoder_only_without_a_vae(dataset, tmp_path, capsys):
+    args = ["vae", "train", "--data", str(dataset), "--out", str(tmp_path / "x"), "--steps", "1", "--decoder-only"]
+    assert main(args) == 2
+    assert "--decoder-only fine-tunes a trained VAE's decoder: give --init-from" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_at_eight_times_spatial_compression(dataset, tmp_path):
+    out = tmp_path / "vae8"
+    assert main(["vae", "train", "--data", str(dataset), "--out", str(out), "--steps", "1", "--batch-size", "1",
+                 "--spatial-compression", "8"]) == 0
+    vae = VideoVAE.from_pretrained(out / "vae")
+    assert vae.spatial_stride == 8 and vae.encode(torch.zeros(1, 3, 9, 32, 32)).shape[-2:] == (4, 4)
