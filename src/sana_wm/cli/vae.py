@@ -42,6 +42,25 @@ def register(groups: argparse._SubParsersAction) -> None:
                         "was trained on) and the latent statistics stay as they are")
     t.set_defaults(func=cmd_train)
 
+    f = sub.add_parser(
+        "fit-pca", help="fit the linear patch codec (PCA; the bundled model's autoencoder) on clip datasets",
+        description=(
+            "Fit the linear spatio-temporal patch codec (sana_wm.ae.patch_pca): frames grouped 8 at a time like\n"
+            "the LTX-2 VAE, cut into P x P patches, and coded by their C leading principal components, fitted in\n"
+            "closed form on the first --frames frames of each clip. Writes OUT/ (config.json + codec.safetensors,\n"
+            "usable wherever a VAE folder is: vae encode, generate --vae, model export --vae) and\n"
+            "OUT/report.json (explained variance; reconstruction PSNR of --held-out clips not used in the fit)."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("--data", nargs="+", required=True, metavar="DIR", help="clip dataset folder(s)")
+    f.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced if it exists)")
+    f.add_argument("--patch-size", type=int, default=16, help="pixels per latent cell side (default: 16)")
+    f.add_argument("--channels", type=int, default=128, help="principal components kept (default: 128)")
+    f.add_argument("--frames", type=int, default=97, help="frames used from the start of each clip, 8k+1 (default: 97)")
+    f.add_argument("--max-clips", type=int, default=96, help="clips used for the fit (default: 96)")
+    f.add_argument("--held-out", type=int, default=8,
+                   help="further clips, after those of the fit, whose reconstruction PSNR is reported (default: 8)")
+    f.set_defaults(func=cmd_fit_pca)
+
     e = sub.add_parser(
         "encode", help="encode a clip dataset into its latent cache with a VAE folder",
         description=(
@@ -50,7 +69,8 @@ def register(groups: argparse._SubParsersAction) -> None:
             "same clip and VAE are kept, so an interrupted run resumes."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("dataset", metavar="DATASET", help="clip dataset folder")
-    e.add_argument("--vae", required=True, metavar="DIR", help="diffusers VAE folder (e.g. OUT/vae from vae train)")
+    e.add_argument("--vae", required=True, metavar="DIR",
+                   help="VAE folder: diffusers (OUT/vae from vae train) or a patch codec (vae fit-pca)")
     e.add_argument("--frames", type=int, required=True, help="frames to encode from the start of each clip (8k+1)")
     e.add_argument("--part", default="1/1", metavar="K/N",
                    help="encode only every N-th clip starting at the K-th (1-based), to split the work over N "
@@ -71,6 +91,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     report = train_synth_vae(args.data, args.out, cfg, resume=args.resume, clips=clips, init_from=args.init_from,
                              vae_overrides=SPATIAL_COMPRESSION[args.spatial_compression], device=args.device)
     print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
+    return 0
+
+
+def cmd_fit_pca(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from sana_wm.ae.patch_pca import fit_patch_pca, reconstruction_psnr
+    from sana_wm.ae.synth_vae import load_frames
+    from sana_wm.data.latents import frames_to_vae_input
+
+    if (args.frames - 1) % 8:
+        raise CLIError(f"--frames must be 8k+1, got {args.frames}")
+    clips = load_frames(args.data, limit=args.max_clips + args.held_out)
+    short = [i for i, c in enumerate(clips) if len(c) < args.frames]
+    if short:
+        raise CLIError(f"clip {short[0]} (in index order) has {len(clips[short[0]])} frames; --frames is {args.frames}")
+    fit, held = clips[:args.max_clips], clips[args.max_clips:]
+    codec = fit_patch_pca((frames_to_vae_input(c[:args.frames]) for c in tqdm(fit, desc="fitting", unit="clip")),
+                          patch_size=args.patch_size, latent_channels=args.channels,
+                          fitted_on={"datasets": [str(d) for d in args.data], "clips": len(fit), "frames": args.frames})
+    codec.save_pretrained(args.out)
+    report = {"config": codec.config.__dict__,
+              "held_out_clips": len(held),
+              "held_out_psnr": reconstruction_psnr(codec, (frames_to_vae_input(c[:args.frames]) for c in held))
+              if held else None}
+    (Path(args.out) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -205,6 +205,10 @@ CONFIGS: dict[str, SanaWMConfig] = {
     # (sana_wm.ae); text-free, so the caption width is nominal.
     "synth-small": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=64,
                                 caption_channels=64, caption_length=8, mlp_ratio=2.5),
+    # synth-small on the 128-channel latents of the bundled model's linear patch codec (sana_wm.ae.patch_pca:
+    # 16 x 16 pixels x 8 frames per latent cell): the same 8 x 8 tokens per frame at 128 x 128.
+    "synth-pca": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
+                              caption_channels=64, caption_length=8, mlp_ratio=2.5),
     # A model small enough to train on one GPU, with the released input/caption/camera interfaces.
     "small": SanaWMConfig(depth=12, hidden_size=768, num_heads=6, head_dim=128),
 }

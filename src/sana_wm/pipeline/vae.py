@@ -66,13 +66,25 @@ class VideoVAE:
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype: torch.dtype = torch.float32,
                         device: torch.device | str = "cpu", temporal_tiling=None) -> VideoVAE:
-        """Load a diffusers-format VAE folder (``config.json`` + ``diffusion_pytorch_model.safetensors``)."""
+        """Load a diffusers-format VAE folder (``config.json`` + ``diffusion_pytorch_model.safetensors``), or
+        a folder of our linear patch codec (``config.json`` with ``"_class_name": "PatchPCACodec"``, see
+        :mod:`sana_wm.ae.patch_pca`), which comes back as that class with this interface."""
+        import json
+
         from diffusers import AutoencoderKLLTX2Video
 
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a VAE folder (no config.json); expected a diffusers "
                                     "AutoencoderKLLTX2Video folder such as the released vae/")
+        try:
+            class_name = json.loads((path / "config.json").read_text()).get("_class_name")
+        except (OSError, json.JSONDecodeError, AttributeError) as err:
+            raise ValueError(f"{path / 'config.json'}: not a readable VAE config: {err}") from None
+        if cls is VideoVAE and class_name == "PatchPCACodec":
+            from sana_wm.ae.patch_pca import PatchPCACodec
+
+            return PatchPCACodec.from_pretrained(path, dtype=dtype, device=device, temporal_tiling=temporal_tiling)
         vae = AutoencoderKLLTX2Video.from_pretrained(str(path), torch_dtype=dtype, low_cpu_mem_usage=False)
         return cls(vae.to(device), temporal_tiling=temporal_tiling)
 
