@@ -13,7 +13,7 @@
 #             (scripts/retarget_bundled.py); the shipped weights started from the session-3 model:
 #             PREV=$WORK/prev after `git archive b39e731 src/sana_wm/assets/sana-wm-synth | tar -x -C $WORK/prev
 #             --strip-components 4`
-#   train     the transformer (CONFIG, default configs/train/bundled_synth_pca.yaml), TRAIN_SECONDS at most
+#   train     the transformer (CONFIG, default configs/train/bundled_synth.yaml), TRAIN_SECONDS at most
 #   export    the model folder (raw weights with NO_EMA=1), the codec as its autoencoder
 #   eval      sana-wm eval synth on held-out scenes
 set -euo pipefail
@@ -47,7 +47,7 @@ if [[ ( $STAGE == retarget || $STAGE == all ) && -n ${PREV:-} && ! -f $WORK/reta
 fi
 if [[ $STAGE == train || $STAGE == all ]]; then
   sed "s#^output_dir: .*#output_dir: $WORK/transformer#; s#^  root: data/synth-train.*#  root: $WORK/data#" \
-      "$REPO/${CONFIG:-configs/train/bundled_synth_pca.yaml}" > "$WORK/train.yaml"
+      "$REPO/${CONFIG:-configs/train/bundled_synth.yaml}" > "$WORK/train.yaml"
   resume=(); ls "$WORK/transformer/checkpoints"/step-* >/dev/null 2>&1 && resume=(--resume)
   # Start from the retargeted model when there is one (INIT_FROM overrides: any weights of the same config).
   init=${INIT_FROM:-}; [[ -z $init && -f $WORK/retargeted/config.json ]] && init=$WORK/retargeted

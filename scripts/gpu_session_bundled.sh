@@ -10,14 +10,13 @@
 #   call 2+: sleep 570; tail -5 /tmp/bw.log          (start each call within 30 s of the last one's end)
 #   last:    bash scripts/gpu_session_bundled.sh collect   (copies the model and logs to $OUT)
 #
-# Settings (environment): W (/tmp/bw), SCENES (1024), RENDER_PROCS (14), SPATIAL (8: pixels per latent cell
-# side; 16 is the shipped VAE's), VAE_STEPS (4000), VAE_BATCH (16), TRAIN_SECONDS (1200), TRAIN_BATCH (32),
-# CKPT_EVERY (200), DEVICE (cuda).
+# Settings (environment): W (/tmp/bw), SCENES (1024), RENDER_PROCS (14), CODEC_CLIPS (96), CODEC_FROM (the shipped
+# codec; empty: fit a new one, and then set INIT_FROM= empty too), INIT_FROM (the shipped transformer), TRAIN_SECONDS (1200), TRAIN_BATCH (32), CKPT_EVERY (200),
+# DEVICE (cuda).
 set -euo pipefail
 W=${W:-/tmp/bw}
 SCENES=${SCENES:-1024}
 PROCS=${RENDER_PROCS:-14}
-SPATIAL=${SPATIAL:-8}
 DEVICE=${DEVICE:-cuda}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH=$REPO/src${PYTHONPATH:+:$PYTHONPATH}
@@ -46,18 +45,22 @@ if [[ $stage == data || $stage == all ]] && [[ ! -f $W/data/index.json ]]; then
       "$W/data.partial"
   mv "$W/data.partial" "$W/data"
 fi
-if [[ $stage == vae || $stage == all ]] && [[ ! -d $W/vae/vae ]]; then
-  say "training the VAE (${SPATIAL}x) on $DEVICE"
-  resume=(); [[ -f $W/vae/checkpoint.pt ]] && resume=(--resume)
-  sana vae train --data "$W/data" --out "$W/vae" --steps "${VAE_STEPS:-4000}" --batch-size "${VAE_BATCH:-16}" \
-      --lr 2e-3 --spatial-compression "$SPATIAL" --device "$DEVICE" "${resume[@]}" > "$W/vae.log" 2>&1
-  tail -12 "$W/vae.log"
+if [[ $stage == codec || $stage == all ]] && [[ ! -f $W/codec/config.json ]]; then
+  codec_from=${CODEC_FROM-$REPO/src/sana_wm/assets/sana-wm-synth/ltx2_causal_vae}
+  if [[ -n $codec_from ]]; then
+    say "reusing the codec $codec_from"; cp -r "$codec_from" "$W/codec"
+  else
+    say "fitting the patch codec"
+    sana vae fit-pca --data "$W/data" --out "$W/codec" --patch-size 16 --channels 128 --frames 97 \
+        --max-clips "${CODEC_CLIPS:-96}" > "$W/codec.log" 2>&1
+    tail -3 "$W/codec.log"
+  fi
 fi
 if [[ $stage == encode || $stage == all ]] && [[ ! -f $W/encoded ]]; then
   say "encoding latents in 16 processes"
   pids=()
   for k in $(seq 1 16); do
-    OMP_NUM_THREADS=1 python3 -m sana_wm vae encode "$W/data" --vae "$W/vae/vae" --frames 97 --part "$k/16" \
+    OMP_NUM_THREADS=1 python3 -m sana_wm vae encode "$W/data" --vae "$W/codec" --frames 97 --part "$k/16" \
         > "$W/encode$k.log" 2>&1 &
     pids+=($!)
   done
@@ -67,9 +70,15 @@ fi
 if [[ $stage == train || $stage == all ]]; then
   say "training the transformer on $DEVICE for up to ${TRAIN_SECONDS:-1200} s"
   sed -e "s#^output_dir: .*#output_dir: $W/transformer#" -e "s#^  root: .*#  root: $W/data#" \
-      -e "s#^  spatial_stride: .*#  spatial_stride: $SPATIAL#" -e "s#^  device: cuda#  device: $DEVICE#" \
+      -e "s#^  device: cuda#  device: $DEVICE#" \
       -e "s#^  batch_size: 32#  batch_size: ${TRAIN_BATCH:-32}#" -e "s#^  every: 200#  every: ${CKPT_EVERY:-200}#" \
       "$REPO/configs/train/bundled_synth_gpu.yaml" > "$W/train.yaml"
+  # A fresh run starts from the shipped transformer (INIT_FROM= empty: from scratch), which only makes sense
+  # with the shipped codec (the CODEC_FROM default).
+  init=${INIT_FROM-$REPO/src/sana_wm/assets/sana-wm-synth/sana_dit/model.pt}
+  if [[ -n $init ]] && ! ls "$W/transformer/checkpoints"/step-* > /dev/null 2>&1; then
+    sed -i "s#^  name: synth-pca.*#&\n  init_from: $init#" "$W/train.yaml"
+  fi
   resume=(); ls "$W/transformer/checkpoints"/step-* > /dev/null 2>&1 && resume=(--resume)
   TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 timeout -s INT "${TRAIN_SECONDS:-1200}" \
       python3 -m sana_wm train "$W/train.yaml" "${resume[@]}" > "$W/train.log" 2>&1 || true
@@ -78,12 +87,12 @@ fi
 if [[ $stage == export || $stage == all || $stage == collect ]]; then
   last=$(ls -d "$W/transformer/checkpoints"/step-* | sort -t- -k2 -n | tail -1)
   say "exporting $last (raw weights, 4 steps)"
-  sana model export "$last" --vae "$W/vae/vae" --out "$W/model" --steps 4 --shift 3.0 --no-ema --overwrite
+  sana model export "$last" --vae "$W/codec" --out "$W/model" --steps 4 --shift 3.0 --no-ema --overwrite
 fi
 if [[ $stage == collect ]]; then
   out=${OUT:?collect copies to \$OUT}
   tar -C "$W" -cf "$out/model.tar" model
-  cp "$W/vae/report.json" "$out/vae_report.json"
+  cp "$W/codec/report.json" "$out/codec_report.json"
   cp "$W/transformer/metrics.jsonl" "$out/metrics.jsonl"
   ls -la "$out"
 fi

@@ -65,7 +65,12 @@ def test_retarget_to_more_channels_and_errors():
     pairs = [(torch.randn(1, 16, 2, 3, 3, generator=g), torch.randn(1, 24, 2, 3, 3, generator=g)) for _ in range(8)]
     new = retarget_latent_channels(old, wider, fit_latent_map(pairs))
     assert new.config.in_channels == 24 and new.x_embedder.proj.weight.shape[1] == 24
-    with pytest.raises(ValueError, match="may differ only in in_channels, not \\['depth'\\]"):
+    assert new.final_layer.linear.weight.abs().sum() > 0
+    # another prediction target: the input side is mapped, the output starts at zero (an x0 of zero)
+    to_x0 = retarget_latent_channels(old, replace(wider, prediction="sample"), fit_latent_map(pairs))
+    torch.testing.assert_close(to_x0.x_embedder.proj.weight, new.x_embedder.proj.weight)
+    assert to_x0.final_layer.linear.weight.abs().sum() == 0 and to_x0.final_layer.linear.bias.abs().sum() == 0
+    with pytest.raises(ValueError, match="may differ only in in_channels and the prediction target, not \\[.depth.\\]"):
         retarget_latent_channels(old, replace(wider, depth=2), fit_latent_map(pairs))
     with pytest.raises(ValueError, match="latent map is for"):
         retarget_latent_channels(old, replace(config, in_channels=20), fit_latent_map(pairs))

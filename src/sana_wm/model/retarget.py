@@ -10,7 +10,8 @@ least-squares fit between the two latent spaces on the same videos:
   ``b_in + W_in a``, so the blocks see about what they saw before;
 * ``z_new ~= z_old @ B + b``: the new output layer is ``B^T W_out`` with bias ``B^T b_out``, the old
   prediction mapped into the new space (the map of a velocity drops the offset ``b``, which cancels in
-  ``noise - x_0``).
+  ``noise - x_0``). When the new model predicts another target (``config.prediction``, e.g. ``x0`` where
+  the old one predicted the velocity), the output layer starts at zero instead.
 
 The result is a starting point for fine-tuning on the new latents (the bundled model's recipe), not a
 finished model: the fit is linear, and noise in the new space is not the image of noise in the old one.
@@ -73,9 +74,11 @@ def retarget_latent_channels(model, new_config, latent_map: dict[str, Tensor]):
 
     old_cfg = asdict(model.config)
     new_cfg = asdict(new_config)
-    differ = sorted(k for k in old_cfg if k != "in_channels" and old_cfg[k] != new_cfg[k])
+    free = {"in_channels", "prediction", "sample_min_sigma"}
+    differ = sorted(k for k in old_cfg if k not in free and old_cfg[k] != new_cfg[k])
     if differ:
-        raise ValueError(f"retarget_latent_channels: the configs may differ only in in_channels, not {differ}")
+        raise ValueError(f"retarget_latent_channels: the configs may differ only in in_channels and the "
+                         f"prediction target, not {differ}")
     c_old, c_new = model.config.in_channels, new_config.in_channels
     A, a, B = latent_map["A"], latent_map["a"], latent_map["B"]
     if tuple(A.shape) != (c_new, c_old) or tuple(B.shape) != (c_old, c_new):
@@ -91,8 +94,12 @@ def retarget_latent_channels(model, new_config, latent_map: dict[str, Tensor]):
     state["x_embedder.proj.weight"] = (w_in2 @ A.T).reshape(w_in.shape[0], c_new, 1, 1, 1).to(dtype)
     state["x_embedder.proj.bias"] = (state["x_embedder.proj.bias"].double() + w_in2 @ a).to(dtype)
     w_out = state["final_layer.linear.weight"].double()  # (c_old, width)
-    state["final_layer.linear.weight"] = (B.T @ w_out).to(dtype)
-    state["final_layer.linear.bias"] = (B.T @ state["final_layer.linear.bias"].double()).to(dtype)
+    if new_config.prediction == model.config.prediction:
+        state["final_layer.linear.weight"] = (B.T @ w_out).to(dtype)
+        state["final_layer.linear.bias"] = (B.T @ state["final_layer.linear.bias"].double()).to(dtype)
+    else:  # another target: the old output means nothing here; start from a zero prediction
+        state["final_layer.linear.weight"] = torch.zeros(c_new, w_out.shape[1], dtype=dtype)
+        state["final_layer.linear.bias"] = torch.zeros(c_new, dtype=dtype)
     new = build_model(new_config, dtype=dtype)
     new.load_state_dict(state)
     return new

@@ -152,7 +152,8 @@ class SanaWMTransformer(nn.Module):
         mode: str = "bidirectional",
         chunk_lengths=None,
     ) -> Tensor:
-        """Predict the flow velocity ``v = eps - x0`` for every latent.
+        """Predict the flow velocity ``v = eps - x0`` for every latent (with ``config.prediction ==
+        "sample"`` the network predicts ``x0`` and this returns the velocity it implies).
 
         latents: ``(B, C_in, T, H, W)``.
         timestep: ``(B, 1, T)`` / ``(B, T)`` per latent frame, or ``(B,)`` for all frames; in
@@ -235,6 +236,10 @@ class SanaWMTransformer(nn.Module):
             block_caches.append(block_cache)
         x = self.final_layer(x, t_emb)  # (B, N, C_out)
         out = x.view(B, T, H, W, -1).permute(0, 4, 1, 2, 3)
+        if cfg.prediction == "sample":  # x0 -> v = (x_t - x0) / sigma (config.prediction)
+            work = torch.promote_types(out.dtype, torch.float32)
+            sigma = (t_frames.to(work) / 1000.0).clamp_min(cfg.sample_min_sigma).to(out.device)
+            out = ((latents.to(work) - out.to(work)) / sigma[:, None, :, None, None]).to(out.dtype)
         return out, (StreamCache(tuple(block_caches), first_frame + T) if streaming else None)
 
 
