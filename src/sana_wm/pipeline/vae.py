@@ -71,8 +71,6 @@ class VideoVAE:
         :mod:`sana_wm.ae.patch_pca`), which comes back as that class with this interface."""
         import json
 
-        from diffusers import AutoencoderKLLTX2Video
-
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a VAE folder (no config.json); expected a diffusers "
@@ -85,6 +83,8 @@ class VideoVAE:
             from sana_wm.ae.patch_pca import PatchPCACodec
 
             return PatchPCACodec.from_pretrained(path, dtype=dtype, device=device, temporal_tiling=temporal_tiling)
+        from diffusers import AutoencoderKLLTX2Video
+
         vae = AutoencoderKLLTX2Video.from_pretrained(str(path), torch_dtype=dtype, low_cpu_mem_usage=False)
         return cls(vae.to(device), temporal_tiling=temporal_tiling)
 
