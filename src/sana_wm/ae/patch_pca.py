@@ -33,6 +33,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ from torch import Tensor
 
 from sana_wm.pipeline.vae import VideoVAE
 
-__all__ = ["CLASS_NAME", "PatchPCACodec", "PatchPCAConfig", "fit_patch_pca", "patch_vectors"]
+__all__ = ["CLASS_NAME", "PatchPCACodec", "PatchPCAConfig", "fit_patch_pca", "patch_vectors", "reconstruction_psnr"]
 
 CLASS_NAME = "PatchPCACodec"
 WEIGHTS_NAME = "codec.safetensors"
@@ -54,6 +55,8 @@ class PatchPCAConfig:
     in_channels: int = 3
     explained_variance: float | None = None  # fraction of the fitting data's variance the code keeps
     fitted_on: dict = field(default_factory=dict)  # what the basis was fitted on (free-form, for the record)
+    # Read by VideoVAE's normalisation like the diffusers VAE's config field; a constant, not stored.
+    scaling_factor: ClassVar[float] = 1.0
 
     @property
     def patch_dim(self) -> int:
@@ -201,11 +204,6 @@ class PatchPCACodec(VideoVAE):
     def to(self, device=None, dtype: torch.dtype | None = None) -> PatchPCACodec:
         self.vae.to(device=device)  # always float32: the code is cheap and half precision gains nothing
         return self
-
-    def _stats(self, like: Tensor) -> tuple[Tensor, Tensor, float]:
-        shape = (1, -1, 1, 1, 1)
-        return (self.vae.latents_mean.view(shape).to(like.device), self.vae.latents_std.view(shape).to(like.device),
-                1.0)
 
     # -- encode / decode ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -94,6 +94,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_frames(frames: int) -> None:
+    """--frames of fit-pca and encode: a whole number of 8-frame latent groups after the first frame."""
+    if (frames - 1) % 8:
+        raise CLIError(f"--frames must be 8k+1, got {frames}")
+
+
 def cmd_fit_pca(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -103,8 +109,7 @@ def cmd_fit_pca(args: argparse.Namespace) -> int:
     from sana_wm.ae.synth_vae import load_frames
     from sana_wm.data.latents import frames_to_vae_input
 
-    if (args.frames - 1) % 8:
-        raise CLIError(f"--frames must be 8k+1, got {args.frames}")
+    _check_frames(args.frames)
     clips = load_frames(args.data, limit=args.max_clips + args.held_out)
     short = [i for i, c in enumerate(clips) if len(c) < args.frames]
     if short:
@@ -133,8 +138,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from sana_wm.pipeline.sidecar import sha256_file
     from sana_wm.pipeline.vae import VideoVAE
 
-    if (args.frames - 1) % 8:
-        raise CLIError(f"--frames must be 8k+1, got {args.frames}")
+    _check_frames(args.frames)
     try:
         k, parts = (int(v) for v in args.part.split("/"))
         if not 1 <= k <= parts:
