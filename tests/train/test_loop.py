@@ -154,3 +154,15 @@ def test_text_free_model_sees_only_the_null_caption(tiny_dataset, tmp_path):
     finally:
         shutdown(env)
     assert run_training(cfg).val_losses is not None
+
+
+def test_x0_loss_weighting_reaches_the_loss(tiny_dataset, tmp_path):
+    """Same seed, same noise: the first step's loss under ``loss_weighting: x0`` (velocity error times
+    sigma^2 <= 1) is below the plain velocity loss, and the run trains."""
+    losses = {}
+    for weighting in ("flow", "x0"):
+        cfg = tiny_config(tiny_dataset, tmp_path / weighting, stages=[{"steps": 3}], validation={"every": 0},
+                          checkpoint={"every": 0}, objective={"loss_weighting": weighting})
+        losses[weighting] = run_training(cfg).losses
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses["x0"].values())
+    assert losses["x0"][1] < losses["flow"][1]

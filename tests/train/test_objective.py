@@ -165,3 +165,29 @@ def test_flow_loss_masks_frames_and_weighs_samples_equally():
     loss, per_sample = flow_loss(pred, target, mask)
     assert per_sample.tolist() == [2.0, 1.0]  # (4 + 0) / 2 and 3 / 3
     assert math.isclose(loss.item(), 1.5)
+
+
+def test_x0_weighting_is_the_mse_of_the_implied_clean_latent():
+    """``frame_weight = sigma^2`` turns the velocity MSE into the MSE of ``x0_hat = x_sigma - sigma v_hat``
+    (``loss_weighting: x0``), checked against that formula in float64."""
+    g = gen(3)
+    x0 = torch.randn(2, 4, 5, 3, 3, generator=g, dtype=torch.float64)
+    noise = torch.randn(2, 4, 5, 3, 3, generator=g, dtype=torch.float64)
+    sigma = torch.tensor([[0.0, 0.1, 0.5, 0.9, 1.0], [0.0, 0.3, 0.3, 0.7, 0.7]], dtype=torch.float64)
+    mask = torch.tensor([[0.0, 1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0, 1.0]])
+    x_t, target = make_noisy(x0, sigma, noise)
+    v_hat = target + 0.3 * torch.randn(target.shape, generator=g, dtype=torch.float64)
+    loss, per_sample = flow_loss(v_hat, target, mask, sigma.square())
+    x0_hat = x_t - sigma[:, None, :, None, None] * v_hat
+    err = (x0_hat - x0).square().mean(dim=(1, 3, 4))  # (B, T)
+    expected = (err * mask.double()).sum(1) / mask.double().sum(1)
+    torch.testing.assert_close(per_sample.double(), expected, rtol=1e-6, atol=0)
+    assert loss.item() == pytest.approx(expected.mean().item(), rel=1e-6)
+    # Without weights it is the plain velocity MSE, which is larger here since every sigma <= 1.
+    plain, _ = flow_loss(v_hat, target, mask)
+    assert plain.item() > loss.item()
+
+
+def test_unknown_loss_weighting_is_rejected():
+    with pytest.raises(ValueError, match="objective.loss_weighting"):
+        ObjectiveConfig(loss_weighting="snr").validate()

@@ -229,7 +229,8 @@ class Trainer:
                 pred_drop = self.model(x_t[drop], timestep[drop], text[drop], text_mask[drop], None, None, **kwargs)
                 pred = pred_keep.new_empty((len(plans), *pred_keep.shape[1:]))
                 pred[keep], pred[drop] = pred_keep, pred_drop
-        return flow_loss(pred, target, loss_mask)
+        weight = sigma.square() if obj.loss_weighting == "x0" else None  # x0 error = sigma * velocity error
+        return flow_loss(pred, target, loss_mask, weight)
 
     def _null_states(self, captions: list[str]) -> tuple[Tensor, Tensor]:
         """``data.text: none``: the null caption (``y_embedder.y_embedding``) for every sample."""

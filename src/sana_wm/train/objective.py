@@ -34,6 +34,7 @@ from sana_wm.ops.gdn import released_chunk_lengths
 
 __all__ = [
     "CHUNK_STRATEGIES",
+    "LOSS_WEIGHTINGS",
     "RECIPES",
     "NoisePlan",
     "ObjectiveConfig",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 RECIPES = ("bidirectional", "chunk_causal")
+LOSS_WEIGHTINGS = ("flow", "x0")
 
 CHUNK_STRATEGIES = ("same_t", "incremental", "last_chunk_anchor", "teacher_forcing_clean")
 """How the chunk-causal recipe draws per-chunk sigmas (``K`` chunks, ``c`` the *current* chunk):
@@ -82,6 +84,10 @@ class ObjectiveConfig:
     camera_dropout_prob: float = 0.0  # whole camera branch dropped (camera_vector and plucker = None)
     chunk_frames: int = 3  # chunk_causal: latent frames per chunk (the first chunk has one more)
     chunk_mixture: dict[str, float] = field(default_factory=lambda: dict(_RELEASED_MIXTURE))
+    # "flow": plain velocity MSE (the released recipe). "x0": the velocity error of each frame weighted by
+    # sigma^2, which is the MSE of the implied clean latent x0 = x_sigma - sigma v: it stops low-noise frames
+    # (velocity error ~ x0 error / sigma) from dominating, for models sampled in a few high-noise steps.
+    loss_weighting: str = "flow"
 
     def validate(self, where: str = "objective") -> None:
         """Raise ``ValueError`` naming the offending key."""
@@ -98,6 +104,9 @@ class ObjectiveConfig:
         if self.null_caption not in ("null_embedding", "empty_prompt"):
             raise ValueError(f"{where}.null_caption: expected 'null_embedding' or 'empty_prompt', "
                              f"got {self.null_caption!r}")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"{where}.loss_weighting: expected one of {', '.join(LOSS_WEIGHTINGS)}, "
+                             f"got {self.loss_weighting!r}")
         if self.chunk_frames < 1:
             raise ValueError(f"{where}.chunk_frames: must be >= 1, got {self.chunk_frames}")
         unknown = sorted(set(self.chunk_mixture) - set(CHUNK_STRATEGIES))
@@ -216,13 +225,17 @@ def make_noisy(x0: Tensor, sigma: Tensor, noise: Tensor) -> tuple[Tensor, Tensor
     return (1 - s) * x0 + s * noise, noise - x0
 
 
-def flow_loss(pred: Tensor, target: Tensor, loss_mask: Tensor) -> tuple[Tensor, Tensor]:
+def flow_loss(pred: Tensor, target: Tensor, loss_mask: Tensor,
+              frame_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """MSE over the frames in the loss, in float32: ``(mean over samples, per-sample (B,))``.
 
     Each sample is averaged over its own loss frames first, so samples weigh equally and the mean of
     per-rank losses (what data-parallel gradient averaging computes) is the global-batch loss.
+    ``frame_weight (B, T)`` scales each frame's error (e.g. ``sigma ** 2``: ``loss_weighting: x0``).
     """
     err = (pred.float() - target.float()).square().mean(dim=(1, 3, 4))  # (B, T)
+    if frame_weight is not None:
+        err = err * frame_weight.to(err)
     mask = loss_mask.to(err)
     per_sample = (err * mask).sum(1) / mask.sum(1).clamp_min(1)
     return per_sample.mean(), per_sample
