@@ -34,6 +34,10 @@ def test_oracle_is_perfect_and_beats_repeat_first(oracle_run):
     assert agg["estimator_floor"]["camera"]["RotErr"] == pytest.approx(cam["RotErr"])
     # the static-camera oracle renders the first view again and again: same as repeating frame 0
     assert agg["static_camera"]["marks"]["1"]["psnr"] == pytest.approx(agg["repeat_first"]["marks"]["1"]["psnr"])
+    # image motion: the oracle moves exactly like the truth, the frozen videos not at all
+    assert agg["model"]["motion"] == {"gain": pytest.approx(1.0), "corr": pytest.approx(1.0)}
+    assert abs(agg["repeat_first"]["motion"]["gain"]) < 1e-3 and agg["repeat_first"]["motion"]["corr"] is None
+    assert "| motion gain | motion corr |" in (oracle_run[0] / "report.md").read_text()
 
 
 def test_report_contact_sheet_and_resume(oracle_run):

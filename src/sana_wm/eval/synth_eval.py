@@ -19,6 +19,10 @@ For each held-out scene seed and each camera path, :func:`evaluate_synth`
    * camera following: poses re-estimated from the video (:func:`~sana_wm.eval.pose_estimation.
      estimate_poses` with the true intrinsics) against the requested path (:func:`~sana_wm.eval.
      pose_metrics.camera_errors`, SANA-WM alignment: RotErr, TransErr_rel, CamMC_rel, ATE).
+   * image motion (:mod:`sana_wm.eval.motion`): the affine optical-flow motion of every frame pair
+     against the ground truth's: ``gain`` (1 moves like the truth, 0 stands still) and ``corr`` (right
+     direction and timing). It needs no feature matches, so it still reads blurry frames on which the
+     pose estimator fails.
    * ``estimator_floor``: the same pose estimation on the ground-truth video itself, i.e. the error a
      perfect model would get, which is what the estimator can resolve at this size.
    * ``autoencoder_ceiling`` (with ``ceiling_fn``): the ground truth through the model's own autoencoder,
@@ -48,6 +52,7 @@ from sana_wm.camera.presets import PRESETS, make_preset
 from sana_wm.camera.trajectory import Trajectory
 from sana_wm.eval.baselines import GenerateFn, repeat_first_frame, static_camera
 from sana_wm.eval.metrics import psnr_frames, ssim_frames
+from sana_wm.eval.motion import affine_flow, motion_agreement
 from sana_wm.eval.pose_estimation import PoseEstimatorConfig, estimate_poses
 from sana_wm.eval.pose_metrics import camera_errors
 from sana_wm.synth.paths import PATH_STYLES, exploration_path
@@ -58,6 +63,8 @@ __all__ = ["SynthClip", "build_clip", "evaluate_synth", "make_oracle", "mark_fra
 
 METHODS = ("model", "repeat_first", "static_camera", "autoencoder_ceiling")
 CAMERA_KEYS = ("RotErr", "TransErr_rel", "CamMC_rel", "ATE")
+MOTION_KEYS = ("gain", "corr")
+SCORES_VERSION = 2  # 2: image motion added; clips saved by an older version are scored again
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,7 +168,7 @@ def _check_video(video, num_frames: int, size: tuple[int, int], who: str) -> np.
 
 
 def _score(video: np.ndarray, clip: SynthClip, marks: Sequence[float], window: int,
-           pose_config: PoseEstimatorConfig) -> dict:
+           pose_config: PoseEstimatorConfig, gt_flow: np.ndarray) -> dict:
     gt = clip.gt_rgb
     n = min(len(video), len(gt))
     psnr = psnr_frames(video[:n], gt[:n])
@@ -174,6 +181,7 @@ def _score(video: np.ndarray, clip: SynthClip, marks: Sequence[float], window: i
     out = {"num_frames": n, "marks": at,
            "all": {"psnr": float(np.mean(psnr[1:])), "ssim": float(np.mean(ssim[1:]))} if n > 1 else None}
     out["camera"] = _camera(video[:n], clip, pose_config)
+    out["motion"] = motion_agreement(video[:n], gt[:n], reference_flow=gt_flow[:n - 1])
     return out
 
 
@@ -249,6 +257,8 @@ def _aggregate(results: list[dict], marks: Sequence[float]) -> dict:
                     "num_clips": len(vals)}
         entry["camera"] = {k: _mean([r["camera"][k] for r in rows]) for k in CAMERA_KEYS}
         entry["camera"]["failure_rate"] = _mean([r["camera"]["estimator"]["failure_rate"] for r in rows])
+        if method != "estimator_floor":
+            entry["motion"] = {k: _mean([r["motion"][k] for r in rows]) for k in MOTION_KEYS}
         agg[method] = entry
     return agg
 
@@ -269,11 +279,13 @@ def report_markdown(report: dict) -> str:
             v = agg[m]["marks"].get(f"{t:g}")
             cells += ["-", "-"] if v is None else [_cell(v["psnr"], 2), _cell(v["ssim"], 3)]
         lines.append(f"| {m} | {agg[m]['num_clips']} | " + " | ".join(cells) + " |")
-    lines += ["", "| method | RotErr (deg) | TransErr_rel | CamMC_rel | ATE | estimator failure rate |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| method | RotErr (deg) | TransErr_rel | CamMC_rel | ATE | estimator failure rate | motion gain "
+              "| motion corr |", "|---|---|---|---|---|---|---|---|"]
     for m in methods:
         c = agg[m]["camera"]
-        cells = [_cell(c[k], 3) for k in (*CAMERA_KEYS, "failure_rate")]
+        motion = agg[m].get("motion", {})
+        cells = [_cell(c[k], 3) for k in (*CAMERA_KEYS, "failure_rate")] + [_cell(motion.get(k), 3)
+                                                                           for k in MOTION_KEYS]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -309,7 +321,7 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
                 "fov_deg": float(fov_deg), "num_frames": num_frames, "model_name": model_name,
                 "baselines": bool(baselines), "estimator_floor": bool(estimator_floor),
                 "autoencoder_ceiling": ceiling_fn is not None,
-                "pose_config": asdict(pose_config)}
+                "pose_config": asdict(pose_config), "scores": SCORES_VERSION}
     settings_hash = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     items = [(int(s), str(t)) for s in seeds for t in trajectories]
     if progress:
@@ -336,7 +348,8 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
                                                    num_frames, size, "generate_fn (static camera)")
         if ceiling_fn is not None:
             videos["autoencoder_ceiling"] = _check_video(ceiling_fn(clip.gt_rgb), num_frames, size, "ceiling_fn")
-        methods = {name: _score(v, clip, marks, mark_window, pose_config) for name, v in videos.items()}
+        gt_flow = affine_flow(clip.gt_rgb)
+        methods = {name: _score(v, clip, marks, mark_window, pose_config, gt_flow) for name, v in videos.items()}
         if estimator_floor:
             methods["estimator_floor"] = {"camera": _camera(clip.gt_rgb, clip, pose_config)}
         record = _json_ready({"key": key, "seed": seed, "trajectory": spec, "settings_hash": settings_hash,
