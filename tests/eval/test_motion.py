@@ -67,6 +67,9 @@ def test_agreement_gain_and_correlation():
     assert back["gain"] == pytest.approx(-1.0, abs=0.15) and back["corr"] < -0.95
     frozen = motion_agreement(np.repeat(truth[:1], len(truth), axis=0), truth)
     assert abs(frozen["gain"]) < 1e-3 and frozen["corr"] is None and frozen["magnitude"] < 0.01
+    # blur does not hide the motion (the reason for ECC rather than dense optical flow)
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 4) for f in truth])
+    assert motion_agreement(blurred, truth)["gain"] == pytest.approx(1.0, abs=0.15)
     # precomputed reference flow gives the same numbers
     again = motion_agreement(path(0.5), truth, reference_flow=affine_flow(truth))
     assert again == pytest.approx(half)

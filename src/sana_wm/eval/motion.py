@@ -2,11 +2,14 @@
 
 Pose estimation needs frames sharp enough to match features; a small or early model makes blurry frames,
 and then a camera error says more about the estimator than about the model. This measure needs no
-features: dense optical flow (OpenCV's Farneback) between consecutive frames, summarised per frame pair
-by the least-squares affine motion field ``u(x) = b + A x`` over the image, with ``x`` the pixel position
-relative to the image centre divided by half the image size. The six numbers ``(b_x, b_y, A_xx, A_xy,
-A_yx, A_yy)`` are all in pixels (``A`` is the displacement at the image edge): ``b`` is pan and tilt,
-the diagonal of ``A`` is zoom (walking forward), its antisymmetric part is roll.
+features: the affine motion ``u(x) = b + A x`` that best aligns each frame with the next, found by OpenCV's
+ECC image alignment (``findTransformECC``, ``MOTION_AFFINE``), which maximises the correlation of the
+two whole images and so still works on smooth, blurry frames (dense optical flow does not: Farneback flow
+on the ground truth blurred by a Gaussian of 4 pixels recovered only 7-28% of its motion on our scenes,
+ECC 81-130%). ``x`` is the pixel position relative to the image centre divided by half the image size,
+so the six numbers ``(b_x, b_y, A_xx, A_xy, A_yx, A_yy)`` are all in pixels (``A`` is the displacement at
+the image edge): ``b`` is pan and tilt, the diagonal of ``A`` is zoom (walking forward), its
+antisymmetric part is roll. A pair that ECC cannot align (a flat frame) counts as no motion.
 
 :func:`motion_agreement` compares the two series of six numbers over the whole clip:
 
@@ -29,8 +32,8 @@ __all__ = ["MIN_MOTION_PX", "affine_flow", "motion_agreement"]
 
 MIN_MOTION_PX = 0.01  # RMS affine motion per frame pair below which a video "does not move"
 
-_FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2,
-              "flags": 0}
+_ECC_CRITERIA = (3, 100, 1e-5)  # cv2.TERM_CRITERIA_COUNT | EPS, 100 iterations, 1e-5 correlation change
+_ECC_BLUR = 5  # Gaussian pre-filter of findTransformECC, in pixels
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -38,25 +41,26 @@ def _gray(frame: np.ndarray) -> np.ndarray:
 
 
 def affine_flow(frames) -> np.ndarray:
-    """``(F - 1, 6)`` affine motion ``(b_x, b_y, A_xx, A_xy, A_yx, A_yy)`` in pixels between consecutive
-    frames of ``(F, H, W[, 3])`` uint8 frames (module doc)."""
+    """``(F - 1, 6)`` affine motion ``(b_x, b_y, A_xx, A_xy, A_yx, A_yy)`` in pixels from each frame to the
+    next of ``(F, H, W[, 3])`` uint8 frames (module doc); a pair ECC cannot align gets zeros."""
     video = np.asarray(frames)
     if video.dtype != np.uint8 or video.ndim not in (3, 4) or len(video) < 2:
         raise ValueError(f"affine_flow: expected (F, H, W[, 3]) uint8 frames with F >= 2, got {video.shape} "
                          f"{video.dtype}")
     H, W = video.shape[1:3]
-    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
-    xn = (xs - (W - 1) / 2) / (W / 2)
-    yn = (ys - (H - 1) / 2) / (H / 2)
-    design = np.stack([np.ones(H * W), xn.ravel(), yn.ravel()], axis=1)  # (HW, 3)
-    pinv = np.linalg.pinv(design)  # (3, HW)
+    centre = np.array([(W - 1) / 2, (H - 1) / 2])
     out = np.zeros((len(video) - 1, 6))
-    prev = _gray(video[0])
+    prev = _gray(video[0]).astype(np.float32)
     for i in range(1, len(video)):
-        cur = _gray(video[i])
-        flow = cv2.calcOpticalFlowFarneback(prev, cur, None, **_FARNEBACK).reshape(-1, 2).astype(np.float64)
-        coef = pinv @ flow  # rows: constant, x, y; columns: u_x, u_y
-        out[i - 1] = (coef[0, 0], coef[0, 1], coef[1, 0], coef[2, 0], coef[1, 1], coef[2, 1])
+        cur = _gray(video[i]).astype(np.float32)
+        warp = np.eye(2, 3, dtype=np.float32)
+        try:  # warp maps a pixel of the earlier frame to where its content is in the later one
+            _, warp = cv2.findTransformECC(prev, cur, warp, cv2.MOTION_AFFINE, _ECC_CRITERIA, None, _ECC_BLUR)
+        except cv2.error:  # no texture to align, or no convergence
+            warp = np.eye(2, 3, dtype=np.float32)
+        L = warp[:, :2].astype(np.float64) - np.eye(2)  # u(p) = L p + t in pixels
+        b = warp[:, 2].astype(np.float64) + L @ centre  # the displacement at the image centre
+        out[i - 1] = (b[0], b[1], L[0, 0] * W / 2, L[0, 1] * H / 2, L[1, 0] * W / 2, L[1, 1] * H / 2)
         prev = cur
     return out
 
