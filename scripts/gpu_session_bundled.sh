@@ -5,10 +5,12 @@
 #
 # The device has PyTorch but not diffusers: carry its wheel (docs/status.md, "GPU session plan").
 #
-#   call 1:  setsid nohup bash scripts/gpu_session_bundled.sh all > /tmp/bw.log 2>&1 < /dev/null &
+#   call 1:  cp scripts/gpu_session_bundled.sh /tmp/gsb.sh
+#            REPO=$PWD setsid nohup bash /tmp/gsb.sh all > /tmp/bw.log 2>&1 < /dev/null &
 #            sleep 540; tail -5 /tmp/bw.log
 #   call 2+: sleep 570; tail -5 /tmp/bw.log          (start each call within 30 s of the last one's end)
-#   last:    bash scripts/gpu_session_bundled.sh collect   (copies the model and logs to $OUT)
+#   last:    REPO=$PWD bash /tmp/gsb.sh collect   (copies the model and logs to $OUT; /tmp survives between
+#            calls while the machine stays warm, else run scripts/gpu_session_bundled.sh collect)
 #
 # Settings (environment): W (/tmp/bw), SCENES (1024), RENDER_PROCS (14), CODEC_CLIPS (96), CODEC_FROM (the shipped
 # codec; empty: fit a new one, and then set INIT_FROM= empty too), INIT_FROM (the shipped transformer), TRAIN_SECONDS (1200), TRAIN_BATCH (32), CKPT_EVERY (200),
@@ -18,7 +20,10 @@ W=${W:-/tmp/bw}
 SCENES=${SCENES:-1024}
 PROCS=${RENDER_PROCS:-14}
 DEVICE=${DEVICE:-cuda}
-REPO=$(cd "$(dirname "$0")/.." && pwd)
+# REPO: the checkout (default: the folder above this script; set it when running a copy of the script,
+# which is the safe way to run it in the background: bash reads a script as it goes).
+REPO=${REPO:-$(cd "$(dirname "$0")/.." && pwd)}
+[[ -d $REPO/src/sana_wm ]] || { echo "REPO=$REPO is not a sana-wm checkout (no src/sana_wm); set REPO" >&2; exit 2; }
 export PYTHONPATH=$REPO/src${PYTHONPATH:+:$PYTHONPATH}
 sana() { python3 -m sana_wm "$@"; }
 stage=${1:-all}
