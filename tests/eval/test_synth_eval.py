@@ -37,7 +37,13 @@ def test_oracle_is_perfect_and_beats_repeat_first(oracle_run):
     # image motion: the oracle moves exactly like the truth, the frozen videos not at all
     assert agg["model"]["motion"] == {"gain": pytest.approx(1.0), "corr": pytest.approx(1.0)}
     assert abs(agg["repeat_first"]["motion"]["gain"]) < 1e-3 and agg["repeat_first"]["motion"]["corr"] is None
-    assert "| motion gain | motion corr |" in (oracle_run[0] / "report.md").read_text()
+    table = (oracle_run[0] / "report.md").read_text()
+    assert "| motion gain | motion corr |" in table
+    # per trajectory: the walk and the orbit each have their own rows
+    assert set(report["by_trajectory"]) == {"explore:walk", "explore:orbit"}
+    walk = report["by_trajectory"]["explore:walk"]["model"]
+    assert walk["num_clips"] == 1 and walk["motion"]["gain"] == pytest.approx(1.0)
+    assert "| explore:orbit | repeat_first | 1 |" in table
 
 
 def test_report_contact_sheet_and_resume(oracle_run):

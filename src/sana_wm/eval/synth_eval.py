@@ -30,7 +30,8 @@ For each held-out scene seed and each camera path, :func:`evaluate_synth`
 
 5. writes ``clips/<key>.json`` as each clip finishes (a rerun with the same settings skips it), one
    contact sheet ``contact/<key>.png`` per clip (rows: ground truth, model, baselines; columns: marks),
-   and at the end ``report.json`` (per clip and aggregated, methods side by side) and
+   and at the end ``report.json`` (per clip, aggregated, and aggregated per trajectory, methods side by
+   side) and
    ``contact_sheet.png`` (all clips stacked), and ``report.md`` (the aggregate as markdown tables).
 """
 
@@ -287,6 +288,15 @@ def report_markdown(report: dict) -> str:
         cells = [_cell(c[k], 3) for k in (*CAMERA_KEYS, "failure_rate")] + [_cell(motion.get(k), 3)
                                                                            for k in MOTION_KEYS]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    by_trajectory = report.get("by_trajectory") or {}
+    if len(by_trajectory) > 1:  # which motions a model follows: one row per trajectory and method
+        lines += ["", "| trajectory | method | clips | RotErr (deg) | ATE | motion gain | motion corr |",
+                  "|---|---|---|---|---|---|---|"]
+        for spec, sub in by_trajectory.items():
+            for m in (m for m in METHODS if m in sub):
+                c, motion = sub[m]["camera"], sub[m].get("motion", {})
+                lines.append(f"| {spec} | {m} | {sub[m]['num_clips']} | {_cell(c['RotErr'], 3)} | {_cell(c['ATE'], 3)} | "
+                             f"{_cell(motion.get('gain'), 3)} | {_cell(motion.get('corr'), 3)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -360,8 +370,11 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
         tmp.write_text(json.dumps(record, indent=1))
         tmp.replace(path)  # atomic: an interrupted run never leaves a half-written result behind
         results.append(record)
+    specs = list(dict.fromkeys(r["trajectory"] for r in results))
+    by_trajectory = {spec: _aggregate([r for r in results if r["trajectory"] == spec], marks) for spec in specs}
     report = _json_ready({"settings": settings, "settings_hash": settings_hash,
-                          "aggregate": _aggregate(results, marks), "clips": results, "skipped": skipped})
+                          "aggregate": _aggregate(results, marks), "by_trajectory": by_trajectory,
+                          "clips": results, "skipped": skipped})
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(report_markdown(report))
     sheets = [Image.open(out / "contact" / f"{r['key']}.png") for r in results
