@@ -35,8 +35,11 @@ def register(groups: argparse._SubParsersAction) -> None:
             "way: repeating the first frame, and the same model asked for a static camera; the estimator's\n"
             "own error on the ground-truth video is reported as the floor, and the ground truth passed\n"
             "through the model's own VAE as the ceiling (the best any generator can do through that VAE).\n"
-            "Results are written per clip as\n"
-            "they finish (a rerun skips finished clips), then report.json and contact_sheet.png.\n\n"
+            "Image motion needs no feature matches, so it still reads blurry videos: the affine motion\n"
+            "between consecutive frames (OpenCV ECC alignment) against the ground truth's, as a gain (1 moves\n"
+            "like the truth, 0 stands still) and a correlation (right direction and timing).\n"
+            "Results are written per clip as they finish (a rerun skips finished clips), then report.json,\n"
+            "report.md (with a table per trajectory when there are several) and contact_sheet.png.\n\n"
             "Trajectories: explore:walk, explore:orbit, explore:look_around, explore:revisit, a preset name\n"
             "(orbit, dolly, pan, ...) or a trajectory file; paths start at a free pose in each scene."
         ),
