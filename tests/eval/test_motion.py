@@ -1,4 +1,4 @@
-"""Image motion (affine optical flow) against known synthetic motions."""
+"""Image motion (ECC affine alignment) against known synthetic motions."""
 
 import cv2
 import numpy as np
@@ -8,7 +8,7 @@ from sana_wm.eval.motion import affine_flow, motion_agreement
 
 
 def texture(h=96, w=128, seed=0):
-    """A smooth random texture (Farneback tracks blobs a few pixels wide well)."""
+    """A smooth random texture (blobs a few pixels wide)."""
     rng = np.random.default_rng(seed)
     img = cv2.GaussianBlur(rng.random((h, w)), (0, 0), 2.0)
     img = (img - img.min()) / (img.max() - img.min())

@@ -32,7 +32,7 @@ __all__ = ["MIN_MOTION_PX", "affine_flow", "motion_agreement"]
 
 MIN_MOTION_PX = 0.01  # RMS affine motion per frame pair below which a video "does not move"
 
-_ECC_CRITERIA = (3, 100, 1e-5)  # cv2.TERM_CRITERIA_COUNT | EPS, 100 iterations, 1e-5 correlation change
+_ECC_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-5)  # iterations, correlation change
 _ECC_BLUR = 5  # Gaussian pre-filter of findTransformECC, in pixels
 
 
@@ -56,8 +56,8 @@ def affine_flow(frames) -> np.ndarray:
         warp = np.eye(2, 3, dtype=np.float32)
         try:  # warp maps a pixel of the earlier frame to where its content is in the later one
             _, warp = cv2.findTransformECC(prev, cur, warp, cv2.MOTION_AFFINE, _ECC_CRITERIA, None, _ECC_BLUR)
-        except cv2.error:  # no texture to align, or no convergence
-            warp = np.eye(2, 3, dtype=np.float32)
+        except cv2.error:  # no texture to align, or no convergence: the identity warp stays
+            pass
         L = warp[:, :2].astype(np.float64) - np.eye(2)  # u(p) = L p + t in pixels
         b = warp[:, 2].astype(np.float64) + L @ centre  # the displacement at the image centre
         out[i - 1] = (b[0], b[1], L[0, 0] * W / 2, L[0, 1] * H / 2, L[1, 0] * W / 2, L[1, 1] * H / 2)

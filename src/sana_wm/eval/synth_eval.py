@@ -19,7 +19,7 @@ For each held-out scene seed and each camera path, :func:`evaluate_synth`
    * camera following: poses re-estimated from the video (:func:`~sana_wm.eval.pose_estimation.
      estimate_poses` with the true intrinsics) against the requested path (:func:`~sana_wm.eval.
      pose_metrics.camera_errors`, SANA-WM alignment: RotErr, TransErr_rel, CamMC_rel, ATE).
-   * image motion (:mod:`sana_wm.eval.motion`): the affine optical-flow motion of every frame pair
+   * image motion (:mod:`sana_wm.eval.motion`): the affine motion (ECC alignment) of every frame pair
      against the ground truth's: ``gain`` (1 moves like the truth, 0 stands still) and ``corr`` (right
      direction and timing). It needs no feature matches, so it still reads blurry frames on which the
      pose estimator fails.
