@@ -295,8 +295,8 @@ def report_markdown(report: dict) -> str:
         for spec, sub in by_trajectory.items():
             for m in (m for m in METHODS if m in sub):
                 c, motion = sub[m]["camera"], sub[m].get("motion", {})
-                lines.append(f"| {spec} | {m} | {sub[m]['num_clips']} | {_cell(c['RotErr'], 3)} | {_cell(c['ATE'], 3)} | "
-                             f"{_cell(motion.get('gain'), 3)} | {_cell(motion.get('corr'), 3)} |")
+                cells = [_cell(c["RotErr"], 3), _cell(c["ATE"], 3)] + [_cell(motion.get(k), 3) for k in MOTION_KEYS]
+                lines.append(f"| {spec} | {m} | {sub[m]['num_clips']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
