@@ -75,6 +75,23 @@ def test_report_contact_sheet_and_resume(oracle_run):
     assert pan["translation_defined"] is False and pan["TransErr_rel"] is None
 
 
+def test_other_sampler_settings_are_not_taken_from_the_cache(tmp_path):
+    """Finished clips made with other generator settings (steps, seed, guidance) are computed again."""
+    setup = {**SETUP, "trajectories": ["pan"], "baselines": False, "estimator_floor": False}
+    oracle, calls = make_oracle(**SETUP), []
+
+    def counting(first, traj, n):
+        calls.append(n)
+        return oracle(first, traj, n)
+
+    evaluate_synth(counting, out_dir=tmp_path, generator_settings={"steps": 3}, **setup)
+    again = evaluate_synth(counting, out_dir=tmp_path, generator_settings={"steps": 3}, **setup)
+    assert len(calls) == 1 and again["skipped"] == ["seed00001_pan"]
+    other = evaluate_synth(counting, out_dir=tmp_path, generator_settings={"steps": 3, "camera_cfg": 2.0}, **setup)
+    assert len(calls) == 2 and other["skipped"] == []
+    assert other["settings"]["generator"] == {"steps": 3, "camera_cfg": 2.0}
+
+
 def test_autoencoder_ceiling_row(tmp_path):
     """ceiling_fn's video is scored like a model: the identity is perfect, a blur is not, and the report names it."""
     setup = {**SETUP, "trajectories": ["explore:walk"]}

@@ -58,6 +58,31 @@ def test_seed_changes_the_video(pipelines, image_path):
     assert a.shape == (9, 64, 96, 3) and not np.array_equal(a, b)
 
 
+def test_camera_guidance(pipelines, image_path, tmp_path):
+    """camera_cfg contrasts the path with a standing camera of the same lens: at 0 the video is the standing
+    camera's, on a standing path any scale changes nothing, and the scale is recorded and replayed."""
+    pipe = pipelines["streaming"]
+    moving, standing = action_to_trajectory("wd-24"), action_to_trajectory("none-24")
+    assert not np.allclose(moving.c2w, standing.c2w)
+
+    def run(traj, w, **kw):
+        return pipe.generate(image_path, traj, num_frames=25, seed=3, progress=False, keep_frames=True,
+                             camera_cfg=w, **kw)
+
+    plain, still = run(moving, 1.0).frames.astype(np.int16), run(standing, 1.0).frames.astype(np.int16)
+    assert np.abs(plain - still).mean() > 1.0
+    assert np.abs(run(moving, 0.0).frames.astype(np.int16) - still).max() <= 1
+    assert np.abs(run(standing, 3.0).frames.astype(np.int16) - still).max() <= 1
+    out = tmp_path / "guided.mp4"
+    guided = run(moving, 3.0, output=out).frames
+    assert np.abs(guided.astype(np.int16) - plain).mean() > 1.0
+    assert read_sidecar(out)["settings"]["camera_cfg"] == 3.0
+    assert np.array_equal(regenerate_from_sidecar(out, tmp_path / "again.mp4", pipeline=pipe,
+                                                  progress=False, keep_frames=True).frames, guided)
+    with pytest.raises(ValueError, match="set one of them to 1"):
+        run(moving, 3.0, cfg=5.0)
+
+
 def test_frame_counts_are_snapped(pipelines, image_path):
     traj = action_to_trajectory("w-40")
     r = pipelines["bidirectional"].generate(image_path, traj, num_frames=20, steps=1, progress=False)

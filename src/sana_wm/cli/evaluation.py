@@ -52,6 +52,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", choices=("bidirectional", "chunk-causal", "streaming"),
                    help="variant to run (default: detected from the model folder)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the variant's)")
+    p.add_argument("--camera-cfg", type=float, metavar="W",
+                   help="camera guidance scale, as in `generate` (default: the model's, else 1 = off)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--seeds", type=_ints, default=list(range(1000, 1004)), metavar="LIST",
                    help="held-out scene seeds, e.g. 1000-1003 or 1000,1007 (default: 1000-1003)")
@@ -80,13 +82,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
         args.model = str(bundled_model_dir())
     pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder, vae=args.vae)
-    kwargs = {} if args.steps is None else {"steps": args.steps}
+    kwargs = {k: v for k, v in (("steps", args.steps), ("camera_cfg", args.camera_cfg)) if v is not None}
     generate = pipeline_generate_fn(pipe, variant=args.variant, seed=args.seed, **kwargs)
+    sampler = {"variant": args.variant or pipe.variant, "seed": args.seed, **kwargs}
     report = evaluate_synth(
         generate, seeds=args.seeds, trajectories=[t.strip() for t in args.trajectories.split(",") if t.strip()],
         size=pipe.image_size, fps=pipe.fps, seconds_marks=args.marks, out_dir=args.out, fov_deg=args.fov,
         model_name=Path(args.model).name, baselines=not args.no_baselines, progress=True,
-        ceiling_fn=None if args.no_ceiling else autoencoder_roundtrip_fn(pipe),
+        ceiling_fn=None if args.no_ceiling else autoencoder_roundtrip_fn(pipe), generator_settings=sampler,
     )
     print(json.dumps(report.get("aggregate", report), indent=2, default=str))
     print(f"report: {Path(args.out) / 'report.json'}")

@@ -73,6 +73,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, metavar="N", help="denoising steps (default: per variant)")
     p.add_argument("--cfg", type=float, metavar="W", help="text guidance scale (default: per variant; 1 = off)")
     p.add_argument("--shift", type=float, metavar="S", help="flow shift of the sigma schedule (default: per variant)")
+    p.add_argument("--camera-cfg", type=float, metavar="W",
+                   help="camera guidance: contrast the path with a camera that stands still, W > 1 moves the video "
+                        "more strongly along the path at some cost in image quality (default: the model's, else 1 "
+                        "= off; use it instead of --cfg, not with it)")
     p.add_argument("--seed", type=int, default=42, metavar="K", help="random seed (default: 42)")
     refiner = p.add_mutually_exclusive_group()
     refiner.add_argument("--no-refiner", action="store_true", help="stage 1 only, even if the model has a refiner")
@@ -191,7 +195,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             refiner_settings["mode"] = args.refiner_mode
     result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt or DEFAULT_PROMPT,
                            negative_prompt=args.negative_prompt, steps=args.steps, cfg=args.cfg, shift=args.shift,
-                           seed=args.seed, output=args.out, progress=not args.no_progress, fov=args.fov,
+                           camera_cfg=args.camera_cfg, seed=args.seed, output=args.out, progress=not args.no_progress, fov=args.fov,
                            extend=args.extend, action=args.action, overlay_actions=not args.no_action_overlay,
                            refiner_settings=refiner_settings)
     stage = "stage 1 + refiner" if pipe.refiner is not None else "stage 1"

@@ -312,10 +312,12 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
                    seconds_marks: Sequence[float] = (1, 5, 10), out_dir, mark_window: int = 0,
                    fov_deg: float = 70.0, model_name: str = "model", baselines: bool = True,
                    estimator_floor: bool = True, pose_config: PoseEstimatorConfig | None = None,
-                   ceiling_fn: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False) -> dict:
+                   ceiling_fn: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False,
+                   generator_settings: dict | None = None) -> dict:
     """Run the protocol of this module for every ``(seed, trajectory)``; returns the report (also written
     to ``out_dir/report.json``). ``size = (H, W)``. Clips already in ``out_dir/clips`` with the same settings
-    (size, fps, marks, window, lens, model name, estimator settings) are loaded instead of recomputed.
+    (size, fps, marks, window, lens, model name, estimator settings, and ``generator_settings``: whatever
+    else decides ``generate_fn``'s videos, e.g. the sampler's steps and seed) are loaded instead of recomputed.
 
     ``ceiling_fn`` (e.g. :func:`~sana_wm.eval.model_adapter.autoencoder_roundtrip_fn`) maps the ground-truth
     video to what the model's autoencoder makes of it; scored as ``autoencoder_ceiling``, it is the best a
@@ -331,7 +333,8 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
                 "fov_deg": float(fov_deg), "num_frames": num_frames, "model_name": model_name,
                 "baselines": bool(baselines), "estimator_floor": bool(estimator_floor),
                 "autoencoder_ceiling": ceiling_fn is not None,
-                "pose_config": asdict(pose_config), "scores": SCORES_VERSION}
+                "pose_config": asdict(pose_config), "scores": SCORES_VERSION,
+                "generator": dict(generator_settings or {})}
     settings_hash = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     items = [(int(s), str(t)) for s in seeds for t in trajectories]
     if progress:

@@ -96,6 +96,7 @@ class VariantDefaults:
     cfg: float
     shift: float
     timesteps: tuple[float, ...] | None = None  # an explicit list used verbatim (streaming)
+    camera_cfg: float = 1.0  # camera guidance against a standing camera (1 = off)
 
 
 # Reference §3.2 / §11.1: bidirectional as the benchmark script (shift 8), chunk-causal as its config (9.8),
@@ -164,8 +165,9 @@ def _read_settings(root: Path) -> dict:
         raise ValueError(f"{path}: sana_wm.text_encoder may only be 'none' (a text-free model); give a text "
                          "encoder folder with --text-encoder or a text_encoder/ folder instead")
     sampler = section.get("sampler", {})
-    if not isinstance(sampler, dict) or set(sampler) - {"steps", "cfg", "shift"}:
-        raise ValueError(f"{path}: sana_wm.sampler must be a mapping with keys among steps, cfg, shift; "
+    if not isinstance(sampler, dict) or set(sampler) - {"steps", "cfg", "shift", "camera_cfg"}:
+        raise ValueError(f"{path}: sana_wm.sampler must be a mapping with keys among steps, cfg, shift, "
+                         "camera_cfg; "
                          f"got {sampler!r}")
     return section
 
@@ -338,7 +340,8 @@ class SanaWMPipeline:
         if not own:
             return base
         return VariantDefaults(int(own.get("steps", base.steps)), float(own.get("cfg", base.cfg)),
-                               float(own.get("shift", base.shift)), None)
+                               float(own.get("shift", base.shift)), None,
+                               float(own.get("camera_cfg", base.camera_cfg)))
 
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -465,6 +468,18 @@ class SanaWMPipeline:
             self._release(encoder)
 
     # -- generation ---------------------------------------------------------------------------------
+    def _standing_camera(self, traj: Trajectory, src_w: int, src_h: int, H: int, W: int):
+        """The camera-guidance negative: ``traj``'s intrinsics on a camera that never moves."""
+        from sana_wm.samplers import Conditioning
+
+        still = Trajectory(np.tile(np.eye(4), (traj.num_frames, 1, 1)), traj.intrinsics, traj.fps,
+                           {"source": "camera guidance negative"})
+        camera = conditioning_from_trajectory(still, src_image_size=(src_w, src_h), target_size=(H, W),
+                                              temporal_stride=self.vae.temporal_stride,
+                                              spatial_stride=self.vae.spatial_stride)
+        return Conditioning(torch.zeros(1, 0), None, camera.camera_vector[None].to(self.device),
+                            camera.plucker[None].to(self.device, self.transformer.dtype))
+
     def generate(
         self,
         image,
@@ -478,6 +493,7 @@ class SanaWMPipeline:
         cfg: float | None = None,
         shift: float | None = None,
         sigmas: list[float] | None = None,
+        camera_cfg: float | None = None,
         seed: int = 42,
         output: str | Path | None = None,
         progress: bool = True,
@@ -498,7 +514,11 @@ class SanaWMPipeline:
         (streaming: ``24k + 1``); a shorter trajectory is an error unless ``extend`` is "hold" or "resample".
         Intrinsics are in pixels of ``image`` (any resolution of its aspect); without them a ``fov`` (default
         60 deg horizontal) is assumed. ``steps``/``cfg``/``shift`` default per variant (``VARIANT_DEFAULTS``);
-        ``sigmas`` (a decreasing list ending in 0) replaces the shifted schedule. ``output``: the MP4 to write
+        ``sigmas`` (a decreasing list ending in 0) replaces the shifted schedule. ``camera_cfg`` (default: the
+        model's ``sana_wm.sampler.camera_cfg``, else 1 = off) is camera guidance: the unconditional branch sees
+        a camera that stands still (same intrinsics), so ``w > 1`` pushes the video along the path; it is an
+        alternative to text guidance, not combined with it (one of ``cfg``/``camera_cfg`` must be 1).
+        ``output``: the MP4 to write
         (plus ``<stem>.sana-wm.json``); streaming writes each chunk as soon as it is decoded. ``action`` (the
         action string the trajectory came from) is recorded and, with ``overlay_actions``, drawn on the frames.
 
@@ -525,6 +545,10 @@ class SanaWMPipeline:
         steps = defaults.steps if steps is None else int(steps)
         cfg = defaults.cfg if cfg is None else float(cfg)
         shift = defaults.shift if shift is None else float(shift)
+        camera_cfg = defaults.camera_cfg if camera_cfg is None else float(camera_cfg)
+        if camera_cfg != 1.0 and cfg != 1.0:
+            raise ValueError(f"camera_cfg {camera_cfg} and text cfg {cfg} are both on; guidance takes one "
+                             "unconditional branch, so set one of them to 1")
         if sigmas is not None:
             schedule = SigmaSchedule(torch.tensor(sigmas, dtype=torch.float32))
         elif defaults.timesteps is not None and steps == defaults.steps and shift == defaults.shift:
@@ -564,8 +588,8 @@ class SanaWMPipeline:
         T = self.vae.num_latent_frames(n)
         refine = self.refiner is not None if refine is None else bool(refine)
         rsettings = self._refiner_settings(variant, refiner_settings, seed) if refine else None
-        if cfg != 1.0 or self.device.type == "cuda":
-            message = self.check_memory(n, cfg=cfg, refine=refine)
+        if cfg != 1.0 or camera_cfg != 1.0 or self.device.type == "cuda":
+            message = self.check_memory(n, cfg=cfg if camera_cfg == 1.0 else camera_cfg, refine=refine)
             if message:
                 warnings.warn(message, stacklevel=2)
 
@@ -586,6 +610,8 @@ class SanaWMPipeline:
         guidance = None
         if negative is not None:
             guidance = Guidance(cfg, negative.embeds.to(self.device, model_dtype), negative.mask.to(self.device))
+        elif camera_cfg != 1.0:
+            guidance = Guidance(camera_cfg, negative_camera=self._standing_camera(traj, src_w, src_h, H, W))
         generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
 
         # The refined video starts after the sink's decoded frames (released behaviour), unless kept.
@@ -683,6 +709,7 @@ class SanaWMPipeline:
                                   shift, schedule, fov_used if fov_used is not None else fov, action,
                                   overlay_actions, instruction, hash_weights, extend)
             record.update(video_frames=n - first_pose, first_pose=first_pose)
+            record["settings"]["camera_cfg"] = camera_cfg
             record["settings"].update(refiner=None if rsettings is None else rsettings.to_dict(),
                                       refiner_prompt=None if refiner_prompt is None else _text_field(refiner_prompt))
             if rsettings is not None and self.refiner.files is not None:

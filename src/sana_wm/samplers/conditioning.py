@@ -71,22 +71,27 @@ class Conditioning:
 
 @dataclass(frozen=True)
 class Guidance:
-    """Text-only classifier-free guidance: ``v = v_uncond + scale (v_cond - v_uncond)``.
+    """Classifier-free guidance: ``v = v_uncond + scale (v_cond - v_uncond)``.
 
     The unconditional branch swaps the prompt for ``negative_text`` (``(B or 1, L', C_text)``; the reference
-    CLI's ``--negative_prompt`` defaults to the empty prompt) and keeps the camera unchanged. Both branches run
-    in one batched forward, unconditional first. ``scale == 1`` skips the unconditional branch altogether, as
-    the reference does (the streaming student has its guidance baked in and runs at 1).
+    CLI's ``--negative_prompt`` defaults to the empty prompt) and, when ``negative_camera`` is given, the camera
+    for that one (a :class:`Conditioning` whose ``camera_vector``/``plucker`` cover the whole video, batch
+    ``B`` or 1; typically a camera that stands still, so guidance pushes the video along the requested path:
+    camera guidance). Without ``negative_text`` the unconditional branch keeps the prompt, without
+    ``negative_camera`` it keeps the camera (the reference's text-only guidance). Both branches run in one
+    batched forward, unconditional first. ``scale == 1`` skips the unconditional branch altogether, as the
+    reference does (the streaming student has its guidance baked in and runs at 1).
     """
 
     scale: float
     negative_text: Tensor | None = None
     negative_text_mask: Tensor | None = None
+    negative_camera: Conditioning | None = None
 
     def __post_init__(self) -> None:
-        if self.is_active and self.negative_text is None:
+        if self.is_active and self.negative_text is None and self.negative_camera is None:
             raise ValueError(f"guidance scale {self.scale} needs negative_text (the unconditional prompt's "
-                             "text-encoder states); pass scale=1 to sample without guidance")
+                             "text-encoder states) or negative_camera; pass scale=1 to sample without guidance")
 
     @property
     def is_active(self) -> bool:
@@ -98,6 +103,11 @@ def guided_batch(cond: Conditioning, guidance: Guidance | None) -> Conditioning:
     Prompts of different lengths are right-padded with masked-out zeros; camera tensors are duplicated."""
     if guidance is None or not guidance.is_active:
         return cond
+    neg_cam = _negative_camera(cond, guidance.negative_camera)
+    if guidance.negative_text is None:
+        return Conditioning(torch.cat([cond.text, cond.text]),
+                            None if cond.text_mask is None else torch.cat([cond.text_mask, cond.text_mask]),
+                            *neg_cam)
     text, neg = _as_3d(cond.text), _as_3d(guidance.negative_text)
     B, L = text.shape[:2]
     mask = _mask(cond.text_mask, B, L, text.device)
@@ -111,11 +121,30 @@ def guided_batch(cond: Conditioning, guidance: Guidance | None) -> Conditioning:
     text, mask = _pad(text, mask, length)
     neg, neg_mask = _pad(neg.to(text.dtype), neg_mask, length)
 
-    def twice(x: Tensor | None) -> Tensor | None:
-        return None if x is None else torch.cat([x, x])
+    return Conditioning(torch.cat([neg, text]), torch.cat([neg_mask, mask]), *neg_cam)
 
-    return Conditioning(torch.cat([neg, text]), torch.cat([neg_mask, mask]), twice(cond.camera_vector),
-                        twice(cond.plucker))
+
+def _negative_camera(cond: Conditioning, negative: Conditioning | None) -> tuple[Tensor | None, Tensor | None]:
+    """``(camera_vector, plucker)`` of the guided batch ``[uncond; cond]``: the negative camera (broadcast to
+    the batch) for the unconditional half, or the camera itself twice when there is none."""
+    B = cond.text.shape[0]
+    out = []
+    for name in ("camera_vector", "plucker"):
+        x = getattr(cond, name)
+        neg = x if negative is None else getattr(negative, name)
+        if (x is None) != (neg is None):
+            raise ValueError(f"negative_camera.{name} must be given exactly when the camera's {name} is "
+                             f"({'missing' if neg is None else 'unexpected'})")
+        if x is None:
+            out.append(None)
+            continue
+        if neg.shape[0] == 1 and B > 1:
+            neg = neg.expand(B, *neg.shape[1:])
+        if tuple(neg.shape) != tuple(x.shape):
+            raise ValueError(f"negative_camera.{name} {tuple(neg.shape)} does not match the camera's "
+                             f"{tuple(x.shape)}")
+        out.append(torch.cat([neg.to(x), x]))
+    return out[0], out[1]
 
 
 def guided_input(latents: Tensor, timestep: Tensor, guidance: Guidance | None) -> tuple[Tensor, Tensor]:
