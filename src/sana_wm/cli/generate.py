@@ -195,7 +195,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             refiner_settings["mode"] = args.refiner_mode
     result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt or DEFAULT_PROMPT,
                            negative_prompt=args.negative_prompt, steps=args.steps, cfg=args.cfg, shift=args.shift,
-                           camera_cfg=args.camera_cfg, seed=args.seed, output=args.out, progress=not args.no_progress, fov=args.fov,
+                           camera_cfg=args.camera_cfg, seed=args.seed, output=args.out,
+                           progress=not args.no_progress, fov=args.fov,
                            extend=args.extend, action=args.action, overlay_actions=not args.no_action_overlay,
                            refiner_settings=refiner_settings)
     stage = "stage 1 + refiner" if pipe.refiner is not None else "stage 1"
