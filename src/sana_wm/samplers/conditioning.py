@@ -100,7 +100,8 @@ class Guidance:
 
 def guided_batch(cond: Conditioning, guidance: Guidance | None) -> Conditioning:
     """The conditioning of the model's batch: ``cond`` itself, or ``[uncond; cond]`` (2B) when guiding.
-    Prompts of different lengths are right-padded with masked-out zeros; camera tensors are duplicated."""
+    Prompts of different lengths are right-padded with masked-out zeros; the camera is duplicated, or paired
+    with ``guidance.negative_camera`` (whose own text is ignored)."""
     if guidance is None or not guidance.is_active:
         return cond
     neg_cam = _negative_camera(cond, guidance.negative_camera)
