@@ -16,8 +16,9 @@ C, H, W = 16, 4, 6  # latent channels of the "tiny" config, latent grid
 
 
 def conditioning(batch: int, frames: int, text_len: int = 5, caption_channels: int = 64, seed: int = 3,
-                 camera: bool = True) -> Conditioning:
-    """A random prompt (padded in the second sample) and a forward-moving, turning camera path."""
+                 camera: bool = True, still: bool = False) -> Conditioning:
+    """A random prompt (padded in the second sample) and a forward-moving, turning camera path (``still``:
+    the same prompt and lens on a camera that stays at the first pose)."""
     g = torch.Generator().manual_seed(seed)
     text = torch.randn(batch, text_len, caption_channels, generator=g)
     mask = torch.ones(batch, text_len)
@@ -30,6 +31,8 @@ def conditioning(batch: int, frames: int, text_len: int = 5, caption_channels: i
     angle = 0.5 * s
     c2w[:, 0, 0], c2w[:, 0, 2], c2w[:, 2, 0], c2w[:, 2, 2] = np.cos(angle), np.sin(angle), -np.sin(angle), np.cos(angle)
     c2w[:, :3, 3] = np.stack([0.5 * s, 0.05 * np.sin(4 * s), 1.2 * s], -1)
+    if still:
+        c2w[:] = np.eye(4)
     cam = prepare_camera(c2w, [150.0, 140.0, 96.0, 64.0], target_size=(32 * H, 32 * W)).batched(batch)
     return Conditioning(text, mask, cam.camera_vector, cam.plucker)
 

@@ -1,23 +1,13 @@
 """Camera guidance: the unconditional branch sees a standing camera instead of (or besides) a negative prompt."""
 
-import numpy as np
 import pytest
 import torch
 from sampler_helpers import C, H, W, conditioning, first_frame, rel_err
 
-from sana_wm.camera.conditioning import prepare_camera
 from sana_wm.samplers import Conditioning, Guidance, SigmaSchedule, euler_sample, streaming_sample
 from sana_wm.samplers.conditioning import guided_batch
 
 T = 4
-
-
-def _standing(batch: int, frames: int = T) -> Conditioning:
-    """The camera of ``conditioning()`` held at its first pose (same intrinsics), text left empty."""
-    n_raw = 8 * (frames - 1) + 1
-    cam = prepare_camera(np.tile(np.eye(4), (n_raw, 1, 1)), [150.0, 140.0, 96.0, 64.0],
-                         target_size=(32 * H, 32 * W)).batched(batch)
-    return Conditioning(torch.zeros(batch, 0), None, cam.camera_vector, cam.plucker)
 
 
 class CameraVelocity:
@@ -31,7 +21,7 @@ class CameraVelocity:
 
 def test_guided_velocity_is_standing_plus_scale_times_difference():
     # One step from known noise: x1 = noise + (0 - 1) v, so v = noise - x1 is the guided velocity.
-    cond, still = conditioning(1, T), _standing(1)
+    cond, still = conditioning(1, T), conditioning(1, T, still=True)
     noise = torch.randn(1, C, T, H, W, generator=torch.Generator().manual_seed(1))
     out = euler_sample(CameraVelocity(), cond, first_frame(1), T, SigmaSchedule.shifted(1),
                        guidance=Guidance(3.0, negative_camera=still), noise=noise)
@@ -44,24 +34,24 @@ def test_guided_velocity_is_standing_plus_scale_times_difference():
 
 def test_batch_pairs_the_standing_camera_with_the_same_prompt():
     cond = conditioning(2, T)
-    batch = guided_batch(cond, Guidance(2.0, negative_camera=_standing(1)))  # batch 1 broadcast to 2
+    batch = guided_batch(cond, Guidance(2.0, negative_camera=conditioning(1, T, still=True)))  # batch 1 broadcast to 2
     assert torch.equal(batch.text, torch.cat([cond.text, cond.text]))
     assert torch.equal(batch.text_mask, torch.cat([cond.text_mask, cond.text_mask]))
-    still = _standing(2)
+    still = conditioning(2, T, still=True)
     assert torch.equal(batch.camera_vector, torch.cat([still.camera_vector, cond.camera_vector]))
     assert torch.equal(batch.plucker, torch.cat([still.plucker, cond.plucker]))
 
 
 def test_scale_zero_is_the_standing_camera_and_one_is_the_path_with_the_real_model(tiny_model):
     frame0, cond = first_frame(2), conditioning(2, T)
-    still = _standing(2)
+    still = conditioning(2, T, still=True)
     schedule = SigmaSchedule.shifted(2, 3.0)
 
     def run(c, guidance=None):
         return euler_sample(tiny_model, c, frame0, T, schedule, guidance=guidance,
                             generator=torch.Generator().manual_seed(5)).latents
 
-    alone = run(Conditioning(cond.text, cond.text_mask, still.camera_vector, still.plucker))
+    alone = run(still)  # the same prompt on the standing camera
     assert rel_err(run(cond, Guidance(0.0, negative_camera=still)), alone) < 1e-5
     assert torch.equal(run(cond, Guidance(1.0, negative_camera=still)), run(cond))
     guided = run(cond, Guidance(4.0, negative_camera=still))
@@ -70,7 +60,7 @@ def test_scale_zero_is_the_standing_camera_and_one_is_the_path_with_the_real_mod
 
 def test_text_and_camera_negatives_together(tiny_model):
     frame0, cond = first_frame(2), conditioning(2, T)
-    still = _standing(2)
+    still = conditioning(2, T, still=True)
     negative = torch.randn(2, 5, 64, generator=torch.Generator().manual_seed(9))
     schedule = SigmaSchedule.shifted(2, 3.0)
 
@@ -84,7 +74,7 @@ def test_text_and_camera_negatives_together(tiny_model):
 
 def test_streaming_scale_zero_is_the_standing_camera(tiny_model):
     frames = 7  # chunks [0, 4), [4, 7): the doubled cache carries the standing camera into chunk 2
-    frame0, cond, still = first_frame(2), conditioning(2, frames), _standing(2, frames)
+    frame0, cond, still = first_frame(2), conditioning(2, frames), conditioning(2, frames, still=True)
     schedule = SigmaSchedule.from_timesteps([1000, 0])
 
     def run(c, **kw):
@@ -92,7 +82,7 @@ def test_streaming_scale_zero_is_the_standing_camera(tiny_model):
                                 generator=torch.Generator().manual_seed(3), **kw)
 
     guided = run(cond, guidance=Guidance(0.0, negative_camera=still))
-    alone = run(Conditioning(cond.text, cond.text_mask, still.camera_vector, still.plucker))
+    alone = run(still)
     assert rel_err(guided, alone) < 1e-5
     assert rel_err(run(cond, guidance=Guidance(2.5, negative_camera=still)), run(cond)) > 1e-3
 
@@ -101,12 +91,12 @@ def test_bad_negative_cameras():
     cond = conditioning(2, T)
     with pytest.raises(ValueError, match="negative_text.*or negative_camera"):
         Guidance(5.0)
-    short = _standing(2, T - 1)
+    short = conditioning(2, T - 1, still=True)
     with pytest.raises(ValueError, match=r"negative_camera.camera_vector .* does not match"):
         guided_batch(cond, Guidance(2.0, negative_camera=short))
-    no_plucker = Conditioning(torch.zeros(2, 0), None, _standing(2).camera_vector, None)
+    no_plucker = Conditioning(cond.text, cond.text_mask, conditioning(2, T, still=True).camera_vector, None)
     with pytest.raises(ValueError, match="negative_camera.plucker must be given"):
         guided_batch(cond, Guidance(2.0, negative_camera=no_plucker))
     # A camera-free prompt cannot be guided by a camera.
     with pytest.raises(ValueError, match="negative_camera.camera_vector must be given exactly"):
-        guided_batch(conditioning(2, T, camera=False), Guidance(2.0, negative_camera=_standing(2)))
+        guided_batch(conditioning(2, T, camera=False), Guidance(2.0, negative_camera=conditioning(2, T, still=True)))

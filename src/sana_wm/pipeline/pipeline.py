@@ -518,9 +518,9 @@ class SanaWMPipeline:
         model's ``sana_wm.sampler.camera_cfg``, else 1 = off) is camera guidance: the unconditional branch sees
         a camera that stands still (same intrinsics), so ``w > 1`` pushes the video along the path; it is an
         alternative to text guidance, not combined with it (one of ``cfg``/``camera_cfg`` must be 1).
-        ``output``: the MP4 to write
-        (plus ``<stem>.sana-wm.json``); streaming writes each chunk as soon as it is decoded. ``action`` (the
-        action string the trajectory came from) is recorded and, with ``overlay_actions``, drawn on the frames.
+        ``output``: the MP4 to write (plus ``<stem>.sana-wm.json``); streaming writes each chunk as soon as it
+        is decoded. ``action`` (the action string the trajectory came from) is recorded and, with
+        ``overlay_actions``, drawn on the frames.
 
         Stage 2: ``refine`` (default: whenever a refiner is loaded) runs the refiner with ``refiner_settings``
         (a :class:`~sana_wm.pipeline.refiner.RefinerSettings` or a dict of its fields over the variant's
@@ -709,8 +709,7 @@ class SanaWMPipeline:
                                   shift, schedule, fov_used if fov_used is not None else fov, action,
                                   overlay_actions, instruction, hash_weights, extend)
             record.update(video_frames=n - first_pose, first_pose=first_pose)
-            record["settings"]["camera_cfg"] = camera_cfg
-            record["settings"].update(refiner=None if rsettings is None else rsettings.to_dict(),
+            record["settings"].update(camera_cfg=camera_cfg, refiner=None if rsettings is None else rsettings.to_dict(),
                                       refiner_prompt=None if refiner_prompt is None else _text_field(refiner_prompt))
             if rsettings is not None and self.refiner.files is not None:
                 record["model"]["refiner"] = self.refiner.files.fingerprint(hash_contents=hash_weights)
