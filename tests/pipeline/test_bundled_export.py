@@ -85,6 +85,37 @@ def test_unknown_settings_are_refused(exported, tmp_path):
         SanaWMPipeline.from_pretrained(bad, device="cpu", dtype="fp32")
 
 
+def test_camera_guidance_default_from_the_model_and_from_the_cli(exported, tmp_path):
+    """``sana_wm.sampler.camera_cfg`` in config.yaml is the default, ``--camera-cfg`` overrides it."""
+    import shutil
+
+    from sana_wm.cli import main
+
+    guided = tmp_path / "guided"
+    shutil.copytree(exported["out"], guided)
+    doc = yaml.safe_load((guided / "config.yaml").read_text())
+    doc["sana_wm"]["sampler"]["camera_cfg"] = 2.5
+    (guided / "config.yaml").write_text(yaml.safe_dump(doc))
+    image = write_image(tmp_path / "first.png", size=(96, 64))
+    traj = make_preset("dolly", seconds=2.0, fps=16)
+    plain = SanaWMPipeline.from_pretrained(exported["out"], device="cpu", dtype="fp32")
+    pipe = SanaWMPipeline.from_pretrained(guided, device="cpu", dtype="fp32")
+    assert pipe.sampler_defaults().camera_cfg == 2.5 and plain.sampler_defaults().camera_cfg == 1.0
+
+    def run(p, **kw):
+        return p.generate(image, traj, num_frames=25, progress=False, keep_frames=True, **kw).frames
+
+    by_default = run(pipe)
+    np.testing.assert_array_equal(by_default, run(plain, camera_cfg=2.5))
+    assert np.abs(by_default.astype(np.int16) - run(plain).astype(np.int16)).mean() > 1.0
+    np.testing.assert_array_equal(run(pipe, camera_cfg=1.0), run(plain))
+
+    image_arg = ["--image", str(image), "--preset", "dolly", "--seconds", "2", "--no-progress"]
+    out = tmp_path / "cli.mp4"
+    assert main(["generate", "--model", str(guided), *image_arg, "--camera-cfg", "1.5", "--out", str(out)]) == 0
+    assert json.loads(out.with_suffix(".sana-wm.json").read_text())["settings"]["camera_cfg"] == 1.5
+
+
 def test_generate_cli_with_a_model_and_an_example_path(exported, tmp_path, monkeypatch):
     from sana_wm.camera.formats import write_trajectory
     from sana_wm.cli import main

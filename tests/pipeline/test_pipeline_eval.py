@@ -21,6 +21,13 @@ def test_eval_synth_cli_runs_and_resumes(repos, tmp_path, capsys):
     mtimes = [f.stat().st_mtime_ns for f in clip_files]
     assert main(args) == 0
     assert [f.stat().st_mtime_ns for f in clip_files] == mtimes
+    assert json.loads((out / "report.json").read_text())["settings"]["generator"] == {"variant": "streaming",
+                                                                                      "seed": 0}
+    # Other sampler settings (here camera guidance) make the clip again.
+    assert main([*args, "--camera-cfg", "2"]) == 0
+    assert [f.stat().st_mtime_ns for f in clip_files] != mtimes
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["generator"] == {"variant": "streaming", "seed": 0, "camera_cfg": 2.0}
 
 
 def test_autoencoder_ceiling_is_the_truth_through_the_vae(repos):
