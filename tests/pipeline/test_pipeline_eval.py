@@ -15,6 +15,7 @@ def test_eval_synth_cli_runs_and_resumes(repos, tmp_path, capsys):
     for name in ("model", "repeat_first", "static_camera", "autoencoder_ceiling"):
         assert name in text
     assert (out / "contact_sheet.png").stat().st_size > 1000
+    plain = report["clips"][0]["methods"]["model"]["marks"]["1"]["psnr"]
     capsys.readouterr()
     # A rerun with the same settings loads the finished clip instead of generating it again.
     clip_files = list((out / "clips").glob("*.json"))
@@ -28,6 +29,11 @@ def test_eval_synth_cli_runs_and_resumes(repos, tmp_path, capsys):
     assert [f.stat().st_mtime_ns for f in clip_files] != mtimes
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["generator"] == {"variant": "streaming", "seed": 0, "camera_cfg": 2.0}
+    # So does another flow shift, and the model's video changes with it.
+    assert main([*args, "--shift", "1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["generator"] == {"variant": "streaming", "seed": 0, "shift": 1.0}
+    assert report["clips"][0]["methods"]["model"]["marks"]["1"]["psnr"] != plain
 
 
 def test_autoencoder_ceiling_is_the_truth_through_the_vae(repos):

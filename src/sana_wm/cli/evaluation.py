@@ -52,6 +52,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", choices=("bidirectional", "chunk-causal", "streaming"),
                    help="variant to run (default: detected from the model folder)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the variant's)")
+    p.add_argument("--shift", type=float, metavar="S",
+                   help="flow shift of the sigma schedule, as in `generate` (default: the variant's)")
     p.add_argument("--camera-cfg", type=float, metavar="W",
                    help="camera guidance scale, as in `generate` (default: the model's, else 1 = off)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
@@ -82,7 +84,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
         args.model = str(bundled_model_dir())
     pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder, vae=args.vae)
-    kwargs = {k: v for k, v in (("steps", args.steps), ("camera_cfg", args.camera_cfg)) if v is not None}
+    kwargs = {k: v for k, v in (("steps", args.steps), ("shift", args.shift), ("camera_cfg", args.camera_cfg)) if v is not None}
     generate = pipeline_generate_fn(pipe, variant=args.variant, seed=args.seed, **kwargs)
     sampler = {"variant": args.variant or pipe.variant, "seed": args.seed, **kwargs}
     report = evaluate_synth(
