@@ -84,7 +84,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
         args.model = str(bundled_model_dir())
     pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder, vae=args.vae)
-    kwargs = {k: v for k, v in (("steps", args.steps), ("shift", args.shift), ("camera_cfg", args.camera_cfg)) if v is not None}
+    chosen = (("steps", args.steps), ("shift", args.shift), ("camera_cfg", args.camera_cfg))
+    kwargs = {k: v for k, v in chosen if v is not None}
     generate = pipeline_generate_fn(pipe, variant=args.variant, seed=args.seed, **kwargs)
     sampler = {"variant": args.variant or pipe.variant, "seed": args.seed, **kwargs}
     report = evaluate_synth(
