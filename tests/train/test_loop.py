@@ -166,3 +166,20 @@ def test_x0_loss_weighting_reaches_the_loss(tiny_dataset, tmp_path):
         losses[weighting] = run_training(cfg).losses
     assert all(torch.isfinite(torch.tensor(v)) for v in losses["x0"].values())
     assert losses["x0"][1] < losses["flow"][1]
+
+
+def test_channel_weights_reach_the_loss(tiny_dataset, tmp_path):
+    """Same seed, same noise: weights of power 0 give exactly the plain loss; uneven weights change it."""
+    from safetensors.torch import save_file
+
+    std = torch.linspace(3.0, 0.2, 16)  # the tiny model's 16 latent channels
+    save_file({"latents_std": std}, str(tmp_path / "codec.safetensors"))
+    losses = {}
+    for name, objective in {"plain": {}, "power0": {"channel_weights": str(tmp_path), "channel_weight_power": 0.0},
+                            "power1": {"channel_weights": str(tmp_path), "channel_weight_power": 1.0}}.items():
+        cfg = tiny_config(tiny_dataset, tmp_path / name, stages=[{"steps": 2}], validation={"every": 0},
+                          checkpoint={"every": 0}, objective=objective)
+        losses[name] = run_training(cfg).losses
+    assert losses["power0"][1] == pytest.approx(losses["plain"][1], rel=1e-6)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses["power1"].values())
+    assert abs(losses["power1"][1] - losses["plain"][1]) > 1e-3 * losses["plain"][1]

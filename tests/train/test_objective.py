@@ -9,6 +9,7 @@ from sana_wm.ops.gdn import released_chunk_lengths
 from sana_wm.train.objective import (
     CHUNK_STRATEGIES,
     ObjectiveConfig,
+    channel_loss_weights,
     flow_loss,
     logit_normal_sigmas,
     make_noisy,
@@ -191,3 +192,59 @@ def test_x0_weighting_is_the_mse_of_the_implied_clean_latent():
 def test_unknown_loss_weighting_is_rejected():
     with pytest.raises(ValueError, match="objective.loss_weighting"):
         ObjectiveConfig(loss_weighting="snr").validate()
+
+
+def _std_file(path, std):
+    from safetensors.torch import save_file
+
+    save_file({"latents_std": torch.as_tensor(std, dtype=torch.float32)}, str(path))
+    return path
+
+
+def test_channel_weights_at_power_one_turn_the_loss_into_the_pixel_mse(tmp_path):
+    """For a linear codec with an orthonormal basis ``B`` and per-channel normalisation ``z = (B^T x - m) /
+    std``, the squared pixel error of a prediction is ``sum_c std_c^2 dz_c^2``: with ``channel_weight_power``
+    1 the weighted loss is that pixel error over ``sum_c std_c^2`` (checked in float64 against decoding)."""
+    g = gen(5)
+    C, D = 6, 20
+    std = torch.tensor([5.0, 2.0, 1.5, 0.7, 0.3, 0.1], dtype=torch.float64)
+    basis, _ = torch.linalg.qr(torch.randn(D, C, generator=g, dtype=torch.float64))  # orthonormal columns
+    w = channel_loss_weights(_std_file(tmp_path / "codec.safetensors", std), 1.0, C)
+    assert w.dtype == torch.float32 and w.mean().item() == pytest.approx(1.0)
+    torch.testing.assert_close(w.double(), std.square() / std.square().mean(), rtol=1e-6, atol=0)
+
+    z = torch.randn(2, C, 3, 2, 2, generator=g, dtype=torch.float64)  # (B, C, T, H, W) normalised latents
+    z_hat = z + 0.5 * torch.randn(z.shape, generator=g, dtype=torch.float64)
+    mask = torch.tensor([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    _, per_sample = flow_loss(z_hat, z, mask, channel_weight=w)
+
+    def pixels(lat):  # (B, C, T, H, W) -> (B, T, H, W, D), decoded without the (cancelling) mean
+        return torch.einsum("dc,bcthw->bthwd", basis, lat * std[None, :, None, None, None])
+
+    pix_err = (pixels(z_hat) - pixels(z)).square().sum(-1).mean(dim=(2, 3))  # (B, T) squared pixel error
+    expected = (pix_err / std.square().sum() * mask.double()).sum(1) / mask.double().sum(1)
+    torch.testing.assert_close(per_sample.double(), expected, rtol=1e-5, atol=0)
+    # Power 0 weighs every channel 1: the plain loss.
+    w0 = channel_loss_weights(tmp_path / "codec.safetensors", 0.0, C)
+    assert torch.equal(w0, torch.ones(C))
+    torch.testing.assert_close(flow_loss(z_hat, z, mask, channel_weight=w0)[1], flow_loss(z_hat, z, mask)[1])
+
+
+def test_channel_weights_find_the_codec_in_a_model_folder_and_name_bad_sources(tmp_path):
+    model = tmp_path / "model"
+    (model / "ltx2_causal_vae").mkdir(parents=True)
+    _std_file(model / "ltx2_causal_vae" / "codec.safetensors", [2.0, 1.0])
+    torch.testing.assert_close(channel_loss_weights(model, 0.5, 2), torch.tensor([4 / 3, 2 / 3]))
+    with pytest.raises(FileNotFoundError, match="neither codec.safetensors"):
+        channel_loss_weights(tmp_path, 0.5, 2)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        channel_loss_weights(tmp_path / "missing.safetensors", 0.5, 2)
+    with pytest.raises(ValueError, match="2 channels, the model takes 3"):
+        channel_loss_weights(model, 0.5, 3)
+    from safetensors.torch import save_file
+
+    save_file({"basis": torch.ones(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(KeyError, match="no 'latents_std'.*basis"):
+        channel_loss_weights(tmp_path / "other.safetensors", 0.5, 2)
+    with pytest.raises(ValueError, match="objective.channel_weight_power"):
+        ObjectiveConfig(channel_weight_power=-1.0).validate()

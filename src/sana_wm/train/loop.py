@@ -39,7 +39,14 @@ from sana_wm.train.distributed import (
     wrap_model,
 )
 from sana_wm.train.lora import LoraAdapter, apply_lora, base_fingerprint
-from sana_wm.train.objective import NoisePlan, flow_loss, make_noisy, sample_noise_plan, sample_seed
+from sana_wm.train.objective import (
+    NoisePlan,
+    channel_loss_weights,
+    flow_loss,
+    make_noisy,
+    sample_noise_plan,
+    sample_seed,
+)
 
 __all__ = ["TrainResult", "Trainer", "run_training"]
 
@@ -107,6 +114,9 @@ class Trainer:
         self.optimizer = torch.optim.AdamW([p for _, p in named], lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                            weight_decay=o.weight_decay)
         self.ema = {n: p.detach().clone() for n, p in named} if cfg.ema.decay > 0 else None
+        obj = cfg.objective
+        self.channel_weight = None if obj.channel_weights is None else channel_loss_weights(
+            obj.channel_weights, obj.channel_weight_power, self.model_config.in_channels).to(self.device)
 
         self.encoder = SyntheticEncoder(self.model_config.in_channels, cfg.data.spatial_stride)
         if cfg.data.text == "none":  # a text-free model: every caption is the null caption
@@ -230,7 +240,7 @@ class Trainer:
                 pred = pred_keep.new_empty((len(plans), *pred_keep.shape[1:]))
                 pred[keep], pred[drop] = pred_keep, pred_drop
         weight = sigma.square() if obj.loss_weighting == "x0" else None  # x0 error = sigma * velocity error
-        return flow_loss(pred, target, loss_mask, weight)
+        return flow_loss(pred, target, loss_mask, weight, self.channel_weight)
 
     def _null_states(self, captions: list[str]) -> tuple[Tensor, Tensor]:
         """``data.text: none``: the null caption (``y_embedder.y_embedding``) for every sample."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -38,6 +39,7 @@ __all__ = [
     "RECIPES",
     "NoisePlan",
     "ObjectiveConfig",
+    "channel_loss_weights",
     "flow_loss",
     "logit_normal_sigmas",
     "make_noisy",
@@ -88,6 +90,14 @@ class ObjectiveConfig:
     # sigma^2, which is the MSE of the implied clean latent x0 = x_sigma - sigma v: it stops low-noise frames
     # (velocity error ~ x0 error / sigma) from dominating, for models sampled in a few high-noise steps.
     loss_weighting: str = "flow"
+    # Per-channel loss weights from the autoencoder's latent statistics: a file or folder holding a
+    # ``latents_std`` tensor (our codec's ``codec.safetensors``, or a model folder with one under
+    # ``ltx2_causal_vae/``). Channel ``c`` weighs ``std_c ** (2 * channel_weight_power)``, normalised to mean 1.
+    # Training runs on per-channel normalised latents, where every channel weighs the same; with power 1 the
+    # loss of a linear orthonormal codec (``sana_wm.ae.patch_pca``) becomes the pixel MSE, with 0.5 the
+    # coarse channels weigh by their amplitude. None (default): every channel weighs 1.
+    channel_weights: str | None = None
+    channel_weight_power: float = 0.5
 
     def validate(self, where: str = "objective") -> None:
         """Raise ``ValueError`` naming the offending key."""
@@ -107,6 +117,8 @@ class ObjectiveConfig:
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"{where}.loss_weighting: expected one of {', '.join(LOSS_WEIGHTINGS)}, "
                              f"got {self.loss_weighting!r}")
+        if not self.channel_weight_power >= 0:
+            raise ValueError(f"{where}.channel_weight_power: must be >= 0, got {self.channel_weight_power}")
         if self.chunk_frames < 1:
             raise ValueError(f"{where}.chunk_frames: must be >= 1, got {self.chunk_frames}")
         unknown = sorted(set(self.chunk_mixture) - set(CHUNK_STRATEGIES))
@@ -225,15 +237,48 @@ def make_noisy(x0: Tensor, sigma: Tensor, noise: Tensor) -> tuple[Tensor, Tensor
     return (1 - s) * x0 + s * noise, noise - x0
 
 
-def flow_loss(pred: Tensor, target: Tensor, loss_mask: Tensor,
-              frame_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def channel_loss_weights(source: str | Path, power: float, channels: int) -> Tensor:
+    """``(channels,)`` float32 loss weights ``std ** (2 power)`` with mean 1, from the ``latents_std`` tensor of
+    ``source``: a ``.safetensors`` file, a codec folder (``codec.safetensors``) or a model folder
+    (``ltx2_causal_vae/codec.safetensors``). See ``ObjectiveConfig.channel_weights``."""
+    from safetensors import safe_open
+
+    path = Path(source)
+    if path.is_dir():
+        found = [p for p in (path / "codec.safetensors", path / "ltx2_causal_vae" / "codec.safetensors") if p.is_file()]
+        if not found:
+            raise FileNotFoundError(f"objective.channel_weights: {path} holds neither codec.safetensors nor "
+                                    "ltx2_causal_vae/codec.safetensors")
+        path = found[0]
+    elif not path.is_file():
+        raise FileNotFoundError(f"objective.channel_weights: no such file or folder: {path}")
+    with safe_open(str(path), framework="pt") as f:
+        if "latents_std" not in f.keys():
+            raise KeyError(f"objective.channel_weights: {path} has no 'latents_std' tensor "
+                           f"(keys: {', '.join(sorted(f.keys())) or 'none'})")
+        std = f.get_tensor("latents_std").double().flatten()
+    if std.numel() != channels:
+        raise ValueError(f"objective.channel_weights: {path} has latents_std for {std.numel()} channels, "
+                         f"the model takes {channels}")
+    if not bool((std > 0).all()):
+        raise ValueError(f"objective.channel_weights: {path} has non-positive latents_std values")
+    w = std.pow(2 * power)
+    return (w / w.mean()).float()
+
+
+def flow_loss(pred: Tensor, target: Tensor, loss_mask: Tensor, frame_weight: Tensor | None = None,
+              channel_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """MSE over the frames in the loss, in float32: ``(mean over samples, per-sample (B,))``.
 
     Each sample is averaged over its own loss frames first, so samples weigh equally and the mean of
     per-rank losses (what data-parallel gradient averaging computes) is the global-batch loss.
-    ``frame_weight (B, T)`` scales each frame's error (e.g. ``sigma ** 2``: ``loss_weighting: x0``).
+    ``frame_weight (B, T)`` scales each frame's error (e.g. ``sigma ** 2``: ``loss_weighting: x0``),
+    ``channel_weight (C,)`` each channel's (``objective.channel_weights``).
     """
-    err = (pred.float() - target.float()).square().mean(dim=(1, 3, 4))  # (B, T)
+    sq = (pred.float() - target.float()).square()
+    if channel_weight is not None:
+        sq = sq * channel_weight.to(sq)[None, :, None, None, None]
+    err = sq.mean(dim=(1, 3, 4))  # (B, T)
     if frame_weight is not None:
         err = err * frame_weight.to(err)
     mask = loss_mask.to(err)
