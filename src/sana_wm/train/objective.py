@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from torch import Tensor
 
 from sana_wm.ops.gdn import released_chunk_lengths
@@ -241,8 +242,6 @@ def channel_loss_weights(source: str | Path, power: float, channels: int) -> Ten
     """``(channels,)`` float32 loss weights ``std ** (2 power)`` with mean 1, from the ``latents_std`` tensor of
     ``source``: a ``.safetensors`` file, a codec folder (``codec.safetensors``) or a model folder
     (``ltx2_causal_vae/codec.safetensors``). See ``ObjectiveConfig.channel_weights``."""
-    from safetensors import safe_open
-
     path = Path(source)
     if path.is_dir():
         found = [p for p in (path / "codec.safetensors", path / "ltx2_causal_vae" / "codec.safetensors") if p.is_file()]
