@@ -14,7 +14,7 @@
 #
 # Settings (environment): W (/tmp/bw), SCENES (1024), RENDER_PROCS (14), CODEC_CLIPS (96), CODEC_FROM (the shipped
 # codec; empty: fit a new one, and then set INIT_FROM= empty too), INIT_FROM (the shipped transformer), TRAIN_SECONDS (1200), TRAIN_BATCH (32), CKPT_EVERY (200),
-# DEVICE (cuda).
+# CHANNEL_POWER (1: the pixel-MSE channel weighting of session 8; empty: the plain loss), DEVICE (cuda).
 set -euo pipefail
 W=${W:-/tmp/bw}
 SCENES=${SCENES:-1024}
@@ -83,6 +83,12 @@ if [[ $stage == train || $stage == all ]]; then
   init=${INIT_FROM-$REPO/src/sana_wm/assets/sana-wm-synth/sana_dit/model.pt}
   if [[ -n $init ]] && ! ls "$W/transformer/checkpoints"/step-* > /dev/null 2>&1; then
     sed -i "s#^  name: synth-pca.*#&\n  init_from: $init#" "$W/train.yaml"
+  fi
+  # The channel-weighted loss (session 8, docs/training.md): CHANNEL_POWER (default 1, the pixel MSE of the
+  # codec); CHANNEL_POWER= empty trains with the plain loss.
+  power=${CHANNEL_POWER-1}
+  if [[ -n $power ]]; then
+    sed -i "s#^  camera_dropout_prob: .*#&\n  channel_weights: $W/codec\n  channel_weight_power: $power#" "$W/train.yaml"
   fi
   resume=(); ls "$W/transformer/checkpoints"/step-* > /dev/null 2>&1 && resume=(--resume)
   TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 timeout -s INT "${TRAIN_SECONDS:-1200}" \
