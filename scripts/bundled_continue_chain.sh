@@ -31,7 +31,7 @@ for leg in $(seq 1 "$LEGS"); do
   out=$WORK/chain/leg$leg
   if [[ $leg == 4 && -n ${CONTROL:-} ]]; then out=$WORK/chain/leg4-control; fi
   mkdir -p "$out"
-  python - "$REPO/configs/train/bundled_synth_continue.yaml" "$out/train.yaml" "$leg" "$init" "$WORK" "${VAL:-}" \
+  total=$(python - "$REPO/configs/train/bundled_synth_continue.yaml" "$out/train.yaml" "$leg" "$init" "$WORK" "${VAL:-}" \
     "${CONTROL:-}" <<'EOF'
 import os
 import sys
@@ -54,9 +54,9 @@ if val:
     cfg["validation"] = {**cfg["validation"], "root": val, "num_batches": 4}
 cfg["checkpoint"]["keep_last"] = 2
 yaml.safe_dump(cfg, open(dest, "w"), sort_keys=False)
+print(sum(s for _, s, _ in stages))  # the leg's length: its last checkpoint's step
 EOF
-  total=$(python -c "import yaml,sys; print(sum(s['steps'] for s in yaml.safe_load(open(sys.argv[1]))['stages']))" \
-          "$out/train.yaml")
+)
   final=$(printf "%s/checkpoints/step-%08d" "$out" "$total")
   if [[ -n ${DRY_RUN:-} ]]; then
     python -c "from sana_wm.train.config import load_config; import sys; load_config(sys.argv[1])" "$out/train.yaml"

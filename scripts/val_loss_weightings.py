@@ -23,6 +23,7 @@ import yaml
 from sana_wm.train.config import config_from_dict
 from sana_wm.train.distributed import init_distributed
 from sana_wm.train.loop import Trainer
+from sana_wm.train.objective import channel_loss_weights
 
 
 def main() -> None:
@@ -34,24 +35,22 @@ def main() -> None:
     p.add_argument("--out", help="write the results as JSON here")
     args = p.parse_args()
 
-    base = yaml.safe_load(open(args.config))
+    raw = yaml.safe_load(open(args.config))
+    raw["objective"].pop("channel_weights", None)
     env = init_distributed()
-    powers = [None] + [float(x) for x in args.powers.split(",")]
+    powers = [float(x) for x in args.powers.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as scratch:
+        raw["output_dir"] = scratch
         for ck in args.checkpoints:
-            row = {"checkpoint": ck}
-            for power in powers:
-                raw = json.loads(json.dumps(base))
-                raw["output_dir"] = scratch
-                raw["model"]["init_from"] = ck
-                raw["objective"].pop("channel_weights", None)
-                if power is not None:
-                    raw["objective"]["channel_weights"] = args.codec
-                    raw["objective"]["channel_weight_power"] = power
-                trainer = Trainer(config_from_dict(raw), env)
-                trainer._enter_stage(0)  # builds the stage's dataset, which the validation set is drawn from
-                row["plain" if power is None else f"power {power:g}"] = trainer.validate()
+            raw["model"]["init_from"] = ck
+            trainer = Trainer(config_from_dict(raw), env)
+            trainer._enter_stage(0)  # builds the stage's dataset, which the validation set is drawn from
+            channels = trainer.model_config.in_channels
+            row = {"checkpoint": ck, "plain": trainer.validate()}
+            for power in powers:  # the same validation set (clips and noise), other weights
+                trainer.channel_weight = channel_loss_weights(args.codec, power, channels).to(trainer.device)
+                row[f"power {power:g}"] = trainer.validate()
             print(json.dumps(row), flush=True)
             results.append(row)
     if args.out:

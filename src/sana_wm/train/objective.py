@@ -242,12 +242,17 @@ def channel_loss_weights(source: str | Path, power: float, channels: int) -> Ten
     """``(channels,)`` float32 loss weights ``std ** (2 power)`` with mean 1, from the ``latents_std`` tensor of
     ``source``: a ``.safetensors`` file, a codec folder (``codec.safetensors``) or a model folder
     (``ltx2_causal_vae/codec.safetensors``). See ``ObjectiveConfig.channel_weights``."""
+    # The codec's file name and the streaming model layout, from where they are defined (imported here: the
+    # pipeline package is heavy, and only a run with channel weights needs it).
+    from sana_wm.ae.patch_pca import WEIGHTS_NAME
+    from sana_wm.pipeline.pipeline import VAE_DIRS
+
     path = Path(source)
     if path.is_dir():
-        found = [p for p in (path / "codec.safetensors", path / "ltx2_causal_vae" / "codec.safetensors") if p.is_file()]
+        in_model = Path(VAE_DIRS["streaming"]) / WEIGHTS_NAME
+        found = [p for p in (path / WEIGHTS_NAME, path / in_model) if p.is_file()]
         if not found:
-            raise FileNotFoundError(f"objective.channel_weights: {path} holds neither codec.safetensors nor "
-                                    "ltx2_causal_vae/codec.safetensors")
+            raise FileNotFoundError(f"objective.channel_weights: {path} holds neither {WEIGHTS_NAME} nor {in_model}")
         path = found[0]
     elif not path.is_file():
         raise FileNotFoundError(f"objective.channel_weights: no such file or folder: {path}")
