@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# The bundled model's whole recipe on a lent GPU machine (16 cores + one GPU), in one background job that
-# outlives each 10-minute `run` call. Everything lives under $W (outside the repo: the repo copy on the
-# device is reset between calls) and every stage resumes, so a lost machine costs only the current stage.
+# The bundled model's whole recipe on a lent GPU machine (16 cores + one GPU): render, encode with the shipped
+# codec, train from the shipped transformer, export, and copy the model to $OUT. Sized for the device budget
+# of 2026-12 (15 minutes of device time per session, at most 10 minutes per call): ONE call does it all.
 #
-# The device has PyTorch but not diffusers: carry its wheel (docs/status.md, "GPU session plan").
+#   run(command="bash scripts/gpu_session_bundled.sh all", timeout_s=590)     ($OUT is set there)
 #
+# With the defaults: about 2 min to render 640 clips in 14 processes, 20 s to encode, TRAIN_SECONDS=330 of
+# training, 10 s to export; $OUT then holds model.pt and config.yaml (the last checkpoint, exported with the
+# shipped sampler defaults: put them over a copy of src/sana_wm/assets/sana-wm-synth), metrics.jsonl and
+# train.log. Select on the CPU afterwards (docs/models/sana-wm-synth.md: validation seeds 2000-2007,
+# `sana-wm eval synth --model MODEL --seeds 2000-2007`), never on the test seeds.
+# Nothing here needs diffusers or PyAV (the device lacks both; checked by running this script on the CPU with
+# both imports blocked, DEVICE=cpu).
+#
+# With a larger budget, run it as a background job that outlives each call and poll it:
 #   call 1:  cp scripts/gpu_session_bundled.sh /tmp/gsb.sh
-#            REPO=$PWD setsid nohup bash /tmp/gsb.sh all > /tmp/bw.log 2>&1 < /dev/null &
+#            REPO=$PWD TRAIN_SECONDS=1800 setsid nohup bash /tmp/gsb.sh all > /tmp/bw.log 2>&1 < /dev/null &
 #            sleep 540; tail -5 /tmp/bw.log
 #   call 2+: sleep 570; tail -5 /tmp/bw.log          (start each call within 30 s of the last one's end)
-#   last:    REPO=$PWD bash /tmp/gsb.sh collect   (copies the model and logs to $OUT; /tmp survives between
-#            calls while the machine stays warm, else run scripts/gpu_session_bundled.sh collect)
+#   last:    OUT=$OUT REPO=$PWD bash /tmp/gsb.sh collect
 #
-# Settings (environment): W (/tmp/bw), SCENES (1024), RENDER_PROCS (14), CODEC_CLIPS (96), CODEC_FROM (the shipped
-# codec; empty: fit a new one, and then set INIT_FROM= empty too), INIT_FROM (the shipped transformer), TRAIN_SECONDS (1200), TRAIN_BATCH (32), CKPT_EVERY (200),
-# CHANNEL_POWER (1: the pixel-MSE channel weighting of session 8; empty: the plain loss), DEVICE (cuda).
+# Settings (environment): W (/tmp/bw), SCENES (640), RENDER_PROCS (14), CODEC_CLIPS (96), CODEC_FROM (the shipped
+# codec; empty: fit a new one, and then set INIT_FROM= empty too), INIT_FROM (the shipped transformer),
+# TRAIN_SECONDS (330), TRAIN_BATCH (32), CKPT_EVERY (100), CHANNEL_POWER (1: the pixel-MSE channel weighting of
+# session 8; empty: the plain loss), DEVICE (cuda), OUT (where `all` and `collect` put the results, if set).
 set -euo pipefail
 W=${W:-/tmp/bw}
-SCENES=${SCENES:-1024}
+SCENES=${SCENES:-640}
 PROCS=${RENDER_PROCS:-14}
 DEVICE=${DEVICE:-cuda}
 # REPO: the checkout (default: the folder above this script; set it when running a copy of the script,
@@ -73,10 +82,10 @@ if [[ $stage == encode || $stage == all ]] && [[ ! -f $W/encoded ]]; then
   touch "$W/encoded"
 fi
 if [[ $stage == train || $stage == all ]]; then
-  say "training the transformer on $DEVICE for up to ${TRAIN_SECONDS:-1200} s"
+  say "training the transformer on $DEVICE for up to ${TRAIN_SECONDS:-330} s"
   sed -e "s#^output_dir: .*#output_dir: $W/transformer#" -e "s#^  root: .*#  root: $W/data#" \
       -e "s#^  device: cuda#  device: $DEVICE#" \
-      -e "s#^  batch_size: 32#  batch_size: ${TRAIN_BATCH:-32}#" -e "s#^  every: 200#  every: ${CKPT_EVERY:-200}#" \
+      -e "s#^  batch_size: 32#  batch_size: ${TRAIN_BATCH:-32}#" -e "s#^  every: 200#  every: ${CKPT_EVERY:-100}#" \
       "$REPO/configs/train/bundled_synth_gpu.yaml" > "$W/train.yaml"
   # A fresh run starts from the shipped transformer (INIT_FROM= empty: from scratch), which only makes sense
   # with the shipped codec (the CODEC_FROM default).
@@ -91,20 +100,24 @@ if [[ $stage == train || $stage == all ]]; then
     sed -i "s#^  camera_dropout_prob: .*#&\n  channel_weights: $W/codec\n  channel_weight_power: $power#" "$W/train.yaml"
   fi
   resume=(); ls "$W/transformer/checkpoints"/step-* > /dev/null 2>&1 && resume=(--resume)
-  TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 timeout -s INT "${TRAIN_SECONDS:-1200}" \
+  TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 timeout -s INT "${TRAIN_SECONDS:-330}" \
       python3 -m sana_wm train "$W/train.yaml" "${resume[@]}" > "$W/train.log" 2>&1 || true
   grep val_loss "$W/transformer/metrics.jsonl" | tail -3 || true
 fi
 if [[ $stage == export || $stage == all || $stage == collect ]]; then
   last=$(ls -d "$W/transformer/checkpoints"/step-* | sort -t- -k2 -n | tail -1)
-  say "exporting $last (raw weights, 4 steps)"
-  sana model export "$last" --vae "$W/codec" --out "$W/model" --steps 4 --shift 3.0 --no-ema --overwrite
+  say "exporting $last (raw weights, the shipped sampler defaults: 3 steps, shift 3)"
+  sana model export "$last" --vae "$W/codec" --out "$W/model" --steps 3 --shift 3.0 --no-ema --overwrite
 fi
-if [[ $stage == collect ]]; then
+if [[ $stage == collect ]] || [[ $stage == all && -n ${OUT:-} ]]; then
   out=${OUT:?collect copies to \$OUT}
-  tar -C "$W" -cf "$out/model.tar" model
-  cp "$W/codec/report.json" "$out/codec_report.json"
+  # $OUT takes files of at most 16 MiB: the transformer (fp16, 15.6 MB) and the config travel apart; the
+  # codec is the shipped one unless CODEC_FROM= was set empty (then it travels too).
+  cp "$W/model/sana_dit/model.pt" "$out/model.pt"
+  cp "$W/model/config.yaml" "$out/config.yaml"
+  [[ -n ${CODEC_FROM-x} ]] || tar -C "$W/model" -cf "$out/codec.tar" ltx2_causal_vae
   cp "$W/transformer/metrics.jsonl" "$out/metrics.jsonl"
+  tail -c 200000 "$W/train.log" > "$out/train.log" || true
   ls -la "$out"
 fi
 say "stage $stage done"

@@ -6,7 +6,9 @@ import pytest
 from PIL import Image
 
 from sana_wm.eval.baselines import identity_trajectory, repeat_first_frame, static_camera
-from sana_wm.eval.synth_eval import evaluate_synth, make_oracle, mark_frames
+from sana_wm.eval.pose_estimation import estimate_poses
+from sana_wm.eval.pose_metrics import camera_errors
+from sana_wm.eval.synth_eval import build_clip, evaluate_synth, make_oracle, mark_frames, report_markdown
 
 SETUP = dict(seeds=[1], trajectories=["explore:walk", "explore:orbit"], size=(96, 128), fps=16,
              seconds_marks=(0.5, 1))
@@ -73,6 +75,41 @@ def test_report_contact_sheet_and_resume(oracle_run):
     assert len(calls) == 2 and len(more["skipped"]) == 2  # model + static-camera call for the new clip
     pan = more["clips"][-1]["methods"]["model"]["camera"]
     assert pan["translation_defined"] is False and pan["TransErr_rel"] is None
+
+
+def test_camera_errors_up_to_each_mark(oracle_run):
+    """camera_marks[t] is the estimator run on frames 0..round(t fps) alone, scored on the path up to there."""
+    out, oracle, report = oracle_run
+    clip = build_clip(1, "explore:walk", size=SETUP["size"], fps=16, num_frames=17)
+    record = report["clips"][0]
+    assert record["key"] == clip.key
+    half = record["methods"]["model"]["camera_marks"]["0.5"]
+    est = estimate_poses(clip.gt_rgb[:9], clip.request.intrinsics, fps=16)
+    direct = camera_errors(clip.request, est.trajectory)
+    assert half["num_frames"] == 9
+    for k in ("RotErr", "TransErr_rel", "CamMC_rel", "ATE"):
+        assert half[k] == pytest.approx(getattr(direct, k))
+    # the last mark is the whole video
+    assert record["methods"]["model"]["camera_marks"]["1"] == record["methods"]["model"]["camera"]
+    agg = report["aggregate"]
+    for t in ("0.5", "1"):
+        model, rep = agg["model"]["camera_marks"][t], agg["repeat_first"]["camera_marks"][t]
+        assert model["num_clips"] == 2 and model["RotErr"] < rep["RotErr"] + 1e-9
+        assert model["TransErr_rel"] < rep["TransErr_rel"]
+    floor = agg["estimator_floor"]["camera_marks"]["0.5"]
+    assert floor["RotErr"] == pytest.approx(agg["model"]["camera_marks"]["0.5"]["RotErr"])
+    table = report_markdown(report)  # (report.md on disk may be a later run's: the fixture is shared)
+    assert "Camera following up to 0.5 s:" in table
+    m = agg["model"]["camera_marks"]["0.5"]
+    assert f"| model | 2 | {m['RotErr']:.3f} | {m['TransErr_rel']:.3f} |" in table
+
+
+def test_camera_marks_too_short_or_past_the_end_are_none(tmp_path):
+    setup = {**SETUP, "trajectories": ["explore:walk"], "seconds_marks": (0.0625, 1)}
+    report = evaluate_synth(make_oracle(**setup), out_dir=tmp_path, baselines=False, estimator_floor=False, **setup)
+    marks = report["clips"][0]["methods"]["model"]["camera_marks"]
+    assert marks["0.0625"] is None and marks["1"] is not None  # frame 1 alone is too short a path
+    assert report["aggregate"]["model"]["camera_marks"]["0.0625"] is None
 
 
 def test_other_sampler_settings_are_not_taken_from_the_cache(tmp_path):

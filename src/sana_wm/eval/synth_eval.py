@@ -18,7 +18,10 @@ For each held-out scene seed and each camera path, :func:`evaluate_synth`
      Also the mean over all frames after frame 0 (``all``).
    * camera following: poses re-estimated from the video (:func:`~sana_wm.eval.pose_estimation.
      estimate_poses` with the true intrinsics) against the requested path (:func:`~sana_wm.eval.
-     pose_metrics.camera_errors`, SANA-WM alignment: RotErr, TransErr_rel, CamMC_rel, ATE).
+     pose_metrics.camera_errors`, SANA-WM alignment: RotErr, TransErr_rel, CamMC_rel, ATE), over the
+     whole video (``camera``) and **up to each mark** ``t`` (``camera_marks``: the estimator run again on
+     frames ``0 .. round(t * fps)`` alone and scored against the path up to there; a mark before frame 2
+     or past the end is ``None``), so that camera following is judged at the same times as the frames.
    * image motion (:mod:`sana_wm.eval.motion`): the affine motion (ECC alignment) of every frame pair
      against the ground truth's: ``gain`` (1 moves like the truth, 0 stands still) and ``corr`` (right
      direction and timing). It needs no feature matches, so it still reads blurry frames on which the
@@ -65,7 +68,7 @@ __all__ = ["SynthClip", "build_clip", "evaluate_synth", "make_oracle", "mark_fra
 METHODS = ("model", "repeat_first", "static_camera", "autoencoder_ceiling")
 CAMERA_KEYS = ("RotErr", "TransErr_rel", "CamMC_rel", "ATE")
 MOTION_KEYS = ("gain", "corr")
-SCORES_VERSION = 2  # 2: image motion added; clips saved by an older version are scored again
+SCORES_VERSION = 3  # 2: image motion; 3: camera errors up to each mark. Older clips are scored again
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,6 +185,7 @@ def _score(video: np.ndarray, clip: SynthClip, marks: Sequence[float], window: i
     out = {"num_frames": n, "marks": at,
            "all": {"psnr": float(np.mean(psnr[1:])), "ssim": float(np.mean(ssim[1:]))} if n > 1 else None}
     out["camera"] = _camera(video[:n], clip, pose_config)
+    out["camera_marks"] = _camera_marks(video[:n], clip, marks, pose_config, whole=out["camera"])
     out["motion"] = motion_agreement(video[:n], gt[:n], reference_flow=gt_flow[:n - 1])
     return out
 
@@ -190,6 +194,23 @@ def _camera(video: np.ndarray, clip: SynthClip, pose_config: PoseEstimatorConfig
     est = estimate_poses(video, clip.request.intrinsics, fps=clip.request.fps, config=pose_config)
     errs = camera_errors(clip.request, est.trajectory)
     return {**errs.summary(), "estimator": est.diagnostics()}
+
+
+def _camera_marks(video: np.ndarray, clip: SynthClip, marks: Sequence[float], pose_config: PoseEstimatorConfig,
+                  whole: dict | None = None) -> dict:
+    """Camera errors of the video's first ``round(t * fps) + 1`` frames for each mark ``t`` (the estimator
+    runs on that prefix alone); ``None`` for a mark with fewer than 3 frames or past the end. ``whole``: the
+    whole video's result, reused for a mark that ends at the last frame."""
+    out = {}
+    for t in marks:
+        end = int(round(t * clip.request.fps))
+        if end < 2 or end >= len(video):
+            out[f"{t:g}"] = None
+        elif end == len(video) - 1 and whole is not None:
+            out[f"{t:g}"] = whole
+        else:
+            out[f"{t:g}"] = _camera(video[:end + 1], clip, pose_config)
+    return out
 
 
 def _contact_sheet(rows: list[tuple[str, np.ndarray]], marks: Sequence[float], fps: float) -> Image.Image:
@@ -258,6 +279,13 @@ def _aggregate(results: list[dict], marks: Sequence[float]) -> dict:
                     "num_clips": len(vals)}
         entry["camera"] = {k: _mean([r["camera"][k] for r in rows]) for k in CAMERA_KEYS}
         entry["camera"]["failure_rate"] = _mean([r["camera"]["estimator"]["failure_rate"] for r in rows])
+        entry["camera_marks"] = {}
+        for t in marks:
+            vals = [r.get("camera_marks", {}).get(f"{t:g}") for r in rows]
+            vals = [v for v in vals if v is not None]
+            entry["camera_marks"][f"{t:g}"] = None if not vals else {
+                **{k: _mean([v[k] for v in vals]) for k in CAMERA_KEYS},
+                "failure_rate": _mean([v["estimator"]["failure_rate"] for v in vals]), "num_clips": len(vals)}
         if method != "estimator_floor":
             entry["motion"] = {k: _mean([r["motion"][k] for r in rows]) for k in MOTION_KEYS}
         agg[method] = entry
@@ -288,6 +316,17 @@ def report_markdown(report: dict) -> str:
         cells = [_cell(c[k], 3) for k in (*CAMERA_KEYS, "failure_rate")] + [_cell(motion.get(k), 3)
                                                                            for k in MOTION_KEYS]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    for t in marks:  # camera following judged at the marks: the path up to t seconds
+        if not any(agg[m].get("camera_marks", {}).get(f"{t:g}") for m in methods):
+            continue
+        lines += ["", f"Camera following up to {t:g} s:", "",
+                  "| method | clips | RotErr (deg) | TransErr_rel | CamMC_rel | ATE | estimator failure rate |",
+                  "|---|---|---|---|---|---|---|"]
+        for m in methods:
+            c = agg[m].get("camera_marks", {}).get(f"{t:g}")
+            if c is not None:
+                cells = [_cell(c[k], 3) for k in (*CAMERA_KEYS, "failure_rate")]
+                lines.append(f"| {m} | {c['num_clips']} | " + " | ".join(cells) + " |")
     by_trajectory = report.get("by_trajectory") or {}
     if len(by_trajectory) > 1:  # which motions a model follows: one row per trajectory and method
         lines += ["", "| trajectory | method | clips | RotErr (deg) | ATE | motion gain | motion corr |",
@@ -364,7 +403,9 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
         gt_flow = affine_flow(clip.gt_rgb)
         methods = {name: _score(v, clip, marks, mark_window, pose_config, gt_flow) for name, v in videos.items()}
         if estimator_floor:
-            methods["estimator_floor"] = {"camera": _camera(clip.gt_rgb, clip, pose_config)}
+            floor = _camera(clip.gt_rgb, clip, pose_config)
+            methods["estimator_floor"] = {"camera": floor, "camera_marks": _camera_marks(clip.gt_rgb, clip, marks,
+                                                                                          pose_config, whole=floor)}
         record = _json_ready({"key": key, "seed": seed, "trajectory": spec, "settings_hash": settings_hash,
                               "num_frames": num_frames, "methods": methods})
         rows = [("ground truth", clip.gt_rgb)] + [(name.replace("_", " "), v) for name, v in videos.items()]
