@@ -112,6 +112,41 @@ def test_camera_marks_too_short_or_past_the_end_are_none(tmp_path):
     assert report["aggregate"]["model"]["camera_marks"]["0.0625"] is None
 
 
+def test_paired_comparison_signs_wins_and_interval():
+    """Positive = model better: higher PSNR, lower camera error; the bootstrap interval brackets the mean."""
+    from sana_wm.eval.synth_eval import _paired
+
+    def clip(psnr_m, psnr_b, rot_m, rot_b):
+        def method(psnr, rot):
+            return {"marks": {"1": {"psnr": psnr, "ssim": 0.5}}, "camera_marks": {"1": {"RotErr": rot}}}
+        return {"methods": {"model": method(psnr_m, rot_m), "repeat_first": method(psnr_b, rot_b)}}
+
+    results = [clip(20.0, 18.0, 1.0, 2.0), clip(19.0, 19.5, 3.0, 2.5), clip(21.0, 18.0, 1.0, 1.5),
+               clip("inf", 18.0, None, 1.0)]  # the last clip has no finite PSNR and no rotation: left out
+    out = _paired(results, [1.0])
+    assert set(out) == {"repeat_first"}  # no static-camera rows in these results
+    psnr, rot, ssim = out["repeat_first"]["PSNR 1 s"], out["repeat_first"]["RotErr up to 1 s"], \
+        out["repeat_first"]["SSIM 1 s"]
+    assert psnr["clips"] == 3 and psnr["wins"] == 2 and psnr["mean"] == pytest.approx((2.0 - 0.5 + 3.0) / 3)
+    assert rot["clips"] == 3 and rot["wins"] == 2 and rot["mean"] == pytest.approx((1.0 - 0.5 + 0.5) / 3)
+    assert ssim["wins"] == 0 and ssim["mean"] == 0.0  # ties are not wins
+    for c in (psnr, rot):
+        lo, hi = c["ci95"]
+        assert -0.5 - 1e-9 <= lo <= c["mean"] <= hi <= 3.0 + 1e-9 and lo < hi
+    assert _paired(results, [1.0]) == out  # fixed seed: the same interval every time
+
+
+def test_paired_rows_in_the_report(oracle_run):
+    _, _, report = oracle_run
+    paired = report["paired"]
+    assert set(paired) == {"repeat_first", "static_camera"}
+    trans = paired["repeat_first"]["TransErr_rel up to 1 s"]
+    assert trans["clips"] == 2 and trans["wins"] == 2 and trans["mean"] > 0  # the oracle follows the path
+    assert "PSNR 1 s" not in paired["repeat_first"]  # the oracle's infinite PSNR is not a difference
+    table = report_markdown(report)
+    assert "| TransErr_rel up to 1 s | 2/2, " in table and "| quantity | vs repeat_first | vs static_camera |" in table
+
+
 def test_other_sampler_settings_are_not_taken_from_the_cache(tmp_path):
     """Finished clips made with other generator settings (steps, seed, guidance) are computed again."""
     setup = {**SETUP, "trajectories": ["pan"], "baselines": False, "estimator_floor": False}
