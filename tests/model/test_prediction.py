@@ -1,5 +1,5 @@
 """`config.prediction = "sample"`: the network predicts x0 and forward returns the velocity it implies, in every
-mode (bidirectional, chunk-causal, streaming)."""
+mode (bidirectional, chunk-causal, streaming); `"sample_residual"`: x0 minus the clean first frame."""
 
 import pytest
 import torch
@@ -33,9 +33,39 @@ def test_velocity_from_the_predicted_sample(pair, mode):
     torch.testing.assert_close(v, expected, rtol=1e-10, atol=1e-10)
 
 
-def test_streaming_equals_chunk_causal_with_sample_prediction(pair):
+@pytest.mark.parametrize("mode", ["bidirectional", "chunk_causal"])
+def test_residual_prediction_adds_the_clean_first_frame(pair, mode):
+    """x0 = network output + frame 0 for samples whose frame 0 is clean; + nothing where it is noisy."""
+    flow, sample = pair
+    residual = SanaWMTransformer(sample.config.replace(prediction="sample_residual")).double().eval()
+    residual.load_state_dict(flow.state_dict())
+    inputs = _as_double(model_inputs(flow.config, batch=2, frames=5))
+    inputs["timestep"][1, :, 0] = 500.0  # sample 1: a noisy frame 0, so no anchor
+    with torch.no_grad():
+        x0_net = flow(**inputs, mode=mode)  # the network's raw output
+        v = residual(**inputs, mode=mode)
+    sigma = (inputs["timestep"][:, 0].floor() / 1000).clamp_min(0.05)
+    x = inputs["latents"]
+    anchor = torch.stack([x[0, :, :1], torch.zeros_like(x[1, :, :1])])
+    expected = (x - (x0_net + anchor)) / sigma[:, None, :, None, None]
+    torch.testing.assert_close(v, expected, rtol=1e-10, atol=1e-10)
+    # a zero output layer predicts the first frame again, at every later frame
+    zero = SanaWMTransformer(residual.config).double().eval()
+    zero.load_state_dict(residual.state_dict())
+    torch.nn.init.zeros_(zero.final_layer.linear.weight)
+    torch.nn.init.zeros_(zero.final_layer.linear.bias)
+    with torch.no_grad():
+        x0_hat = x - sigma[:, None, :, None, None] * zero(**inputs, mode=mode)
+    torch.testing.assert_close(x0_hat[0], x[0, :, :1].expand_as(x0_hat[0]), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(x0_hat[1], torch.zeros_like(x0_hat[1]), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("prediction", ["sample", "sample_residual"])
+def test_streaming_equals_chunk_causal_with_sample_prediction(pair, prediction):
+    """Streaming: the residual's anchor is taken in the first chunk and carried in the cache."""
     _, sample = pair
-    model = SanaWMTransformer(sample.config.replace(padded_softmax_in_streaming=False)).double().eval()
+    model = SanaWMTransformer(sample.config.replace(padded_softmax_in_streaming=False,
+                                                    prediction=prediction)).double().eval()
     model.load_state_dict(sample.state_dict())
     inputs = _as_double(model_inputs(model.config, batch=1, frames=7))
     layout = TokenLayout.build(7, 4, 6, "chunk_causal", None, model.config.chunk_frames)
@@ -53,7 +83,8 @@ def test_streaming_equals_chunk_causal_with_sample_prediction(pair):
 def test_config_checks_and_round_trip():
     cfg = get_config("synth-pca")
     assert cfg.prediction == "sample" and type(cfg).from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="prediction must be 'flow' or 'sample'"):
+    assert cfg.replace(prediction="sample_residual").prediction == "sample_residual"
+    with pytest.raises(ValueError, match="prediction must be one of flow, sample, sample_residual"):
         cfg.replace(prediction="eps")
     with pytest.raises(ValueError, match="sample_min_sigma must be in"):
         cfg.replace(sample_min_sigma=0.0)

@@ -89,3 +89,5 @@ class StreamCache:
 
     blocks: tuple[BlockCache, ...]
     next_frame: int
+    # prediction "sample_residual": the video's first latent frame (B, C, 1, H, W) if it was clean, else None
+    anchor: Tensor | None = None

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+PREDICTIONS = ("flow", "sample", "sample_residual")  # what the output layer predicts (SanaWMConfig.prediction)
+
 __all__ = ["CONFIGS", "SanaWMConfig", "get_config"]
 
 
@@ -57,6 +59,9 @@ class SanaWMConfig:
     # sample_min_sigma), so samplers and the trainer still see a velocity. For latents with many
     # low-variance, hard-to-predict channels (the bundled model's linear patch codec) a network predicting
     # x0 falls back to the conditional mean where it cannot know, instead of leaking noise into the sample.
+    # "sample_residual": x0 = anchor + network output, where the anchor is the video's first latent frame
+    # when it is clean (timestep 0: the conditioning image) and zero otherwise; a network that outputs 0
+    # repeats the first frame, so the frames near it need only the change, not a copy (bundled model).
     prediction: str = "flow"
     sample_min_sigma: float = 0.05
 
@@ -78,8 +83,8 @@ class SanaWMConfig:
                 problems.append(f"softmax_blocks {bad} are outside 0..{self.depth - 1}")
         if self.conv_kernel_size < 1 or self.t_kernel_size % 2 == 0 or self.spatial_kernel_size % 2 == 0:
             problems.append("conv_kernel_size must be >= 1 and t_kernel_size, spatial_kernel_size odd")
-        if self.prediction not in ("flow", "sample"):
-            problems.append(f"prediction must be 'flow' or 'sample', got {self.prediction!r}")
+        if self.prediction not in PREDICTIONS:
+            problems.append(f"prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
         if not 0 < self.sample_min_sigma <= 1:
             problems.append(f"sample_min_sigma must be in (0, 1], got {self.sample_min_sigma}")
         if problems:

@@ -153,7 +153,8 @@ class SanaWMTransformer(nn.Module):
         chunk_lengths=None,
     ) -> Tensor:
         """Predict the flow velocity ``v = eps - x0`` for every latent (with ``config.prediction ==
-        "sample"`` the network predicts ``x0`` and this returns the velocity it implies).
+        "sample"`` the network predicts ``x0`` and this returns the velocity it implies; with
+        ``"sample_residual"`` it predicts ``x0`` minus the clean first frame, see :class:`SanaWMConfig`).
 
         latents: ``(B, C_in, T, H, W)``.
         timestep: ``(B, 1, T)`` / ``(B, T)`` per latent frame, or ``(B,)`` for all frames; in
@@ -236,11 +237,25 @@ class SanaWMTransformer(nn.Module):
             block_caches.append(block_cache)
         x = self.final_layer(x, t_emb)  # (B, N, C_out)
         out = x.view(B, T, H, W, -1).permute(0, 4, 1, 2, 3)
-        if cfg.prediction == "sample":  # x0 -> v = (x_t - x0) / sigma (config.prediction)
+        anchor = None
+        if cfg.prediction == "sample_residual":
+            anchor = cache.anchor if cache is not None else _clean_first_frame(latents, t_frames)
+            if anchor is not None:
+                out = out + anchor.to(out.dtype)
+        if cfg.prediction in ("sample", "sample_residual"):  # x0 -> v = (x_t - x0) / sigma (config.prediction)
             work = torch.promote_types(out.dtype, torch.float32)
             sigma = (t_frames.to(work) / 1000.0).clamp_min(cfg.sample_min_sigma).to(out.device)
             out = ((latents.to(work) - out.to(work)) / sigma[:, None, :, None, None]).to(out.dtype)
-        return out, (StreamCache(tuple(block_caches), first_frame + T) if streaming else None)
+        return out, (StreamCache(tuple(block_caches), first_frame + T, anchor) if streaming else None)
+
+
+def _clean_first_frame(latents: Tensor, t_frames: Tensor) -> Tensor | None:
+    """The anchor of ``prediction: sample_residual``: frame 0 of ``latents`` ``(B, C, 1, H, W)`` for the samples
+    whose frame 0 is clean (timestep 0), zeros for the others; None if no sample has a clean frame 0."""
+    clean = t_frames[:, 0] == 0  # (B,)
+    if not bool(clean.any()):
+        return None
+    return latents[:, :, :1] * clean.to(latents.dtype)[:, None, None, None, None]
 
 
 def _check_inputs(cfg: SanaWMConfig, latents, timestep, text, text_mask, camera_vector, plucker):
