@@ -114,3 +114,22 @@ def test_input_shapes_are_checked(tiny_model):
         tiny_model(**{**inputs, "camera_vector": inputs["camera_vector"][:, :1]})
     with pytest.raises(ValueError, match="mode must be one of"):
         tiny_model(**inputs, mode="causal")
+
+
+def test_depthwise_taps_equal_grouped_conv1d_with_gradients():
+    """The short conv's shifted multiply-adds are F.conv1d(groups=C), values and gradients (float64)."""
+    import torch.nn.functional as F
+
+    from sana_wm.model.layers import _depthwise_taps
+
+    g = torch.Generator().manual_seed(3)
+    seq = torch.randn(6, 5, 11, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 1, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    grad_out = torch.randn(6, 5, 8, generator=g, dtype=torch.float64)
+    ours = _depthwise_taps(seq, w)
+    ref = F.conv1d(seq, w, groups=5)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    ours_grads = torch.autograd.grad(ours, (seq, w), grad_out)
+    ref_grads = torch.autograd.grad(ref, (seq, w), grad_out)
+    for a, b in zip(ours_grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
