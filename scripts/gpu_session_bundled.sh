@@ -22,8 +22,9 @@
 #
 # Settings (environment): W (/tmp/bw), SCENES (640), RENDER_PROCS (14), CODEC_CLIPS (96), CODEC_FROM (the shipped
 # codec; empty: fit a new one, and then set INIT_FROM= empty too), INIT_FROM (the shipped transformer),
-# TRAIN_SECONDS (330), TRAIN_BATCH (32), CKPT_EVERY (100), CHANNEL_POWER (1: the pixel-MSE channel weighting of
-# session 8; empty: the plain loss), DEVICE (cuda), OUT (where `all` and `collect` put the results, if set).
+# TRAIN_SECONDS (330), TRAIN_BATCH (32), CKPT_EVERY (100), CHANNEL_POWER (empty: the plain loss, as the shipped
+# weights were trained; 1: the pixel-MSE channel weighting of session 8), DEVICE (cuda), OUT (where `all` and
+# `collect` put the results, if set). The config is configs/train/bundled_synth_gpu.yaml (synth-pca-residual).
 set -euo pipefail
 W=${W:-/tmp/bw}
 SCENES=${SCENES:-640}
@@ -93,9 +94,9 @@ if [[ $stage == train || $stage == all ]]; then
   if [[ -n $init ]] && ! ls "$W/transformer/checkpoints"/step-* > /dev/null 2>&1; then
     sed -i "s#^  name: synth-pca.*#&\n  init_from: $init#" "$W/train.yaml"
   fi
-  # The channel-weighted loss (session 8, docs/training.md): CHANNEL_POWER (default 1, the pixel MSE of the
-  # codec); CHANNEL_POWER= empty trains with the plain loss.
-  power=${CHANNEL_POWER-1}
+  # The channel-weighted loss (session 8, docs/training.md): CHANNEL_POWER=1 is the pixel MSE of the codec;
+  # unset or empty trains with the plain loss, as the shipped (session-9) weights were.
+  power=${CHANNEL_POWER-}
   if [[ -n $power ]]; then
     sed -i "s#^  camera_dropout_prob: .*#&\n  channel_weights: $W/codec\n  channel_weight_power: $power#" "$W/train.yaml"
   fi

@@ -229,6 +229,11 @@ CONFIGS: dict[str, SanaWMConfig] = {
     # network leaks its noise into them as blocky texture.
     "synth-pca": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
                               caption_channels=64, caption_length=8, mlp_ratio=2.5, prediction="sample"),
+    # synth-pca predicting x0 minus the clean conditioning frame ("sample_residual", session 9): the first
+    # generated frames start from a copy of the image instead of a blurred average (the bundled model).
+    "synth-pca-residual": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
+                                       caption_channels=64, caption_length=8, mlp_ratio=2.5,
+                                       prediction="sample_residual"),
     # A model small enough to train on one GPU, with the released input/caption/camera interfaces.
     "small": SanaWMConfig(depth=12, hidden_size=768, num_heads=6, head_dim=128),
 }
