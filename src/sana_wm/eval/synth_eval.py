@@ -262,6 +262,12 @@ def _mean(values: list) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def _camera_mean(cameras: list[dict]) -> dict:
+    """Mean of each camera error and of the estimator's failure rate over clips' ``_camera`` results."""
+    return {**{k: _mean([c[k] for c in cameras]) for k in CAMERA_KEYS},
+            "failure_rate": _mean([c["estimator"]["failure_rate"] for c in cameras])}
+
+
 def _aggregate(results: list[dict], marks: Sequence[float]) -> dict:
     agg = {}
     for method in (*METHODS, "estimator_floor"):
@@ -277,15 +283,12 @@ def _aggregate(results: list[dict], marks: Sequence[float]) -> dict:
                 entry["marks"][f"{t:g}"] = None if not vals else {
                     "psnr": _mean([v["psnr"] for v in vals]), "ssim": _mean([v["ssim"] for v in vals]),
                     "num_clips": len(vals)}
-        entry["camera"] = {k: _mean([r["camera"][k] for r in rows]) for k in CAMERA_KEYS}
-        entry["camera"]["failure_rate"] = _mean([r["camera"]["estimator"]["failure_rate"] for r in rows])
+        entry["camera"] = _camera_mean([r["camera"] for r in rows])
         entry["camera_marks"] = {}
         for t in marks:
             vals = [r.get("camera_marks", {}).get(f"{t:g}") for r in rows]
             vals = [v for v in vals if v is not None]
-            entry["camera_marks"][f"{t:g}"] = None if not vals else {
-                **{k: _mean([v[k] for v in vals]) for k in CAMERA_KEYS},
-                "failure_rate": _mean([v["estimator"]["failure_rate"] for v in vals]), "num_clips": len(vals)}
+            entry["camera_marks"][f"{t:g}"] = None if not vals else {**_camera_mean(vals), "num_clips": len(vals)}
         if method != "estimator_floor":
             entry["motion"] = {k: _mean([r["motion"][k] for r in rows]) for k in MOTION_KEYS}
         agg[method] = entry
