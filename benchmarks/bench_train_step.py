@@ -2,8 +2,9 @@
 
 The default is the bundled model's step: `synth-pca`, batch 4, 13 latent frames of 8x8 tokens (97 frames at
 128x128 through the patch codec), chunk-causal (chunks 4, 3, 3, 3), both camera branches on, the clean first
-frame at timestep 0. Weights, latents and cameras are random, so no data is read: the number is the model's
-compute alone (the bundled recipe adds data loading and noise sampling, a few percent on the CPU).
+frame at timestep 0. Weights, latents and the camera path are those of ``bench_transformer.py`` (random
+weights, a turning and moving camera), so no data is read: the number is the model's compute alone (the
+bundled recipe adds data loading and noise sampling, a few percent on the CPU).
 
 To compare two versions of the code in the same run, point ``--src`` at another checkout's ``src`` folder and
 interleave the runs, e.g. (docs/benchmarks.md):
@@ -38,31 +39,24 @@ def main() -> None:
     if args.src:
         sys.path.insert(0, args.src)
     import torch
+    from bench_transformer import _inputs, _random_model  # the same random weights and camera path
 
-    from sana_wm.model import SanaWMTransformer, get_config
+    from sana_wm.model import get_config
     from sana_wm.ops.gdn import released_chunk_lengths
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     cfg = get_config(args.config)
-    model = SanaWMTransformer(cfg)
-    for param in model.parameters():  # zero-initialised branches would skip work a trained model does
-        torch.nn.init.normal_(param, std=0.02)
+    model = _random_model(cfg, seed=0).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     B, T, H, W = args.batch, args.frames, args.height, args.width
-    latents = torch.randn(B, cfg.in_channels, T, H, W)
-    timestep = torch.rand(B, 1, T) * 1000
-    timestep[:, :, 0] = 0
-    text = torch.randn(B, cfg.caption_length, cfg.caption_channels)
-    camera = torch.eye(4).flatten().repeat(B, T, 1) + 0.01 * torch.randn(B, T, 16)
-    camera = torch.cat([camera, torch.tensor([W * 0.7, H * 0.7, W / 2, H / 2]).repeat(B, T, 1)], dim=-1)
-    plucker = torch.randn(B, cfg.plucker_channels, T, H, W)
+    one = _inputs(cfg, T, H, W, cfg.caption_length)  # batch 1: repeated to the batch
+    inputs = {k: v.expand(B, *v.shape[1:]).contiguous() for k, v in one.items()}
     chunks = released_chunk_lengths(T, first=cfg.chunk_frames + 1, size=cfg.chunk_frames)
-    target = torch.randn_like(latents)
+    target = torch.randn_like(inputs["latents"])
 
     def step() -> None:
-        out = model(latents, timestep, text, None, camera, plucker, mode="chunk_causal", chunk_lengths=chunks)
+        out = model(**inputs, mode="chunk_causal", chunk_lengths=chunks)
         loss = (out - target).square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
