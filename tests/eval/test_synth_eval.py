@@ -202,3 +202,29 @@ def test_generate_fn_output_is_checked(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         evaluate_synth(lambda f, t, n: np.zeros((n, 96, 128, 3), np.float32), out_dir=tmp_path,
                        **{**SETUP, "trajectories": ["pan"]})
+
+
+def test_report_records_its_environment(oracle_run, tmp_path):
+    """Camera rows near the start move with the generator's last bits (CPU, thread count): each clip and the
+    report say which libraries and how many threads made them, and a reused clip from elsewhere is named."""
+    import shutil
+
+    import cv2
+    import torch
+
+    out, oracle, report = oracle_run
+    env = report["environment"]
+    assert env["opencv"] == cv2.__version__ and env["numpy"] == np.__version__
+    assert env["torch"] == torch.__version__ and env["torch_threads"] == torch.get_num_threads()
+    assert all(c["environment"] == env for c in report["clips"]) and report["clips_from_other_environments"] == []
+    assert f"OpenCV {cv2.__version__}" in (out / "report.md").read_text()
+    # A finished clip written in another environment is reused (same settings) but named in the report.
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    path = copy / "clips" / "seed00001_explore-orbit.json"
+    clip = json.loads(path.read_text())
+    clip["environment"] = {**clip["environment"], "torch_threads": 97}
+    path.write_text(json.dumps(clip))
+    again = evaluate_synth(oracle, out_dir=copy, **SETUP)
+    assert len(again["skipped"]) == 2 and again["clips_from_other_environments"] == ["seed00001_explore-orbit"]
+    assert "1 of the clips were scored earlier in another environment" in (copy / "report.md").read_text()

@@ -115,6 +115,24 @@ def test_camera_guidance_default_from_the_model_and_from_the_cli(exported, tmp_p
     assert main(["generate", "--model", str(guided), *image_arg, "--camera-cfg", "1.5", "--out", str(out)]) == 0
     assert json.loads(out.with_suffix(".sana-wm.json").read_text())["settings"]["camera_cfg"] == 1.5
 
+    # camera_cfg_chunks in config.yaml limits the default guidance to the first chunk; the CLI overrides it.
+    doc["sana_wm"]["sampler"]["camera_cfg_chunks"] = 1
+    (guided / "config.yaml").write_text(yaml.safe_dump(doc))
+    first_only = SanaWMPipeline.from_pretrained(guided, device="cpu", dtype="fp32")
+    assert first_only.sampler_defaults().camera_cfg_chunks == 1
+    long = make_preset("dolly", seconds=4.0, fps=16)
+    frames = first_only.generate(image, long, num_frames=49, progress=False, keep_frames=True).frames
+    np.testing.assert_array_equal(frames, plain.generate(image, long, num_frames=49, progress=False, keep_frames=True,
+                                                         camera_cfg=2.5, camera_cfg_chunks=1).frames)
+    out = tmp_path / "cli-chunks.mp4"
+    assert main(["generate", "--model", str(guided), "--image", str(image), "--preset", "dolly", "--seconds", "4",
+                 "--no-progress", "--camera-cfg-chunks", "2", "--out", str(out)]) == 0
+    assert json.loads(out.with_suffix(".sana-wm.json").read_text())["settings"]["camera_cfg_chunks"] == 2
+    doc["sana_wm"]["sampler"]["camera_cfg_chunks"] = "one"
+    (guided / "config.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ValueError, match=r"config.yaml: sana_wm.sampler.camera_cfg_chunks must be a whole number"):
+        SanaWMPipeline.from_pretrained(guided, device="cpu", dtype="fp32")
+
 
 def test_generate_cli_with_a_model_and_an_example_path(exported, tmp_path, monkeypatch):
     from sana_wm.camera.formats import write_trajectory

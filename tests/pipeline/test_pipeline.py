@@ -83,6 +83,34 @@ def test_camera_guidance(pipelines, image_path, tmp_path):
         run(moving, 3.0, cfg=5.0)
 
 
+def test_camera_guidance_on_the_first_chunk_only(pipelines, image_path, tmp_path):
+    """camera_cfg_chunks=1 guides the first streamed chunk (frames 0-24) exactly as full guidance does and
+    leaves the rest unguided; it is recorded and replayed, and other variants refuse it."""
+    pipe = pipelines["streaming"]
+    moving = action_to_trajectory("wd-48")
+
+    def run(**kw):
+        return pipe.generate(image_path, moving, num_frames=49, seed=3, progress=False, keep_frames=True,
+                             **kw).frames
+
+    plain, everywhere = run(), run(camera_cfg=3.0)
+    out = tmp_path / "first.mp4"
+    first = pipe.generate(image_path, moving, num_frames=49, seed=3, progress=False, keep_frames=True,
+                          camera_cfg=3.0, camera_cfg_chunks=1, output=out).frames
+    assert np.array_equal(first[:25], everywhere[:25])
+    assert np.abs(first[:25].astype(np.int16) - plain[:25]).mean() > 1.0
+    assert np.abs(first[25:].astype(np.int16) - everywhere[25:]).mean() > 0.5
+    assert read_sidecar(out)["settings"]["camera_cfg_chunks"] == 1
+    assert np.array_equal(regenerate_from_sidecar(out, tmp_path / "again.mp4", pipeline=pipe,
+                                                  progress=False, keep_frames=True).frames, first)
+    assert np.array_equal(run(camera_cfg=3.0, camera_cfg_chunks=2), everywhere)  # the video has 2 chunks
+    with pytest.raises(ValueError, match="camera_cfg_chunks must be a whole number >= 1"):
+        run(camera_cfg=3.0, camera_cfg_chunks=0)
+    with pytest.raises(ValueError, match="the chunk-causal variant samples the whole clip at once"):
+        pipelines["chunk-causal"].generate(image_path, moving, num_frames=25, steps=2, progress=False,
+                                           camera_cfg=3.0, camera_cfg_chunks=1)
+
+
 def test_frame_counts_are_snapped(pipelines, image_path):
     traj = action_to_trajectory("w-40")
     r = pipelines["bidirectional"].generate(image_path, traj, num_frames=20, steps=1, progress=False)

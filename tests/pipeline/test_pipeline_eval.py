@@ -29,6 +29,10 @@ def test_eval_synth_cli_runs_and_resumes(repos, tmp_path, capsys):
     assert [f.stat().st_mtime_ns for f in clip_files] != mtimes
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["generator"] == {"variant": "streaming", "seed": 0, "camera_cfg": 2.0}
+    assert main([*args, "--camera-cfg", "2", "--camera-cfg-chunks", "1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["generator"] == {"variant": "streaming", "seed": 0, "camera_cfg": 2.0,
+                                               "camera_cfg_chunks": 1}
     # So does another flow shift, and the model's video changes with it.
     assert main([*args, "--shift", "1"]) == 0
     report = json.loads((out / "report.json").read_text())

@@ -100,3 +100,97 @@ def test_bad_negative_cameras():
     # A camera-free prompt cannot be guided by a camera.
     with pytest.raises(ValueError, match="negative_camera.camera_vector must be given exactly"):
         guided_batch(conditioning(2, T, camera=False), Guidance(2.0, negative_camera=conditioning(2, T, still=True)))
+
+
+def _stream_reference(model, cond, guided_cond, frame0, lengths, schedule, noise, guided_chunks, scale):
+    """The streaming loop written out plainly: chunks before ``guided_chunks`` guided against ``guided_cond``
+    (the standing camera), later ones conditional only; each chunk's clean pass builds the cache of the
+    branch(es) still running, so the conditional cache never sees the standing camera."""
+    from sana_wm.samplers.streaming import RELEASED_KV_WINDOW
+
+    sig = schedule.sigmas.tolist()
+    caches, out, start = {"cond": None, "still": None}, [], 0
+    for index, n in enumerate(lengths):
+        end = start + n
+        branches = ("still", "cond") if index < guided_chunks else ("cond",)
+        conds = {"cond": cond.frames(start, end), "still": guided_cond.frames(start, end)}
+        x = noise[:, :, start:end].clone()
+        noisy = torch.ones(n)
+        if index == 0:
+            x[:, :, :1], noisy[0] = frame0, 0.0
+        for i in range(schedule.num_steps):
+            t = (noisy * schedule.timesteps[i]).expand(x.shape[0], 1, n)
+            v = {b: model.forward_chunk(x, t, **conds[b].model_kwargs(), cache=caches[b],
+                                        kv_window=RELEASED_KV_WINDOW if caches[b] is None else None)[0].float()
+                 for b in branches}
+            vel = v["still"] + scale * (v["cond"] - v["still"]) if "still" in v else v["cond"]
+            x = x + (noisy * (sig[i + 1] - sig[i])).view(1, 1, -1, 1, 1) * vel
+            if index == 0:
+                x[:, :, :1] = frame0
+        for b in branches:
+            caches[b] = model.forward_chunk(x, torch.zeros(x.shape[0], 1, n), **conds[b].model_kwargs(),
+                                            cache=caches[b],
+                                            kv_window=RELEASED_KV_WINDOW if caches[b] is None else None)[1]
+        out.append(x)
+        start = end
+    return torch.cat(out, dim=2)
+
+
+def test_streaming_guidance_on_the_first_chunks_only(tiny_model):
+    frames, lengths = 10, [4, 3, 3]
+    frame0, cond, still = first_frame(2), conditioning(2, frames), conditioning(2, frames, still=True)
+    schedule = SigmaSchedule.from_timesteps([1000, 727, 0])
+    noise = torch.randn(2, C, frames, H, W, generator=torch.Generator().manual_seed(11))
+
+    def run(**guidance):
+        return streaming_sample(tiny_model, cond, frame0, frames, schedule, noise=noise,
+                                guidance=Guidance(2.5, negative_camera=still, **guidance))
+
+    everywhere, first_only = run(), run(chunks=1)
+    torch.testing.assert_close(first_only[:, :, :4], everywhere[:, :, :4], rtol=0, atol=0)  # chunk 0 unchanged
+    assert rel_err(first_only[:, :, 4:], everywhere[:, :, 4:]) > 1e-3  # later chunks are not guided
+    for guided_chunks in (1, 2):
+        expected = _stream_reference(tiny_model, cond, still, frame0, lengths, schedule, noise, guided_chunks, 2.5)
+        assert rel_err(run(chunks=guided_chunks), expected) < 1e-5
+    assert torch.equal(run(chunks=3), everywhere)  # as many chunks as the video has: guidance throughout
+
+
+def test_batch_rows_of_a_cache_is_the_cache_of_those_videos(tiny_model):
+    """A cache built for a batch of three videos, cut to rows [1, 3), is the cache of those two alone (the
+    GDN conv tails are (B*S)-major, the softmax windows and FFN tails B-major, the residual anchor too)."""
+    from sana_wm.model import SanaWMTransformer
+    from sana_wm.model.cache import batch_rows
+    from sana_wm.samplers.streaming import RELEASED_KV_WINDOW
+
+    residual = SanaWMTransformer(tiny_model.config.replace(prediction="sample_residual")).eval()
+    residual.load_state_dict(tiny_model.state_dict())
+    cond = conditioning(3, 7, seed=8)
+    x = torch.randn(3, C, 7, H, W, generator=torch.Generator().manual_seed(2))
+    t = torch.zeros(3, 1, 4)
+    t[:, :, 1:] = 500.0
+    t0 = torch.zeros(3, 1, 4)
+    for model in (tiny_model, residual):
+        with torch.no_grad():
+            _, whole = model.forward_chunk(x[:, :, :4], t0, **cond.frames(0, 4).model_kwargs(),
+                                           kv_window=RELEASED_KV_WINDOW)
+            rows = Conditioning(cond.text[1:], cond.text_mask[1:], cond.camera_vector[1:], cond.plucker[1:])
+            _, alone = model.forward_chunk(x[1:, :, :4], t0[1:], **rows.frames(0, 4).model_kwargs(),
+                                           kv_window=RELEASED_KV_WINDOW)
+            cut = batch_rows(whole, 1, 3)
+            assert (cut.anchor is None) == (model is tiny_model)
+            # The next chunk sees the same past either way.
+            step = (x[1:, :, 4:], t[1:, :, 1:])
+            kwargs = rows.frames(4, 7).model_kwargs()
+            v_cut, _ = model.forward_chunk(*step, **kwargs, cache=cut)
+            v_alone, _ = model.forward_chunk(*step, **kwargs, cache=alone)
+        assert rel_err(v_cut, v_alone) < 1e-5
+    with pytest.raises(ValueError, match=r"rows \[2, 4\) are outside a batch of 3"):
+        batch_rows(whole, 2, 4)
+    with pytest.raises(TypeError, match="expects a StreamCache"):
+        batch_rows({"not": "a cache"}, 0, 1)
+
+
+@pytest.mark.parametrize("chunks", [0, -1, 1.5, True])
+def test_guidance_chunks_must_be_a_positive_count(chunks):
+    with pytest.raises(ValueError, match="guidance chunks must be a whole number >= 1"):
+        Guidance(2.0, negative_camera=conditioning(1, T, still=True), chunks=chunks)

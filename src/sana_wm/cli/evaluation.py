@@ -57,6 +57,8 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="flow shift of the sigma schedule, as in `generate` (default: the variant's)")
     p.add_argument("--camera-cfg", type=float, metavar="W",
                    help="camera guidance scale, as in `generate` (default: the model's, else 1 = off)")
+    p.add_argument("--camera-cfg-chunks", type=int, metavar="N",
+                   help="streaming: guide only the first N chunks, as in `generate` (default: the model's, else all)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--seeds", type=_ints, default=list(range(1000, 1004)), metavar="LIST",
                    help="held-out scene seeds, e.g. 1000-1003 or 1000,1007 (default: 1000-1003)")
@@ -85,7 +87,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
         args.model = str(bundled_model_dir())
     pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder, vae=args.vae)
-    chosen = (("steps", args.steps), ("shift", args.shift), ("camera_cfg", args.camera_cfg))
+    chosen = (("steps", args.steps), ("shift", args.shift), ("camera_cfg", args.camera_cfg),
+              ("camera_cfg_chunks", args.camera_cfg_chunks))
     kwargs = {k: v for k, v in chosen if v is not None}
     generate = pipeline_generate_fn(pipe, variant=args.variant, seed=args.seed, **kwargs)
     sampler = {"variant": args.variant or pipe.variant, "seed": args.seed, **kwargs}

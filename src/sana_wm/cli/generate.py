@@ -77,6 +77,10 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="camera guidance: contrast the path with a camera that stands still, W > 1 moves the video "
                         "more strongly along the path at some cost in image quality (default: the model's, else 1 "
                         "= off; use it instead of --cfg, not with it)")
+    p.add_argument("--camera-cfg-chunks", type=int, metavar="N",
+                   help="streaming: apply --camera-cfg to the first N chunks only (3 latent frames = 24 video frames "
+                        "each; the first also holds the image), so guidance moves the start without compounding "
+                        "drift over a long rollout (default: the model's, else every chunk)")
     p.add_argument("--seed", type=int, default=42, metavar="K", help="random seed (default: 42)")
     refiner = p.add_mutually_exclusive_group()
     refiner.add_argument("--no-refiner", action="store_true", help="stage 1 only, even if the model has a refiner")
@@ -195,7 +199,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             refiner_settings["mode"] = args.refiner_mode
     result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt or DEFAULT_PROMPT,
                            negative_prompt=args.negative_prompt, steps=args.steps, cfg=args.cfg, shift=args.shift,
-                           camera_cfg=args.camera_cfg, seed=args.seed, output=args.out,
+                           camera_cfg=args.camera_cfg, camera_cfg_chunks=args.camera_cfg_chunks, seed=args.seed,
+                           output=args.out,
                            progress=not args.no_progress, fov=args.fov,
                            extend=args.extend, action=args.action, overlay_actions=not args.no_action_overlay,
                            refiner_settings=refiner_settings)

@@ -36,6 +36,11 @@ For each held-out scene seed and each camera path, :func:`evaluate_synth`
    and at the end ``report.json`` (per clip, aggregated, and aggregated per trajectory, methods side by
    side; ``paired``: the model against each baseline clip by clip, with bootstrap intervals) and
    ``contact_sheet.png`` (all clips stacked), and ``report.md`` (the aggregate as markdown tables).
+
+Reproducing numbers: the camera rows near the start of a clip can hinge on single feature matches, and
+those move with the last bits of the generated frames, which depend on the CPU and on PyTorch's thread
+count. Every clip and the report therefore record their ``environment`` (:func:`environment`: library
+versions, threads, machine); compare numbers measured in the same one.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import platform
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -63,12 +69,30 @@ from sana_wm.synth.paths import PATH_STYLES, exploration_path
 from sana_wm.synth.render import render
 from sana_wm.synth.scene import Scene, generate_scene
 
-__all__ = ["SynthClip", "build_clip", "evaluate_synth", "make_oracle", "mark_frames", "report_markdown"]
+__all__ = ["SynthClip", "build_clip", "environment", "evaluate_synth", "make_oracle", "mark_frames",
+           "report_markdown"]
 
 METHODS = ("model", "repeat_first", "static_camera", "autoencoder_ceiling")
 CAMERA_KEYS = ("RotErr", "TransErr_rel", "CamMC_rel", "ATE")
 MOTION_KEYS = ("gain", "corr")
 SCORES_VERSION = 3  # 2: image motion; 3: camera errors up to each mark. Older clips are scored again
+
+
+def environment() -> dict:
+    """What the numbers of a run depend on besides its settings: library versions, PyTorch's CPU thread
+    count and the machine (see the module docstring)."""
+    import cv2
+    import scipy
+
+    env = {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+           "opencv": cv2.__version__, "machine": platform.machine(), "processor": platform.processor() or None}
+    try:
+        import torch
+    except ImportError:  # an evaluation of precomputed videos needs no PyTorch
+        env.update(torch=None, torch_threads=None)
+    else:
+        env.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    return env
 
 
 @dataclass(frozen=True, eq=False)
@@ -393,6 +417,14 @@ def report_markdown(report: dict) -> str:
                 c, motion = sub[m]["camera"], sub[m].get("motion", {})
                 cells = [_cell(c["RotErr"], 3), _cell(c["ATE"], 3)] + [_cell(motion.get(k), 3) for k in MOTION_KEYS]
                 lines.append(f"| {spec} | {m} | {sub[m]['num_clips']} | " + " | ".join(cells) + " |")
+    env = report.get("environment")
+    if env:
+        lines += ["", f"Environment: PyTorch {env.get('torch')} ({env.get('torch_threads')} threads), OpenCV "
+                  f"{env.get('opencv')}, NumPy {env.get('numpy')}, Python {env.get('python')}, {env.get('machine')}."]
+        others = report.get("clips_from_other_environments") or []
+        if others:
+            lines.append(f"{len(others)} of the clips were scored earlier in another environment (their "
+                         "`environment` in clips/): " + ", ".join(others) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -438,6 +470,7 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
 
         items = tqdm(items, desc="evaluate", unit="clip")
     results, skipped = [], []
+    env = environment()
     for seed, spec in items:
         key = _clip_key(seed, spec)
         path = out / "clips" / f"{key}.json"
@@ -464,7 +497,7 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
             methods["estimator_floor"] = {"camera": floor, "camera_marks": _camera_marks(clip.gt_rgb, clip, marks,
                                                                                           pose_config, whole=floor)}
         record = _json_ready({"key": key, "seed": seed, "trajectory": spec, "settings_hash": settings_hash,
-                              "num_frames": num_frames, "methods": methods})
+                              "num_frames": num_frames, "environment": env, "methods": methods})
         rows = [("ground truth", clip.gt_rgb)] + [(name.replace("_", " "), v) for name, v in videos.items()]
         _contact_sheet(rows, marks, fps).save(out / "contact" / f"{key}.png")
         tmp = path.with_suffix(".json.tmp")
@@ -473,7 +506,9 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
         results.append(record)
     specs = list(dict.fromkeys(r["trajectory"] for r in results))
     by_trajectory = {spec: _aggregate([r for r in results if r["trajectory"] == spec], marks) for spec in specs}
-    report = _json_ready({"settings": settings, "settings_hash": settings_hash,
+    others = [r["key"] for r in results if r.get("environment") != env]
+    report = _json_ready({"settings": settings, "settings_hash": settings_hash, "environment": env,
+                          "clips_from_other_environments": others,
                           "aggregate": _aggregate(results, marks), "by_trajectory": by_trajectory,
                           "paired": _paired(results, marks),
                           "clips": results, "skipped": skipped})

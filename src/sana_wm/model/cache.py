@@ -12,14 +12,14 @@ of the final clean pass (the released student re-runs the denoised chunk at t = 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import Tensor
 
 from sana_wm.ops.gdn import GDNState
 
-__all__ = ["BlockCache", "GDNCache", "KVWindow", "SoftmaxCache", "StreamCache", "owned"]
+__all__ = ["BlockCache", "GDNCache", "KVWindow", "SoftmaxCache", "StreamCache", "batch_rows", "owned"]
 
 
 def owned(t: Tensor) -> Tensor:
@@ -91,3 +91,37 @@ class StreamCache:
     next_frame: int
     # prediction "sample_residual": the video's first latent frame (B, C, 1, H, W) if it was clean, else None
     anchor: Tensor | None = None
+
+
+def batch_rows(cache, start: int, end: int):
+    """The same cache for batch rows ``[start, end)`` of the batch it was built for.
+
+    Every tensor in a cache is batch-major (``(B, ...)``, or ``(B*S, ...)`` with the batch outermost), so
+    each is cut to rows ``[start * n, end * n)`` where ``n = rows / B``. Used when guidance stops after some
+    chunks: the sampler keeps the conditional half of a ``[uncond; cond]`` cache.
+    """
+    if not isinstance(cache, StreamCache):
+        raise TypeError(f"batch_rows expects a StreamCache, got {type(cache).__name__}")
+    if cache.anchor is not None:
+        batch = cache.anchor.shape[0]
+    else:
+        batch = cache.blocks[0].ffn_tail.shape[0]
+    if not 0 <= start < end <= batch:
+        raise ValueError(f"batch_rows: rows [{start}, {end}) are outside a batch of {batch}")
+
+    def cut(value):
+        if isinstance(value, Tensor):
+            if value.shape[0] % batch:
+                raise ValueError(f"batch_rows: a cached tensor of shape {tuple(value.shape)} is not batch-major "
+                                 f"for a batch of {batch}")
+            n = value.shape[0] // batch
+            return value[start * n:end * n]
+        if isinstance(value, tuple):
+            return tuple(cut(v) for v in value)
+        if value is None or isinstance(value, (int, float, bool)):
+            return value
+        if hasattr(value, "__dataclass_fields__"):
+            return replace(value, **{f.name: cut(getattr(value, f.name)) for f in fields(value) if f.init})
+        raise TypeError(f"batch_rows: cannot cut a cached {type(value).__name__}")
+
+    return cut(cache)

@@ -97,6 +97,7 @@ class VariantDefaults:
     shift: float
     timesteps: tuple[float, ...] | None = None  # an explicit list used verbatim (streaming)
     camera_cfg: float = 1.0  # camera guidance against a standing camera (1 = off)
+    camera_cfg_chunks: int | None = None  # streaming: guide only the first N chunks (None = all)
 
 
 # Reference §3.2 / §11.1: bidirectional as the benchmark script (shift 8), chunk-causal as its config (9.8),
@@ -106,6 +107,7 @@ VARIANT_DEFAULTS = {
     "chunk-causal": VariantDefaults(60, 5.0, 9.8),
     "streaming": VariantDefaults(4, 1.0, 8.0, (1000.0, 960.0, 889.0, 727.0, 0.0)),
 }
+SAMPLER_KEYS = frozenset({"steps", "cfg", "shift", "camera_cfg", "camera_cfg_chunks"})  # sana_wm.sampler
 DEFAULT_FOV_DEG = 60.0  # horizontal FOV assumed for a camera path without intrinsics
 STREAM_CHUNK_FRAMES = 3  # latent frames per streaming chunk: videos are snapped to 8 * 3k + 1 raw frames
 
@@ -165,11 +167,21 @@ def _read_settings(root: Path) -> dict:
         raise ValueError(f"{path}: sana_wm.text_encoder may only be 'none' (a text-free model); give a text "
                          "encoder folder with --text-encoder or a text_encoder/ folder instead")
     sampler = section.get("sampler", {})
-    if not isinstance(sampler, dict) or set(sampler) - {"steps", "cfg", "shift", "camera_cfg"}:
-        raise ValueError(f"{path}: sana_wm.sampler must be a mapping with keys among steps, cfg, shift, "
-                         "camera_cfg; "
+    if not isinstance(sampler, dict) or set(sampler) - SAMPLER_KEYS:
+        raise ValueError(f"{path}: sana_wm.sampler must be a mapping with keys among "
+                         f"{', '.join(sorted(SAMPLER_KEYS))}; "
                          f"got {sampler!r}")
+    if sampler.get("camera_cfg_chunks") is not None:
+        _guided_chunks(sampler["camera_cfg_chunks"], f"{path}: sana_wm.sampler.camera_cfg_chunks")
     return section
+
+
+def _guided_chunks(value, what: str) -> int:
+    """``value`` as a chunk count >= 1, or a ValueError naming ``what``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() and value >= 1
+    if not ok:
+        raise ValueError(f"{what} must be a whole number >= 1 (or unset: every chunk), got {value!r}")
+    return int(value)
 
 
 def _is_hub_id(source: str) -> bool:
@@ -341,7 +353,8 @@ class SanaWMPipeline:
             return base
         return VariantDefaults(int(own.get("steps", base.steps)), float(own.get("cfg", base.cfg)),
                                float(own.get("shift", base.shift)), None,
-                               float(own.get("camera_cfg", base.camera_cfg)))
+                               float(own.get("camera_cfg", base.camera_cfg)),
+                               own.get("camera_cfg_chunks", base.camera_cfg_chunks))
 
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -494,6 +507,7 @@ class SanaWMPipeline:
         shift: float | None = None,
         sigmas: list[float] | None = None,
         camera_cfg: float | None = None,
+        camera_cfg_chunks: int | None = None,
         seed: int = 42,
         output: str | Path | None = None,
         progress: bool = True,
@@ -518,6 +532,8 @@ class SanaWMPipeline:
         model's ``sana_wm.sampler.camera_cfg``, else 1 = off) is camera guidance: the unconditional branch sees
         a camera that stands still (same intrinsics), so ``w > 1`` pushes the video along the path; it is an
         alternative to text guidance, not combined with it (one of ``cfg``/``camera_cfg`` must be 1).
+        ``camera_cfg_chunks`` (streaming; default: the model's, else every chunk) limits camera guidance to
+        the first N chunks, where it moves the video without compounding drift over the rollout.
         ``output``: the MP4 to write (plus ``<stem>.sana-wm.json``); streaming writes each chunk as soon as it
         is decoded. ``action`` (the action string the trajectory came from) is recorded and, with
         ``overlay_actions``, drawn on the frames.
@@ -546,6 +562,13 @@ class SanaWMPipeline:
         cfg = defaults.cfg if cfg is None else float(cfg)
         shift = defaults.shift if shift is None else float(shift)
         camera_cfg = defaults.camera_cfg if camera_cfg is None else float(camera_cfg)
+        if camera_cfg_chunks is None:
+            camera_cfg_chunks = defaults.camera_cfg_chunks
+        if camera_cfg_chunks is not None:
+            camera_cfg_chunks = _guided_chunks(camera_cfg_chunks, "camera_cfg_chunks")
+            if variant != "streaming" and camera_cfg != 1.0:
+                raise ValueError(f"camera_cfg_chunks limits guidance to the first chunks of a streamed video; "
+                                 f"the {variant} variant samples the whole clip at once, so leave it unset")
         if camera_cfg != 1.0 and cfg != 1.0:
             raise ValueError(f"camera_cfg {camera_cfg} and text cfg {cfg} are both on; guidance takes one "
                              "unconditional branch, so set one of them to 1")
@@ -611,7 +634,8 @@ class SanaWMPipeline:
         if negative is not None:
             guidance = Guidance(cfg, negative.embeds.to(self.device, model_dtype), negative.mask.to(self.device))
         elif camera_cfg != 1.0:
-            guidance = Guidance(camera_cfg, negative_camera=self._standing_camera(traj, src_w, src_h, H, W))
+            guidance = Guidance(camera_cfg, negative_camera=self._standing_camera(traj, src_w, src_h, H, W),
+                                chunks=camera_cfg_chunks)
         generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
 
         # The refined video starts after the sink's decoded frames (released behaviour), unless kept.
@@ -709,7 +733,8 @@ class SanaWMPipeline:
                                   shift, schedule, fov_used if fov_used is not None else fov, action,
                                   overlay_actions, instruction, hash_weights, extend)
             record.update(video_frames=n - first_pose, first_pose=first_pose)
-            record["settings"].update(camera_cfg=camera_cfg, refiner=None if rsettings is None else rsettings.to_dict(),
+            record["settings"].update(camera_cfg=camera_cfg, camera_cfg_chunks=camera_cfg_chunks,
+                                      refiner=None if rsettings is None else rsettings.to_dict(),
                                       refiner_prompt=None if refiner_prompt is None else _text_field(refiner_prompt))
             if rsettings is not None and self.refiner.files is not None:
                 record["model"]["refiner"] = self.refiner.files.fingerprint(hash_contents=hash_weights)

@@ -81,14 +81,23 @@ class Guidance:
     ``negative_camera`` it keeps the camera (the reference's text-only guidance). Both branches run in one
     batched forward, unconditional first. ``scale == 1`` skips the unconditional branch altogether, as the
     reference does (the streaming student has its guidance baked in and runs at 1).
+
+    ``chunks`` (streaming only; None = every chunk) guides only the first ``chunks`` chunks of a streamed
+    video; later chunks run the conditional branch alone, against the conditional half of the cache. Camera
+    guidance moves a video further along its path but compounds drift over a long rollout, while the first
+    chunk is anchored on the real image.
     """
 
     scale: float
     negative_text: Tensor | None = None
     negative_text_mask: Tensor | None = None
     negative_camera: Conditioning | None = None
+    chunks: int | None = None
 
     def __post_init__(self) -> None:
+        if self.chunks is not None and (isinstance(self.chunks, bool) or int(self.chunks) != self.chunks
+                                        or self.chunks < 1):
+            raise ValueError(f"guidance chunks must be a whole number >= 1 or None (every chunk), got {self.chunks!r}")
         if self.is_active and self.negative_text is None and self.negative_camera is None:
             raise ValueError(f"guidance scale {self.scale} needs negative_text (the unconditional prompt's "
                              "text-encoder states) or negative_camera; pass scale=1 to sample without guidance")

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from sana_wm.model.cache import KVWindow
+from sana_wm.model.cache import KVWindow, batch_rows
 from sana_wm.ops.gdn import released_chunk_lengths
 from sana_wm.samplers.common import SamplerStep, StepCallback, as_first_frame, draw_noise
 from sana_wm.samplers.conditioning import (
@@ -92,7 +92,9 @@ def stream_sample(
     ``[4, 3, 3, ...]`` (:func:`~sana_wm.ops.gdn.released_chunk_lengths`; the released streaming script uses
     ``3k + 1`` latent frames, where both agree). ``kv_window``: an empty window setting how many earlier
     chunks softmax blocks keep (``KVWindow()`` keeps all: streaming then equals the chunk-causal model).
-    ``guidance``: None (the student has CFG baked in); an active one doubles the batch and the cache.
+    ``guidance``: None (the student has CFG baked in); an active one doubles the batch and the cache, for
+    every chunk or, with ``guidance.chunks = N``, for the first N chunks (the cache then keeps its
+    conditional half).
     """
     if step_rule not in STEP_RULES:
         raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
@@ -107,6 +109,8 @@ def stream_sample(
         raise ValueError(f"chunk_lengths {lengths} must be positive and sum to num_frames = {num_frames}")
     if noise is not None and tuple(noise.shape) != (B, C, num_frames, H, W):
         raise ValueError(f"noise: expected {(B, C, num_frames, H, W)} (B, C, T, H, W), got {tuple(noise.shape)}")
+    if guidance is not None and not guidance.is_active:
+        guidance = None
     batch_cond = guided_batch(cond, guidance)
     sigmas = schedule.sigmas.tolist()
     timesteps = schedule.timesteps.tolist()
@@ -116,6 +120,11 @@ def stream_sample(
     bar = tqdm(total=len(lengths) * schedule.num_steps, disable=not progress, desc="streaming")
     for index, n in enumerate(lengths):
         end = start + n
+        if guidance is not None and guidance.chunks is not None and index >= guidance.chunks:
+            # Guidance ends here: drop the unconditional half (first B rows) of the batch and the cache.
+            guidance, batch_cond = None, cond
+            if cache is not None:
+                cache = batch_rows(cache, B, 2 * B)
         chunk_cond = batch_cond.frames(start, end)
         window = kv_window if cache is None else None  # the window travels inside the cache afterwards
         if noise is None:
