@@ -25,8 +25,6 @@ import yaml
 
 from sana_wm.ops.gdn import released_chunk_lengths
 from sana_wm.pipeline.vae import VideoVAE
-from sana_wm.train.config import config_from_dict
-from sana_wm.train.distributed import init_distributed
 from sana_wm.train.loop import Trainer
 from sana_wm.train.objective import make_noisy
 
@@ -46,12 +44,9 @@ def main() -> None:
     args = p.parse_args()
 
     raw = yaml.safe_load(open(args.config))
-    raw["model"]["init_from"] = args.checkpoint
     vae = VideoVAE.from_pretrained(args.codec)
     with tempfile.TemporaryDirectory() as scratch:
-        raw["output_dir"] = scratch
-        trainer = Trainer(config_from_dict(raw), init_distributed())
-        trainer._enter_stage(0)  # builds the stage's dataset, which the validation set is drawn from
+        trainer = Trainer.for_weights(raw, args.checkpoint, scratch)
         val_set = trainer._build_val_set()
         groups = (1, 2, 3)
         for s in (float(x) for x in args.sigmas.split(",")):

@@ -20,7 +20,6 @@ import tempfile
 
 import yaml
 
-from sana_wm.train.config import config_from_dict
 from sana_wm.train.distributed import init_distributed
 from sana_wm.train.loop import Trainer
 from sana_wm.train.objective import channel_loss_weights
@@ -41,11 +40,8 @@ def main() -> None:
     powers = [float(x) for x in args.powers.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as scratch:
-        raw["output_dir"] = scratch
         for ck in args.checkpoints:
-            raw["model"]["init_from"] = ck
-            trainer = Trainer(config_from_dict(raw), env)
-            trainer._enter_stage(0)  # builds the stage's dataset, which the validation set is drawn from
+            trainer = Trainer.for_weights(raw, ck, scratch, env)
             channels = trainer.model_config.in_channels
             row = {"checkpoint": ck, "plain": trainer.validate()}
             for power in powers:  # the same validation set (clips and noise), other weights

@@ -86,3 +86,19 @@ def test_zero_residual_model_scores_as_its_repeated_anchor(setup):
             name = f"frames {8 * g - 7}-{8 * g}"
             assert row["model_psnr"][name] == pytest.approx(round(float(np.mean(anchored[g])), 2), abs=0.011)
             assert row["repeat_frame0_psnr"][name] == pytest.approx(round(float(np.mean(held[g])), 2), abs=0.011)
+
+
+def test_val_loss_weightings_scores_each_checkpoint_on_the_same_clips_and_noise(setup, tmp_path):
+    """scripts/val_loss_weightings.py: power 0 weighs every channel 1, so it must equal the plain loss; the
+    same weights given twice must score the same (same clips, same noise); power 1 weighs channels by their
+    variance, which changes the loss."""
+    script = SCRIPT.with_name("val_loss_weightings.py")
+    out = tmp_path / "weightings.json"
+    done = subprocess.run([sys.executable, str(script), str(setup["weights"]), str(setup["weights"]), "--config",
+                           str(setup["config"]), "--codec", str(setup["codec"]), "--powers", "0,1", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())
+    assert len(rows) == 2 and rows[0] == rows[1]
+    assert rows[0]["power 0"] == pytest.approx(rows[0]["plain"], rel=1e-6)
+    assert abs(rows[0]["power 1"] - rows[0]["plain"]) > 1e-3 * rows[0]["plain"]

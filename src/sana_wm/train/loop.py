@@ -11,6 +11,7 @@ line: ``{"step", "stage", "loss", "grad_norm", "lr", "samples_per_s", ...}`` and
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 import logging
@@ -28,7 +29,7 @@ from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
 from sana_wm.model import SanaWMConfig, SanaWMTransformer, from_pretrained, get_config
 from sana_wm.ops.gdn import released_chunk_lengths
 from sana_wm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from sana_wm.train.config import TrainConfig, config_to_dict, load_config
+from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config
 from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, build_batch
 from sana_wm.train.distributed import (
     DistEnv,
@@ -76,6 +77,20 @@ def run_training(config: str | Path | TrainConfig, resume: bool = False, *, stop
 
 
 class Trainer:
+    @classmethod
+    def for_weights(cls, config: dict, weights: str | Path, output_dir: str | Path,
+                    env: DistEnv | None = None) -> Trainer:
+        """A trainer of ``config`` (a config mapping as read from YAML, not modified) holding ``weights``
+        in place of ``model.init_from``, writing only under ``output_dir``, with its first stage's dataset
+        built so that :meth:`validate` and the validation set work: what scripts that score checkpoints
+        on a config's clips need."""
+        raw = copy.deepcopy(config)
+        raw.setdefault("model", {})["init_from"] = str(weights)
+        raw["output_dir"] = str(output_dir)
+        trainer = cls(config_from_dict(raw), env or init_distributed())
+        trainer._enter_stage(0)
+        return trainer
+
     def __init__(self, cfg: TrainConfig, env: DistEnv):
         self.cfg, self.env, self.device = cfg, env, env.device
         random.seed(cfg.seed)
