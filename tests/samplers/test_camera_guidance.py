@@ -194,3 +194,12 @@ def test_batch_rows_of_a_cache_is_the_cache_of_those_videos(tiny_model):
 def test_guidance_chunks_must_be_a_positive_count(chunks):
     with pytest.raises(ValueError, match="guidance chunks must be a whole number >= 1"):
         Guidance(2.0, negative_camera=conditioning(1, T, still=True), chunks=chunks)
+
+
+def test_whole_clip_samplers_refuse_guidance_limited_to_chunks(tiny_model):
+    from sana_wm.samplers import chunk_causal_sample
+
+    guidance = Guidance(2.0, negative_camera=conditioning(1, T, still=True), chunks=1)
+    for sample, name in ((euler_sample, "euler_sample"), (chunk_causal_sample, "chunk_causal_sample")):
+        with pytest.raises(ValueError, match=rf"{name}: guidance.chunks = 1 limits guidance"):
+            sample(tiny_model, conditioning(1, T), first_frame(1), T, SigmaSchedule.shifted(1), guidance=guidance)

@@ -37,6 +37,7 @@ from sana_wm.samplers.conditioning import (
     guided_batch,
     guided_input,
     guided_velocity,
+    require_whole_clip,
 )
 from sana_wm.samplers.schedules import SigmaSchedule
 
@@ -104,6 +105,7 @@ def chunk_causal_sample(
     ends = torch.tensor(lengths).cumsum(0).tolist()
     chunk_of_frame = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths)).to(device)
     table = staggered_schedule(schedule.num_steps, len(lengths), interval_k).to(device)
+    require_whole_clip(guidance, "chunk_causal_sample")
     batch_cond = guided_batch(cond, guidance)
 
     N = schedule.num_steps

@@ -157,6 +157,13 @@ def _negative_camera(cond: Conditioning, negative: Conditioning | None) -> tuple
     return out[0], out[1]
 
 
+def require_whole_clip(guidance: Guidance | None, sampler: str) -> None:
+    """Samplers that denoise the whole clip together cannot stop guiding after some chunks."""
+    if guidance is not None and guidance.is_active and guidance.chunks is not None:
+        raise ValueError(f"{sampler}: guidance.chunks = {guidance.chunks} limits guidance to the first chunks of a "
+                         "streamed video (stream_sample); this sampler guides every frame, so leave it None")
+
+
 def guided_input(latents: Tensor, timestep: Tensor, guidance: Guidance | None) -> tuple[Tensor, Tensor]:
     """Latents and timesteps of the model's batch (duplicated when guiding, see :func:`guided_batch`)."""
     if guidance is None or not guidance.is_active:

@@ -25,6 +25,7 @@ from sana_wm.samplers.conditioning import (
     guided_batch,
     guided_input,
     guided_velocity,
+    require_whole_clip,
 )
 from sana_wm.samplers.schedules import SigmaSchedule
 
@@ -56,6 +57,7 @@ def euler_sample(
     first_frame = as_first_frame(first_frame)
     latents = initial_latents(first_frame, num_frames, generator, noise)
     B, T, device = latents.shape[0], num_frames, latents.device
+    require_whole_clip(guidance, "euler_sample")
     batch_cond = guided_batch(cond, guidance)
 
     noisy = torch.ones(T, device=device)
