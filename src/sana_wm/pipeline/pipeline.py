@@ -59,6 +59,7 @@ from sana_wm.pipeline.sidecar import file_fingerprint, sha256_file, trajectory_t
 from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
 from sana_wm.pipeline.vae import VideoVAE
 from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, to_uint8_frames
+from sana_wm.samplers.conditioning import guided_chunk_count
 
 __all__ = [
     "DEFAULT_FOV_DEG",
@@ -172,16 +173,8 @@ def _read_settings(root: Path) -> dict:
                          f"{', '.join(sorted(SAMPLER_KEYS))}; "
                          f"got {sampler!r}")
     if sampler.get("camera_cfg_chunks") is not None:
-        _guided_chunks(sampler["camera_cfg_chunks"], f"{path}: sana_wm.sampler.camera_cfg_chunks")
+        guided_chunk_count(sampler["camera_cfg_chunks"], f"{path}: sana_wm.sampler.camera_cfg_chunks")
     return section
-
-
-def _guided_chunks(value, what: str) -> int:
-    """``value`` as a chunk count >= 1, or a ValueError naming ``what``."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() and value >= 1
-    if not ok:
-        raise ValueError(f"{what} must be a whole number >= 1 (or unset: every chunk), got {value!r}")
-    return int(value)
 
 
 def _is_hub_id(source: str) -> bool:
@@ -565,7 +558,7 @@ class SanaWMPipeline:
         if camera_cfg_chunks is None:
             camera_cfg_chunks = defaults.camera_cfg_chunks
         if camera_cfg_chunks is not None:
-            camera_cfg_chunks = _guided_chunks(camera_cfg_chunks, "camera_cfg_chunks")
+            camera_cfg_chunks = guided_chunk_count(camera_cfg_chunks, "camera_cfg_chunks")
             if variant != "streaming" and camera_cfg != 1.0:
                 raise ValueError(f"camera_cfg_chunks limits guidance to the first chunks of a streamed video; "
                                  f"the {variant} variant samples the whole clip at once, so leave it unset")

@@ -19,6 +19,7 @@ __all__ = [
     "Guidance",
     "VelocityModel",
     "guided_batch",
+    "guided_chunk_count",
     "guided_input",
     "guided_velocity",
 ]
@@ -95,9 +96,8 @@ class Guidance:
     chunks: int | None = None
 
     def __post_init__(self) -> None:
-        if self.chunks is not None and (isinstance(self.chunks, bool) or int(self.chunks) != self.chunks
-                                        or self.chunks < 1):
-            raise ValueError(f"guidance chunks must be a whole number >= 1 or None (every chunk), got {self.chunks!r}")
+        if self.chunks is not None:
+            guided_chunk_count(self.chunks, "guidance chunks")
         if self.is_active and self.negative_text is None and self.negative_camera is None:
             raise ValueError(f"guidance scale {self.scale} needs negative_text (the unconditional prompt's "
                              "text-encoder states) or negative_camera; pass scale=1 to sample without guidance")
@@ -155,6 +155,15 @@ def _negative_camera(cond: Conditioning, negative: Conditioning | None) -> tuple
                              f"{tuple(x.shape)}")
         out.append(torch.cat([neg.to(x), x]))
     return out[0], out[1]
+
+
+def guided_chunk_count(value, what: str) -> int:
+    """``value`` (a count of guided chunks, as :attr:`Guidance.chunks`) as an int >= 1, or a ValueError
+    naming ``what``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() and value >= 1
+    if not ok:
+        raise ValueError(f"{what} must be a whole number >= 1 (or None: every chunk), got {value!r}")
+    return int(value)
 
 
 def require_whole_clip(guidance: Guidance | None, sampler: str) -> None:
