@@ -80,12 +80,61 @@ def test_streaming_equals_chunk_causal_with_sample_prediction(pair, prediction):
     torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("mode", ["bidirectional", "chunk_causal", "streaming"])
+def test_warp_prediction_adds_the_given_prior(pair, mode):
+    """``sample_warp``: x0 = network output + prior, in every mode (streaming takes the chunk's slice)."""
+    flow, sample = pair
+    warp = SanaWMTransformer(sample.config.replace(prediction="sample_warp", padded_softmax_in_streaming=False)
+                             ).double().eval()
+    warp.load_state_dict(flow.state_dict())
+    plain = SanaWMTransformer(warp.config.replace(prediction="flow")).double().eval()
+    plain.load_state_dict(flow.state_dict())
+    inputs = _as_double(model_inputs(flow.config, batch=2, frames=7))
+    prior = torch.randn_like(inputs["latents"])
+    with torch.no_grad():
+        if mode == "streaming":
+            layout = TokenLayout.build(7, 4, 6, "chunk_causal", None, warp.config.chunk_frames)
+            parts, cache, net_parts, net_cache = [], None, [], None
+            for a, b in layout.chunks:
+                chunk = {**inputs, "latents": inputs["latents"][:, :, a:b], "timestep": inputs["timestep"][..., a:b],
+                         "camera_vector": inputs["camera_vector"][:, a:b], "plucker": inputs["plucker"][:, :, a:b]}
+                out, cache = warp.forward_chunk(**chunk, cache=cache, prior=prior[:, :, a:b])
+                net, net_cache = plain.forward_chunk(**chunk, cache=net_cache)
+                parts.append(out)
+                net_parts.append(net)
+            v, x0_net = torch.cat(parts, dim=2), torch.cat(net_parts, dim=2)
+        else:
+            x0_net = plain(**inputs, mode=mode)  # the network's raw output
+            v = warp(**inputs, mode=mode, prior=prior)
+    sigma = (inputs["timestep"][:, 0].floor() / 1000).clamp_min(0.05)
+    expected = (inputs["latents"] - (x0_net + prior)) / sigma[:, None, :, None, None]
+    torch.testing.assert_close(v, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_warp_prediction_needs_a_prior_of_the_latents_shape(pair):
+    _, sample = pair
+    warp = SanaWMTransformer(sample.config.replace(prediction="sample_warp")).double().eval()
+    inputs = _as_double(model_inputs(warp.config, batch=1, frames=4))
+    with pytest.raises(ValueError, match="pass prior="):
+        warp(**inputs)
+    with pytest.raises(ValueError, match="prior: expected the latents' shape"):
+        warp(**inputs, prior=inputs["latents"][:, :, :2])
+    with pytest.raises(ValueError, match="pass prior="):
+        warp.forward_chunk(**inputs)
+    # other models ignore it
+    sample(**inputs, prior=None)
+
+
 def test_config_checks_and_round_trip():
     cfg = get_config("synth-pca")
     assert cfg.prediction == "sample" and type(cfg).from_dict(cfg.to_dict()) == cfg
     assert cfg.replace(prediction="sample_residual").prediction == "sample_residual"
-    with pytest.raises(ValueError, match="prediction must be one of flow, sample, sample_residual"):
+    with pytest.raises(ValueError, match="prediction must be one of flow, sample, sample_residual, sample_warp"):
         cfg.replace(prediction="eps")
+    warp = get_config("synth-pca-warp")
+    assert warp.prediction == "sample_warp" and type(warp).from_dict(warp.to_dict()) == warp
+    with pytest.raises(ValueError, match="warp_eye_height and warp_far_depth must be positive"):
+        warp.replace(warp_far_depth=0.0)
     with pytest.raises(ValueError, match="sample_min_sigma must be in"):
         cfg.replace(sample_min_sigma=0.0)
     with pytest.raises(ValueError, match="flow .velocity. prediction only"):

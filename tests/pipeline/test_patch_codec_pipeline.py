@@ -92,3 +92,139 @@ def test_model_with_the_codec_generates_streams_and_evaluates(fitted, tmp_path):
     assert ceiling.shape == video.shape
     direct = to_uint8_frames(codec.decode(codec.encode(frames_to_vae_input(video))))
     np.testing.assert_array_equal(ceiling, direct)
+
+
+def _warp_model(fitted, tmp_path, *, zero_output: bool):
+    """A tiny ``prediction: sample_warp`` model folder on the fitted codec (output layer zeroed on request, so
+    the model returns its prior exactly)."""
+    tiny = randomized_transformer()
+    model = type(tiny)(tiny.config.replace(prediction="sample_warp", warp_eye_height=1.2, warp_far_depth=5.0))
+    model.load_state_dict(tiny.state_dict())
+    if zero_output:
+        torch.nn.init.zeros_(model.final_layer.linear.weight)
+        torch.nn.init.zeros_(model.final_layer.linear.bias)
+    save_pretrained(model, tmp_path / "step-1")
+    out = export_model_folder(tmp_path / "step-1", fitted["codec"], tmp_path / "model", image_size=(32, 48), fps=16,
+                              sampler={"steps": 3, "shift": 2.0}, use_ema=False, dtype=torch.float32)
+    return SanaWMPipeline.from_pretrained(out, device="cpu", dtype="fp32")
+
+
+def test_warp_prior_latents_frame_zero_blocks_and_a_standing_camera(fitted):
+    from sana_wm.camera.warp import warp_first_frame
+    from sana_wm.pipeline.warp_prior import warp_prior_latents
+
+    codec = VideoVAE.from_pretrained(fitted["codec"])
+    first = list(read_clips(fitted["data"]))[9].frames_numpy()[:1]
+    latent = codec.encode(frames_to_vae_input(first))  # (1, C, 1, h, w)
+    traj = make_preset("orbit", seconds=2.0, fps=16, num_frames=25)
+    c2w = torch.from_numpy(traj.c2w)[None]
+    intr = torch.tensor([40.0, 40.0, 23.5, 15.5], dtype=torch.float64).expand(1, 25, 4)
+    prior = warp_prior_latents(codec, latent, c2w, intr, eye_height=1.2, far=5.0)
+    assert prior.shape == (1, 16, 4, 2, 3)
+    torch.testing.assert_close(prior[:, :, :1], latent)
+    # one block or one latent frame at a time: the same as encoding the whole warped video at once
+    image = codec.decode(latent)[:, :, 0]
+    warped = warp_first_frame(image, c2w[:, 1:], intr[:, 1:], first_c2w=c2w[:, 0], first_intrinsics=intr[:, 0],
+                              eye_height=1.2, far=5.0)
+    torch.testing.assert_close(warped, warp_first_frame(image, c2w, intr, eye_height=1.2, far=5.0)[:, :, 1:])
+    whole = codec.encode(torch.cat([image[:, :, None], warped], dim=2))
+    torch.testing.assert_close(prior[:, :, 1:], whole[:, :, 1:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(warp_prior_latents(codec, latent, c2w, intr, eye_height=1.2, far=5.0,
+                                                  block_latent_frames=1), prior)
+    assert (prior[:, :, 3] - latent[:, :, 0]).abs().mean() > 0.05  # the orbit moved the image
+    # a standing camera: the decoded first frame, held, at every latent frame after the first
+    still = torch.eye(4, dtype=torch.float64).expand(1, 25, 4, 4)
+    standing = warp_prior_latents(codec, latent, still, intr)
+    held = codec.encode(image[:, :, None].expand(-1, -1, 9, -1, -1))[:, :, 1:]
+    torch.testing.assert_close(standing[:, :, 1:], held.expand(-1, -1, 3, -1, -1), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="needs 8k \\+ 1"):
+        warp_prior_latents(codec, latent, c2w[:, :24], intr[:, :24])
+
+
+@pytest.mark.parametrize("camera_cfg", [1.0, 2.0])
+def test_warp_model_generates_its_prior_along_the_camera(fitted, tmp_path, camera_cfg):
+    """With a zero output layer a sample_warp model's video is its warp prior decoded; camera guidance pits it
+    against the standing camera's prior: x0 = standing + cfg (prior - standing)."""
+    from sana_wm.camera.trajectory import Intrinsics
+    from sana_wm.pipeline.warp_prior import warp_prior_latents
+
+    pipe = _warp_model(fitted, tmp_path, zero_output=True)
+    first = list(read_clips(fitted["data"]))[9].frames_numpy()[0]
+    traj = make_preset("dolly", seconds=3.0, fps=16).with_intrinsics(Intrinsics.from_fov(70.0, 48, 32, 49))
+    # one step from sigma 1 (an integer timestep, so the model's flooring changes nothing) lands on x0 exactly
+    result = pipe.generate(first, traj, num_frames=49, progress=False, keep_frames=True, camera_cfg=camera_cfg,
+                           steps=1)
+    codec = pipe.vae
+    latent = codec.encode(frames_to_vae_input(first[None]))
+    intr = torch.from_numpy(traj.intrinsics.values)[None]
+    kw = dict(eye_height=1.2, far=5.0)
+    prior = warp_prior_latents(codec, latent, torch.from_numpy(traj.c2w - 0)[None], intr, **kw)
+    standing = warp_prior_latents(codec, latent, torch.eye(4, dtype=torch.float64).expand(1, 49, 4, 4), intr, **kw)
+    expected = standing + camera_cfg * (prior - standing)
+    torch.testing.assert_close(result.latents, expected, rtol=1e-4, atol=1e-4)
+    assert (prior - standing).abs().mean() > 0.05  # the dolly moved the prior
+
+
+def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
+    """The trainer builds each clip's prior with model.warp_vae: with a zero output layer the loss is exactly
+    the flow loss of predicting the prior, for clips with their camera and for camera-dropped ones."""
+    from sana_wm.model import SanaWMConfig
+    from sana_wm.pipeline.warp_prior import warp_prior_latents
+    from sana_wm.train import config_from_dict
+    from sana_wm.train.config import ConfigError
+    from sana_wm.train.distributed import init_distributed, shutdown
+    from sana_wm.train.loop import Trainer
+    from sana_wm.train.objective import flow_loss, make_noisy
+
+    config = randomized_transformer().config.replace(prediction="sample_warp")
+    config.save_json(tmp_path / "warp.json")
+    raw = {"output_dir": str(tmp_path / "run"), "seed": 3,
+           "model": {"name": None, "config_path": str(tmp_path / "warp.json"), "warp_vae": str(fitted["codec"])},
+           "data": {"root": str(fitted["data"]), "window": 17, "size": [32, 48], "spatial_stride": 16,
+                    "batch_size": 4, "window_mode": "start", "latents": "latent_cache", "text": "none"},
+           "objective": {"recipe": "chunk_causal", "camera_dropout_prob": 0.5, "image_condition_prob": 1.0},
+           "stages": [{"steps": 2}], "validation": {"every": 0}, "checkpoint": {"every": 0},
+           "logging": {"progress_bar": False}}
+    assert main(["vae", "encode", str(fitted["data"]), "--vae", str(fitted["codec"]), "--frames", "17"]) == 0
+    cfg = config_from_dict(raw)
+    env = init_distributed(cfg.distributed.backend, cfg.distributed.device)
+    try:
+        trainer = Trainer(cfg, env)
+        trainer._enter_stage(0)
+        samples = trainer._next_samples(4)
+        batch = trainer._batch(samples)
+        codec = VideoVAE.from_pretrained(fitted["codec"])
+        from sana_wm.camera.conditioning import relative_poses
+
+        s = samples[1]
+        c2w = torch.from_numpy(relative_poses(s["c2w"].numpy()))[None]
+        intr = torch.as_tensor(s["intrinsics"], dtype=torch.float64).reshape(-1, 4).expand(17, 4)[None]
+        expected = warp_prior_latents(codec, batch.latents[1:2, :, :1], c2w, intr,
+                                      eye_height=config.warp_eye_height, far=config.warp_far_depth)
+        torch.testing.assert_close(batch.prior[1:2], expected)
+        assert (batch.prior - batch.latents[:, :, :1]).abs().mean() > 1e-3  # the clips' cameras move
+        torch.nn.init.zeros_(trainer.raw_model.final_layer.linear.weight)
+        torch.nn.init.zeros_(trainer.raw_model.final_layer.linear.bias)
+        plans, noise = trainer._plans(batch, 0, train=True)
+        dropped = [p.drop_camera for p in plans]
+        assert any(dropped) and not all(dropped)  # seed 3 mixes both paths
+        with torch.no_grad():
+            loss = trainer._loss(batch, plans, noise)[0]
+        sigma = torch.stack([p.sigma for p in plans])
+        x_t, target = make_noisy(batch.latents, sigma, noise)
+        prior = torch.stack([trainer.warp.static(batch.latents[i:i + 1])[0] if d else batch.prior[i]
+                             for i, d in enumerate(dropped)])
+        floor = (sigma * 1000).floor() / 1000
+        v = (x_t - prior) / floor.clamp_min(config.sample_min_sigma)[:, None, :, None, None]
+        mask = torch.stack([p.loss_mask for p in plans])
+        torch.testing.assert_close(loss, flow_loss(v, target, mask)[0], rtol=1e-5, atol=1e-6)
+    finally:
+        shutdown(env)
+    for field, value, message in (("warp_vae", None, "model.warp_vae: this model predicts"),):
+        bad = {**raw, "model": {**raw["model"], field: value}}
+        with pytest.raises(ConfigError, match=message):
+            config_from_dict(bad)
+    plain = tmp_path / "plain.json"
+    SanaWMConfig.from_dict({**config.to_dict(), "prediction": "sample"}).save_json(plain)
+    with pytest.raises(ConfigError, match="only a prediction: sample_warp model uses a warp prior"):
+        config_from_dict({**raw, "model": {**raw["model"], "config_path": str(plain)}})

@@ -203,3 +203,21 @@ def test_whole_clip_samplers_refuse_guidance_limited_to_chunks(tiny_model):
     for sample, name in ((euler_sample, "euler_sample"), (chunk_causal_sample, "chunk_causal_sample")):
         with pytest.raises(ValueError, match=rf"{name}: guidance.chunks = 1 limits guidance"):
             sample(tiny_model, conditioning(1, T), first_frame(1), T, SigmaSchedule.shifted(1), guidance=guidance)
+
+
+def test_a_warp_prior_travels_with_the_camera():
+    """Conditioning.prior (a sample_warp model's) is sliced per chunk, reaches the model only when set, and is
+    paired with the standing camera's prior when guiding."""
+    cond, still = conditioning(2, T), conditioning(1, T, still=True)
+    prior, still_prior = torch.randn(2, C, T, H, W), torch.randn(1, C, T, H, W)
+    with_prior = Conditioning(cond.text, cond.text_mask, cond.camera_vector, cond.plucker, prior)
+    assert "prior" not in cond.model_kwargs()
+    assert torch.equal(with_prior.frames(1, 3).model_kwargs()["prior"], prior[:, :, 1:3])
+    neg = Conditioning(still.text, None, still.camera_vector, still.plucker, still_prior)
+    batch = guided_batch(with_prior, Guidance(2.0, negative_camera=neg))
+    assert torch.equal(batch.prior, torch.cat([still_prior.expand(2, -1, -1, -1, -1), prior]))
+    with pytest.raises(ValueError, match="negative_camera.prior must be given exactly"):
+        guided_batch(with_prior, Guidance(2.0, negative_camera=still))
+    # text-only guidance keeps the prior in both halves
+    text_only = guided_batch(with_prior, Guidance(2.0, negative_text=cond.text))
+    assert torch.equal(text_only.prior, torch.cat([prior, prior]))

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-PREDICTIONS = ("flow", "sample", "sample_residual")  # what the output layer predicts (SanaWMConfig.prediction)
+# What the output layer predicts (SanaWMConfig.prediction).
+PREDICTIONS = ("flow", "sample", "sample_residual", "sample_warp")
 
 __all__ = ["CONFIGS", "SanaWMConfig", "get_config"]
 
@@ -62,8 +63,14 @@ class SanaWMConfig:
     # "sample_residual": x0 = anchor + network output, where the anchor is the video's first latent frame
     # when it is clean (timestep 0: the conditioning image) and zero otherwise; a network that outputs 0
     # repeats the first frame, so the frames near it need only the change, not a copy (bundled model).
+    # "sample_warp": x0 = prior + network output, where the prior (forward's ``prior``) is the first frame
+    # warped along the camera path with an assumed depth (sana_wm.camera.warp, built by
+    # sana_wm.pipeline.warp_prior), so the camera's motion comes from geometry and the network corrects it.
     prediction: str = "flow"
     sample_min_sigma: float = 0.05
+    # The depth guess of the "sample_warp" prior (sana_wm.camera.warp.box_depth), in metres.
+    warp_eye_height: float = 1.6
+    warp_far_depth: float = 7.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -85,6 +92,9 @@ class SanaWMConfig:
             problems.append("conv_kernel_size must be >= 1 and t_kernel_size, spatial_kernel_size odd")
         if self.prediction not in PREDICTIONS:
             problems.append(f"prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
+        if not (self.warp_eye_height > 0 and self.warp_far_depth > 0):
+            problems.append(f"warp_eye_height and warp_far_depth must be positive, got {self.warp_eye_height} "
+                            f"and {self.warp_far_depth}")
         if not 0 < self.sample_min_sigma <= 1:
             problems.append(f"sample_min_sigma must be in (0, 1], got {self.sample_min_sigma}")
         if problems:
@@ -234,6 +244,9 @@ CONFIGS: dict[str, SanaWMConfig] = {
     "synth-pca-residual": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
                                        caption_channels=64, caption_length=8, mlp_ratio=2.5,
                                        prediction="sample_residual"),
+    # synth-pca predicting x0 minus the first frame warped along the camera path ("sample_warp", session 12).
+    "synth-pca-warp": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
+                                   caption_channels=64, caption_length=8, mlp_ratio=2.5, prediction="sample_warp"),
     # A model small enough to train on one GPU, with the released input/caption/camera interfaces.
     "small": SanaWMConfig(depth=12, hidden_size=768, num_heads=6, head_dim=128),
 }

@@ -151,6 +151,7 @@ class SanaWMTransformer(nn.Module):
         plucker: Tensor | None = None,
         mode: str = "bidirectional",
         chunk_lengths=None,
+        prior: Tensor | None = None,
     ) -> Tensor:
         """Predict the flow velocity ``v = eps - x0`` for every latent (with ``config.prediction ==
         "sample"`` the network predicts ``x0`` and this returns the velocity it implies; with
@@ -166,12 +167,15 @@ class SanaWMTransformer(nn.Module):
         plucker: ``(B, plucker_channels, T, H, W)`` for the fine camera branch; None skips it.
         mode: ``"bidirectional"`` or ``"chunk_causal"`` (``chunk_lengths`` default: the released
             schedule, ``chunk_frames + 1`` frames then ``chunk_frames`` each).
+        prior: ``(B, C_in, T, H, W)`` the warp prior of ``prediction == "sample_warp"`` (required there,
+            ignored otherwise): :func:`sana_wm.pipeline.warp_prior.warp_prior_latents`.
         Returns ``(B, C_in, T, H, W)`` in the model's dtype.
         """
         _, T, H, W, t_frames, text, text_mask = _check_inputs(self.config, latents, timestep, text, text_mask,
                                                               camera_vector, plucker)
         layout = TokenLayout.build(T, H, W, mode, chunk_lengths, self.config.chunk_frames)
-        return self._run(latents, t_frames, text, text_mask, camera_vector, plucker, layout)[0]
+        return self._run(latents, t_frames, text, text_mask, camera_vector, plucker, layout,
+                         prior=_check_prior(self.config, prior, latents))[0]
 
     def forward_chunk(
         self,
@@ -183,11 +187,13 @@ class SanaWMTransformer(nn.Module):
         plucker: Tensor | None = None,
         cache: StreamCache | None = None,
         kv_window: KVWindow | None = None,
+        prior: Tensor | None = None,
     ) -> tuple[Tensor, StreamCache]:
         """Streaming: one chunk of latent frames given the cache of the chunks before it.
 
         Inputs are those of :meth:`forward` restricted to the chunk's frames (``camera_vector`` keeps
-        poses relative to the video's first frame). ``cache`` is None for the first chunk; the returned
+        poses relative to the video's first frame; ``prior`` is the chunk's slice of the video's prior).
+        ``cache`` is None for the first chunk; the returned
         cache is for the next one (a sampler keeps the one from its final, clean pass). ``kv_window``
         (first chunk only) sets how many earlier chunks softmax blocks keep; the default keeps all, which
         makes streaming equal to :meth:`forward` in ``"chunk_causal"`` mode over the whole video.
@@ -200,11 +206,12 @@ class SanaWMTransformer(nn.Module):
             raise ValueError("kv_window is set on the first chunk; later chunks take it from the cache")
         layout = TokenLayout(T, H, W)
         return self._run(latents, t_frames, text, text_mask, camera_vector, plucker, layout, streaming=True,
-                         cache=cache, kv_window=kv_window or KVWindow())
+                         cache=cache, kv_window=kv_window or KVWindow(),
+                         prior=_check_prior(self.config, prior, latents))
 
     def _run(self, latents, t_frames, text, text_mask, camera_vector, plucker, layout: TokenLayout, *,
              streaming: bool = False, cache: StreamCache | None = None,
-             kv_window: KVWindow | None = None) -> tuple[Tensor, StreamCache | None]:
+             kv_window: KVWindow | None = None, prior: Tensor | None = None) -> tuple[Tensor, StreamCache | None]:
         """The forward pass on checked inputs (see :func:`_check_inputs`)."""
         cfg = self.config
         dtype, device = self.dtype, self.x_embedder.proj.weight.device
@@ -242,11 +249,25 @@ class SanaWMTransformer(nn.Module):
             anchor = cache.anchor if cache is not None else _clean_first_frame(latents, t_frames)
             if anchor is not None:
                 out = out + anchor.to(out.dtype)
-        if cfg.prediction in ("sample", "sample_residual"):  # x0 -> v = (x_t - x0) / sigma (config.prediction)
+        elif cfg.prediction == "sample_warp":
+            out = out + prior.to(out.dtype)
+        if cfg.prediction != "flow":  # x0 -> v = (x_t - x0) / sigma (config.prediction)
             work = torch.promote_types(out.dtype, torch.float32)
             sigma = (t_frames.to(work) / 1000.0).clamp_min(cfg.sample_min_sigma).to(out.device)
             out = ((latents.to(work) - out.to(work)) / sigma[:, None, :, None, None]).to(out.dtype)
         return out, (StreamCache(tuple(block_caches), first_frame + T, anchor) if streaming else None)
+
+
+def _check_prior(cfg: SanaWMConfig, prior: Tensor | None, latents: Tensor) -> Tensor | None:
+    """The ``prior`` of a ``"sample_warp"`` model, checked against ``latents``; None for other models."""
+    if cfg.prediction != "sample_warp":
+        return None
+    if prior is None:
+        raise ValueError("this model predicts x0 minus a warp prior (prediction 'sample_warp'): pass prior=, the "
+                         "(B, C, T, H, W) latents from sana_wm.pipeline.warp_prior.warp_prior_latents")
+    if tuple(prior.shape) != tuple(latents.shape):
+        raise ValueError(f"prior: expected the latents' shape {tuple(latents.shape)}, got {tuple(prior.shape)}")
+    return prior
 
 
 def _clean_first_frame(latents: Tensor, t_frames: Tensor) -> Tensor | None:

@@ -50,7 +50,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from sana_wm.camera.conditioning import DEFAULT_TARGET_SIZE, center_crop_geometry, conditioning_from_trajectory
+from sana_wm.camera.conditioning import (
+    DEFAULT_TARGET_SIZE,
+    center_crop_geometry,
+    conditioning_from_trajectory,
+    relative_poses,
+)
 from sana_wm.camera.resample import fit_to_frames, snap_frame_count
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
 from sana_wm.pipeline.errors import ModelFilesError
@@ -474,8 +479,9 @@ class SanaWMPipeline:
             self._release(encoder)
 
     # -- generation ---------------------------------------------------------------------------------
-    def _standing_camera(self, traj: Trajectory, src_w: int, src_h: int, H: int, W: int):
-        """The camera-guidance negative: ``traj``'s intrinsics on a camera that never moves."""
+    def _standing_camera(self, traj: Trajectory, first: torch.Tensor, src_w: int, src_h: int, H: int, W: int):
+        """The camera-guidance negative: ``traj``'s intrinsics on a camera that never moves (``first``: the
+        first latent frame, for a warp prior)."""
         from sana_wm.samplers import Conditioning
 
         still = Trajectory(np.tile(np.eye(4), (traj.num_frames, 1, 1)), traj.intrinsics, traj.fps,
@@ -484,7 +490,25 @@ class SanaWMPipeline:
                                               temporal_stride=self.vae.temporal_stride,
                                               spatial_stride=self.vae.spatial_stride)
         return Conditioning(torch.zeros(1, 0), None, camera.camera_vector[None].to(self.device),
-                            camera.plucker[None].to(self.device, self.transformer.dtype))
+                            camera.plucker[None].to(self.device, self.transformer.dtype),
+                            self._warp_prior(first, still, src_w, src_h, H, W))
+
+    def _warp_prior(self, first: torch.Tensor, traj: Trajectory, src_w: int, src_h: int, H: int,
+                    W: int) -> torch.Tensor | None:
+        """The warp prior of a ``prediction: sample_warp`` transformer for ``traj`` (None for other models)."""
+        config = getattr(self.transformer, "config", None)
+        if getattr(config, "prediction", None) != "sample_warp":
+            return None
+        from sana_wm.pipeline.warp_prior import warp_prior_latents
+
+        geometry = center_crop_geometry(src_w, src_h, target_w=W, target_h=H)
+        intrinsics = torch.from_numpy(np.ascontiguousarray(geometry.apply_to(traj.intrinsics).values))
+        c2w = torch.from_numpy(relative_poses(traj.c2w))
+        vae = self._use(self.vae)
+        prior = warp_prior_latents(vae, first, c2w[None], intrinsics[None].expand(1, traj.num_frames, 4),
+                                   eye_height=config.warp_eye_height, far=config.warp_far_depth)
+        self._release(vae)
+        return prior.to(self.device, self.transformer.dtype)
 
     def generate(
         self,
@@ -622,12 +646,13 @@ class SanaWMPipeline:
         model_dtype = self.transformer.dtype
         cond = Conditioning(text.embeds.to(self.device, model_dtype), text.mask.to(self.device),
                             camera.camera_vector[None].to(self.device),
-                            camera.plucker[None].to(self.device, model_dtype))
+                            camera.plucker[None].to(self.device, model_dtype),
+                            self._warp_prior(first, traj, src_w, src_h, H, W))
         guidance = None
         if negative is not None:
             guidance = Guidance(cfg, negative.embeds.to(self.device, model_dtype), negative.mask.to(self.device))
         elif camera_cfg != 1.0:
-            guidance = Guidance(camera_cfg, negative_camera=self._standing_camera(traj, src_w, src_h, H, W),
+            guidance = Guidance(camera_cfg, negative_camera=self._standing_camera(traj, first, src_w, src_h, H, W),
                                 chunks=camera_cfg_chunks)
         generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
 

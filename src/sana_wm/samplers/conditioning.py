@@ -48,13 +48,16 @@ class Conditioning:
 
     text: ``(B, L, C_text)`` (or ``(B, 1, L, C_text)``) text-encoder states; text_mask ``(B, L)``, nonzero =
     real token, None = all real. camera_vector ``(B, T, 20)`` and plucker ``(B, P, T, H, W)`` cover the
-    whole video (poses relative to its first frame); None skips that camera branch.
+    whole video (poses relative to its first frame); None skips that camera branch. prior ``(B, C, T, H, W)``:
+    the warp prior of a ``prediction: sample_warp`` model (:mod:`sana_wm.pipeline.warp_prior`), which follows
+    the camera; None for other models.
     """
 
     text: Tensor
     text_mask: Tensor | None = None
     camera_vector: Tensor | None = None
     plucker: Tensor | None = None
+    prior: Tensor | None = None
 
     def frames(self, start: int, end: int) -> Conditioning:
         """The same conditioning restricted to latent frames ``[start, end)`` (text is per video)."""
@@ -63,11 +66,15 @@ class Conditioning:
             self.text_mask,
             None if self.camera_vector is None else self.camera_vector[:, start:end],
             None if self.plucker is None else self.plucker[:, :, start:end],
+            None if self.prior is None else self.prior[:, :, start:end],
         )
 
     def model_kwargs(self) -> dict[str, Tensor | None]:
-        return dict(text=self.text, text_mask=self.text_mask, camera_vector=self.camera_vector,
-                    plucker=self.plucker)
+        kwargs = dict(text=self.text, text_mask=self.text_mask, camera_vector=self.camera_vector,
+                      plucker=self.plucker)
+        if self.prior is not None:  # only warp-prior models take it
+            kwargs["prior"] = self.prior
+        return kwargs
 
 
 @dataclass(frozen=True)
@@ -134,12 +141,12 @@ def guided_batch(cond: Conditioning, guidance: Guidance | None) -> Conditioning:
     return Conditioning(torch.cat([neg, text]), torch.cat([neg_mask, mask]), *neg_cam)
 
 
-def _negative_camera(cond: Conditioning, negative: Conditioning | None) -> tuple[Tensor | None, Tensor | None]:
-    """``(camera_vector, plucker)`` of the guided batch ``[uncond; cond]``: the negative camera (broadcast to
-    the batch) for the unconditional half, or the camera itself twice when there is none."""
+def _negative_camera(cond: Conditioning, negative: Conditioning | None) -> list[Tensor | None]:
+    """``[camera_vector, plucker, prior]`` of the guided batch ``[uncond; cond]``: the negative camera's (broadcast
+    to the batch) for the unconditional half, or the camera's own twice when there is none."""
     B = cond.text.shape[0]
     out = []
-    for name in ("camera_vector", "plucker"):
+    for name in ("camera_vector", "plucker", "prior"):
         x = getattr(cond, name)
         neg = x if negative is None else getattr(negative, name)
         if (x is None) != (neg is None):
@@ -154,7 +161,7 @@ def _negative_camera(cond: Conditioning, negative: Conditioning | None) -> tuple
             raise ValueError(f"negative_camera.{name} {tuple(neg.shape)} does not match the camera's "
                              f"{tuple(x.shape)}")
         out.append(torch.cat([neg.to(x), x]))
-    return out[0], out[1]
+    return out
 
 
 def guided_chunk_count(value, what: str) -> int:

@@ -49,6 +49,9 @@ class ModelConfig:
     config_path: str | None = None  # ... or a SanaWMConfig JSON file (then set name: null)
     init_from: str | None = None  # weights to start from: a checkpoint file or a model directory
     gradient_checkpointing: bool = False  # recompute each block's activations in backward
+    # The VAE folder (the one the training latents were encoded with) that builds the warp prior of a
+    # "prediction: sample_warp" model (sana_wm.pipeline.warp_prior); required for such a model only.
+    warp_vae: str | None = None
 
 
 @dataclass
@@ -373,6 +376,13 @@ def check_config(cfg: TrainConfig) -> None:
     if m.name is not None and m.name not in CONFIGS:
         raise ConfigError(f"model.name: unknown model config {m.name!r}; choose one of {', '.join(sorted(CONFIGS))}")
     _choice("precision", cfg.precision, ("fp32", "bf16"))
+    prediction = _meta_model(cfg).config.prediction
+    if prediction == "sample_warp" and not m.warp_vae:
+        raise ConfigError("model.warp_vae: this model predicts x0 minus a warp prior (prediction: sample_warp); "
+                          "set it to the VAE folder the training latents were encoded with")
+    if m.warp_vae and prediction != "sample_warp":
+        raise ConfigError(f"model.warp_vae: only a prediction: sample_warp model uses a warp prior; this one "
+                          f"predicts {prediction!r}, so remove the setting")
 
     d = cfg.data
     if not d.root:

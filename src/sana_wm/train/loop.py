@@ -30,7 +30,7 @@ from sana_wm.model import SanaWMConfig, SanaWMTransformer, from_pretrained, get_
 from sana_wm.ops.gdn import released_chunk_lengths
 from sana_wm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config
-from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, build_batch
+from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, WarpPriorBuilder, build_batch
 from sana_wm.train.distributed import (
     DistEnv,
     all_gather_objects,
@@ -139,6 +139,13 @@ class Trainer:
         else:
             self.text_encoder = HashTextEncoder(self.model_config.caption_channels, self.model_config.caption_length)
         self.latent_cache = LatentCache(cfg.data.root) if cfg.data.latents == "latent_cache" else None
+        self.warp = None
+        if self.model_config.prediction == "sample_warp":
+            from sana_wm.pipeline.vae import VideoVAE
+
+            self.warp = WarpPriorBuilder(VideoVAE.from_pretrained(cfg.model.warp_vae),
+                                         eye_height=self.model_config.warp_eye_height,
+                                         far=self.model_config.warp_far_depth)
         self.stage_index: int | None = None
         self._metrics_file = None
         self._tensorboard = None
@@ -206,7 +213,7 @@ class Trainer:
     def _batch(self, samples: list[dict]) -> ModelBatch:
         return build_batch(samples, encoder=self.encoder, text_encoder=self.text_encoder,
                            spatial_stride=self.data.spatial_stride, camera=self.data.camera,
-                           latent_cache=self.latent_cache)
+                           latent_cache=self.latent_cache, warp=self.warp)
 
     def _plans(self, batch: ModelBatch, *parts, train: bool) -> tuple[list[NoisePlan], Tensor]:
         """Per-sample noise plans and noise, each from a generator seeded by the run seed, ``parts``
@@ -241,17 +248,28 @@ class Trainer:
                   "chunk_lengths": released_chunk_lengths(T, first=obj.chunk_frames + 1, size=obj.chunk_frames)
                   if chunked else None}
         drop_cam = torch.tensor([p.drop_camera for p in plans])
+        # A warp-prior model follows the camera through its prior too; without a camera it stands still.
+        def prior(rows=None, dropped=False):
+            if batch.prior is None:
+                return {}
+            latents = batch.latents if rows is None else batch.latents[rows]
+            if dropped:
+                return {"prior": self.warp.static(latents)}
+            return {"prior": batch.prior if rows is None else batch.prior[rows]}
+
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             if not drop_cam.any():
-                pred = self.model(x_t, timestep, text, text_mask, batch.camera_vector, batch.plucker, **kwargs)
+                pred = self.model(x_t, timestep, text, text_mask, batch.camera_vector, batch.plucker, **kwargs,
+                                  **prior())
             elif drop_cam.all():
-                pred = self.model(x_t, timestep, text, text_mask, None, None, **kwargs)
+                pred = self.model(x_t, timestep, text, text_mask, None, None, **kwargs, **prior(dropped=True))
             else:  # the camera branch is skipped per call, so samples without camera run apart
                 keep = (~drop_cam).nonzero()[:, 0].to(dev)
                 drop = drop_cam.nonzero()[:, 0].to(dev)
                 pred_keep = self.model(x_t[keep], timestep[keep], text[keep], text_mask[keep],
-                                       batch.camera_vector[keep], batch.plucker[keep], **kwargs)
-                pred_drop = self.model(x_t[drop], timestep[drop], text[drop], text_mask[drop], None, None, **kwargs)
+                                       batch.camera_vector[keep], batch.plucker[keep], **kwargs, **prior(keep))
+                pred_drop = self.model(x_t[drop], timestep[drop], text[drop], text_mask[drop], None, None, **kwargs,
+                                       **prior(drop, dropped=True))
                 pred = pred_keep.new_empty((len(plans), *pred_keep.shape[1:]))
                 pred[keep], pred[drop] = pred_keep, pred_drop
         weight = sigma.square() if obj.loss_weighting == "x0" else None  # x0 error = sigma * velocity error
