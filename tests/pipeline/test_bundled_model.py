@@ -19,7 +19,7 @@ def test_bundled_model_is_complete_and_small():
     settings = yaml.safe_load((root / "config.yaml").read_text())["sana_wm"]
     assert settings["text_encoder"] == "none" and settings["image_size"] == [128, 128]
     # the transformer predicts x0 on the 128 channels of the linear patch codec, 8x8 tokens at 128x128
-    assert settings["transformer"]["prediction"] == "sample_residual" and settings["transformer"]["in_channels"] == 128
+    assert settings["transformer"]["prediction"] == "sample_warp" and settings["transformer"]["in_channels"] == 128
     from sana_wm.ae.patch_pca import PatchPCACodec
     from sana_wm.pipeline.vae import VideoVAE
 
