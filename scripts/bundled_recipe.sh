@@ -46,7 +46,7 @@ if [[ ( $STAGE == retarget || $STAGE == all ) && -n ${PREV:-} && ! -f $WORK/reta
       --config synth-pca --clips 24 --out "$WORK/retargeted"
 fi
 if [[ $STAGE == train || $STAGE == all ]]; then
-  sed "s#^output_dir: .*#output_dir: $WORK/transformer#; s#^  root: data/synth-train.*#  root: $WORK/data#" \
+  sed "s#^output_dir: .*#output_dir: $WORK/transformer#; s#^  root: data/synth-train.*#  root: $WORK/data#; s#^  warp_vae: .*#  warp_vae: $WORK/codec#" \
       "$REPO/${CONFIG:-configs/train/bundled_synth.yaml}" > "$WORK/train.yaml"
   resume=(); ls "$WORK/transformer/checkpoints"/step-* >/dev/null 2>&1 && resume=(--resume)
   # Start from the retargeted model when there is one (INIT_FROM overrides: any weights of the same config).

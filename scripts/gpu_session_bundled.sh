@@ -24,7 +24,7 @@
 # codec; empty: fit a new one, and then set INIT_FROM= empty too), INIT_FROM (the shipped transformer),
 # TRAIN_SECONDS (330), TRAIN_BATCH (32), CKPT_EVERY (100), CHANNEL_POWER (empty: the plain loss, as the shipped
 # weights were trained; 1: the pixel-MSE channel weighting of session 8), DEVICE (cuda), OUT (where `all` and
-# `collect` put the results, if set). The config is configs/train/bundled_synth_gpu.yaml (synth-pca-residual).
+# `collect` put the results, if set). The config is configs/train/bundled_synth_gpu.yaml (synth-pca-warp).
 set -euo pipefail
 W=${W:-/tmp/bw}
 SCENES=${SCENES:-640}
@@ -87,6 +87,7 @@ if [[ $stage == train || $stage == all ]]; then
   sed -e "s#^output_dir: .*#output_dir: $W/transformer#" -e "s#^  root: .*#  root: $W/data#" \
       -e "s#^  device: cuda#  device: $DEVICE#" \
       -e "s#^  batch_size: 32#  batch_size: ${TRAIN_BATCH:-32}#" -e "s#^  every: 200#  every: ${CKPT_EVERY:-100}#" \
+      -e "s#^  warp_vae: .*#  warp_vae: $W/codec#" \
       "$REPO/configs/train/bundled_synth_gpu.yaml" > "$W/train.yaml"
   # A fresh run starts from the shipped transformer (INIT_FROM= empty: from scratch), which only makes sense
   # with the shipped codec (the CODEC_FROM default).
@@ -95,7 +96,7 @@ if [[ $stage == train || $stage == all ]]; then
     sed -i "s#^  name: synth-pca.*#&\n  init_from: $init#" "$W/train.yaml"
   fi
   # The channel-weighted loss (session 8, docs/training.md): CHANNEL_POWER=1 is the pixel MSE of the codec;
-  # unset or empty trains with the plain loss, as the shipped (session-9) weights were.
+  # unset or empty trains with the plain loss (the session-9 weights were; the session-12 ones used power 1).
   power=${CHANNEL_POWER-}
   if [[ -n $power ]]; then
     sed -i "s#^  camera_dropout_prob: .*#&\n  channel_weights: $W/codec\n  channel_weight_power: $power#" "$W/train.yaml"
