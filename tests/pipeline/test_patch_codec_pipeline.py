@@ -141,28 +141,40 @@ def test_warp_prior_latents_frame_zero_blocks_and_a_standing_camera(fitted):
         warp_prior_latents(codec, latent, c2w[:, :24], intr[:, :24])
 
 
-@pytest.mark.parametrize("camera_cfg", [1.0, 2.0])
-def test_warp_model_generates_its_prior_along_the_camera(fitted, tmp_path, camera_cfg):
+@pytest.mark.parametrize("camera_cfg, source", [(1.0, "same"), (2.0, "same"), (1.0, "wide")])
+def test_warp_model_generates_its_prior_along_the_camera(fitted, tmp_path, camera_cfg, source):
     """With a zero output layer a sample_warp model's video is its warp prior decoded; camera guidance pits it
-    against the standing camera's prior: x0 = standing + cfg (prior - standing)."""
+    against the standing camera's prior: x0 = standing + cfg (prior - standing). A wider, larger image is
+    resized and centre-cropped, and the prior's intrinsics follow the crop."""
+    from sana_wm.camera.conditioning import center_crop_geometry
     from sana_wm.camera.trajectory import Intrinsics
     from sana_wm.pipeline.warp_prior import warp_prior_latents
 
     pipe = _warp_model(fitted, tmp_path, zero_output=True)
-    first = list(read_clips(fitted["data"]))[9].frames_numpy()[0]
-    traj = make_preset("dolly", seconds=3.0, fps=16).with_intrinsics(Intrinsics.from_fov(70.0, 48, 32, 49))
+    first = list(read_clips(fitted["data"]))[9].frames_numpy()[0]  # 32 x 48
+    if source == "wide":  # 64 x 128: scaled to 32 x 64, then 8 columns cut on each side
+        first = np.concatenate([first[:, ::-1], first, first[:, ::-1]], axis=1)[:, 16:-16].repeat(2, 0).repeat(2, 1)
+    h, w = first.shape[:2]
+    traj = make_preset("dolly", seconds=3.0, fps=16).with_intrinsics(Intrinsics.from_fov(70.0, w, h, 49))
     # one step from sigma 1 (an integer timestep, so the model's flooring changes nothing) lands on x0 exactly
     result = pipe.generate(first, traj, num_frames=49, progress=False, keep_frames=True, camera_cfg=camera_cfg,
                            steps=1)
     codec = pipe.vae
-    latent = codec.encode(frames_to_vae_input(first[None]))
-    intr = torch.from_numpy(traj.intrinsics.values)[None]
+    latent = result.latents[:, :, :1]  # the image's latent, as the pipeline encoded it
+    if source == "same":
+        torch.testing.assert_close(latent, codec.encode(frames_to_vae_input(first[None])))
+    crop = center_crop_geometry(w, h, target_w=48, target_h=32).apply_to(traj.intrinsics)
+    intr = torch.from_numpy(crop.values)[None]
     kw = dict(eye_height=1.2, far=5.0)
-    prior = warp_prior_latents(codec, latent, torch.from_numpy(traj.c2w - 0)[None], intr, **kw)
+    prior = warp_prior_latents(codec, latent, torch.from_numpy(traj.c2w)[None], intr, **kw)
     standing = warp_prior_latents(codec, latent, torch.eye(4, dtype=torch.float64).expand(1, 49, 4, 4), intr, **kw)
     expected = standing + camera_cfg * (prior - standing)
     torch.testing.assert_close(result.latents, expected, rtol=1e-4, atol=1e-4)
     assert (prior - standing).abs().mean() > 0.05  # the dolly moved the prior
+    if source == "wide":  # the uncropped intrinsics would give another prior
+        wrong = torch.from_numpy(traj.intrinsics.values)[None] / 2
+        other = warp_prior_latents(codec, latent, torch.from_numpy(traj.c2w)[None], wrong, **kw)
+        assert (other - prior).abs().max() > 1e-2
 
 
 def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
