@@ -52,6 +52,7 @@ import torch
 
 from sana_wm.camera.conditioning import (
     DEFAULT_TARGET_SIZE,
+    CropGeometry,
     center_crop_geometry,
     conditioning_from_trajectory,
     relative_poses,
@@ -479,29 +480,29 @@ class SanaWMPipeline:
             self._release(encoder)
 
     # -- generation ---------------------------------------------------------------------------------
-    def _standing_camera(self, traj: Trajectory, first: torch.Tensor, src_w: int, src_h: int, H: int, W: int):
+    def _standing_camera(self, traj: Trajectory, first: torch.Tensor, geometry: CropGeometry):
         """The camera-guidance negative: ``traj``'s intrinsics on a camera that never moves (``first``: the
-        first latent frame, for a warp prior)."""
+        first latent frame, for a warp prior; ``geometry``: the input image's resize and crop)."""
         from sana_wm.samplers import Conditioning
 
         still = Trajectory(np.tile(np.eye(4), (traj.num_frames, 1, 1)), traj.intrinsics, traj.fps,
                            {"source": "camera guidance negative"})
-        camera = conditioning_from_trajectory(still, src_image_size=(src_w, src_h), target_size=(H, W),
+        width, height = geometry.size
+        camera = conditioning_from_trajectory(still, src_image_size=geometry.source, target_size=(height, width),
                                               temporal_stride=self.vae.temporal_stride,
                                               spatial_stride=self.vae.spatial_stride)
         return Conditioning(torch.zeros(1, 0), None, camera.camera_vector[None].to(self.device),
                             camera.plucker[None].to(self.device, self.transformer.dtype),
-                            self._warp_prior(first, still, src_w, src_h, H, W))
+                            self._warp_prior(first, still, geometry))
 
-    def _warp_prior(self, first: torch.Tensor, traj: Trajectory, src_w: int, src_h: int, H: int,
-                    W: int) -> torch.Tensor | None:
-        """The warp prior of a ``prediction: sample_warp`` transformer for ``traj`` (None for other models)."""
+    def _warp_prior(self, first: torch.Tensor, traj: Trajectory, geometry: CropGeometry) -> torch.Tensor | None:
+        """The warp prior of a ``prediction: sample_warp`` transformer for ``traj``, whose intrinsics are for
+        the input image before ``geometry`` (None for other models)."""
         config = getattr(self.transformer, "config", None)
         if getattr(config, "prediction", None) != "sample_warp":
             return None
         from sana_wm.pipeline.warp_prior import warp_prior_latents
 
-        geometry = center_crop_geometry(src_w, src_h, target_w=W, target_h=H)
         intrinsics = torch.from_numpy(np.ascontiguousarray(geometry.apply_to(traj.intrinsics).values))
         c2w = torch.from_numpy(relative_poses(traj.c2w))
         vae = self._use(self.vae)
@@ -647,12 +648,12 @@ class SanaWMPipeline:
         cond = Conditioning(text.embeds.to(self.device, model_dtype), text.mask.to(self.device),
                             camera.camera_vector[None].to(self.device),
                             camera.plucker[None].to(self.device, model_dtype),
-                            self._warp_prior(first, traj, src_w, src_h, H, W))
+                            self._warp_prior(first, traj, geometry))
         guidance = None
         if negative is not None:
             guidance = Guidance(cfg, negative.embeds.to(self.device, model_dtype), negative.mask.to(self.device))
         elif camera_cfg != 1.0:
-            guidance = Guidance(camera_cfg, negative_camera=self._standing_camera(traj, first, src_w, src_h, H, W),
+            guidance = Guidance(camera_cfg, negative_camera=self._standing_camera(traj, first, geometry),
                                 chunks=camera_cfg_chunks)
         generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
 
