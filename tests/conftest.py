@@ -1,7 +1,15 @@
 """Fixtures shared by every test directory."""
 
+import diffusers
 import pytest
 import torch
+
+# diffusers is the numerical oracle of the parity tests, pinned to the version whose behaviour they check:
+# a missing or different diffusers fails the run here instead of turning parity tests into skips.
+ORACLE_DIFFUSERS = "0.42.1"
+if diffusers.__version__ != ORACLE_DIFFUSERS:
+    raise RuntimeError(f"the parity tests check against diffusers {ORACLE_DIFFUSERS}, found {diffusers.__version__}; "
+                       f'install the test extras: pip install -e ".[test]"')
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -8,6 +8,8 @@ metres, i.e. about |t| * 1e-7 <= 1e-6, so 1e-5 absolute leaves a 10x margin.
 
 from __future__ import annotations
 
+import diffusers.models.transformers.transformer_sana_wm as transformer_sana_wm
+import diffusers.pipelines.sana_wm.cam_utils as cam_utils
 import numpy as np
 import pytest
 import torch
@@ -28,9 +30,6 @@ from sana_wm.camera.conditioning import (
     ucpe_ray_transforms,
 )
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
-
-cam_utils = pytest.importorskip("diffusers.pipelines.sana_wm.cam_utils")
-transformer_sana_wm = pytest.importorskip("diffusers.models.transformers.transformer_sana_wm")
 
 ATOL = 1e-5
 

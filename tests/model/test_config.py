@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from sana_wm.model import CONFIGS, SanaWMConfig, get_config
+from sana_wm.model.config import UCPE_RENORM_RELEASE
 from sana_wm.model.loading import build_model, to_diffusers_state_dict
 
 OFFICIAL_PARAMETERS = 2_661_800_448
@@ -16,7 +17,7 @@ def test_official_parameter_count_on_meta():
 
 
 def test_official_keys_and_shapes_equal_diffusers():
-    diffusers_sana_wm = pytest.importorskip("diffusers.models.transformers.transformer_sana_wm")
+    import diffusers.models.transformers.transformer_sana_wm as diffusers_sana_wm
     with torch.device("meta"):
         oracle = diffusers_sana_wm.SanaWMTransformer3DModel()
     ours = {k: tuple(v.shape) for k, v in to_diffusers_state_dict(build_model("official-2.6b", device="meta")
@@ -56,7 +57,9 @@ def test_diffusers_config_round_trip():
         cfg = get_config(name)
         if cfg.prediction != "flow":  # not expressible in that format (test_prediction checks the refusal)
             continue
-        assert SanaWMConfig.from_diffusers(cfg.to_diffusers()) == cfg.replace(caption_length=300)
+        # The renorm is a choice of forward, not of the format: a diffusers folder loads with the release's.
+        expected = cfg.replace(caption_length=300, ucpe_rms_renorm=UCPE_RENORM_RELEASE)
+        assert SanaWMConfig.from_diffusers(cfg.to_diffusers()) == expected
 
 
 def test_invalid_configs_are_explained():

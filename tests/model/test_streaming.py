@@ -1,6 +1,7 @@
 """Streaming chunk by chunk with a typed cache equals the chunk-causal model over the whole video."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -16,8 +17,9 @@ def _chunk(inputs, a, b):
     out = dict(inputs)
     out["latents"] = inputs["latents"][:, :, a:b]
     out["timestep"] = inputs["timestep"][..., a:b]
-    out["camera_vector"] = inputs["camera_vector"][:, a:b]
-    out["plucker"] = inputs["plucker"][:, :, a:b]
+    if inputs["camera_vector"] is not None:
+        out["camera_vector"] = inputs["camera_vector"][:, a:b]
+        out["plucker"] = inputs["plucker"][:, :, a:b]
     return out
 
 
@@ -58,6 +60,56 @@ def test_streaming_softmax_uses_the_padded_scale(tiny_model):
     padded, _ = _stream(tiny_model, inputs, layout)
     plain, _ = _stream(_unpadded(tiny_model), inputs, layout)
     assert rel_err(padded, plain) > 1e-3
+
+
+def _softmax_scales(model, inputs, layout, monkeypatch, *, streaming: bool) -> set[float]:
+    """The ``scale`` of every SDPA call the self-attention makes (streamed chunk by chunk, or chunk-causal at
+    once); None stands for SDPA's default."""
+    import sana_wm.model.attention as attention
+
+    scales = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(torch.nn.functional, name)
+
+        @staticmethod
+        def scaled_dot_product_attention(*args, scale=None, **kwargs):
+            scales.append(scale)
+            return torch.nn.functional.scaled_dot_product_attention(*args, scale=scale, **kwargs)
+
+    monkeypatch.setattr(attention, "F", Recording())
+    with torch.no_grad():
+        if streaming:
+            _stream(model, inputs, layout)
+        else:
+            model(**inputs, mode="chunk_causal")
+    monkeypatch.undo()
+    return set(scales)
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_softmax_scales_at_the_released_head_dim(padded, monkeypatch):
+    """head_dim 112 as released: the streaming main branch scales logits by exactly 1/sqrt(128) where the release
+    pads heads (padded_softmax_in_streaming), 1/sqrt(112) otherwise and in the chunk-causal forward; the camera
+    branch always by 1/sqrt(128) (reference §2.3)."""
+    from model_helpers import randomize_
+
+    from sana_wm.model import get_config
+
+    cfg = get_config("tiny").replace(hidden_size=224, num_heads=2, head_dim=112, depth=1, softmax_blocks=(0,),
+                                     padded_softmax_in_streaming=padded)
+    model = randomize_(SanaWMTransformer(cfg)).eval()
+    inputs = model_inputs(cfg, batch=1, frames=FRAMES, height=2, width=3)
+    layout = TokenLayout.build(FRAMES, 2, 3, "chunk_causal")
+    no_camera = {**inputs, "camera_vector": None, "plucker": None}
+    main = _softmax_scales(model, no_camera, layout, monkeypatch, streaming=True)
+    assert main == {1 / math.sqrt(128) if padded else 1 / math.sqrt(112)}
+    assert _softmax_scales(model, no_camera, layout, monkeypatch, streaming=False) == {1 / math.sqrt(112)}
+    with_camera = _softmax_scales(model, inputs, layout, monkeypatch, streaming=True)
+    assert with_camera == main | {1 / math.sqrt(128)}
+    assert _softmax_scales(model, inputs, layout, monkeypatch, streaming=False) == {1 / math.sqrt(112),
+                                                                                   1 / math.sqrt(128)}
 
 
 def test_cache_is_not_mutated_by_a_chunk(tiny_model):

@@ -78,7 +78,8 @@ class HybridAttention(nn.Module):
         self.kind = kind
         self.num_heads, self.head_dim = H, config.head_dim
         self.gdn_eps = config.gdn_eps
-        self.ucpe_rms_renorm = config.ucpe_rms_renorm
+        # The release renormalises UCPE-transformed q/k/v in softmax blocks only (config.ucpe_rms_renorm).
+        self.ucpe_rms_renorm = config.renorms_ucpe(kind)
         self.padded_softmax_in_streaming = config.padded_softmax_in_streaming
 
         # Main branch.
@@ -236,6 +237,8 @@ class HybridAttention(nn.Module):
         q_t, k_t, v_t = self._ucpe_encode(q, k, v, ctx)
         # The ray transform (a translation in homogeneous coordinates) can inflate keys; discount the
         # write strength by the frame-mean squared-norm inflation so the delta rule stays contractive.
+        # Without the renorm (the release's GDN blocks) this is the raw inflation; with it, k_t is already
+        # capped at k's RMS and the discount is 1.
         inflation = (k_t.norm(dim=-1).clamp_min(_NORM_FLOOR) / k.norm(dim=-1).clamp_min(_NORM_FLOOR)) ** 2
         B, N, H = inflation.shape
         frame_inflation = inflation.view(B, layout.frames, -1, H).mean(dim=2).transpose(1, 2)  # (B, H, T)

@@ -15,7 +15,12 @@ from pathlib import Path
 # What the output layer predicts (SanaWMConfig.prediction).
 PREDICTIONS = ("flow", "sample", "sample_residual", "sample_warp")
 
-__all__ = ["CONFIGS", "SanaWMConfig", "get_config"]
+# Where the camera branch renormalises UCPE-transformed q/k/v (SanaWMConfig.ucpe_rms_renorm).
+BLOCK_KINDS = ("gdn", "softmax")
+UCPE_RENORM_RELEASE = ("softmax",)
+UCPE_RENORM_DIFFUSERS = ("gdn", "softmax")
+
+__all__ = ["BLOCK_KINDS", "CONFIGS", "UCPE_RENORM_DIFFUSERS", "UCPE_RENORM_RELEASE", "SanaWMConfig", "get_config"]
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,13 @@ class SanaWMConfig:
     norm_eps: float = 1e-5  # q/k RMSNorm of self-attention and the caption RMSNorm
     gdn_eps: float = 1e-8  # denominator epsilon of the GDN main branch
     chunk_frames: int = 3  # latent frames per chunk in chunk-causal mode (the first chunk has one more)
-    # Down-scale UCPE-transformed camera q/k/v to their pre-transform RMS ("PostUCPERenorm"). Our
-    # reference notes (§5.3) say the released fused kernels skip it, but the diffusers port, SGLang's port
-    # and its fused-kernel tests all apply it, so we follow them; see docs/design/transformer.md.
-    ucpe_rms_renorm: bool = True
+    # The block kinds whose camera branch scales UCPE-transformed q/k/v back down to their pre-transform RMS
+    # ("PostUCPERenorm", reference §5.3). The release does it in softmax blocks only: its fused GDN camera path
+    # feeds the raw transformed tensors to the scan and discounts beta by the raw key inflation instead. The
+    # diffusers port does it in every block (UCPE_RENORM_DIFFUSERS): select that for parity with it and for
+    # checkpoints trained through it. JSON: a list of kinds; the legacy booleans true/false mean every
+    # kind / none.
+    ucpe_rms_renorm: tuple[str, ...] = ("softmax",)
     # The reference's streaming (KV-cached) softmax pads heads to a FlashAttention size, so its main
     # branch scales logits by 1/sqrt(128) instead of 1/sqrt(112) (reference §2.3); the streaming
     # student was distilled with it. Off makes streaming equal the chunk-causal forward exactly.
@@ -76,6 +84,12 @@ class SanaWMConfig:
         problems = []
         if self.hidden_size != self.num_heads * self.head_dim:
             problems.append(f"hidden_size {self.hidden_size} != num_heads {self.num_heads} x head_dim {self.head_dim}")
+        renorm = _renorm_kinds(self.ucpe_rms_renorm)
+        if renorm is None:
+            problems.append(f"ucpe_rms_renorm must be a list of block kinds from {list(BLOCK_KINDS)} (or true / "
+                            f"false for all / none), got {self.ucpe_rms_renorm!r}")
+        else:
+            object.__setattr__(self, "ucpe_rms_renorm", renorm)
         if self.head_dim % 8:
             problems.append(
                 f"head_dim {self.head_dim} must be a multiple of 8: the camera branch splits it in two halves, "
@@ -121,6 +135,10 @@ class SanaWMConfig:
         """``"softmax"`` or ``"gdn"`` for block ``index``."""
         return "softmax" if index in self.softmax_block_indices else "gdn"
 
+    def renorms_ucpe(self, kind: str) -> bool:
+        """Whether blocks of ``kind`` renormalise their UCPE-transformed camera q/k/v (``ucpe_rms_renorm``)."""
+        return kind in self.ucpe_rms_renorm
+
     def replace(self, **changes) -> SanaWMConfig:
         return dataclasses.replace(self, **changes)
 
@@ -129,6 +147,7 @@ class SanaWMConfig:
         d = dataclasses.asdict(self)
         if d["softmax_blocks"] is not None:
             d["softmax_blocks"] = list(d["softmax_blocks"])
+        d["ucpe_rms_renorm"] = list(d["ucpe_rms_renorm"])
         return d
 
     @classmethod
@@ -150,7 +169,8 @@ class SanaWMConfig:
     def to_diffusers(self) -> dict:
         """The ``config.json`` of diffusers' ``SanaWMTransformer3DModel`` with the same weights.
 
-        diffusers always applies the UCPE RMS renorm (our default), whatever ``ucpe_rms_renorm`` says here.
+        diffusers applies the UCPE RMS renorm in every block whatever ``ucpe_rms_renorm`` says here: a model
+        with another setting (the release's default among them) computes differently once loaded there.
         """
         every_n = self.softmax_every_n
         if self.softmax_blocks is not None:
@@ -190,8 +210,9 @@ class SanaWMConfig:
 
     @classmethod
     def from_diffusers(cls, d: dict) -> SanaWMConfig:
-        """Our config for a diffusers ``SanaWMTransformer3DModel`` ``config.json`` (``ucpe_rms_renorm``
-        keeps our default: the weights are the released ones, the renorm is a choice of forward)."""
+        """Our config for a diffusers ``SanaWMTransformer3DModel`` ``config.json``. ``ucpe_rms_renorm`` keeps the
+        release's setting: the format holds the released weights, and the renorm is a choice of forward (pass
+        ``ucpe_rms_renorm=UCPE_RENORM_DIFFUSERS`` for diffusers' own behaviour)."""
         expected = {"patch_size": [1, 1, 1], "ffn_type": "GLUMBConvTemp", "k_conv_only": True,
                     "pos_embed_type": "wan_rope", "qk_norm": True, "cross_norm": True, "y_norm": True,
                     "cam_attn_compress": 1, "use_pe": True, "pred_sigma": False, "use_chunk_plucker_post_attn": True}
@@ -214,6 +235,17 @@ class SanaWMConfig:
                    plucker_channels=d.get("chunk_plucker_channels", 48))
 
 
+def _renorm_kinds(value) -> tuple[str, ...] | None:
+    """``ucpe_rms_renorm`` as a sorted tuple of block kinds, or None if it is not a valid setting."""
+    if isinstance(value, bool):
+        return BLOCK_KINDS if value else ()
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        return None
+    if not all(isinstance(kind, str) and kind in BLOCK_KINDS for kind in value):
+        return None
+    return tuple(kind for kind in BLOCK_KINDS if kind in value)
+
+
 def _as_list(v):
     return list(v) if isinstance(v, (list, tuple)) else v
 
@@ -229,24 +261,27 @@ CONFIGS: dict[str, SanaWMConfig] = {
     "tiny-32": SanaWMConfig(depth=4, hidden_size=64, num_heads=2, head_dim=32, in_channels=16,
                             caption_channels=64, caption_length=16, mlp_ratio=2.0),
     # The bundled synthetic-world model (docs/models/sana-wm-synth.md): the released block pattern (GDN with a
-    # softmax block every 4th), both camera branches, on the 64-channel latents of our small VAE
-    # (sana_wm.ae); text-free, so the caption width is nominal.
+    # softmax block every 4th), both camera branches (trained with the UCPE renorm in every block), on the
+    # 64-channel latents of our small VAE (sana_wm.ae); text-free, so the caption width is nominal.
     "synth-small": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=64,
-                                caption_channels=64, caption_length=8, mlp_ratio=2.5),
+                                caption_channels=64, caption_length=8, mlp_ratio=2.5,
+                                ucpe_rms_renorm=UCPE_RENORM_DIFFUSERS),
     # synth-small on the 128-channel latents of the bundled model's linear patch codec (sana_wm.ae.patch_pca:
     # 16 x 16 pixels x 8 frames per latent cell): the same 8 x 8 tokens per frame at 128 x 128.
     # It predicts x0 ("sample"): most codec channels are fine detail that cannot be known, and a velocity
     # network leaks its noise into them as blocky texture.
     "synth-pca": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
-                              caption_channels=64, caption_length=8, mlp_ratio=2.5, prediction="sample"),
+                              caption_channels=64, caption_length=8, mlp_ratio=2.5, prediction="sample",
+                              ucpe_rms_renorm=UCPE_RENORM_DIFFUSERS),
     # synth-pca predicting x0 minus the clean conditioning frame ("sample_residual", session 9): the first
     # generated frames start from a copy of the image instead of a blurred average (the bundled model).
     "synth-pca-residual": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
                                        caption_channels=64, caption_length=8, mlp_ratio=2.5,
-                                       prediction="sample_residual"),
+                                       prediction="sample_residual", ucpe_rms_renorm=UCPE_RENORM_DIFFUSERS),
     # synth-pca predicting x0 minus the first frame warped along the camera path ("sample_warp", session 12).
     "synth-pca-warp": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
-                                   caption_channels=64, caption_length=8, mlp_ratio=2.5, prediction="sample_warp"),
+                                   caption_channels=64, caption_length=8, mlp_ratio=2.5, prediction="sample_warp",
+                                   ucpe_rms_renorm=UCPE_RENORM_DIFFUSERS),
     # A model small enough to train on one GPU, with the released input/caption/camera interfaces.
     "small": SanaWMConfig(depth=12, hidden_size=768, num_heads=6, head_dim=128),
 }
