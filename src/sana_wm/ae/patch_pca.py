@@ -21,7 +21,7 @@ Every latent frame decodes on its own, so chunked (streaming) decoding equals on
 
 On disk (``save_pretrained``): ``config.json`` (``"_class_name": "PatchPCACodec"``, the fields of
 :class:`PatchPCAConfig`) and ``codec.safetensors`` (``mean``, ``basis``, ``latents_mean``, ``latents_std``).
-:meth:`sana_wm.pipeline.vae.VideoVAE.from_pretrained` reads such a folder like any VAE folder.
+:meth:`sana_wm.vae.VideoVAE.from_pretrained` reads such a folder like any VAE folder.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sana_wm.pipeline.vae import VideoVAE
+from sana_wm.vae import VideoVAE
 
 __all__ = ["CLASS_NAME", "PatchPCACodec", "PatchPCAConfig", "fit_patch_pca", "patch_vectors", "reconstruction_psnr"]
 
@@ -119,7 +119,7 @@ class _Codec(torch.nn.Module):
 
 
 class PatchPCACodec(VideoVAE):
-    """The linear patch codec behind :class:`~sana_wm.pipeline.vae.VideoVAE`'s interface (module docstring):
+    """The linear patch codec behind :class:`~sana_wm.vae.VideoVAE`'s interface (module docstring):
     ``encode``/``decode`` take and give the same layouts and the same normalised latents, and
     ``stream_decoder`` decodes chunk by chunk."""
 
