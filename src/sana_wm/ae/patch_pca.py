@@ -290,10 +290,14 @@ def fit_patch_pca(videos: Iterable[Tensor], *, patch_size: int = 16, latent_chan
 
 
 def reconstruction_psnr(codec: PatchPCACodec, videos: Iterable[Tensor]) -> float:
-    """Mean PSNR (dB, frames in [-1, 1] as 8-bit images) of ``videos`` ``(1, 3, F, H, W)`` through the codec."""
+    """Mean per-frame PSNR (dB, :func:`sana_wm.eval.metrics.psnr_frames` over frames in [-1, 1]) of ``videos``
+    ``(B, 3, F, H, W)`` through the codec; NaN for no videos."""
+    from sana_wm.eval.metrics import psnr_frames
+
+    def frames(video: Tensor) -> np.ndarray:  # (B * F, H, W, 3) float64
+        return video.detach().double().permute(0, 2, 3, 4, 1).flatten(0, 1).cpu().numpy()
+
     values = []
     for video in videos:
-        rec = codec.decode(codec.encode(video))
-        mse = ((rec - video.float()) ** 2).mean(dim=(0, 1, 3, 4)) / 4  # per frame, in [0, 1] units
-        values.extend((10 * torch.log10(1 / mse.clamp_min(1e-12))).tolist())
+        values.extend(psnr_frames(frames(codec.decode(codec.encode(video))), frames(video), data_range=2.0))
     return float(np.mean(values)) if values else math.nan
