@@ -24,9 +24,9 @@ import torch
 import yaml
 
 from sana_wm.ops.gdn import released_chunk_lengths
-from sana_wm.pipeline.vae import VideoVAE
 from sana_wm.train.loop import Trainer
 from sana_wm.train.objective import make_noisy
+from sana_wm.vae import VideoVAE
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> list[float]:

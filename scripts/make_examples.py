@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from sana_wm.camera.formats import write_trajectory
-from sana_wm.camera.trajectory import Trajectory, invert_se3
+from sana_wm.camera.trajectory import Trajectory, relative_poses
 from sana_wm.synth import generate_scene
 from sana_wm.synth.paths import exploration_path
 from sana_wm.synth.render import render
@@ -38,7 +38,7 @@ def main() -> None:
         path = exploration_path(scene, seconds=10.5, fps=16.0, style=style, seed=seed)
         first = render(scene, Trajectory(path.c2w[:1], None, 16.0), 128, 128, fov_deg=70.0)
         Image.fromarray(first.rgb[0]).save(out / f"{name}.png")
-        relative = invert_se3(path.c2w[0])[None] @ path.c2w  # frame 0 = identity
+        relative = relative_poses(path.c2w)
         intr = first.intrinsics.values[0]
         traj = Trajectory(relative, None, 16.0).with_intrinsics(
             type(first.intrinsics)(np.repeat(intr[None], len(relative), 0), 128, 128))

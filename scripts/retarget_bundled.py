@@ -36,7 +36,7 @@ def main() -> None:
     from sana_wm.model import SanaWMConfig, get_config
     from sana_wm.model.loading import from_pretrained, save_pretrained
     from sana_wm.model.retarget import fit_latent_map, retarget_latent_channels
-    from sana_wm.pipeline.vae import VideoVAE
+    from sana_wm.vae import VideoVAE
 
     model_dir = Path(args.model)
     old_vae = VideoVAE.from_pretrained(model_dir / "ltx2_causal_vae")

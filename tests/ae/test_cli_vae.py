@@ -8,8 +8,8 @@ import torch
 from sana_wm.cli import main
 from sana_wm.data import LatentCache, read_clips
 from sana_wm.data.latents import frames_to_vae_input, prepare_clip
-from sana_wm.pipeline.vae import VideoVAE
 from sana_wm.synth.dataset import write_synthetic_dataset
+from sana_wm.vae import VideoVAE
 
 
 @pytest.fixture(scope="module")

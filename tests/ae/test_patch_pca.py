@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sana_wm.ae.patch_pca import PatchPCACodec, PatchPCAConfig, fit_patch_pca, reconstruction_psnr
-from sana_wm.pipeline.vae import VideoVAE
+from sana_wm.vae import VideoVAE
 
 
 def _video(seed: int, frames: int = 17, size=(32, 48)) -> torch.Tensor:

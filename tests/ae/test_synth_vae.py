@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sana_wm.ae import VAETrainConfig, build_synth_vae, train_synth_vae
-from sana_wm.pipeline.vae import VideoVAE
+from sana_wm.vae import VideoVAE
 
 SMALL = {"block_out_channels": (8, 16, 32), "decoder_block_out_channels": (8, 16, 32), "latent_channels": 8}
 

@@ -11,6 +11,7 @@ from sana_wm.camera.trajectory import (
     TrajectoryError,
     invert_se3,
     orthonormalize_rotations,
+    relative_poses,
 )
 
 
@@ -57,6 +58,25 @@ def test_w2c_and_relative_poses_are_exact():
     G = random_c2w(1, seed=9)[0]
     moved = Trajectory(G @ traj.c2w).relative_to_first()
     np.testing.assert_allclose(moved.c2w, rel.c2w, atol=1e-12)
+
+
+def test_pose_helpers_equal_the_plain_formulas():
+    """The one SE(3) inverse and the one relative-pose helper against a general 4x4 inverse in float64, on
+    batched inputs (invert_se3 takes any leading shape)."""
+    c2w = random_c2w(12, seed=4)
+    batched = c2w.reshape(3, 4, 4, 4)
+    np.testing.assert_allclose(invert_se3(batched), np.linalg.inv(batched), rtol=0, atol=1e-13)
+    plain = np.stack([np.linalg.inv(c2w[0]) @ p for p in c2w])
+    rel = relative_poses(c2w)
+    np.testing.assert_allclose(rel, plain, rtol=0, atol=1e-13)
+    assert rel.dtype == np.float64 and np.array_equal(rel[0], np.eye(4))
+    np.testing.assert_array_equal(relative_poses(c2w[:, :3].astype(np.float32)).shape, (12, 4, 4))  # (F, 3, 4)
+    # A non-rigid pose keeps its error for validation: R^T, not R^-1, so R R^T - I is the same size.
+    skewed = c2w[:1].copy()
+    skewed[0, :3, :3] *= 1.01
+    inv = invert_se3(skewed)[0, :3, :3]
+    assert abs(np.abs(inv @ inv.T - np.eye(3)).max() - np.abs(skewed[0, :3, :3].T @ skewed[0, :3, :3]
+                                                              - np.eye(3)).max()) < 1e-12
 
 
 def test_intrinsics_fov_and_crop():

@@ -3,7 +3,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from sana_wm.camera.presets import make_preset
-from sana_wm.eval.pose_metrics import camera_errors, relative_to_first, umeyama_sim3
+from sana_wm.camera.trajectory import relative_poses
+from sana_wm.eval.pose_metrics import camera_errors, umeyama_sim3
 
 
 def _random_path(n=20, seed=0):
@@ -57,7 +58,7 @@ def test_static_reference_makes_translation_undefined():
     e = camera_errors(moving, static)
     assert e.scale == 0.0 and np.isinf(e.ScaleErr)
     assert e.TransErr_rel == pytest.approx(np.mean(np.linalg.norm(
-        relative_to_first(moving.c2w)[:, :3, 3] - relative_to_first(moving.c2w)[:, :3, 3].mean(0), axis=1)),
+        relative_poses(moving.c2w)[:, :3, 3] - relative_poses(moving.c2w)[:, :3, 3].mean(0), axis=1)),
         rel=0.2)
 
 

@@ -21,7 +21,7 @@ def test_bundled_model_is_complete_and_small():
     # the transformer predicts x0 on the 128 channels of the linear patch codec, 8x8 tokens at 128x128
     assert settings["transformer"]["prediction"] == "sample_warp" and settings["transformer"]["in_channels"] == 128
     from sana_wm.ae.patch_pca import PatchPCACodec
-    from sana_wm.pipeline.vae import VideoVAE
+    from sana_wm.vae import VideoVAE
 
     codec = VideoVAE.from_pretrained(root / "ltx2_causal_vae")
     assert isinstance(codec, PatchPCACodec) and codec.latent_channels == 128 and codec.spatial_stride == 16

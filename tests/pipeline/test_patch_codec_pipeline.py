@@ -16,9 +16,9 @@ from sana_wm.data.latents import frames_to_vae_input, prepare_clip
 from sana_wm.model import save_pretrained
 from sana_wm.pipeline import SanaWMPipeline
 from sana_wm.pipeline.export import export_model_folder
-from sana_wm.pipeline.vae import VideoVAE
 from sana_wm.pipeline.video import read_video, to_uint8_frames
 from sana_wm.synth.dataset import write_synthetic_dataset
+from sana_wm.vae import VideoVAE
 
 
 @pytest.fixture(scope="module")

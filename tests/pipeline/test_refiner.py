@@ -6,14 +6,7 @@ import pytest
 import torch
 
 from sana_wm.pipeline import ModelFilesError
-from sana_wm.pipeline.refiner import (
-    LayerKV,
-    Refiner,
-    RefinerSettings,
-    RefinerWindow,
-    find_refiner,
-    resolve_refiner,
-)
+from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 
 PROMPT = "a quiet street with old houses and trees"
 FPS = 16.0
@@ -92,20 +85,6 @@ def test_streaming_in_chunks_equals_one_call(refiner):
         assert out[-1].shape[2] == 3
     assert stream.finish() is None
     torch.testing.assert_close(torch.cat(out, dim=2), whole, rtol=0, atol=1e-6)
-
-
-def test_window_keeps_sink_plus_history():
-    def block(frames, value):
-        return (LayerKV(torch.full((1, 6 * frames, 4), value), torch.full((1, 6 * frames, 4), value)),)
-
-    window = RefinerWindow(block(1, -1.0), 1, max_history_frames=4)
-    assert window.sink_positions(1) == [0]
-    window = window.push(block(3, 1.0), 3)
-    assert window.history_frames == 3 and window.sink_positions(4) == [0]
-    window = window.push(block(3, 2.0), 3)
-    assert window.history_frames == 4 and window.history[0].keys.shape[1] == 24  # 4 frames x 6 tokens
-    assert window.history[0].keys[0, :6, 0].eq(1.0).all() and window.history[0].keys[0, 6:, 0].eq(2.0).all()
-    assert window.sink_positions(7) == [2]  # the sink slides to sit just before the history (frames 3..6)
 
 
 def test_settings_validate_and_round_trip():

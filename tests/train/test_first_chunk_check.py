@@ -19,8 +19,8 @@ import yaml
 from sana_wm.cli import main as cli
 from sana_wm.data import LatentCache, read_clips
 from sana_wm.model import SanaWMTransformer, get_config, save_pretrained
-from sana_wm.pipeline.vae import VideoVAE
 from sana_wm.synth.dataset import write_synthetic_dataset
+from sana_wm.vae import VideoVAE
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "first_chunk_check.py"
 

@@ -21,7 +21,7 @@ Every latent frame decodes on its own, so chunked (streaming) decoding equals on
 
 On disk (``save_pretrained``): ``config.json`` (``"_class_name": "PatchPCACodec"``, the fields of
 :class:`PatchPCAConfig`) and ``codec.safetensors`` (``mean``, ``basis``, ``latents_mean``, ``latents_std``).
-:meth:`sana_wm.pipeline.vae.VideoVAE.from_pretrained` reads such a folder like any VAE folder.
+:meth:`sana_wm.vae.VideoVAE.from_pretrained` reads such a folder like any VAE folder.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sana_wm.pipeline.vae import VideoVAE
+from sana_wm.vae import VideoVAE
 
 __all__ = ["CLASS_NAME", "PatchPCACodec", "PatchPCAConfig", "fit_patch_pca", "patch_vectors", "reconstruction_psnr"]
 
@@ -119,7 +119,7 @@ class _Codec(torch.nn.Module):
 
 
 class PatchPCACodec(VideoVAE):
-    """The linear patch codec behind :class:`~sana_wm.pipeline.vae.VideoVAE`'s interface (module docstring):
+    """The linear patch codec behind :class:`~sana_wm.vae.VideoVAE`'s interface (module docstring):
     ``encode``/``decode`` take and give the same layouts and the same normalised latents, and
     ``stream_decoder`` decodes chunk by chunk."""
 
@@ -290,10 +290,14 @@ def fit_patch_pca(videos: Iterable[Tensor], *, patch_size: int = 16, latent_chan
 
 
 def reconstruction_psnr(codec: PatchPCACodec, videos: Iterable[Tensor]) -> float:
-    """Mean PSNR (dB, frames in [-1, 1] as 8-bit images) of ``videos`` ``(1, 3, F, H, W)`` through the codec."""
+    """Mean per-frame PSNR (dB, :func:`sana_wm.eval.metrics.psnr_frames` over frames in [-1, 1]) of ``videos``
+    ``(B, 3, F, H, W)`` through the codec; NaN for no videos."""
+    from sana_wm.eval.metrics import psnr_frames
+
+    def frames(video: Tensor) -> np.ndarray:  # (B * F, H, W, 3) float64
+        return video.detach().double().permute(0, 2, 3, 4, 1).flatten(0, 1).cpu().numpy()
+
     values = []
     for video in videos:
-        rec = codec.decode(codec.encode(video))
-        mse = ((rec - video.float()) ** 2).mean(dim=(0, 1, 3, 4)) / 4  # per frame, in [0, 1] units
-        values.extend((10 * torch.log10(1 / mse.clamp_min(1e-12))).tolist())
+        values.extend(psnr_frames(frames(codec.decode(codec.encode(video))), frames(video), data_range=2.0))
     return float(np.mean(values)) if values else math.nan

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError, as_c2w_array, invert_se3
+from sana_wm.camera.trajectory import (
+    Intrinsics,
+    Trajectory,
+    TrajectoryError,
+    as_c2w_array,
+    relative_poses,
+)
 
 __all__ = [
     "DEFAULT_TARGET_SIZE",
@@ -138,14 +144,6 @@ def latent_intrinsics(intrinsics_pixels, image_size: tuple[int, int], latent_siz
         scale = torch.tensor([sx, sy, sx, sy], dtype=intrinsics_pixels.dtype, device=intrinsics_pixels.device)
         return intrinsics_pixels * scale
     return np.asarray(intrinsics_pixels, dtype=np.float64) * np.array([sx, sy, sx, sy])
-
-
-def relative_poses(c2w) -> np.ndarray:
-    """``(F, 4, 4)`` poses relative to the first: ``inv(P_0) @ P_j``, with frame 0 exactly the identity."""
-    c2w = as_c2w_array(c2w)
-    rel = invert_se3(c2w[0]) @ c2w
-    rel[0] = np.eye(4)
-    return rel
 
 
 def num_latent_frames(num_frames: int, temporal_stride: int = TEMPORAL_STRIDE) -> int:

@@ -45,8 +45,9 @@ Rules shared by all readers:
   ``"timestamps_us"`` (re10k), ``"image_names"`` (colmap) or ``"file_paths"`` (nerf). Writers reuse
   the url and names when they still fit the trajectory, and otherwise write ``frame_00000.png``, ...
 * Readers check shapes and syntax and name the file and the line, key or frame at fault; they do not
-  check orthonormality (that is :meth:`Trajectory.validate`). World-to-camera matrices are inverted
-  exactly, so a slightly non-rigid file keeps its error for validation to report.
+  check orthonormality (that is :meth:`Trajectory.validate`). World-to-camera matrices are inverted in
+  closed form (:func:`~sana_wm.camera.trajectory.invert_se3`), so a slightly non-rigid file keeps its
+  error for validation to report.
 * Frames named by images (colmap, nerf) are sorted in natural order (``frame_2`` before ``frame_10``);
   a transforms.json in which some frame lacks ``file_path`` keeps the file's order.
 * Lens distortion (COLMAP SIMPLE_RADIAL / RADIAL / OPENCV / FULL_OPENCV, Nerfstudio ``k1 k2 p1 p2``) is
@@ -77,7 +78,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError, as_c2w_array
+from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError, as_c2w_array, invert_se3
 
 __all__ = ["DEFAULT_FPS", "FORMATS", "detect_format", "read_trajectory", "write_trajectory"]
 
@@ -406,15 +407,6 @@ def _intrinsics_from_array(where: str, arr: np.ndarray, num_frames: int, size: t
     return Intrinsics(values, *size).broadcast_to(num_frames)
 
 
-def _invert_rigid(mats: np.ndarray) -> np.ndarray:
-    """Exact inverse of ``(F, 4, 4)`` poses with last row [0, 0, 0, 1] (callers reject singular ones)."""
-    R_inv = np.linalg.inv(mats[:, :3, :3])
-    out = np.tile(np.eye(4), (mats.shape[0], 1, 1))
-    out[:, :3, :3] = R_inv
-    out[:, :3, 3] = -(R_inv @ mats[:, :3, 3:])[..., 0]
-    return out
-
-
 def _singular(mats: np.ndarray) -> np.ndarray:
     """Which ``(F, 4, 4)`` poses cannot be inverted (non-finite or singular rotation block)."""
     finite = np.isfinite(mats).all(axis=(1, 2))
@@ -621,7 +613,7 @@ def _read_re10k(path: Path, args: _ReadArgs) -> Trajectory:
     intrinsics = Intrinsics.from_normalized(table[:, 1:5], *size)
     timestamps = table[:, 0]
     fps = _resolve_fps(str(path), args, _fps_from_timestamps(timestamps))
-    return _trajectory(path, "re10k", _invert_rigid(w2c), intrinsics, fps, url=url, timestamps_us=timestamps)
+    return _trajectory(path, "re10k", invert_se3(w2c), intrinsics, fps, url=url, timestamps_us=timestamps)
 
 
 def _write_re10k(traj: Trajectory, path: Path, as_dir: bool) -> list[Path]:
@@ -634,7 +626,7 @@ def _write_re10k(traj: Trajectory, path: Path, as_dir: bool) -> list[Path]:
     url = traj.meta.get("url")
     header = url if isinstance(url, str) and url and "\n" not in url else "sana-wm"
     norm = traj.intrinsics.normalized()
-    w2c = _invert_rigid(traj.c2w)
+    w2c = invert_se3(traj.c2w)
     timestamps = np.round(np.arange(traj.num_frames) * 1e6 / traj.fps).astype(np.int64)
     lines = [header]
     for i in range(traj.num_frames):
@@ -806,7 +798,7 @@ def _read_colmap(path: Path, args: _ReadArgs) -> Trajectory:
     size = _image_size(str(cameras_path), args, sizes.pop())
     intrinsics = Intrinsics([cameras[im.camera_id].pinhole for im in images], *size)
     return _trajectory(
-        root, "colmap", _invert_rigid(w2c), intrinsics, _resolve_fps(str(root), args),
+        root, "colmap", invert_se3(w2c), intrinsics, _resolve_fps(str(root), args),
         image_names=[im.name for im in images], image_ids=[im.image_id for im in images],
         camera_ids=[im.camera_id for im in images],
     )
@@ -828,7 +820,7 @@ def _write_colmap(traj: Trajectory, path: Path, as_dir: bool) -> list[Path]:
                  f"# Number of cameras: {len(camera_ids)}"]
     cam_lines += [f"{cid} PINHOLE {intr.width} {intr.height} {' '.join(map(_num, row))}"
                   for row, cid in camera_ids.items()]
-    w2c = _invert_rigid(traj.c2w)
+    w2c = invert_se3(traj.c2w)
     quats = Rotation.from_matrix(w2c[:, :3, :3]).as_quat()[:, [3, 0, 1, 2]]  # scalar-first for COLMAP
     quats *= np.where(quats[:, :1] < 0, -1.0, 1.0)  # q and -q are the same rotation; keep QW >= 0
     names = _frame_names(traj, "image_names", "frame_{}.png")

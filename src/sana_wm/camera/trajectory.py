@@ -26,6 +26,7 @@ __all__ = [
     "as_c2w_array",
     "invert_se3",
     "orthonormalize_rotations",
+    "relative_poses",
 ]
 
 DEFAULT_ROTATION_TOL = 1e-4
@@ -232,10 +233,8 @@ class Trajectory:
         return Trajectory(self.c2w[idx], intr, self.fps, dict(self.meta))
 
     def relative_to_first(self) -> Trajectory:
-        """Poses expressed in the first camera's frame: ``inv(P_0) @ P_j`` (frame 0 becomes identity)."""
-        rel = invert_se3(self.c2w[:1]) @ self.c2w
-        rel[0] = np.eye(4)
-        return replace(self, c2w=rel)
+        """Poses expressed in the first camera's frame (:func:`relative_poses`)."""
+        return replace(self, c2w=relative_poses(self.c2w))
 
     def orthonormalized(self) -> Trajectory:
         """Project every rotation onto SO(3) (nearest in Frobenius norm). Only on request."""
@@ -308,7 +307,11 @@ class Trajectory:
 
 
 def invert_se3(T: np.ndarray) -> np.ndarray:
-    """Closed-form inverse of rigid transforms ``(..., 4, 4)``."""
+    """Closed-form inverse of rigid transforms ``(..., 4, 4)``: ``[R | t] -> [R^T | -R^T t]``, float64.
+
+    The one pose inverse of the package (c2w <-> w2c in the readers and writers, relative poses, pose
+    metrics). A slightly non-rigid input keeps its error, ``|R R^T - I| = |R^T R - I|``, for
+    :meth:`Trajectory.validate` to report."""
     T = np.asarray(T, dtype=np.float64)
     R = T[..., :3, :3]
     t = T[..., :3, 3:]
@@ -318,6 +321,15 @@ def invert_se3(T: np.ndarray) -> np.ndarray:
     out[..., :3, 3:] = -Rt @ t
     out[..., 3, 3] = 1.0
     return out
+
+
+def relative_poses(c2w) -> np.ndarray:
+    """``(F, 4, 4)`` float64 poses relative to the first: ``inv(P_0) @ P_j``, with frame 0 exactly the identity.
+    The one relative-pose helper of the package (camera conditioning, training data, pose metrics)."""
+    c2w = as_c2w_array(c2w)
+    rel = invert_se3(c2w[0]) @ c2w
+    rel[0] = np.eye(4)
+    return rel
 
 
 def orthonormalize_rotations(R: np.ndarray) -> np.ndarray:

@@ -136,7 +136,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from sana_wm.data import LatentCache, load_index, read_clips
     from sana_wm.data.latents import prepare_clip
     from sana_wm.pipeline.sidecar import sha256_file
-    from sana_wm.pipeline.vae import VideoVAE
+    from sana_wm.vae import VideoVAE
 
     _check_frames(args.frames)
     try:

@@ -3,6 +3,7 @@
 Frames are H.264 MP4 (PyAV, lossy, small), a PNG per frame (lossless) or one compressed NPZ (lossless).
 Camera and depth are NPZ files holding float arrays exactly as given; metadata is UTF-8 JSON.
 Every decoder raises :class:`DecodeError` (never a library-specific exception) on bad bytes.
+These are file encodings of a clip's members; the learned video codecs (latents) are :mod:`sana_wm.vae`.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from sana_wm.camera.trajectory import Intrinsics, Trajectory, invert_se3
+from sana_wm.camera.trajectory import Intrinsics, Trajectory, invert_se3, relative_poses
 
 __all__ = ["PoseEstimate", "PoseEstimatorConfig", "estimate_poses", "available_features"]
 
@@ -459,7 +459,7 @@ def estimate_poses(frames, intrinsics, *, fps: float = 16.0,
     c2w = invert_se3(w2c)
     known = np.array([m not in ("failed", "skipped") for m in method])
     c2w = _interpolate(c2w, known)
-    c2w = invert_se3(c2w[:1]) @ c2w
+    c2w = relative_poses(c2w)
     traj = Trajectory(c2w, intr.take([0]), fps,
                       {"source": "estimate_poses", "feature": odo.feature})
     return PoseEstimate(traj, tuple(method), inliers, num_keyframes, scale_resets, odo.feature, cfg)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sana_wm.camera.stats import rotation_angles_deg
-from sana_wm.camera.trajectory import Trajectory, as_c2w_array, invert_se3
+from sana_wm.camera.trajectory import Trajectory, as_c2w_array, invert_se3, relative_poses
 
 __all__ = [
     "ALIGNMENTS",
@@ -41,7 +41,6 @@ __all__ = [
     "align_scale",
     "align_sim3_extrinsics",
     "camera_errors",
-    "relative_to_first",
     "umeyama_sim3",
 ]
 
@@ -81,13 +80,6 @@ class CameraErrors:
 
 def _c2w(path, what: str) -> np.ndarray:
     return path.c2w if isinstance(path, Trajectory) else as_c2w_array(path, what=what)
-
-
-def relative_to_first(c2w: np.ndarray) -> np.ndarray:
-    """``P_0^{-1} P_i`` for every frame of ``(N, 4, 4)`` poses."""
-    rel = invert_se3(c2w[:1]) @ c2w
-    rel[0] = np.eye(4)
-    return rel
 
 
 def align_sim3_extrinsics(ref_c2w: np.ndarray, est_c2w: np.ndarray) -> tuple[np.ndarray, float]:
@@ -168,7 +160,7 @@ def camera_errors(reference, estimate, *, alignment: str = "sim3_extrinsics", dr
         ref, est = ref[1:], est[1:]
     if len(ref) < 2:
         raise ValueError(f"camera errors need at least 2 frames after truncation/drop, got {len(ref)}")
-    ref, est = relative_to_first(ref), relative_to_first(est)
+    ref, est = relative_poses(ref), relative_poses(est)
     aligned, s = (align_sim3_extrinsics if alignment == "sim3_extrinsics" else align_scale)(ref, est)
     rot = rotation_angles_deg(ref[:, :3, :3], aligned[:, :3, :3])
     extent = float(np.max(np.linalg.norm(ref[:, :3, 3], axis=1)))

@@ -37,7 +37,8 @@ class KVWindow:
 
     ``max_chunks`` bounds how many earlier chunks are kept (None: all); with ``sink`` the first chunk
     stays as an attention sink once the window has slid past it, next to the ``max_chunks - 1`` most
-    recent chunks (the released streaming default: ``max_chunks=2, sink=True``).
+    recent chunks (the released streaming default: ``max_chunks=2, sink=True``). The stage-2 refiner's
+    history is a KVWindow too, with one entry per latent frame (:class:`~sana_wm.model.refiner.RefinerWindow`).
     """
 
     chunks: tuple[tuple[Tensor, Tensor], ...] = ()  # each (B, N_chunk, H, D) keys, values

@@ -1,8 +1,9 @@
 """Generation: image + camera path + prompt -> MP4 and sidecar (orchestration only).
 
 * :class:`SanaWMPipeline` — loads a released-layout model folder or hub id and generates;
-* :mod:`~sana_wm.pipeline.vae`, :mod:`~sana_wm.pipeline.text` — the LTX-2 VAE and Gemma-2 wrappers;
-* :mod:`~sana_wm.pipeline.refiner` — the stage-2 LTX-2 refiner (bidirectional and block-streaming);
+* :mod:`~sana_wm.pipeline.text` — the Gemma-2 prompt encoder (the LTX-2 VAE wrapper is :mod:`sana_wm.vae`);
+* :mod:`~sana_wm.pipeline.refiner` — the stage-2 LTX-2 refiner: its folders, settings and text encoder (its
+  transformer is :mod:`sana_wm.model.refiner`, its SDEdit loop :mod:`sana_wm.samplers.sdedit`);
 * :mod:`~sana_wm.pipeline.video` — progressive MP4 writing, reading, the action overlay;
 * :mod:`~sana_wm.pipeline.sidecar` — the JSON record next to each video and regeneration from it.
 """
@@ -20,8 +21,8 @@ from sana_wm.pipeline.pipeline import (
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.sidecar import read_sidecar, regenerate_from_sidecar, sidecar_path
 from sana_wm.pipeline.text import DEFAULT_PROMPT, PromptCache, TextEmbedding, TextEncoder
-from sana_wm.pipeline.vae import StreamingDecoder, VideoVAE
 from sana_wm.pipeline.video import VideoWriter, read_video
+from sana_wm.vae import StreamingDecoder, VideoVAE
 
 __all__ = [
     "DEFAULT_PROMPT",

@@ -63,9 +63,9 @@ from sana_wm.pipeline.errors import ModelFilesError
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.sidecar import file_fingerprint, sha256_file, trajectory_to_dict, write_sidecar
 from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
-from sana_wm.pipeline.vae import VideoVAE
 from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, to_uint8_frames
 from sana_wm.samplers.conditioning import guided_chunk_count
+from sana_wm.vae import VideoVAE
 
 __all__ = [
     "DEFAULT_FOV_DEG",

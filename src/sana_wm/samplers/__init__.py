@@ -3,6 +3,7 @@
 * :func:`euler_sample` — bidirectional flow-Euler over the whole video (the released main sampler).
 * :func:`chunk_causal_sample` — the chunk-causal teacher's staggered (diffusion-forcing) schedule.
 * :func:`stream_sample` — the distilled student, chunk by chunk against a streaming cache (a generator).
+* :func:`sdedit_refine` / :class:`RefinerStream` — the stage-2 refiner's few-step SDEdit, block by block.
 
 Schedules are :class:`SigmaSchedule` values; conditioning is a :class:`Conditioning` plus an optional
 :class:`Guidance` for text classifier-free guidance.
@@ -19,6 +20,7 @@ from sana_wm.samplers.schedules import (
     SigmaSchedule,
     shift_sigmas,
 )
+from sana_wm.samplers.sdedit import STAGE2_SIGMAS, RefinerStream, sdedit_refine
 from sana_wm.samplers.streaming import (
     RELEASED_KV_WINDOW,
     STEP_RULES,
@@ -31,12 +33,14 @@ __all__ = [
     "DISTILL_TIMESTEPS",
     "NUM_TRAIN_TIMESTEPS",
     "RELEASED_KV_WINDOW",
+    "STAGE2_SIGMAS",
     "STEP_RULES",
     "STREAMING_TIMESTEPS",
     "WAITING",
     "ChunkVelocityModel",
     "Conditioning",
     "Guidance",
+    "RefinerStream",
     "SamplerOutput",
     "SamplerStep",
     "SigmaSchedule",
@@ -45,6 +49,7 @@ __all__ = [
     "VelocityModel",
     "chunk_causal_sample",
     "euler_sample",
+    "sdedit_refine",
     "shift_sigmas",
     "staggered_schedule",
     "stream_sample",

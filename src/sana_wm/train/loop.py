@@ -141,7 +141,7 @@ class Trainer:
         self.latent_cache = LatentCache(cfg.data.root) if cfg.data.latents == "latent_cache" else None
         self.warp = None
         if self.model_config.prediction == "sample_warp":
-            from sana_wm.pipeline.vae import VideoVAE
+            from sana_wm.vae import VideoVAE
 
             self.warp = WarpPriorBuilder(VideoVAE.from_pretrained(cfg.model.warp_vae),
                                          eye_height=self.model_config.warp_eye_height,

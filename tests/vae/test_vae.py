@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from sana_wm.pipeline.vae import VideoVAE, num_latent_frames, num_video_frames, tiny_vae
+from sana_wm.vae import VideoVAE, num_latent_frames, num_video_frames
+from tiny_models import tiny_vae
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +57,18 @@ def test_chunked_streaming_decode_equals_one_shot(vae):
 def test_streaming_with_a_non_causal_decoder_warns():
     with pytest.warns(UserWarning, match="non-causal"):
         tiny_vae(causal_decoder=False).stream_decoder()
+
+
+def test_the_codec_package_is_a_leaf():
+    """Importing the codec package (as the trainer, evaluation and the bundled codec do) in a fresh interpreter
+    loads nothing above it: no pipeline, samplers, model, trainer or evaluation module."""
+    import json
+    import subprocess
+    import sys
+
+    code = "import json, sys, sana_wm.vae; print(json.dumps(sorted(m for m in sys.modules if m.startswith('sana_wm'))))"
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                       check=True).stdout)
+    assert "sana_wm.vae.video_vae" in loaded  # the import did happen in that interpreter
+    assert "sana_wm.pipeline" not in loaded
+    assert [m for m in loaded if not m.startswith(("sana_wm.vae", "sana_wm.camera")) and m != "sana_wm"] == []

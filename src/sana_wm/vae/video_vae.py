@@ -31,9 +31,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["StreamingDecoder", "VideoVAE", "num_latent_frames", "num_video_frames", "tiny_vae"]
+__all__ = ["CODEC_CLASSES", "StreamingDecoder", "VideoVAE", "num_latent_frames", "num_video_frames"]
 
 RELEASED_TEMPORAL_TILING = (96, 64)  # (tile_sample_min_num_frames, tile_sample_stride_num_frames), reference §4
+
+# Codecs with this interface that are not diffusers VAEs, by the ``_class_name`` of their config.json:
+# "module:Class", imported only when such a folder is loaded (this package imports none of them).
+CODEC_CLASSES = {"PatchPCACodec": "sana_wm.ae.patch_pca:PatchPCACodec"}
 
 
 def num_latent_frames(num_frames: int, temporal_stride: int = 8) -> int:
@@ -67,8 +71,9 @@ class VideoVAE:
     def from_pretrained(cls, path: str | Path, *, dtype: torch.dtype = torch.float32,
                         device: torch.device | str = "cpu", temporal_tiling=None) -> VideoVAE:
         """Load a diffusers-format VAE folder (``config.json`` + ``diffusion_pytorch_model.safetensors``), or
-        a folder of our linear patch codec (``config.json`` with ``"_class_name": "PatchPCACodec"``, see
-        :mod:`sana_wm.ae.patch_pca`), which comes back as that class with this interface."""
+        a folder of another codec with this interface (``config.json`` whose ``"_class_name"`` is a key of
+        :data:`CODEC_CLASSES`, e.g. the bundled model's linear patch codec), which comes back as that class."""
+        import importlib
         import json
 
         path = Path(path)
@@ -79,10 +84,10 @@ class VideoVAE:
             class_name = json.loads((path / "config.json").read_text()).get("_class_name")
         except (OSError, json.JSONDecodeError, AttributeError) as err:
             raise ValueError(f"{path / 'config.json'}: not a readable VAE config: {err}") from None
-        if cls is VideoVAE and class_name == "PatchPCACodec":
-            from sana_wm.ae.patch_pca import PatchPCACodec
-
-            return PatchPCACodec.from_pretrained(path, dtype=dtype, device=device, temporal_tiling=temporal_tiling)
+        if cls is VideoVAE and class_name in CODEC_CLASSES:
+            module, name = CODEC_CLASSES[class_name].split(":")
+            codec = getattr(importlib.import_module(module), name)
+            return codec.from_pretrained(path, dtype=dtype, device=device, temporal_tiling=temporal_tiling)
         from diffusers import AutoencoderKLLTX2Video
 
         vae = AutoencoderKLLTX2Video.from_pretrained(str(path), torch_dtype=dtype, low_cpu_mem_usage=False)
@@ -282,23 +287,3 @@ def _no_drop_upsampler_forward(module):
 
     return forward
 
-
-# ------------------------------------------------------------------------------------------------
-# A tiny VAE for tests
-# ------------------------------------------------------------------------------------------------
-def tiny_vae(*, latent_channels: int = 16, causal_decoder: bool = True, seed: int = 0) -> VideoVAE:
-    """A random-weight ``AutoencoderKLLTX2Video`` with the released strides (8 in time, 32 in space) and
-    small widths (~0.4 M parameters), with random non-trivial ``latents_mean`` / ``latents_std``."""
-    from diffusers import AutoencoderKLLTX2Video
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        vae = AutoencoderKLLTX2Video(
-            latent_channels=latent_channels, block_out_channels=(8, 16, 32, 32),
-            decoder_block_out_channels=(8, 16, 32), layers_per_block=(1, 1, 1, 1, 1),
-            decoder_layers_per_block=(1, 1, 1, 1), decoder_causal=causal_decoder,
-            spatial_compression_ratio=32, temporal_compression_ratio=8,
-        )
-        vae.latents_mean.copy_(torch.randn(latent_channels) * 0.1)
-        vae.latents_std.copy_(torch.rand(latent_channels) * 0.5 + 0.75)
-    return VideoVAE(vae)
