@@ -104,7 +104,10 @@ def save_tiny_refiner(directory: str | Path, *, latent_channels: int = 16, text_
             attention_head_dim=head_dim, cross_attention_dim=width, caption_channels=width, num_layers=layers,
             audio_in_channels=8, audio_out_channels=8, audio_num_attention_heads=1, audio_attention_head_dim=8,
             audio_cross_attention_dim=8)
-        # LTX-2 initialises its modulation tables at a small scale; make them matter in tests.
+        # Every parameter random, RMSNorm weights included (a swapped norm_q / norm_k must show), then the
+        # modulation tables, which LTX-2 initialises at a small scale, large enough to matter.
+        randomize_(transformer, seed + 1)
+        randomize_(connectors, seed + 2)
         with torch.no_grad():
             for name, p in transformer.named_parameters():
                 if "scale_shift_table" in name:

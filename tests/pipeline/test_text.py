@@ -55,3 +55,24 @@ def test_prompt_cache_round_trip(encoder, tmp_path):
 def test_default_prompt_names_no_camera_motion():
     words = set(DEFAULT_PROMPT.lower().replace(",", " ").replace(";", " ").split())
     assert not words & {"pan", "pans", "zoom", "moving", "moves", "orbit", "dolly", "rotate", "walks"}
+
+
+def test_prompt_states_match_diffusers_encode_prompt(encoder):
+    """Stage-1 prompt encoding against diffusers' ``SanaWMPipeline.encode_prompt`` (the oracle) on the same tiny
+    Gemma-2: the instruction prefix, the 300-token window (BOS + last 299) and the unprefixed negative prompt."""
+    import inspect
+
+    from diffusers import SanaPipeline, SanaWMPipeline
+
+    oracle = SanaWMPipeline(tokenizer=encoder.tokenizer, text_encoder=encoder.model, vae=None, transformer=None,
+                            scheduler=None)
+    chi = inspect.signature(SanaPipeline.__call__).parameters["complex_human_instruction"].default
+    prompt = "a narrow street between old stone houses at dusk"
+    with torch.no_grad():
+        cond, cond_mask, neg, neg_mask = oracle.encode_prompt(prompt, "", device=torch.device("cpu"), chi_prompt=chi)
+    ours, ours_neg = encoder.encode(prompt), encoder.encode("", negative=True)
+    assert ours.embeds.shape == cond[:, 0].shape == (1, 300, 64)
+    torch.testing.assert_close(ours.mask.long(), cond_mask.long(), rtol=0, atol=0)
+    torch.testing.assert_close(ours.embeds, cond[:, 0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours_neg.mask.long(), neg_mask.long(), rtol=0, atol=0)
+    torch.testing.assert_close(ours_neg.embeds, neg[:, 0], rtol=1e-5, atol=1e-6)
