@@ -60,7 +60,10 @@ class DataConfig:
     window: int = 9  # raw frames per sample; 8k+1 (121 latent frames = 961 raw frames)
     fps: float | None = 16.0  # resample clips to this rate (None: keep each clip's own)
     size: list[int] = field(default_factory=lambda: [704, 1280])  # (H, W) pixels after resize + crop
-    batch_size: int = 1  # samples per rank per step; global batch = batch_size x world size
+    batch_size: int = 1  # samples per rank per forward (the micro-batch)
+    # Micro-batches whose gradients are summed before each optimizer step, so one step sees a global
+    # batch of batch_size x accumulation x world size samples at the memory of batch_size.
+    accumulation: int = 1
     num_workers: int = 0  # DataLoader workers per rank
     shuffle: bool = True
     crop: str = "center"  # "center" or "random"
@@ -106,6 +109,7 @@ class StageConfig:
     window: int | None = None  # raw frames per sample
     size: list[int] | None = None  # (H, W)
     batch_size: int | None = None
+    accumulation: int | None = None
     lr: float | None = None
     trainable: list[str] = field(default_factory=lambda: ["*"])  # fnmatch patterns of parameter names
 
@@ -225,7 +229,8 @@ class TrainConfig:
     def stage_data(self, index: int) -> DataConfig:
         """``data`` with stage ``index``'s overrides applied."""
         stage = self.stages[index]
-        changes = {k: getattr(stage, k) for k in ("window", "size", "batch_size") if getattr(stage, k) is not None}
+        keys = ("window", "size", "batch_size", "accumulation")
+        changes = {k: getattr(stage, k) for k in keys if getattr(stage, k) is not None}
         return dataclasses.replace(self.data, **changes)
 
     def stage_lr(self, index: int) -> float:
@@ -393,6 +398,8 @@ def check_config(cfg: TrainConfig) -> None:
     _check_size("data.size", d.size, d.spatial_stride)
     if d.batch_size < 1:
         raise ConfigError(f"data.batch_size: must be >= 1, got {d.batch_size}")
+    if d.accumulation < 1:
+        raise ConfigError(f"data.accumulation: must be >= 1 (1: no gradient accumulation), got {d.accumulation}")
     if d.num_workers < 0:
         raise ConfigError(f"data.num_workers: must be >= 0, got {d.num_workers}")
     if d.fps is not None and not d.fps > 0:
@@ -440,6 +447,8 @@ def check_config(cfg: TrainConfig) -> None:
         _check_size(f"{where}.size", s.size, d.spatial_stride)
         if s.batch_size is not None and s.batch_size < 1:
             raise ConfigError(f"{where}.batch_size: must be >= 1, got {s.batch_size}")
+        if s.accumulation is not None and s.accumulation < 1:
+            raise ConfigError(f"{where}.accumulation: must be >= 1, got {s.accumulation}")
         if s.lr is not None and not s.lr > 0:
             raise ConfigError(f"{where}.lr: must be positive, got {s.lr}")
         if not s.trainable:
