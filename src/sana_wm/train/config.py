@@ -39,6 +39,10 @@ __all__ = [
 ]
 
 
+# The caption width of the released weights (Gemma-2-2B's hidden size): weights that read real text states.
+_GEMMA_CHANNELS = 2304
+
+
 class ConfigError(ValueError):
     """A training config is invalid; the message starts with the key path (``stages[1].lr: ...``)."""
 
@@ -76,9 +80,11 @@ class DataConfig:
     # index.json and latents/ are needed; captions live in the shards, so it needs text: none).
     latents: str = "synthetic"
     spatial_stride: int = 32  # pixels per latent cell (LTX-2: 32; synthetic encoder: any)
-    # Text states: "hash" gives every caption a fixed random embedding (tests, smoke runs); "none" gives
-    # every sample the model's null caption, for a text-free model (the bundled synthetic-world model);
-    # real Gemma-2 states are not wired yet.
+    # Text states: "text_cache" reads each caption's Gemma-2 states from <root>/text_states, written once by
+    # `sana-wm data encode-text` (sana_wm.train.text_states; also <validation.root>/text_states); "hash"
+    # gives every caption a fixed random embedding (tests and smoke runs only: refused when fine-tuning
+    # weights that read Gemma-2 states); "none" gives every sample the model's null caption, for a
+    # text-free model (the bundled synthetic-world model).
     text: str = "hash"
     camera: bool = True  # False: identity cameras (clips without camera labels)
 
@@ -407,7 +413,11 @@ def check_config(cfg: TrainConfig) -> None:
     _choice("data.crop", d.crop, ("center", "random"))
     _choice("data.window_mode", d.window_mode, ("random", "start"))
     _choice("data.latents", d.latents, ("synthetic", "latent_cache", "latent_cache_only"))
-    _choice("data.text", d.text, ("hash", "none"))
+    _choice("data.text", d.text, ("text_cache", "hash", "none"))
+    if d.text == "hash" and m.init_from and _model_config(cfg).caption_channels == _GEMMA_CHANNELS:
+        raise ConfigError(f"data.text: 'hash' gives captions random states, which would untrain the text "
+                          f"conditioning of the weights in model.init_from ({m.init_from}); use text: text_cache "
+                          "(Gemma-2 states written by `sana-wm data encode-text`), or text: none for a text-free run")
     if d.latents != "synthetic" and d.window_mode != "start":
         raise ConfigError(f"data.window_mode: data.latents {d.latents!r} holds each clip encoded from its first "
                           "frame, so windows must start there; set window_mode: start")
@@ -498,6 +508,18 @@ def _check_lora(cfg: TrainConfig) -> None:
                           "file or model directory), or remove the lora section to train from scratch")
     # Resolving the patterns needs the module tree only: build it on the meta device (no memory, instant).
     resolve_lora_modules(_meta_model(cfg), lo)
+
+
+def _model_config(cfg: TrainConfig):
+    from sana_wm.model import SanaWMConfig, get_config
+
+    m = cfg.model
+    if m.name is not None:
+        return get_config(m.name)
+    try:
+        return SanaWMConfig.load_json(m.config_path)
+    except (OSError, ValueError, TypeError) as err:
+        raise ConfigError(f"model.config_path: cannot read {m.config_path}: {err}") from None
 
 
 def _meta_model(cfg: TrainConfig):

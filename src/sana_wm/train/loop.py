@@ -50,6 +50,7 @@ from sana_wm.train.objective import (
     sample_noise_plan,
     sample_seed,
 )
+from sana_wm.train.text_states import CaptionStates
 
 __all__ = ["TrainResult", "Trainer", "run_training"]
 
@@ -138,6 +139,9 @@ class Trainer:
         self.encoder = SyntheticEncoder(self.model_config.in_channels, cfg.data.spatial_stride)
         if cfg.data.text == "none":  # a text-free model: every caption is the null caption
             self.text_encoder = self._null_states
+        elif cfg.data.text == "text_cache":  # Gemma-2 states written once by sana-wm data encode-text
+            roots = [cfg.data.root] + ([cfg.validation.root] if cfg.validation.root else [])
+            self.text_encoder = CaptionStates(roots, channels=self.model_config.caption_channels)
         else:
             self.text_encoder = HashTextEncoder(self.model_config.caption_channels, self.model_config.caption_length)
         self.latent_cache = LatentCache(cfg.data.root) if cfg.data.latents == "latent_cache" else None
@@ -275,7 +279,7 @@ class Trainer:
 
     def _null_caption(self) -> tuple[Tensor, Tensor]:
         if self.cfg.objective.null_caption == "empty_prompt" and self.cfg.data.text != "none":
-            text, mask = self.text_encoder([""])
+            text, mask = self.text_encoder.empty_prompt()
             return text[0], mask[0]
         y = self.raw_model.y_embedder.y_embedding.detach()
         return y, torch.ones(y.shape[0], dtype=torch.bool)
