@@ -262,6 +262,11 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
 
 
 def config_from_dict(raw: dict) -> TrainConfig:
+    if isinstance(raw, dict) and isinstance(raw.get("objective"), dict) and "chunk_frames" in raw["objective"]:
+        # The chunk schedule is the model's: a second setting here could only disagree with it.
+        raise ConfigError("objective.chunk_frames: the chunk-causal recipe uses the model's chunks "
+                          "(chunk_frames in the model config); remove the key, or use a model config with "
+                          f"chunk_frames: {raw['objective']['chunk_frames']}")
     if isinstance(raw, dict) and "lora" in raw and raw["lora"] is None:
         # YAML reads a bare "lora:" as null; silently training every weight instead would be a trap.
         raise ConfigError("lora: the section is empty (null); write `lora: {}` to fine-tune with the default LoRA "

@@ -28,8 +28,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
-from sana_wm.model import SanaWMConfig, SanaWMTransformer, from_pretrained, get_config
-from sana_wm.ops.gdn import released_chunk_lengths
+from sana_wm.model import SanaWMConfig, SanaWMTransformer, chunk_schedule, from_pretrained, get_config
 from sana_wm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config
 from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, WarpPriorBuilder, build_batch
@@ -232,7 +231,8 @@ class Trainer:
         for key in batch.keys:
             seen[key] = seen.get(key, -1) + 1
             g = torch.Generator().manual_seed(sample_seed(self.cfg.seed, *parts, key, seen[key]))
-            plans.append(sample_noise_plan(self.cfg.objective, T, g, train=train))
+            plans.append(sample_noise_plan(self.cfg.objective, T, g, chunk_lengths=self._chunk_lengths(T),
+                                           train=train))
             noises.append(torch.randn(batch.latents.shape[1:], generator=g))
         return plans, torch.stack(noises)
 
@@ -253,9 +253,7 @@ class Trainer:
         T = x_t.shape[2]
         obj = cfg.objective
         chunked = obj.recipe == "chunk_causal"
-        kwargs = {"mode": "chunk_causal" if chunked else "bidirectional",
-                  "chunk_lengths": released_chunk_lengths(T, first=obj.chunk_frames + 1, size=obj.chunk_frames)
-                  if chunked else None}
+        kwargs = {"mode": "chunk_causal" if chunked else "bidirectional", "chunk_lengths": self._chunk_lengths(T)}
         # Camera dropout: one forward for the whole batch, the dropped rows masked out of both camera
         # branches, so every rank runs the same collectives whichever rows it dropped.
         has_camera = torch.tensor([not p.drop_camera for p in plans], device=dev)
@@ -270,6 +268,12 @@ class Trainer:
                               camera_mask=has_camera, **extra)
         weight = sigma.square() if obj.loss_weighting == "x0" else None  # x0 error = sigma * velocity error
         return flow_loss(pred, target, loss_mask, weight, self.channel_weight)
+
+    def _chunk_lengths(self, num_frames: int) -> list[int] | None:
+        """The model's chunks over ``num_frames`` latent frames for the chunk-causal recipe; None otherwise."""
+        if self.cfg.objective.recipe != "chunk_causal":
+            return None
+        return chunk_schedule(num_frames, self.model_config.chunk_frames)
 
     def _null_states(self, captions: list[str]) -> tuple[Tensor, Tensor]:
         """``data.text: none``: the null caption (``y_embedder.y_embedding``) for every sample."""
