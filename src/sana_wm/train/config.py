@@ -528,13 +528,6 @@ def _model_config(cfg: TrainConfig):
 
 
 def _meta_model(cfg: TrainConfig):
-    from sana_wm.model import SanaWMConfig, build_model
+    from sana_wm.model import build_model
 
-    m = cfg.model
-    if m.name is not None:
-        return build_model(m.name, device="meta")
-    try:
-        model_config = SanaWMConfig.load_json(m.config_path)
-    except (OSError, ValueError, TypeError) as err:
-        raise ConfigError(f"model.config_path: cannot read {m.config_path}: {err}") from None
-    return build_model(model_config, device="meta")
+    return build_model(_model_config(cfg), device="meta")
