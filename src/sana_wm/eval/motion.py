@@ -20,8 +20,9 @@ a standstill: its six numbers are NaN, it is left out of the comparison and coun
 * ``corr``: their Pearson correlation: whether the motion has the right direction and timing,
   whatever its size. ``None`` when either video does not move (RMS motion below ``MIN_MOTION_PX``: the
   flow of two identical frames is not exactly zero, and a correlation of that noise means nothing).
-* ``failed_pairs`` / ``reference_failed_pairs``: frame pairs of each video that ECC could not align, of
-  ``pairs``; both numbers use only the pairs aligned in both videos (``None`` when there are none).
+* ``pairs``, ``failed_pairs`` / ``reference_failed_pairs``: the frame pairs compared, and those of each
+  video that ECC could not align. ``gain``, ``corr`` and the magnitudes use only the pairs aligned in both
+  videos (all ``None`` when there are none).
 
 A video that repeats its first frame gets gain 0; a perfect model gets 1 (up to flow noise).
 """
