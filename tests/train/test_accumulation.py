@@ -60,3 +60,26 @@ def test_accumulation_is_checked(tiny_dataset, tmp_path):
         _config(tiny_dataset, tmp_path, 1, 0)
     with pytest.raises(ConfigError, match=r"stages\[0\]\.accumulation"):
         tiny_config(tiny_dataset, tmp_path, stages=[{"steps": 1, "accumulation": 0}])
+
+
+def test_resume_with_accumulation_reproduces_the_run(tiny_dataset, tmp_path, caplog):
+    def config(out, accumulation=2):
+        return tiny_config(tiny_dataset, out, data={"batch_size": 2, "accumulation": accumulation},
+                           stages=[{"steps": 4}], validation={"every": 0}, checkpoint={"every": 2},
+                           objective=OBJECTIVE)
+
+    full = run_training(config(tmp_path / "full"))
+    first = run_training(config(tmp_path / "split"), stop_after=3)
+    assert first.checkpoint.name == "step-00000002"
+    state = json.loads((first.checkpoint / "trainer.json").read_text())
+    assert state["batch"] == {"batch_size": 2, "accumulation": 2, "global_batch": 4}
+    second = run_training(config(tmp_path / "split"), resume=True)
+    for step in (3, 4):
+        assert second.losses[step] == pytest.approx(full.losses[step], abs=1e-6, rel=0)
+    a, b = load_file(full.checkpoint / "model.safetensors"), load_file(second.checkpoint / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=0, msg=k)
+    # Resuming with another accumulation changes the global batch: allowed, and said in the log.
+    with caplog.at_level("WARNING", logger="sana_wm.train.loop"):
+        run_training(config(tmp_path / "split", accumulation=1), resume=True)
+    assert "global batch changes at this resume: 4 samples per step before, 2 now" in caplog.text
