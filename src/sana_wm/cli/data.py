@@ -1,4 +1,4 @@
-"""`sana-wm data ...`: make synthetic datasets and inspect clip datasets."""
+"""`sana-wm data ...`: make synthetic datasets, inspect clip datasets, encode their captions for training."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    grp = groups.add_parser("data", help="make synthetic datasets and inspect clip datasets",
+    grp = groups.add_parser("data", help="make synthetic datasets, inspect clip datasets, encode their captions",
                             description="Clip datasets: tar shards of frames, cameras, depth and captions.")
     sub = grp.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
