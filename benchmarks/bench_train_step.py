@@ -42,7 +42,6 @@ def main() -> None:
     from bench_transformer import _inputs, _random_model  # the same random weights and camera path
 
     from sana_wm.model import get_config
-    from sana_wm.ops.gdn import released_chunk_lengths
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -52,11 +51,10 @@ def main() -> None:
     B, T, H, W = args.batch, args.frames, args.height, args.width
     one = _inputs(cfg, T, H, W, cfg.caption_length)  # batch 1: repeated to the batch
     inputs = {k: v.expand(B, *v.shape[1:]).contiguous() for k, v in one.items()}
-    chunks = released_chunk_lengths(T, first=cfg.chunk_frames + 1, size=cfg.chunk_frames)
     target = torch.randn_like(inputs["latents"])
 
     def step() -> None:
-        out = model(**inputs, mode="chunk_causal", chunk_lengths=chunks)
+        out = model(**inputs, mode="chunk_causal")  # the model's own chunk schedule
         loss = (out - target).square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

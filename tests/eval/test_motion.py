@@ -75,6 +75,21 @@ def test_agreement_gain_and_correlation():
     assert again == pytest.approx(half)
 
 
+def test_a_failed_alignment_is_nan_and_counted_not_a_standstill():
+    moving = video(1, n=6, dx=2.0)
+    flat = moving.copy()
+    flat[3:] = 100  # no texture from frame 3 on: pairs 2->3, 3->4, 4->5 cannot be aligned
+    flow = affine_flow(flat)
+    assert np.isnan(flow[2:]).all() and np.isfinite(flow[:2]).all()
+    np.testing.assert_allclose(flow[:2, 0], 2.0, atol=0.2)
+    result = motion_agreement(flat, moving)
+    assert result["pairs"] == 5 and result["failed_pairs"] == 3 and result["reference_failed_pairs"] == 0
+    # Only the two aligned pairs count, and they move like the reference: not diluted by zeros.
+    assert result["gain"] == pytest.approx(1.0, abs=0.1)
+    nothing = motion_agreement(np.full_like(moving, 100), moving)
+    assert nothing["failed_pairs"] == 5 and nothing["gain"] is None and nothing["corr"] is None
+
+
 def test_bad_frames_are_refused():
     with pytest.raises(ValueError, match="uint8"):
         affine_flow(np.zeros((3, 8, 8), dtype=np.float32))

@@ -37,10 +37,12 @@ def test_oracle_is_perfect_and_beats_repeat_first(oracle_run):
     # the static-camera oracle renders the first view again and again: same as repeating frame 0
     assert agg["static_camera"]["marks"]["1"]["psnr"] == pytest.approx(agg["repeat_first"]["marks"]["1"]["psnr"])
     # image motion: the oracle moves exactly like the truth, the frozen videos not at all
-    assert agg["model"]["motion"] == {"gain": pytest.approx(1.0), "corr": pytest.approx(1.0)}
+    assert agg["model"]["motion"] == {"gain": pytest.approx(1.0), "corr": pytest.approx(1.0), "pairs": 32,
+                                      "failed_pairs": 0}  # 2 clips x 16 frame pairs, all aligned
     assert abs(agg["repeat_first"]["motion"]["gain"]) < 1e-3 and agg["repeat_first"]["motion"]["corr"] is None
+    assert agg["repeat_first"]["motion"]["failed_pairs"] == 0  # frozen is measured as frozen, not as failed
     table = (oracle_run[0] / "report.md").read_text()
-    assert "| motion gain | motion corr |" in table
+    assert "| motion gain | motion corr | motion alignment failures |" in table
     # per trajectory: the walk and the orbit each have their own rows
     assert set(report["by_trajectory"]) == {"explore:walk", "explore:orbit"}
     walk = report["by_trajectory"]["explore:walk"]["model"]
@@ -162,6 +164,43 @@ def test_other_sampler_settings_are_not_taken_from_the_cache(tmp_path):
     other = evaluate_synth(counting, out_dir=tmp_path, generator_settings={"steps": 3, "camera_cfg": 2.0}, **setup)
     assert len(calls) == 2 and other["skipped"] == []
     assert other["settings"]["generator"] == {"steps": 3, "camera_cfg": 2.0}
+
+
+def test_the_cache_is_keyed_on_the_weights_not_the_model_name(tmp_path):
+    """New weights under the same model name are evaluated again; the same weights under another name are not."""
+    setup = {**SETUP, "trajectories": ["pan"], "baselines": False, "estimator_floor": False}
+    oracle, calls = make_oracle(**SETUP), []
+
+    def counting(first, traj, n):
+        calls.append(n)
+        return oracle(first, traj, n)
+
+    first = evaluate_synth(counting, out_dir=tmp_path, model_name="run", weights={"transformer": "aa"}, **setup)
+    assert len(calls) == 1 and first["settings"]["weights"] == {"transformer": "aa"}
+    renamed = evaluate_synth(counting, out_dir=tmp_path, model_name="renamed", weights={"transformer": "aa"}, **setup)
+    assert len(calls) == 1 and renamed["skipped"] == ["seed00001_pan"]
+    retrained = evaluate_synth(counting, out_dir=tmp_path, model_name="run", weights={"transformer": "bb"}, **setup)
+    assert len(calls) == 2 and retrained["skipped"] == []
+
+
+def test_failed_motion_alignments_are_counted_in_the_report(tmp_path):
+    """A frame pair the motion measure cannot align is a failure in the report, not a standing camera."""
+    flat = []
+
+    def flat_after_frame_3(first, traj, n):
+        video = oracle(first, traj, n).copy()
+        video[4:] = 128  # frames without texture: ECC cannot align 3->4, 4->5, ...
+        flat.append(n - 4)
+        return video
+
+    setup = {**SETUP, "trajectories": ["pan"], "baselines": False, "estimator_floor": False}
+    oracle = make_oracle(**SETUP)
+    report = evaluate_synth(flat_after_frame_3, out_dir=tmp_path, **setup)
+    motion = report["clips"][0]["methods"]["model"]["motion"]
+    n = report["settings"]["num_frames"]
+    assert motion["pairs"] == n - 1 and motion["failed_pairs"] == n - 4 == flat[0]
+    assert report["aggregate"]["model"]["motion"]["failed_pairs"] == n - 4
+    assert f"| {n - 4}/{n - 1} pairs |" in report_markdown(report)
 
 
 def test_autoencoder_ceiling_row(tmp_path):

@@ -60,3 +60,33 @@ def test_autoencoder_ceiling_is_the_truth_through_the_vae(repos):
     ref = ((ref[0].permute(1, 2, 3, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)[:12]
     np.testing.assert_array_equal(out, ref)
     assert np.abs(out.astype(int) - video).mean() > 1  # a random VAE does change the frames
+
+
+def test_eval_synth_cache_follows_the_weights_not_the_folder(repos, tmp_path):
+    """Retraining into the same folder evaluates again; the same weights in a renamed folder do not."""
+    import shutil
+
+    import torch
+
+    model, renamed, out = tmp_path / "run", tmp_path / "renamed", tmp_path / "report"
+    shutil.copytree(repos["streaming"], model)
+
+    def run(folder):
+        args = ["eval", "synth", "--model", str(folder), "--text-encoder", str(repos["text_encoder"]), "--seeds",
+                "1000", "--trajectories", "pan", "--marks", "0.5", "--no-baselines", "--no-ceiling", "--out", str(out)]
+        assert main(args) == 0
+        report = json.loads((out / "report.json").read_text())
+        return report["skipped"], report["settings"]["weights"]
+
+    skipped, weights = run(model)
+    assert skipped == [] and set(weights) == {"transformer", "codec", "settings"} and weights["codec"]
+    model.rename(renamed)
+    assert run(renamed) == (["seed01000_pan"], weights)
+    renamed.rename(model)
+    # "Retrain": new weights written over the old file, same folder, same file name and size.
+    ckpt = torch.load(model / "sana_dit" / "model.pt", weights_only=True)
+    ckpt["generator"]["final_layer.linear.bias"] += 0.1
+    torch.save(ckpt, model / "sana_dit" / "model.pt")
+    skipped, retrained = run(model)
+    assert skipped == [] and retrained["transformer"] != weights["transformer"]
+    assert retrained["codec"] == weights["codec"]

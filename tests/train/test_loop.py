@@ -66,10 +66,24 @@ def test_frozen_parameters_stay_put(tiny_dataset, tmp_path):
 
 
 def test_chunk_causal_recipe_with_camera_dropout(long_dataset, tmp_path):
+    from sana_wm.model import chunk_schedule, get_config
+    from sana_wm.train.distributed import init_distributed
+    from sana_wm.train.loop import Trainer
+
+    # A model with chunks of 1 latent frame: the recipe's chunk sigmas follow the model's config.
+    config_path = tmp_path / "tiny-chunk1.json"
+    get_config("tiny").replace(chunk_frames=1).save_json(config_path)
     cfg = tiny_config(long_dataset, tmp_path / "run", data={"window": 25, "batch_size": 2},
-                      objective={"recipe": "chunk_causal", "chunk_frames": 1, "camera_dropout_prob": 0.5},
-                      stages=[{"steps": 3}], validation={"every": 3, "num_batches": 1},
-                      checkpoint={"every": 0}, model={"name": "tiny", "gradient_checkpointing": True})
+                      objective={"recipe": "chunk_causal", "camera_dropout_prob": 0.5},
+                      stages=[{"steps": 3}], validation={"every": 3, "num_batches": 1}, checkpoint={"every": 0},
+                      model={"name": None, "config_path": str(config_path), "gradient_checkpointing": True})
+    trainer = Trainer(cfg, init_distributed())
+    trainer._enter_stage(0)
+    batch = trainer._batch(trainer._next_samples(4))
+    plans = [p for step in range(20) for p in trainer._plans(batch, "train", step, train=True)[0]]
+    assert chunk_schedule(4, 1) == [2, 1, 1]
+    assert all(p.sigma[0] == p.sigma[1] or p.image_condition for p in plans)  # frames 0-1: one chunk
+    assert any(p.sigma[2] != p.sigma[3] for p in plans)  # frames 2 and 3: chunks of their own
     result = run_training(cfg)
     assert all(torch.isfinite(torch.tensor(v)) for v in result.losses.values())
     records = [json.loads(line) for line in cfg.metrics_path.read_text().splitlines() if '"loss"' in line]

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sana_wm.ops.gdn import released_chunk_lengths
+from sana_wm.model import chunk_schedule
 from sana_wm.train.objective import (
     CHUNK_STRATEGIES,
     ObjectiveConfig,
@@ -117,9 +117,9 @@ def test_teacher_forcing_clean():
 def test_chunk_mixture_frequencies_and_frame_layout():
     cfg = ObjectiveConfig(recipe="chunk_causal", image_condition_prob=0.0)
     T = 10
-    lengths = released_chunk_lengths(T, first=4, size=3)  # [4, 3, 3]
+    lengths = [4, 3, 3]  # chunk_schedule(10, 3), written out
     g = gen(5)
-    plans = [sample_noise_plan(cfg, T, g) for _ in range(4000)]
+    plans = [sample_noise_plan(cfg, T, g, chunk_lengths=lengths) for _ in range(4000)]
     for name, weight in cfg.chunk_mixture.items():
         assert abs(sum(p.strategy == name for p in plans) / len(plans) - weight) < 0.025, name
     bounds = [0, *torch.tensor(lengths).cumsum(0).tolist()]
@@ -131,16 +131,24 @@ def test_chunk_mixture_frequencies_and_frame_layout():
 
 def test_chunk_causal_image_condition_only_touches_frame_zero():
     cfg = ObjectiveConfig(recipe="chunk_causal", image_condition_prob=1.0, chunk_mixture={"same_t": 1.0})
-    p = sample_noise_plan(cfg, 7, gen())
+    p = sample_noise_plan(cfg, 7, gen(), chunk_lengths=chunk_schedule(7, 3))
     assert p.sigma[0] == 0 and p.loss_mask[0] == 0
     assert torch.all(p.sigma[1:] == p.sigma[1]) and torch.all(p.loss_mask[1:] == 1)
 
 
 def test_plans_are_reproducible():
     cfg = ObjectiveConfig(recipe="chunk_causal")
-    a = sample_noise_plan(cfg, 10, gen(7))
-    b = sample_noise_plan(cfg, 10, gen(7))
+    a = sample_noise_plan(cfg, 10, gen(7), chunk_lengths=chunk_schedule(10, 3))
+    b = sample_noise_plan(cfg, 10, gen(7), chunk_lengths=chunk_schedule(10, 3))
     assert torch.equal(a.sigma, b.sigma) and a.strategy == b.strategy
+
+
+def test_the_chunk_causal_recipe_needs_the_model_chunks():
+    cfg = ObjectiveConfig(recipe="chunk_causal")
+    with pytest.raises(ValueError, match="chunk_lengths"):
+        sample_noise_plan(cfg, 10, gen())
+    with pytest.raises(ValueError, match="chunk_lengths"):
+        sample_noise_plan(cfg, 10, gen(), chunk_lengths=[4, 3])
 
 
 def test_make_noisy_and_target():

@@ -164,3 +164,10 @@ def test_lora_needs_a_base_and_a_readable_model_config():
         config_from_dict(raw)
     raw = with_lora(target_modules=["blocks.*"])  # a broad pattern keeps only the layers LoRA can wrap
     assert config_from_dict(raw).lora.target_modules == ["blocks.*"]
+
+
+def test_objective_chunk_frames_is_the_models():
+    raw = base()
+    raw["objective"]["chunk_frames"] = 2
+    with pytest.raises(ConfigError, match=r"^objective\.chunk_frames: .*model config"):
+        config_from_dict(raw)

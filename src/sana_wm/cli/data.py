@@ -1,4 +1,4 @@
-"""`sana-wm data ...`: make synthetic datasets and inspect clip datasets."""
+"""`sana-wm data ...`: make synthetic datasets, inspect clip datasets, encode their captions for training."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    grp = groups.add_parser("data", help="make synthetic datasets and inspect clip datasets",
+    grp = groups.add_parser("data", help="make synthetic datasets, inspect clip datasets, encode their captions",
                             description="Clip datasets: tar shards of frames, cameras, depth and captions.")
     sub = grp.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -58,6 +58,21 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="where to write the pictures (default: DIR/inspect)")
     p.set_defaults(func=cmd_inspect)
 
+    p = sub.add_parser(
+        "encode-text", help="encode every caption of a dataset with Gemma-2 for training (data.text: text_cache)",
+        description="Encode each distinct caption of DATASET once with the text encoder, as generation does\n"
+                    "(instruction prefix, 300-token window), and store the states in DATASET/text_states/ for\n"
+                    "the trainer. Captions already encoded by the same encoder are kept.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("root", metavar="DATASET", help="dataset directory")
+    p.add_argument("--text-encoder", required=True, metavar="DIR",
+                   help="Gemma-2 folder (the layout of Efficient-Large-Model/gemma-2-2b-it)")
+    p.add_argument("--device", default="cpu", help="device to run the encoder on (default: cpu)")
+    p.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16",
+                   help="encoder weights' dtype (default: bf16, as generation loads it)")
+    p.set_defaults(func=cmd_encode_text)
+
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from sana_wm.synth.dataset import write_synthetic_dataset
@@ -81,4 +96,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     out = args.out or str(Path(args.root) / "inspect")
     info = inspect_dataset(args.root, out)
     print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def cmd_encode_text(args: argparse.Namespace) -> int:
+    import torch
+
+    from sana_wm.pipeline.text import TextEncoder
+    from sana_wm.train.text_states import TEXT_STATES_DIR, encode_captions
+
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    encoder = TextEncoder.from_pretrained(args.text_encoder, dtype=dtype, device=args.device)
+    counts = encode_captions(args.root, encoder, progress=True)
+    print(f"{args.root}/{TEXT_STATES_DIR}: {counts['captions']} captions, {counts['computed']} encoded now, "
+          f"{counts['cached']} already there")
     return 0

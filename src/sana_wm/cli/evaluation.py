@@ -39,7 +39,8 @@ def register(groups: argparse._SubParsersAction) -> None:
             "Image motion needs no feature matches, so it still reads blurry videos: the affine motion\n"
             "between consecutive frames (OpenCV ECC alignment) against the ground truth's, as a gain (1 moves\n"
             "like the truth, 0 stands still) and a correlation (right direction and timing).\n"
-            "Results are written per clip as they finish (a rerun skips finished clips), then report.json,\n"
+            "Results are written per clip as they finish (a rerun skips clips finished with the same weights,\n"
+            "compared by content, and settings), then report.json,\n"
             "report.md (with a table per trajectory when there are several) and contact_sheet.png.\n\n"
             "Trajectories: explore:walk, explore:orbit, explore:look_around, explore:revisit, a preset name\n"
             "(orbit, dolly, pan, ...) or a trajectory file; paths start at a free pose in each scene."
@@ -78,7 +79,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from sana_wm.eval.model_adapter import autoencoder_roundtrip_fn, pipeline_generate_fn
+    from sana_wm.eval.model_adapter import autoencoder_roundtrip_fn, pipeline_generate_fn, weights_fingerprint
     from sana_wm.eval.synth_eval import evaluate_synth
     from sana_wm.pipeline import SanaWMPipeline
 
@@ -97,6 +98,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         size=pipe.image_size, fps=pipe.fps, seconds_marks=args.marks, out_dir=args.out, fov_deg=args.fov,
         model_name=Path(args.model).name, baselines=not args.no_baselines, progress=True,
         ceiling_fn=None if args.no_ceiling else autoencoder_roundtrip_fn(pipe), generator_settings=sampler,
+        weights=weights_fingerprint(pipe),
     )
     print(json.dumps(report.get("aggregate", report), indent=2, default=str))
     print(f"report: {Path(args.out) / 'report.json'}")

@@ -7,7 +7,7 @@ import numpy as np
 from sana_wm.camera.trajectory import Trajectory
 from sana_wm.eval.baselines import GenerateFn
 
-__all__ = ["autoencoder_roundtrip_fn", "pipeline_generate_fn"]
+__all__ = ["autoencoder_roundtrip_fn", "pipeline_generate_fn", "weights_fingerprint"]
 
 
 def pipeline_generate_fn(pipeline, *, variant: str | None = None, seed: int = 0, progress: bool = False,
@@ -29,6 +29,23 @@ def pipeline_generate_fn(pipeline, *, variant: str | None = None, seed: int = 0,
         return result.frames[:num_frames]
 
     return generate
+
+
+def weights_fingerprint(pipeline) -> dict:
+    """What a pipeline's videos depend on besides the sampler settings, by content: the SHA-256 of the
+    transformer file and of every file of the codec (VAE) folder, and the model folder's settings. The
+    synthetic-world protocol keys its clip cache on it, so new weights written over old ones (a retrained
+    model in the same folder) are evaluated afresh, and a renamed folder is not."""
+    from sana_wm.pipeline.sidecar import sha256_file
+
+    files = pipeline.files
+    if files is None:
+        raise ValueError("weights_fingerprint: this pipeline was built from modules, not loaded from a model folder; "
+                         "pass evaluate_synth a weights fingerprint of your own")
+    codec = sorted(p for p in files.vae.rglob("*") if p.is_file())
+    return {"transformer": sha256_file(files.dit),
+            "codec": {str(p.relative_to(files.vae)): sha256_file(p) for p in codec},
+            "settings": dict(files.settings)}
 
 
 def autoencoder_roundtrip_fn(pipeline):

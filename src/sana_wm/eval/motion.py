@@ -9,7 +9,8 @@ on the ground truth blurred by a Gaussian of 4 pixels recovered only 7-28% of it
 ECC 81-130%). ``x`` is the pixel position relative to the image centre divided by half the image size,
 so the six numbers ``(b_x, b_y, A_xx, A_xy, A_yx, A_yy)`` are all in pixels (``A`` is the displacement at
 the image edge): ``b`` is pan and tilt, the diagonal of ``A`` is zoom (walking forward), its
-antisymmetric part is roll. A pair that ECC cannot align (a flat frame) counts as no motion.
+antisymmetric part is roll. A pair that ECC cannot align (a flat frame, no convergence) is a failure, not
+a standstill: its six numbers are NaN, it is left out of the comparison and counted (``failed_pairs``).
 
 :func:`motion_agreement` compares the two series of six numbers over the whole clip:
 
@@ -19,6 +20,9 @@ antisymmetric part is roll. A pair that ECC cannot align (a flat frame) counts a
 * ``corr``: their Pearson correlation: whether the motion has the right direction and timing,
   whatever its size. ``None`` when either video does not move (RMS motion below ``MIN_MOTION_PX``: the
   flow of two identical frames is not exactly zero, and a correlation of that noise means nothing).
+* ``pairs``, ``failed_pairs`` / ``reference_failed_pairs``: the frame pairs compared, and those of each
+  video that ECC could not align. ``gain``, ``corr`` and the magnitudes use only the pairs aligned in both
+  videos (all ``None`` when there are none).
 
 A video that repeats its first frame gets gain 0; a perfect model gets 1 (up to flow noise).
 """
@@ -42,7 +46,7 @@ def _gray(frame: np.ndarray) -> np.ndarray:
 
 def affine_flow(frames) -> np.ndarray:
     """``(F - 1, 6)`` affine motion ``(b_x, b_y, A_xx, A_xy, A_yx, A_yy)`` in pixels from each frame to the
-    next of ``(F, H, W[, 3])`` uint8 frames (module doc); a pair ECC cannot align gets zeros."""
+    next of ``(F, H, W[, 3])`` uint8 frames (module doc); a pair ECC cannot align gets NaNs."""
     video = np.asarray(frames)
     if video.dtype != np.uint8 or video.ndim not in (3, 4) or len(video) < 2:
         raise ValueError(f"affine_flow: expected (F, H, W[, 3]) uint8 frames with F >= 2, got {video.shape} "
@@ -56,8 +60,10 @@ def affine_flow(frames) -> np.ndarray:
         warp = np.eye(2, 3, dtype=np.float32)
         try:  # warp maps a pixel of the earlier frame to where its content is in the later one
             _, warp = cv2.findTransformECC(prev, cur, warp, cv2.MOTION_AFFINE, _ECC_CRITERIA, None, _ECC_BLUR)
-        except cv2.error:  # no texture to align, or no convergence: the identity warp stays
-            pass
+        except cv2.error:  # no texture to align, or no convergence: unknown motion, not zero motion
+            out[i - 1] = np.nan
+            prev = cur
+            continue
         L = warp[:, :2].astype(np.float64) - np.eye(2)  # u(p) = L p + t in pixels
         b = warp[:, 2].astype(np.float64) + L @ centre  # the displacement at the image centre
         out[i - 1] = (b[0], b[1], L[0, 0] * W / 2, L[0, 1] * H / 2, L[1, 0] * W / 2, L[1, 1] * H / 2)
@@ -66,19 +72,25 @@ def affine_flow(frames) -> np.ndarray:
 
 
 def motion_agreement(video, reference, *, reference_flow: np.ndarray | None = None) -> dict:
-    """``{"gain", "corr", "magnitude", "reference_magnitude"}`` of ``video`` against ``reference`` (module
-    doc); ``magnitude``: RMS of the video's six motion numbers per frame pair, in pixels.
-    ``reference_flow`` (:func:`affine_flow` of the reference) saves recomputing it for several videos."""
+    """``{"gain", "corr", "magnitude", "reference_magnitude", "pairs", "failed_pairs", "reference_failed_pairs"}``
+    of ``video`` against ``reference`` (module doc); ``magnitude``: RMS of the video's six motion numbers per
+    frame pair, in pixels. ``reference_flow`` (:func:`affine_flow` of the reference) saves recomputing it for
+    several videos."""
     m = affine_flow(video)
     r = affine_flow(reference) if reference_flow is None else np.asarray(reference_flow, dtype=np.float64)
     n = min(len(m), len(r))
     if n < 1:
         raise ValueError("motion_agreement: need at least two frames in both videos")
-    m, r = m[:n].ravel(), r[:n].ravel()
+    m_ok, r_ok = np.isfinite(m[:n]).all(axis=1), np.isfinite(r[:n]).all(axis=1)
+    counts = {"pairs": n, "failed_pairs": int((~m_ok).sum()), "reference_failed_pairs": int((~r_ok).sum())}
+    both = m_ok & r_ok
+    if not both.any():
+        return {"gain": None, "corr": None, "magnitude": None, "reference_magnitude": None, **counts}
+    m, r = m[:n][both].ravel(), r[:n][both].ravel()
     mag, ref_mag = float(np.sqrt(np.mean(m * m) * 6)), float(np.sqrt(np.mean(r * r) * 6))
     gain = float(m @ r / (r @ r)) if ref_mag >= MIN_MOTION_PX else None
     mc, rc = m - m.mean(), r - r.mean()
     denom = float(np.sqrt((mc @ mc) * (rc @ rc)))
     moving = mag >= MIN_MOTION_PX and ref_mag >= MIN_MOTION_PX and denom > 0
     corr = float(mc @ rc / denom) if moving else None
-    return {"gain": gain, "corr": corr, "magnitude": mag, "reference_magnitude": ref_mag}
+    return {"gain": gain, "corr": corr, "magnitude": mag, "reference_magnitude": ref_mag, **counts}

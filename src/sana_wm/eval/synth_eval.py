@@ -25,7 +25,8 @@ For each held-out scene seed and each camera path, :func:`evaluate_synth`
    * image motion (:mod:`sana_wm.eval.motion`): the affine motion (ECC alignment) of every frame pair
      against the ground truth's: ``gain`` (1 moves like the truth, 0 stands still) and ``corr`` (right
      direction and timing). It needs no feature matches, so it still reads blurry frames on which the
-     pose estimator fails.
+     pose estimator fails. Frame pairs the alignment fails on are counted (``failed_pairs`` of ``pairs``,
+     per clip, in the aggregate and in report.md), not taken for a camera standing still.
    * ``estimator_floor``: the same pose estimation on the ground-truth video itself, i.e. the error a
      perfect model would get, which is what the estimator can resolve at this size.
    * ``autoencoder_ceiling`` (with ``ceiling_fn``): the ground truth through the model's own autoencoder,
@@ -75,7 +76,7 @@ __all__ = ["SynthClip", "build_clip", "environment", "evaluate_synth", "make_ora
 METHODS = ("model", "repeat_first", "static_camera", "autoencoder_ceiling")
 CAMERA_KEYS = ("RotErr", "TransErr_rel", "CamMC_rel", "ATE")
 MOTION_KEYS = ("gain", "corr")
-SCORES_VERSION = 3  # 2: image motion; 3: camera errors up to each mark. Older clips are scored again
+SCORES_VERSION = 4  # raised whenever the scoring changes: clips scored by another version are scored again
 
 
 def environment() -> dict:
@@ -315,6 +316,9 @@ def _aggregate(results: list[dict], marks: Sequence[float]) -> dict:
             entry["camera_marks"][f"{t:g}"] = None if not vals else {**_camera_mean(vals), "num_clips": len(vals)}
         if method != "estimator_floor":
             entry["motion"] = {k: _mean([r["motion"][k] for r in rows]) for k in MOTION_KEYS}
+            # Frame pairs ECC could not align: failures of the measure, left out of gain and corr above.
+            entry["motion"].update({k: sum(int(r["motion"].get(k, 0)) for r in rows)
+                                    for k in ("pairs", "failed_pairs")})
         agg[method] = entry
     return agg
 
@@ -375,12 +379,13 @@ def report_markdown(report: dict) -> str:
             cells += ["-", "-"] if v is None else [_cell(v["psnr"], 2), _cell(v["ssim"], 3)]
         lines.append(f"| {m} | {agg[m]['num_clips']} | " + " | ".join(cells) + " |")
     lines += ["", "| method | RotErr (deg) | TransErr_rel | CamMC_rel | ATE | estimator failure rate | motion gain "
-              "| motion corr |", "|---|---|---|---|---|---|---|---|"]
+              "| motion corr | motion alignment failures |", "|---|---|---|---|---|---|---|---|---|"]
     for m in methods:
         c = agg[m]["camera"]
         motion = agg[m].get("motion", {})
+        failures = f"{motion['failed_pairs']}/{motion['pairs']} pairs" if "pairs" in motion else "-"
         cells = [_cell(c[k], 3) for k in (*CAMERA_KEYS, "failure_rate")] + [_cell(motion.get(k), 3)
-                                                                           for k in MOTION_KEYS]
+                                                                           for k in MOTION_KEYS] + [failures]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     for t in marks:  # camera following judged at the marks: the path up to t seconds
         if not any(agg[m].get("camera_marks", {}).get(f"{t:g}") for m in methods):
@@ -441,11 +446,13 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
                    fov_deg: float = 70.0, model_name: str = "model", baselines: bool = True,
                    estimator_floor: bool = True, pose_config: PoseEstimatorConfig | None = None,
                    ceiling_fn: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False,
-                   generator_settings: dict | None = None) -> dict:
+                   generator_settings: dict | None = None, weights: dict | None = None) -> dict:
     """Run the protocol of this module for every ``(seed, trajectory)``; returns the report (also written
     to ``out_dir/report.json``). ``size = (H, W)``. Clips already in ``out_dir/clips`` with the same settings
-    (size, fps, marks, window, lens, model name, estimator settings, and ``generator_settings``: whatever
+    (size, fps, marks, window, lens, estimator settings, ``weights``: a fingerprint of the model's weights by
+    content, e.g. :func:`~sana_wm.eval.model_adapter.weights_fingerprint`, and ``generator_settings``: whatever
     else decides ``generate_fn``'s videos, e.g. the sampler's steps and seed) are loaded instead of recomputed.
+    ``model_name`` only labels the report: the same weights under another name are the same model.
 
     ``ceiling_fn`` (e.g. :func:`~sana_wm.eval.model_adapter.autoencoder_roundtrip_fn`) maps the ground-truth
     video to what the model's autoencoder makes of it; scored as ``autoencoder_ceiling``, it is the best a
@@ -462,8 +469,9 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
                 "baselines": bool(baselines), "estimator_floor": bool(estimator_floor),
                 "autoencoder_ceiling": ceiling_fn is not None,
                 "pose_config": asdict(pose_config), "scores": SCORES_VERSION,
-                "generator": dict(generator_settings or {})}
-    settings_hash = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+                "generator": dict(generator_settings or {}), "weights": weights}
+    keyed = {k: v for k, v in settings.items() if k != "model_name"}
+    settings_hash = hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
     items = [(int(s), str(t)) for s in seeds for t in trajectories]
     if progress:
         from tqdm.auto import tqdm

@@ -2,7 +2,7 @@
 
 from sana_wm.model.cache import BlockCache, GDNCache, KVWindow, SoftmaxCache, StreamCache
 from sana_wm.model.config import CONFIGS, SanaWMConfig, get_config
-from sana_wm.model.layout import TokenLayout
+from sana_wm.model.layout import TokenLayout, chunk_schedule
 from sana_wm.model.loading import (
     CheckpointError,
     build_model,
@@ -26,6 +26,7 @@ __all__ = [
     "StreamCache",
     "TokenLayout",
     "build_model",
+    "chunk_schedule",
     "from_pretrained",
     "get_config",
     "load_weights",

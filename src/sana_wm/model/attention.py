@@ -67,6 +67,18 @@ class AttentionContext:
     # window (with its size policy) a softmax block starts from on the first chunk.
     streaming: bool = False
     kv_window: KVWindow = KVWindow()
+    # (B,) bool: the rows that have a camera; a False row's camera branches (UCPE and Pluecker) add nothing,
+    # as if it had no camera input. None: every row has one. Lets a batch mix rows with and without camera
+    # (training's camera dropout) in one forward.
+    camera_mask: Tensor | None = None
+
+    def camera_rows(self, update: Tensor) -> Tensor:
+        """``update (B, ...)``, a camera branch's contribution, zeroed in the rows without a camera."""
+        if self.camera_mask is None:
+            return update
+        keep = self.camera_mask.view(-1, *(1,) * (update.ndim - 1))
+        # where, not a product: a dropped row's contribution is exactly 0 even if its unused camera is not finite.
+        return torch.where(keep, update, torch.zeros((), dtype=update.dtype, device=update.device))
 
 
 class HybridAttention(nn.Module):
@@ -127,7 +139,7 @@ class HybridAttention(nn.Module):
         state_cam = tail_cam = None
         if ctx.rays is not None:
             cam, state_cam, tail_cam = self._camera_gdn(x, ctx, beta, gamma, cache)
-            out = out + self.out_proj_cam(cam)
+            out = out + ctx.camera_rows(self.out_proj_cam(cam))
         return out, GDNCache(state, tail, state_cam, tail_cam)
 
     def _forward_softmax(self, x: Tensor, ctx: AttentionContext,
@@ -137,7 +149,7 @@ class HybridAttention(nn.Module):
         if ctx.rays is not None:
             window = cache.kv_cam if cache is not None and cache.kv_cam is not None else ctx.kv_window
             cam, kv_cam = self._camera_softmax(x, ctx, window)
-            out = out + self.out_proj_cam(cam)
+            out = out + ctx.camera_rows(self.out_proj_cam(cam))
         return out, SoftmaxCache(kv, kv_cam)
 
     # -------------------------------------------------------------------------------------------

@@ -6,9 +6,21 @@ from dataclasses import dataclass
 
 from sana_wm.ops.gdn import released_chunk_lengths
 
-__all__ = ["MODES", "TokenLayout"]
+__all__ = ["MODES", "TokenLayout", "chunk_schedule"]
 
 MODES = ("bidirectional", "chunk_causal")
+
+
+def chunk_schedule(num_frames: int, chunk_frames: int) -> list[int]:
+    """The chunk-causal model's chunks over ``num_frames`` latent frames (``SanaWMConfig.chunk_frames``):
+    ``chunk_frames + 1`` frames first (the conditioning frame joins the first chunk, the released
+    "first_chunk_plus_one"), then ``chunk_frames`` each, the last possibly shorter. The model's forward, the
+    trainer's objective and the samplers all take the schedule from here.
+
+    >>> chunk_schedule(10, 3)
+    [4, 3, 3]
+    """
+    return released_chunk_lengths(num_frames, first=chunk_frames + 1, size=chunk_frames)
 
 
 @dataclass(frozen=True)
@@ -45,8 +57,7 @@ class TokenLayout:
                 raise ValueError("chunk_lengths is only meaningful with mode='chunk_causal'")
             return cls(frames, height, width, None)
         if chunk_lengths is None:
-            # The released schedule ("first_chunk_plus_one"): the conditioning frame joins the first chunk.
-            chunk_lengths = released_chunk_lengths(frames, first=chunk_frames + 1, size=chunk_frames)
+            chunk_lengths = chunk_schedule(frames, chunk_frames)
         return cls(frames, height, width, tuple(chunk_lengths))
 
     @property

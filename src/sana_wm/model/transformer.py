@@ -70,7 +70,7 @@ class SanaWMBlock(nn.Module):
         attn, attn_cache = self.attn(h, ctx, cache.attn if cache is not None else None)
         x = x + (gate_msa * per_frame(attn)).view(B, N, C)
         if plucker_emb is not None and hasattr(self, "plucker_proj"):
-            x = x + self.plucker_proj(plucker_emb)
+            x = x + ctx.camera_rows(self.plucker_proj(plucker_emb))
         x = x + self.cross_attn(x, text, text_mask)
         h = (per_frame(self.norm2(x)) * (1 + scale_mlp) + shift_mlp).view(B, N, C)
         mlp, ffn_tail = self.mlp(h, ctx.layout, cache.ffn_tail if cache is not None else None)
@@ -152,6 +152,7 @@ class SanaWMTransformer(nn.Module):
         mode: str = "bidirectional",
         chunk_lengths=None,
         prior: Tensor | None = None,
+        camera_mask: Tensor | None = None,
     ) -> Tensor:
         """Predict the flow velocity ``v = eps - x0`` for every latent (with ``config.prediction ==
         "sample"`` the network predicts ``x0`` and this returns the velocity it implies; with
@@ -169,13 +170,17 @@ class SanaWMTransformer(nn.Module):
             schedule, ``chunk_frames + 1`` frames then ``chunk_frames`` each).
         prior: ``(B, C_in, T, H, W)`` the warp prior of ``prediction == "sample_warp"`` (required there,
             ignored otherwise): :func:`sana_wm.pipeline.warp_prior.warp_prior_latents`.
+        camera_mask: ``(B,)`` bool, the rows that have a camera: a False row comes out as if
+            ``camera_vector`` and ``plucker`` were None for it (both camera branches add nothing), so rows
+            with and without camera share one forward. None: every row has its camera.
         Returns ``(B, C_in, T, H, W)`` in the model's dtype.
         """
         _, T, H, W, t_frames, text, text_mask = _check_inputs(self.config, latents, timestep, text, text_mask,
                                                               camera_vector, plucker)
         layout = TokenLayout.build(T, H, W, mode, chunk_lengths, self.config.chunk_frames)
         return self._run(latents, t_frames, text, text_mask, camera_vector, plucker, layout,
-                         prior=_check_prior(self.config, prior, latents))[0]
+                         prior=_check_prior(self.config, prior, latents),
+                         camera_mask=_check_camera_mask(camera_mask, latents))[0]
 
     def forward_chunk(
         self,
@@ -188,6 +193,7 @@ class SanaWMTransformer(nn.Module):
         cache: StreamCache | None = None,
         kv_window: KVWindow | None = None,
         prior: Tensor | None = None,
+        camera_mask: Tensor | None = None,
     ) -> tuple[Tensor, StreamCache]:
         """Streaming: one chunk of latent frames given the cache of the chunks before it.
 
@@ -197,6 +203,7 @@ class SanaWMTransformer(nn.Module):
         cache is for the next one (a sampler keeps the one from its final, clean pass). ``kv_window``
         (first chunk only) sets how many earlier chunks softmax blocks keep; the default keeps all, which
         makes streaming equal to :meth:`forward` in ``"chunk_causal"`` mode over the whole video.
+        ``camera_mask`` as in :meth:`forward`; pass the same one for every chunk of a video.
         """
         _, T, H, W, t_frames, text, text_mask = _check_inputs(self.config, latents, timestep, text, text_mask,
                                                               camera_vector, plucker)
@@ -207,11 +214,13 @@ class SanaWMTransformer(nn.Module):
         layout = TokenLayout(T, H, W)
         return self._run(latents, t_frames, text, text_mask, camera_vector, plucker, layout, streaming=True,
                          cache=cache, kv_window=kv_window or KVWindow(),
-                         prior=_check_prior(self.config, prior, latents))
+                         prior=_check_prior(self.config, prior, latents),
+                         camera_mask=_check_camera_mask(camera_mask, latents))
 
     def _run(self, latents, t_frames, text, text_mask, camera_vector, plucker, layout: TokenLayout, *,
              streaming: bool = False, cache: StreamCache | None = None,
-             kv_window: KVWindow | None = None, prior: Tensor | None = None) -> tuple[Tensor, StreamCache | None]:
+             kv_window: KVWindow | None = None, prior: Tensor | None = None,
+             camera_mask: Tensor | None = None) -> tuple[Tensor, StreamCache | None]:
         """The forward pass on checked inputs (see :func:`_check_inputs`)."""
         cfg = self.config
         dtype, device = self.dtype, self.x_embedder.proj.weight.device
@@ -232,7 +241,8 @@ class SanaWMTransformer(nn.Module):
         if camera_vector is not None:
             P, P_inv = ucpe_ray_transforms(camera_vector, (H, W))  # float32 geometry
             rays = CameraRays(P.float(), P_inv.float())
-        ctx = AttentionContext(layout, rope, rope_cam, rays, streaming, kv_window or KVWindow())
+        ctx = AttentionContext(layout, rope, rope_cam, rays, streaming, kv_window or KVWindow(),
+                               camera_mask=None if camera_mask is None else camera_mask.to(device))
 
         block_caches = []
         for i, block in enumerate(self.blocks):
@@ -268,6 +278,17 @@ def _check_prior(cfg: SanaWMConfig, prior: Tensor | None, latents: Tensor) -> Te
     if tuple(prior.shape) != tuple(latents.shape):
         raise ValueError(f"prior: expected the latents' shape {tuple(latents.shape)}, got {tuple(prior.shape)}")
     return prior
+
+
+def _check_camera_mask(camera_mask: Tensor | None, latents: Tensor) -> Tensor | None:
+    """``camera_mask`` checked to be one bool per row of ``latents``."""
+    if camera_mask is None:
+        return None
+    B = latents.shape[0]
+    if camera_mask.dtype != torch.bool or tuple(camera_mask.shape) != (B,):
+        raise ValueError(f"camera_mask: expected a ({B},) bool tensor (True = the row has a camera), got "
+                         f"{tuple(camera_mask.shape)} {camera_mask.dtype}")
+    return camera_mask
 
 
 def _clean_first_frame(latents: Tensor, t_frames: Tensor) -> Tensor | None:

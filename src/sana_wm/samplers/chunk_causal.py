@@ -28,8 +28,14 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from sana_wm.ops.gdn import released_chunk_lengths
-from sana_wm.samplers.common import SamplerOutput, SamplerStep, StepCallback, as_first_frame, initial_latents
+from sana_wm.samplers.common import (
+    SamplerOutput,
+    SamplerStep,
+    StepCallback,
+    as_first_frame,
+    initial_latents,
+    model_chunk_lengths,
+)
 from sana_wm.samplers.conditioning import (
     Conditioning,
     Guidance,
@@ -91,17 +97,16 @@ def chunk_causal_sample(
     progress: bool = False,
 ) -> SamplerOutput:
     """Denoise ``num_frames`` latent frames after ``first_frame (B, C, 1, H, W)`` with the staggered
-    chunk schedule (module docstring). ``chunk_lengths`` defaults to the released ``[4, 3, 3, ...]``
-    (:func:`~sana_wm.ops.gdn.released_chunk_lengths`). Released settings: ``SigmaSchedule.shifted(60,
-    9.8)``, guidance scale 5. Other arguments as :func:`~sana_wm.samplers.euler.euler_sample`;
-    ``x0_predictions`` and callbacks cover the frames the model saw that step (a prefix of the video).
+    chunk schedule (module docstring). The chunks are the model's
+    (:func:`~sana_wm.samplers.common.model_chunk_lengths`: released ``[4, 3, 3, ...]``); ``chunk_lengths``, if
+    given, must match them. Released settings: ``SigmaSchedule.shifted(60, 9.8)``, guidance scale 5. Other
+    arguments as :func:`~sana_wm.samplers.euler.euler_sample`; ``x0_predictions`` and callbacks cover the
+    frames the model saw that step (a prefix of the video).
     """
     first_frame = as_first_frame(first_frame)
     latents = initial_latents(first_frame, num_frames, generator, noise)
     B, device = latents.shape[0], latents.device
-    lengths = list(chunk_lengths) if chunk_lengths is not None else released_chunk_lengths(num_frames)
-    if any(n < 1 for n in lengths) or sum(lengths) != num_frames:
-        raise ValueError(f"chunk_lengths {lengths} must be positive and sum to num_frames = {num_frames}")
+    lengths = model_chunk_lengths(model, num_frames, chunk_lengths)
     ends = torch.tensor(lengths).cumsum(0).tolist()
     chunk_of_frame = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths)).to(device)
     table = staggered_schedule(schedule.num_steps, len(lengths), interval_k).to(device)

@@ -1,14 +1,17 @@
-"""Pieces every sampler shares: the starting latents, the per-step report and the sampler output."""
+"""Pieces every sampler shares: the starting latents, the model's chunks, the per-step report and the output."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["SamplerOutput", "SamplerStep", "StepCallback", "draw_noise", "initial_latents"]
+from sana_wm.model.config import SanaWMConfig
+from sana_wm.model.layout import chunk_schedule
+
+__all__ = ["SamplerOutput", "SamplerStep", "StepCallback", "draw_noise", "initial_latents", "model_chunk_lengths"]
 
 
 @dataclass(frozen=True)
@@ -76,3 +79,22 @@ def initial_latents(first_frame: Tensor, num_frames: int, generator: torch.Gener
         latents = noise.to(first_frame.device, torch.float32, copy=True)
     latents[:, :, :1] = first_frame
     return latents
+
+
+def model_chunk_lengths(model, num_frames: int, chunk_lengths: Sequence[int] | None = None) -> list[int]:
+    """The chunks a chunk-by-chunk sampler walks over ``num_frames`` latent frames: the model's own schedule,
+    :func:`~sana_wm.model.layout.chunk_schedule` of ``model.config.chunk_frames`` (a model without a config,
+    such as a test fake, gets the released ``SanaWMConfig.chunk_frames``). ``chunk_lengths``, if given, must
+    cover the video and, for a model with a config, be that schedule: the model was trained on it."""
+    config = getattr(model, "config", None)
+    chunk_frames = getattr(config, "chunk_frames", None)
+    expected = chunk_schedule(num_frames, chunk_frames if chunk_frames is not None else SanaWMConfig.chunk_frames)
+    if chunk_lengths is None:
+        return expected
+    lengths = [int(n) for n in chunk_lengths]
+    if any(n < 1 for n in lengths) or sum(lengths) != num_frames:
+        raise ValueError(f"chunk_lengths {lengths} must be positive and sum to num_frames = {num_frames}")
+    if chunk_frames is not None and lengths != expected:
+        raise ValueError(f"chunk_lengths {lengths} differ from the model's chunk schedule {expected} "
+                         f"(config.chunk_frames = {chunk_frames}); leave chunk_lengths unset to use it")
+    return lengths

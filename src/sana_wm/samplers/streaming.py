@@ -37,8 +37,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sana_wm.model.cache import KVWindow, batch_rows
-from sana_wm.ops.gdn import released_chunk_lengths
-from sana_wm.samplers.common import SamplerStep, StepCallback, as_first_frame, draw_noise
+from sana_wm.samplers.common import SamplerStep, StepCallback, as_first_frame, draw_noise, model_chunk_lengths
 from sana_wm.samplers.conditioning import (
     ChunkVelocityModel,
     Conditioning,
@@ -88,10 +87,11 @@ def stream_sample(
 ) -> Iterator[StreamedChunk]:
     """Yield the chunks of a ``num_frames``-latent-frame video one by one (module docstring).
 
-    ``schedule``: default ``SigmaSchedule.from_timesteps(STREAMING_TIMESTEPS)``. ``chunk_lengths``: default
-    ``[4, 3, 3, ...]`` (:func:`~sana_wm.ops.gdn.released_chunk_lengths`; the released streaming script uses
-    ``3k + 1`` latent frames, where both agree). ``kv_window``: an empty window setting how many earlier
-    chunks softmax blocks keep (``KVWindow()`` keeps all: streaming then equals the chunk-causal model).
+    ``schedule``: default ``SigmaSchedule.from_timesteps(STREAMING_TIMESTEPS)``. Chunks: the model's
+    (:func:`~sana_wm.samplers.common.model_chunk_lengths`: released ``[4, 3, 3, ...]``; the released streaming
+    script uses ``3k + 1`` latent frames, where both agree); ``chunk_lengths``, if given, must match them.
+    ``kv_window``: an empty window setting how many earlier chunks softmax blocks keep (``KVWindow()`` keeps
+    all: streaming then equals the chunk-causal model).
     ``guidance``: None (the student has CFG baked in); an active one doubles the batch and the cache, for
     every chunk or, with ``guidance.chunks = N``, for the first N chunks (the cache then keeps its
     conditional half).
@@ -104,9 +104,7 @@ def stream_sample(
     first_frame = as_first_frame(first_frame)
     B, C, _, H, W = first_frame.shape
     device = first_frame.device
-    lengths = list(chunk_lengths) if chunk_lengths is not None else released_chunk_lengths(num_frames)
-    if any(n < 1 for n in lengths) or sum(lengths) != num_frames:
-        raise ValueError(f"chunk_lengths {lengths} must be positive and sum to num_frames = {num_frames}")
+    lengths = model_chunk_lengths(model, num_frames, chunk_lengths)
     if noise is not None and tuple(noise.shape) != (B, C, num_frames, H, W):
         raise ValueError(f"noise: expected {(B, C, num_frames, H, W)} (B, C, T, H, W), got {tuple(noise.shape)}")
     if guidance is not None and not guidance.is_active:

@@ -2,7 +2,8 @@
 
 Layout: :mod:`~sana_wm.train.objective` (sigmas, noising, the loss, the chunk-causal mixture),
 :mod:`~sana_wm.train.config` (the YAML schema), :mod:`~sana_wm.train.data` (samples -> model inputs,
-synthetic VAE and text stand-ins), :mod:`~sana_wm.train.loop` (``run_training``),
+synthetic VAE and text stand-ins), :mod:`~sana_wm.train.text_states` (Gemma-2 caption states computed once
+and stored beside the dataset), :mod:`~sana_wm.train.loop` (``run_training``),
 :mod:`~sana_wm.train.checkpoint`, :mod:`~sana_wm.train.distributed` and :mod:`~sana_wm.train.lora`
 (peft LoRA adapters on a frozen base, adapter files, merging).
 """

@@ -39,6 +39,10 @@ __all__ = [
 ]
 
 
+# The caption width of the released weights (Gemma-2-2B's hidden size): weights that read real text states.
+_GEMMA_CHANNELS = 2304
+
+
 class ConfigError(ValueError):
     """A training config is invalid; the message starts with the key path (``stages[1].lr: ...``)."""
 
@@ -60,7 +64,10 @@ class DataConfig:
     window: int = 9  # raw frames per sample; 8k+1 (121 latent frames = 961 raw frames)
     fps: float | None = 16.0  # resample clips to this rate (None: keep each clip's own)
     size: list[int] = field(default_factory=lambda: [704, 1280])  # (H, W) pixels after resize + crop
-    batch_size: int = 1  # samples per rank per step; global batch = batch_size x world size
+    batch_size: int = 1  # samples per rank per forward (the micro-batch)
+    # Micro-batches whose gradients are summed before each optimizer step, so one step sees a global
+    # batch of batch_size x accumulation x world size samples at the memory of batch_size.
+    accumulation: int = 1
     num_workers: int = 0  # DataLoader workers per rank
     shuffle: bool = True
     crop: str = "center"  # "center" or "random"
@@ -73,9 +80,11 @@ class DataConfig:
     # index.json and latents/ are needed; captions live in the shards, so it needs text: none).
     latents: str = "synthetic"
     spatial_stride: int = 32  # pixels per latent cell (LTX-2: 32; synthetic encoder: any)
-    # Text states: "hash" gives every caption a fixed random embedding (tests, smoke runs); "none" gives
-    # every sample the model's null caption, for a text-free model (the bundled synthetic-world model);
-    # real Gemma-2 states are not wired yet.
+    # Text states: "text_cache" reads each caption's Gemma-2 states from <root>/text_states, written once by
+    # `sana-wm data encode-text` (sana_wm.train.text_states; also <validation.root>/text_states); "hash"
+    # gives every caption a fixed random embedding (tests and smoke runs only: refused when fine-tuning
+    # weights that read Gemma-2 states); "none" gives every sample the model's null caption, for a
+    # text-free model (the bundled synthetic-world model).
     text: str = "hash"
     camera: bool = True  # False: identity cameras (clips without camera labels)
 
@@ -106,6 +115,7 @@ class StageConfig:
     window: int | None = None  # raw frames per sample
     size: list[int] | None = None  # (H, W)
     batch_size: int | None = None
+    accumulation: int | None = None
     lr: float | None = None
     trainable: list[str] = field(default_factory=lambda: ["*"])  # fnmatch patterns of parameter names
 
@@ -225,7 +235,8 @@ class TrainConfig:
     def stage_data(self, index: int) -> DataConfig:
         """``data`` with stage ``index``'s overrides applied."""
         stage = self.stages[index]
-        changes = {k: getattr(stage, k) for k in ("window", "size", "batch_size") if getattr(stage, k) is not None}
+        keys = ("window", "size", "batch_size", "accumulation")
+        changes = {k: getattr(stage, k) for k in keys if getattr(stage, k) is not None}
         return dataclasses.replace(self.data, **changes)
 
     def stage_lr(self, index: int) -> float:
@@ -251,6 +262,11 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
 
 
 def config_from_dict(raw: dict) -> TrainConfig:
+    if isinstance(raw, dict) and isinstance(raw.get("objective"), dict) and "chunk_frames" in raw["objective"]:
+        # The chunk schedule is the model's: a second setting here could only disagree with it.
+        raise ConfigError("objective.chunk_frames: the chunk-causal recipe uses the model's chunks "
+                          "(chunk_frames in the model config); remove the key, or use a model config with "
+                          f"chunk_frames: {raw['objective']['chunk_frames']}")
     if isinstance(raw, dict) and "lora" in raw and raw["lora"] is None:
         # YAML reads a bare "lora:" as null; silently training every weight instead would be a trap.
         raise ConfigError("lora: the section is empty (null); write `lora: {}` to fine-tune with the default LoRA "
@@ -393,6 +409,8 @@ def check_config(cfg: TrainConfig) -> None:
     _check_size("data.size", d.size, d.spatial_stride)
     if d.batch_size < 1:
         raise ConfigError(f"data.batch_size: must be >= 1, got {d.batch_size}")
+    if d.accumulation < 1:
+        raise ConfigError(f"data.accumulation: must be >= 1 (1: no gradient accumulation), got {d.accumulation}")
     if d.num_workers < 0:
         raise ConfigError(f"data.num_workers: must be >= 0, got {d.num_workers}")
     if d.fps is not None and not d.fps > 0:
@@ -400,7 +418,11 @@ def check_config(cfg: TrainConfig) -> None:
     _choice("data.crop", d.crop, ("center", "random"))
     _choice("data.window_mode", d.window_mode, ("random", "start"))
     _choice("data.latents", d.latents, ("synthetic", "latent_cache", "latent_cache_only"))
-    _choice("data.text", d.text, ("hash", "none"))
+    _choice("data.text", d.text, ("text_cache", "hash", "none"))
+    if d.text == "hash" and m.init_from and _model_config(cfg).caption_channels == _GEMMA_CHANNELS:
+        raise ConfigError(f"data.text: 'hash' gives captions random states, which would untrain the text "
+                          f"conditioning of the weights in model.init_from ({m.init_from}); use text: text_cache "
+                          "(Gemma-2 states written by `sana-wm data encode-text`), or text: none for a text-free run")
     if d.latents != "synthetic" and d.window_mode != "start":
         raise ConfigError(f"data.window_mode: data.latents {d.latents!r} holds each clip encoded from its first "
                           "frame, so windows must start there; set window_mode: start")
@@ -440,6 +462,8 @@ def check_config(cfg: TrainConfig) -> None:
         _check_size(f"{where}.size", s.size, d.spatial_stride)
         if s.batch_size is not None and s.batch_size < 1:
             raise ConfigError(f"{where}.batch_size: must be >= 1, got {s.batch_size}")
+        if s.accumulation is not None and s.accumulation < 1:
+            raise ConfigError(f"{where}.accumulation: must be >= 1, got {s.accumulation}")
         if s.lr is not None and not s.lr > 0:
             raise ConfigError(f"{where}.lr: must be positive, got {s.lr}")
         if not s.trainable:
@@ -491,14 +515,19 @@ def _check_lora(cfg: TrainConfig) -> None:
     resolve_lora_modules(_meta_model(cfg), lo)
 
 
-def _meta_model(cfg: TrainConfig):
-    from sana_wm.model import SanaWMConfig, build_model
+def _model_config(cfg: TrainConfig):
+    from sana_wm.model import SanaWMConfig, get_config
 
     m = cfg.model
     if m.name is not None:
-        return build_model(m.name, device="meta")
+        return get_config(m.name)
     try:
-        model_config = SanaWMConfig.load_json(m.config_path)
+        return SanaWMConfig.load_json(m.config_path)
     except (OSError, ValueError, TypeError) as err:
         raise ConfigError(f"model.config_path: cannot read {m.config_path}: {err}") from None
-    return build_model(model_config, device="meta")
+
+
+def _meta_model(cfg: TrainConfig):
+    from sana_wm.model import build_model
+
+    return build_model(_model_config(cfg), device="meta")

@@ -1,7 +1,8 @@
 """From dataset samples to model inputs: latents, camera tensors and text states for one batch.
 
 The real pipeline encodes frames with the LTX-2 VAE (through :class:`~sana_wm.data.LatentCache`) and
-captions with Gemma-2. For tests and smoke runs two deterministic stand-ins need no weights at all:
+captions with Gemma-2 (through :mod:`~sana_wm.train.text_states`), both once, ahead of training. For tests
+and smoke runs two deterministic stand-ins need no weights at all:
 :class:`SyntheticEncoder` (pixel-unshuffle + a fixed linear map, with the VAE's 8x temporal layout)
 and :class:`HashTextEncoder` (a fixed random embedding per caption).
 """
@@ -63,6 +64,10 @@ class HashTextEncoder:
             states[i, :n] = torch.randn(n, self.channels, generator=g)
             mask[i, :n] = True
         return states, mask
+
+    def empty_prompt(self) -> tuple[Tensor, Tensor]:
+        """The stand-in of the empty negative prompt: ``states (1, length, channels)``, ``mask (1, length)``."""
+        return self([""])
 
 
 @dataclass

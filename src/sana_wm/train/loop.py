@@ -1,12 +1,14 @@
 """The training loop: data -> latents -> noise -> forward -> flow-matching loss -> AdamW step.
 
 ``run_training(config, resume)`` is the whole public surface (the ``sana-wm train`` command calls it).
-One optimizer step per iteration; each rank draws ``batch_size`` samples, so the global batch is
-``batch_size x world size``. Progressive ``stages`` switch clip length, resolution, batch size,
-learning rate and trainable parameters at their boundaries. With a ``lora`` section the base model is
+One optimizer step per iteration; each rank runs ``accumulation`` micro-batches of ``batch_size`` samples
+and sums their gradients, so the global batch is ``batch_size x accumulation x world size``. Progressive
+``stages`` switch clip length, resolution, batch size, accumulation, learning rate and trainable
+parameters at their boundaries. With a ``lora`` section the base model is
 frozen and peft adapters train instead (:mod:`~sana_wm.train.lora`); stage ``trainable`` patterns then
 choose among the adapter's parameters. Metrics go to a JSONL file (one object per
-line: ``{"step", "stage", "loss", "grad_norm", "lr", "samples_per_s", ...}`` and ``{"step", "val_loss"}``).
+line: ``{"step", "stage", "loss", "grad_norm", "lr", "global_batch", "samples_per_s", ...}`` and
+``{"step", "val_loss"}``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
-from sana_wm.model import SanaWMConfig, SanaWMTransformer, from_pretrained, get_config
-from sana_wm.ops.gdn import released_chunk_lengths
+from sana_wm.model import SanaWMConfig, SanaWMTransformer, chunk_schedule, from_pretrained, get_config
 from sana_wm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config
 from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, WarpPriorBuilder, build_batch
@@ -48,6 +49,7 @@ from sana_wm.train.objective import (
     sample_noise_plan,
     sample_seed,
 )
+from sana_wm.train.text_states import CaptionStates
 
 __all__ = ["TrainResult", "Trainer", "run_training"]
 
@@ -136,6 +138,9 @@ class Trainer:
         self.encoder = SyntheticEncoder(self.model_config.in_channels, cfg.data.spatial_stride)
         if cfg.data.text == "none":  # a text-free model: every caption is the null caption
             self.text_encoder = self._null_states
+        elif cfg.data.text == "text_cache":  # Gemma-2 states written once by sana-wm data encode-text
+            roots = [cfg.data.root] + ([cfg.validation.root] if cfg.validation.root else [])
+            self.text_encoder = CaptionStates(roots, channels=self.model_config.caption_channels)
         else:
             self.text_encoder = HashTextEncoder(self.model_config.caption_channels, self.model_config.caption_length)
         self.latent_cache = LatentCache(cfg.data.root) if cfg.data.latents == "latent_cache" else None
@@ -215,15 +220,19 @@ class Trainer:
                            spatial_stride=self.data.spatial_stride, camera=self.data.camera,
                            latent_cache=self.latent_cache, warp=self.warp)
 
-    def _plans(self, batch: ModelBatch, *parts, train: bool) -> tuple[list[NoisePlan], Tensor]:
+    def _plans(self, batch: ModelBatch, *parts, train: bool, seen: dict | None = None
+               ) -> tuple[list[NoisePlan], Tensor]:
         """Per-sample noise plans and noise, each from a generator seeded by the run seed, ``parts``
-        (e.g. the step) and the clip key, so a sample's noise does not depend on rank or batch position."""
-        plans, noises, seen = [], [], {}
+        (e.g. the step) and the clip key, so a sample's noise does not depend on rank, batch position or
+        micro-batch. ``seen`` counts each key's earlier occurrences in the step (shared by its micro-batches)."""
+        plans, noises = [], []
+        seen = {} if seen is None else seen
         T = batch.latents.shape[2]
         for key in batch.keys:
             seen[key] = seen.get(key, -1) + 1
             g = torch.Generator().manual_seed(sample_seed(self.cfg.seed, *parts, key, seen[key]))
-            plans.append(sample_noise_plan(self.cfg.objective, T, g, train=train))
+            plans.append(sample_noise_plan(self.cfg.objective, T, g, chunk_lengths=self._chunk_lengths(T),
+                                           train=train))
             noises.append(torch.randn(batch.latents.shape[1:], generator=g))
         return plans, torch.stack(noises)
 
@@ -244,36 +253,27 @@ class Trainer:
         T = x_t.shape[2]
         obj = cfg.objective
         chunked = obj.recipe == "chunk_causal"
-        kwargs = {"mode": "chunk_causal" if chunked else "bidirectional",
-                  "chunk_lengths": released_chunk_lengths(T, first=obj.chunk_frames + 1, size=obj.chunk_frames)
-                  if chunked else None}
-        drop_cam = torch.tensor([p.drop_camera for p in plans])
-        # A warp-prior model follows the camera through its prior too; without a camera it stands still.
-        def prior(rows=None, dropped=False):
-            if batch.prior is None:
-                return {}
-            latents = batch.latents if rows is None else batch.latents[rows]
-            if dropped:
-                return {"prior": self.warp.static(latents)}
-            return {"prior": batch.prior if rows is None else batch.prior[rows]}
-
+        kwargs = {"mode": "chunk_causal" if chunked else "bidirectional", "chunk_lengths": self._chunk_lengths(T)}
+        # Camera dropout: one forward for the whole batch, the dropped rows masked out of both camera
+        # branches, so every rank runs the same collectives whichever rows it dropped.
+        has_camera = torch.tensor([not p.drop_camera for p in plans], device=dev)
+        extra = {}
+        if batch.prior is not None:  # a warp-prior model: without a camera its prior stands still
+            prior = batch.prior
+            if not bool(has_camera.all()):
+                prior = torch.where(has_camera[:, None, None, None, None], prior, self.warp.static(batch.latents))
+            extra["prior"] = prior
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            if not drop_cam.any():
-                pred = self.model(x_t, timestep, text, text_mask, batch.camera_vector, batch.plucker, **kwargs,
-                                  **prior())
-            elif drop_cam.all():
-                pred = self.model(x_t, timestep, text, text_mask, None, None, **kwargs, **prior(dropped=True))
-            else:  # the camera branch is skipped per call, so samples without camera run apart
-                keep = (~drop_cam).nonzero()[:, 0].to(dev)
-                drop = drop_cam.nonzero()[:, 0].to(dev)
-                pred_keep = self.model(x_t[keep], timestep[keep], text[keep], text_mask[keep],
-                                       batch.camera_vector[keep], batch.plucker[keep], **kwargs, **prior(keep))
-                pred_drop = self.model(x_t[drop], timestep[drop], text[drop], text_mask[drop], None, None, **kwargs,
-                                       **prior(drop, dropped=True))
-                pred = pred_keep.new_empty((len(plans), *pred_keep.shape[1:]))
-                pred[keep], pred[drop] = pred_keep, pred_drop
+            pred = self.model(x_t, timestep, text, text_mask, batch.camera_vector, batch.plucker, **kwargs,
+                              camera_mask=has_camera, **extra)
         weight = sigma.square() if obj.loss_weighting == "x0" else None  # x0 error = sigma * velocity error
         return flow_loss(pred, target, loss_mask, weight, self.channel_weight)
+
+    def _chunk_lengths(self, num_frames: int) -> list[int] | None:
+        """The model's chunks over ``num_frames`` latent frames for the chunk-causal recipe; None otherwise."""
+        if self.cfg.objective.recipe != "chunk_causal":
+            return None
+        return chunk_schedule(num_frames, self.model_config.chunk_frames)
 
     def _null_states(self, captions: list[str]) -> tuple[Tensor, Tensor]:
         """``data.text: none``: the null caption (``y_embedder.y_embedding``) for every sample."""
@@ -283,7 +283,7 @@ class Trainer:
 
     def _null_caption(self) -> tuple[Tensor, Tensor]:
         if self.cfg.objective.null_caption == "empty_prompt" and self.cfg.data.text != "none":
-            text, mask = self.text_encoder([""])
+            text, mask = self.text_encoder.empty_prompt()
             return text[0], mask[0]
         y = self.raw_model.y_embedder.y_embedding.detach()
         return y, torch.ones(y.shape[0], dtype=torch.bool)
@@ -295,14 +295,28 @@ class Trainer:
             lr *= min(1.0, (step + 1) / s.warmup_steps)
         return lr
 
+    def accumulate_gradients(self, step: int) -> tuple[Tensor, set[str]]:
+        """The forwards and backwards of optimizer step ``step`` (0-based): ``data.accumulation`` micro-batches,
+        their gradients summed into ``.grad`` with each loss divided by the count, so the gradient is that of
+        the mean loss over every sample of the step. Returns that mean loss (this rank) and the strategies used."""
+        n = self.data.accumulation
+        seen: dict[str, int] = {}
+        total, strategies = torch.zeros((), device=self.device), set()
+        for _ in range(n):
+            batch = self._batch(self._next_samples(self.data.batch_size))
+            plans, noise = self._plans(batch, "train", step, train=True, seen=seen)
+            loss, _ = self._loss(batch, plans, noise)
+            # Each micro-batch's backward also reduces gradients across ranks (FSDP2/DDP); summing the
+            # reduced means gives the same result as reducing once at the end.
+            (loss / n).backward()
+            total += loss.detach().float()
+            strategies |= {p.strategy for p in plans}
+        return total / n, strategies
+
     def train_step(self, step: int) -> dict:
         """One optimizer step (``step`` is 0-based); returns its metrics."""
         t0 = time.perf_counter()
-        samples = self._next_samples(self.data.batch_size)
-        batch = self._batch(samples)
-        plans, noise = self._plans(batch, "train", step, train=True)
-        loss, _ = self._loss(batch, plans, noise)
-        loss.backward()
+        loss, strategies = self.accumulate_gradients(step)
         params = [p for p in self.model.parameters() if p.grad is not None]
         clip = self.cfg.optimizer.grad_clip
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf"))
@@ -321,9 +335,13 @@ class Trainer:
         global_loss = float(all_reduce_mean(loss.detach().float(), self.env))
         seconds = time.perf_counter() - t0
         return {"step": step + 1, "stage": self.stage_index, "loss": global_loss, "grad_norm": float(grad_norm),
-                "lr": lr, "epoch": self.dataset.epoch,
-                "samples_per_s": self.data.batch_size * self.env.world_size / seconds,
-                "strategies": sorted({p.strategy for p in plans})}
+                "lr": lr, "epoch": self.dataset.epoch, "global_batch": self.global_batch,
+                "samples_per_s": self.global_batch / seconds, "strategies": sorted(strategies)}
+
+    @property
+    def global_batch(self) -> int:
+        """Samples per optimizer step in the current stage, over all ranks."""
+        return self.data.batch_size * self.data.accumulation * self.env.world_size
 
     # -- validation ----------------------------------------------------------------------------------
     def _build_val_set(self) -> list:
@@ -389,6 +407,8 @@ class Trainer:
     def save(self, step: int) -> Path:
         data_states = all_gather_objects(self.dataset.state_dict(), self.env)
         state = {"stage": self.stage_index, "schedule": {"kind": self.cfg.schedule.kind, "step": step},
+                 "batch": {"batch_size": self.data.batch_size, "accumulation": self.data.accumulation,
+                           "global_batch": self.global_batch},
                  "config": config_to_dict(self.cfg)}
         return save_checkpoint(self.cfg.checkpoint_dir, step, env=self.env, model=self.model,
                                optimizer=self.optimizer, model_config=self.model_config.to_dict(),
@@ -410,6 +430,10 @@ class Trainer:
             self._enter_stage(stage, state["data"][env.rank] if same_stage else None)
             if env.is_main:
                 log.info("resumed from %s at step %d (stage %d)", ckpt, step, stage)
+                saved_batch = state.get("batch", {}).get("global_batch")
+                if same_stage and saved_batch is not None and saved_batch != self.global_batch:
+                    log.warning("the global batch changes at this resume: %d samples per step before, %d now "
+                                "(data.batch_size x data.accumulation x ranks)", saved_batch, self.global_batch)
         else:
             if ckpt is not None and not resume:
                 raise FileExistsError(f"{cfg.checkpoint_dir} already holds checkpoints ({ckpt.name}); pass "

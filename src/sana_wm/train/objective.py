@@ -15,8 +15,8 @@ Two recipes:
 
 * ``bidirectional`` (released ``task: ti2v``): one sigma for every frame of a sample.
 * ``chunk_causal`` (released ``task: df``, diffusion forcing): one sigma per chunk of latent frames
-  (chunks as in the chunk-causal model: ``chunk_frames + 1`` frames, then ``chunk_frames`` each), drawn
-  by one of four strategies chosen per sample with the released weights (:data:`CHUNK_STRATEGIES`).
+  (the model's chunks, :func:`sana_wm.model.layout.chunk_schedule` of its ``chunk_frames``), drawn by one
+  of four strategies chosen per sample with the released weights (:data:`CHUNK_STRATEGIES`).
 
 In both, with probability ``image_condition_prob`` (0.9) latent frame 0 is the conditioning image: kept
 clean (sigma 0, ``x = x0``) and left out of the loss. Otherwise the sample is plain text-to-video.
@@ -31,8 +31,6 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from torch import Tensor
-
-from sana_wm.ops.gdn import released_chunk_lengths
 
 __all__ = [
     "CHUNK_STRATEGIES",
@@ -85,7 +83,6 @@ class ObjectiveConfig:
     # "empty_prompt": the text encoder's embedding of "" (what inference feeds as the negative prompt).
     null_caption: str = "null_embedding"
     camera_dropout_prob: float = 0.0  # whole camera branch dropped (camera_vector and plucker = None)
-    chunk_frames: int = 3  # chunk_causal: latent frames per chunk (the first chunk has one more)
     chunk_mixture: dict[str, float] = field(default_factory=lambda: dict(_RELEASED_MIXTURE))
     # "flow": plain velocity MSE (the released recipe). "x0": the velocity error of each frame weighted by
     # sigma^2, which is the MSE of the implied clean latent x0 = x_sigma - sigma v: it stops low-noise frames
@@ -120,8 +117,6 @@ class ObjectiveConfig:
                              f"got {self.loss_weighting!r}")
         if not self.channel_weight_power >= 0:
             raise ValueError(f"{where}.channel_weight_power: must be >= 0, got {self.channel_weight_power}")
-        if self.chunk_frames < 1:
-            raise ValueError(f"{where}.chunk_frames: must be >= 1, got {self.chunk_frames}")
         unknown = sorted(set(self.chunk_mixture) - set(CHUNK_STRATEGIES))
         if unknown:
             raise ValueError(f"{where}.chunk_mixture: unknown strategies {unknown}; "
@@ -198,9 +193,10 @@ def sample_chunk_sigmas(num_chunks: int, strategy: str, generator: torch.Generat
 
 
 def sample_noise_plan(cfg: ObjectiveConfig, num_frames: int, generator: torch.Generator, *,
-                      train: bool = True) -> NoisePlan:
-    """The noise plan of one sample of ``num_frames`` latent frames. ``train=False`` (validation) never
-    drops the caption or the camera, so a validation loss measures the conditioned model."""
+                      chunk_lengths: list[int] | None = None, train: bool = True) -> NoisePlan:
+    """The noise plan of one sample of ``num_frames`` latent frames. ``chunk_lengths``: the model's chunks
+    (:func:`sana_wm.model.layout.chunk_schedule`), needed by the ``chunk_causal`` recipe. ``train=False``
+    (validation) never drops the caption or the camera, so a validation loss measures the conditioned model."""
     T = num_frames
     if cfg.recipe == "bidirectional":
         strategy = "bidirectional"
@@ -211,7 +207,10 @@ def sample_noise_plan(cfg: ObjectiveConfig, num_frames: int, generator: torch.Ge
         names = list(cfg.chunk_mixture)
         weights = torch.tensor([cfg.chunk_mixture[n] for n in names], dtype=torch.float64)
         strategy = names[int(torch.multinomial(weights, 1, generator=generator))]
-        lengths = released_chunk_lengths(T, first=cfg.chunk_frames + 1, size=cfg.chunk_frames)
+        if chunk_lengths is None or sum(chunk_lengths) != T:
+            raise ValueError(f"the chunk_causal recipe needs the model's chunk_lengths over the {T} latent frames, "
+                             f"got {chunk_lengths}")
+        lengths = list(chunk_lengths)
         chunk_sigma, chunk_mask = sample_chunk_sigmas(len(lengths), strategy, generator, mean=cfg.logit_mean,
                                                       std=cfg.logit_std, shift=cfg.shift)
         repeats = torch.tensor(lengths)
