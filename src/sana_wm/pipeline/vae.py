@@ -68,7 +68,7 @@ class VideoVAE:
                         device: torch.device | str = "cpu", temporal_tiling=None) -> VideoVAE:
         """Load a diffusers-format VAE folder (``config.json`` + ``diffusion_pytorch_model.safetensors``), or
         a folder of our linear patch codec (``config.json`` with ``"_class_name": "PatchPCACodec"``, see
-        :mod:`sana_wm.ae.patch_pca`), which comes back as that class with this interface."""
+        :mod:`sana_wm.bundled.codec`), which comes back as that class with this interface."""
         import json
 
         path = Path(path)
@@ -80,7 +80,7 @@ class VideoVAE:
         except (OSError, json.JSONDecodeError, AttributeError) as err:
             raise ValueError(f"{path / 'config.json'}: not a readable VAE config: {err}") from None
         if cls is VideoVAE and class_name == "PatchPCACodec":
-            from sana_wm.ae.patch_pca import PatchPCACodec
+            from sana_wm.bundled.codec import PatchPCACodec
 
             return PatchPCACodec.from_pretrained(path, dtype=dtype, device=device, temporal_tiling=temporal_tiling)
         from diffusers import AutoencoderKLLTX2Video

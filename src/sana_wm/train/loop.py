@@ -26,11 +26,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
-from sana_wm.model import SanaWMConfig, SanaWMTransformer, from_pretrained, get_config
+from sana_wm.model import SanaWMConfig, SanaWMTransformer, from_pretrained
 from sana_wm.ops.gdn import released_chunk_lengths
 from sana_wm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config
-from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, WarpPriorBuilder, build_batch
+from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config, named_config
+from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, build_batch
 from sana_wm.train.distributed import (
     DistEnv,
     all_gather_objects,
@@ -121,6 +121,14 @@ class Trainer:
                          100 * self.lora.num_trainable() / total, total)
         self.raw_model = model
         self.model = wrap_model(model, env, cfg.distributed.strategy)
+        # A model wrapper (model.wrapper: the bundled model's parameterisation) is called around the transformer,
+        # with extra conditioning built per batch; checkpoints still hold the transformer alone.
+        self.wrapper = None
+        if cfg.model.wrapper is not None:
+            from sana_wm.bundled.training import WarpPriorTraining
+
+            self.wrapper = WarpPriorTraining.from_spec(cfg.model.wrapper)
+        self.denoiser = self.wrapper.wrap(self.model) if self.wrapper is not None else self.model
         # LoRA: only the adapter is handed to AdamW (frozen weights would get no state anyway, but this
         # keeps the FSDP optimizer state dict small); likewise the EMA shadows only what can change.
         tunable = set(self.lora.param_names) if self.lora is not None else None
@@ -139,20 +147,13 @@ class Trainer:
         else:
             self.text_encoder = HashTextEncoder(self.model_config.caption_channels, self.model_config.caption_length)
         self.latent_cache = LatentCache(cfg.data.root) if cfg.data.latents == "latent_cache" else None
-        self.warp = None
-        if self.model_config.prediction == "sample_warp":
-            from sana_wm.pipeline.vae import VideoVAE
-
-            self.warp = WarpPriorBuilder(VideoVAE.from_pretrained(cfg.model.warp_vae),
-                                         eye_height=self.model_config.warp_eye_height,
-                                         far=self.model_config.warp_far_depth)
         self.stage_index: int | None = None
         self._metrics_file = None
         self._tensorboard = None
 
     def _model_config(self) -> SanaWMConfig:
         m = self.cfg.model
-        return get_config(m.name) if m.name is not None else SanaWMConfig.load_json(m.config_path)
+        return named_config(m.name) if m.name is not None else SanaWMConfig.load_json(m.config_path)
 
     # -- data --------------------------------------------------------------------------------------
     def _dataset(self, data, *, root: str, shuffle: bool, window_mode: str, crop: str) -> ClipDataset:
@@ -213,7 +214,7 @@ class Trainer:
     def _batch(self, samples: list[dict]) -> ModelBatch:
         return build_batch(samples, encoder=self.encoder, text_encoder=self.text_encoder,
                            spatial_stride=self.data.spatial_stride, camera=self.data.camera,
-                           latent_cache=self.latent_cache, warp=self.warp)
+                           latent_cache=self.latent_cache, wrapper=self.wrapper)
 
     def _plans(self, batch: ModelBatch, *parts, train: bool) -> tuple[list[NoisePlan], Tensor]:
         """Per-sample noise plans and noise, each from a generator seeded by the run seed, ``parts``
@@ -248,28 +249,29 @@ class Trainer:
                   "chunk_lengths": released_chunk_lengths(T, first=obj.chunk_frames + 1, size=obj.chunk_frames)
                   if chunked else None}
         drop_cam = torch.tensor([p.drop_camera for p in plans])
-        # A warp-prior model follows the camera through its prior too; without a camera it stands still.
-        def prior(rows=None, dropped=False):
-            if batch.prior is None:
-                return {}
-            latents = batch.latents if rows is None else batch.latents[rows]
-            if dropped:
-                return {"prior": self.warp.static(latents)}
-            return {"prior": batch.prior if rows is None else batch.prior[rows]}
+        extra = batch.extra
+        if extra is not None and drop_cam.any():  # the wrapper's conditioning drops the camera too
+            extra = self.wrapper.without_camera(extra, batch.latents, drop_cam)
 
+        def extra_kw(rows=None):
+            if extra is None:
+                return {}
+            return {"extra": extra if rows is None else extra.rows(rows)}
+
+        model = self.denoiser
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             if not drop_cam.any():
-                pred = self.model(x_t, timestep, text, text_mask, batch.camera_vector, batch.plucker, **kwargs,
-                                  **prior())
+                pred = model(x_t, timestep, text, text_mask, batch.camera_vector, batch.plucker, **kwargs,
+                             **extra_kw())
             elif drop_cam.all():
-                pred = self.model(x_t, timestep, text, text_mask, None, None, **kwargs, **prior(dropped=True))
+                pred = model(x_t, timestep, text, text_mask, None, None, **kwargs, **extra_kw())
             else:  # the camera branch is skipped per call, so samples without camera run apart
                 keep = (~drop_cam).nonzero()[:, 0].to(dev)
                 drop = drop_cam.nonzero()[:, 0].to(dev)
-                pred_keep = self.model(x_t[keep], timestep[keep], text[keep], text_mask[keep],
-                                       batch.camera_vector[keep], batch.plucker[keep], **kwargs, **prior(keep))
-                pred_drop = self.model(x_t[drop], timestep[drop], text[drop], text_mask[drop], None, None, **kwargs,
-                                       **prior(drop, dropped=True))
+                pred_keep = model(x_t[keep], timestep[keep], text[keep], text_mask[keep],
+                                  batch.camera_vector[keep], batch.plucker[keep], **kwargs, **extra_kw(keep))
+                pred_drop = model(x_t[drop], timestep[drop], text[drop], text_mask[drop], None, None, **kwargs,
+                                  **extra_kw(drop))
                 pred = pred_keep.new_empty((len(plans), *pred_keep.shape[1:]))
                 pred[keep], pred[drop] = pred_keep, pred_drop
         weight = sigma.square() if obj.loss_weighting == "x0" else None  # x0 error = sigma * velocity error
@@ -393,7 +395,8 @@ class Trainer:
         return save_checkpoint(self.cfg.checkpoint_dir, step, env=self.env, model=self.model,
                                optimizer=self.optimizer, model_config=self.model_config.to_dict(),
                                trainer_state=state, data_states=data_states, ema=self.ema,
-                               keep_last=self.cfg.checkpoint.keep_last, lora=self.lora, lora_base=self.lora_base)
+                               keep_last=self.cfg.checkpoint.keep_last, lora=self.lora, lora_base=self.lora_base,
+                               wrapper=self.wrapper.settings_dict() if self.wrapper is not None else None)
 
     # -- the loop --------------------------------------------------------------------------------------
     def run(self, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:
