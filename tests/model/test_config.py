@@ -54,8 +54,6 @@ def test_json_round_trip(name, tmp_path):
 def test_diffusers_config_round_trip():
     for name in CONFIGS:
         cfg = get_config(name)
-        if cfg.prediction != "flow":  # not expressible in that format (test_prediction checks the refusal)
-            continue
         assert SanaWMConfig.from_diffusers(cfg.to_diffusers()) == cfg.replace(caption_length=300)
 
 

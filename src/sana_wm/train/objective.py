@@ -244,16 +244,17 @@ def channel_loss_weights(source: str | Path, power: float, channels: int) -> Ten
     (``patch_codec/codec.safetensors``). See ``ObjectiveConfig.channel_weights``."""
     # The codec's file name and folder, from where they are defined (imported here: only a run with channel
     # weights needs them).
-    from sana_wm.bundled import CODEC_DIR, find_codec_dir
+    from sana_wm.bundled import CODEC_DIR, LEGACY_CODEC_DIR
     from sana_wm.bundled.codec import WEIGHTS_NAME
 
     path = Path(source)
     if path.is_dir():
-        codec = path if (path / WEIGHTS_NAME).is_file() else find_codec_dir(path)
-        if codec is None or not (codec / WEIGHTS_NAME).is_file():
+        candidates = (path / WEIGHTS_NAME, path / CODEC_DIR / WEIGHTS_NAME, path / LEGACY_CODEC_DIR / WEIGHTS_NAME)
+        found = [p for p in candidates if p.is_file()]
+        if not found:
             raise FileNotFoundError(f"objective.channel_weights: {path} holds neither {WEIGHTS_NAME} nor "
                                     f"{CODEC_DIR}/{WEIGHTS_NAME}")
-        path = codec / WEIGHTS_NAME
+        path = found[0]
     elif not path.is_file():
         raise FileNotFoundError(f"objective.channel_weights: no such file or folder: {path}")
     with safe_open(str(path), framework="pt") as f:
