@@ -1,5 +1,7 @@
 """Camera guidance: the unconditional branch sees a standing camera instead of (or besides) a negative prompt."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import pytest

@@ -6,8 +6,8 @@ streaming ``sana_dit/model.pt`` (a ``{"generator": state_dict}`` file read with 
 the official 2.6B one, ``config.yaml`` carries a ``sana_wm`` section naming its transformer config, frame
 size, fps, text mode and sampling defaults, and the model wrapper the transformer was trained in (the
 checkpoint's ``wrapper.json``, e.g. the bundled model's parameterisation). A patch codec (the bundled model's
-autoencoder) goes to ``patch_codec/`` instead of the variant's VAE folder. Everything is written under a temporary name and renamed, so
-an interrupted export leaves no half-written folder.
+autoencoder) goes to ``patch_codec/`` instead of the variant's VAE folder. Everything is written under a
+temporary name and renamed, so an interrupted export leaves no half-written folder.
 """
 
 from __future__ import annotations
