@@ -31,7 +31,7 @@ def exported(tmp_path_factory):
     tiny_vae(causal_decoder=True).save_pretrained(str(base / "vae"))
     vae_config = base / "vae" / "config.json"  # as written by a VAE that was itself loaded from a folder
     vae_config.write_text(json.dumps({**json.loads(vae_config.read_text()), "_name_or_path": "/home/me/runs/vae"}))
-    out = export_model_folder(ckpt, base / "vae", base / "model", image_size=(32, 64), fps=16,
+    out = export_model_folder(ckpt, base / "vae", base / "model", image_size=(64, 96), fps=16,
                               sampler={"steps": 3, "shift": 2.0})
     return {"ckpt": ckpt, "out": out, "ema": ema, "base": base}
 
@@ -43,7 +43,7 @@ def test_export_layout_weights_and_settings(exported):
     vae_fields = json.loads((out / "ltx2_causal_vae" / "config.json").read_text())
     assert "_name_or_path" not in vae_fields and vae_fields["latent_channels"] == 16  # no trainer's paths shipped
     settings = yaml.safe_load((out / "config.yaml").read_text())["sana_wm"]
-    assert settings["image_size"] == [32, 64] and settings["text_encoder"] == "none"
+    assert settings["image_size"] == [64, 96] and settings["text_encoder"] == "none"
     assert settings["sampler"] == {"steps": 3, "shift": 2.0}
     config = SanaWMConfig.from_dict(settings["transformer"])
     assert config == get_config("tiny")
@@ -64,7 +64,7 @@ def test_text_free_model_generates_with_its_own_sampler_defaults(exported, tmp_p
                       keep_frames=True)
     np.testing.assert_array_equal(a.frames, b.frames)  # the prompt is ignored by a text-free model
     frames, fps = read_video(tmp_path / "a.mp4")
-    assert frames.shape == (25, 32, 64, 3) and fps == 16
+    assert frames.shape == (25, 64, 96, 3) and fps == 16
     record = json.loads(a.sidecar.read_text())
     assert record["settings"]["steps"] == 3 and record["settings"]["shift"] == 2.0
 
