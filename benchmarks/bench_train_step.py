@@ -2,9 +2,9 @@
 
 The default is the bundled model's step: its transformer (`sana-wm-synth`), batch 4, 13 latent frames of 8x8
 tokens (97 frames at 128x128 through the patch codec), chunk-causal (chunks 4, 3, 3, 3), both camera branches
-on, the clean first frame at timestep 0. Weights, latents and the camera path are those of ``bench_transformer.py`` (random
-weights, a turning and moving camera), so no data is read: the number is the model's compute alone (the
-bundled recipe adds data loading and noise sampling, a few percent on the CPU).
+on, the clean first frame at timestep 0. Weights, latents and the camera path are those of
+``bench_transformer.py`` (random weights, a turning and moving camera), so no data is read: the number is the
+model's compute alone (the bundled recipe adds data loading and noise sampling, a few percent on the CPU).
 
 To compare two versions of the code in the same run, point ``--src`` at another checkout's ``src`` folder and
 interleave the runs, e.g. (docs/benchmarks.md):
