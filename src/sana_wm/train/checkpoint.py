@@ -145,12 +145,12 @@ def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Modu
                       metadata={"format": "pt"})
             (tmp / "config.json").write_text(json.dumps({"_class_name": "SanaWMTransformer", **model_config},
                                                         indent=2, sort_keys=True) + "\n")
-        if wrapper is not None:
-            (tmp / "wrapper.json").write_text(json.dumps(wrapper, indent=2, sort_keys=True) + "\n")
         else:
             write_adapter(tmp / "adapter", lora.to_file_keys(adapter_sd), lora.peft_config, lora_base)
             if ema_sd is not None:
                 write_adapter(tmp / "adapter-ema", lora.to_file_keys(ema_sd), lora.peft_config, lora_base)
+        if wrapper is not None:
+            (tmp / "wrapper.json").write_text(json.dumps(wrapper, indent=2, sort_keys=True) + "\n")
         if ema_sd is not None:
             save_file(ema_sd, str(tmp / "ema.safetensors"), metadata={"format": "pt"})
         torch.save(optim_sd, tmp / "optimizer.pt")
