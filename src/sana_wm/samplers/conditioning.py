@@ -110,7 +110,7 @@ class Guidance:
     ``chunks`` (streaming only; None = every chunk) guides only the first ``chunks`` chunks of a streamed
     video; later chunks run the conditional branch alone, against the conditional half of the cache. Camera
     guidance moves a video further along its path but compounds drift over a long rollout, while the first
-    chunk is anchored on the real image.
+    chunk is held in place by the real image.
     """
 
     scale: float

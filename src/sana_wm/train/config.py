@@ -49,9 +49,9 @@ class ModelConfig:
     config_path: str | None = None  # ... or a SanaWMConfig JSON file (then set name: null)
     init_from: str | None = None  # weights to start from: a checkpoint file or a model directory
     gradient_checkpointing: bool = False  # recompute each block's activations in backward
-    # A model wrapper around the transformer, with its settings: {kind: warp_prior_x0, vae: CODEC_DIR} is the
-    # bundled model's parameterisation (sana_wm.bundled.training; vae: the codec the latents were encoded
-    # with). None trains the transformer's own flow prediction.
+    # A model wrapper around the transformer, as {kind: ..., vae: CODEC_DIR, ...settings}: the bundled model's
+    # parameterisation (sana_wm.bundled.training; vae: the codec the latents were encoded with). None trains
+    # the transformer's own flow prediction.
     wrapper: dict[str, str | float] | None = None
 
 
