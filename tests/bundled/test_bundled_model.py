@@ -116,3 +116,22 @@ def test_a_model_folder_with_the_codec_under_its_old_name_loads(shipped, tmp_pat
         assert torch.equal(tensor, shipped.vae.vae.state_dict()[name])
     (old / "ltx2_causal_vae").rename(old / "elsewhere")
     assert find_codec_dir(old) is None
+
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"wrapper": {"kind": "sample_warp"}}, ValueError, r"config.yaml: sana_wm.wrapper.kind: the only model wrapper"),
+    ({"vae": "../elsewhere"}, ValueError, r"config.yaml: sana_wm.vae must name a folder inside the model folder"),
+    ({"vae": "missing"}, FileNotFoundError, r"missing files for the streaming variant: .*missing/config.json"),
+])
+def test_wrapper_and_vae_settings_are_checked(tmp_path, change, error, message):
+    import shutil
+
+    from sana_wm.pipeline import SanaWMPipeline
+
+    folder = tmp_path / "model"
+    shutil.copytree(bundled_model_dir(), folder)
+    doc = yaml.safe_load((folder / "config.yaml").read_text())
+    doc["sana_wm"].update(change)
+    (folder / "config.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(error, match=message):
+        SanaWMPipeline.from_pretrained(folder, device="cpu", dtype="fp32")

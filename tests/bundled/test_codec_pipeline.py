@@ -240,6 +240,13 @@ def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
                                                                   "eye_height": 1.6, "far_depth": 7.0}
     finally:
         shutdown(env)
+    # the export records the wrapper, and the pipeline samples through it
+    from sana_wm.bundled import WarpPriorModel, WarpPriorSettings
+
+    out = export_model_folder(ckpt, fitted["codec"], tmp_path / "model", image_size=(32, 48), use_ema=False)
+    pipe = SanaWMPipeline.from_pretrained(out, device="cpu", dtype="fp32")
+    assert isinstance(pipe.model, WarpPriorModel) and pipe.model.transformer is pipe.transformer
+    assert pipe.model.settings == WarpPriorSettings(min_sigma=0.1)
     for wrapper_spec, message in (({"kind": "warp_prior_x0"}, "model.wrapper.vae: required"),
                                   ({**wrapper, "kind": "flow"}, "model.wrapper.kind: the only model wrapper"),
                                   ({**wrapper, "depth": 3.0}, r"model.wrapper: unknown field\(s\) depth")):
