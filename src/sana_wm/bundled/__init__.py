@@ -12,25 +12,21 @@ samplers pass through untouched.
 * :mod:`~sana_wm.bundled.warp`: the warp prior itself;
 * :mod:`~sana_wm.bundled.codec`: the linear patch codec (PCA) standing in for the video VAE;
 * :mod:`~sana_wm.bundled.training`: the trainer's hook (the prior of each training batch);
-* this module: where the shipped model and the examples are.
+* this module: where the shipped model and the examples are (without loading PyTorch, so that listing the
+  examples stays instant; the model's names load on first use).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from sana_wm.bundled.model import (
-    SYNTH_CONFIG,
-    WRAPPER_KIND,
-    WarpPrior,
-    WarpPriorModel,
-    WarpPriorSettings,
-    wrap_transformer,
-)
+_LAZY = ("SYNTH_CONFIG", "WRAPPER_KIND", "WarpPrior", "WarpPriorModel", "WarpPriorSettings", "wrap_transformer")
 
 __all__ = [
     "ASSETS_DIR",
     "BUNDLED_MODEL",
+    "CODEC_CLASS_NAME",
     "CODEC_DIR",
     "EXAMPLES_DIR",
     "LEGACY_CODEC_DIR",
@@ -42,6 +38,7 @@ __all__ = [
     "bundled_model_dir",
     "example_files",
     "find_codec_dir",
+    "is_codec_dir",
     "wrap_transformer",
 ]
 
@@ -52,13 +49,30 @@ CODEC_DIR = "patch_codec"  # the codec's folder inside a model folder
 # Where model folders exported before the codec had its own folder name keep it: the streaming release's VAE
 # folder name, which the codec took because the bundled model uses that release's layout.
 LEGACY_CODEC_DIR = "ltx2_causal_vae"
+CODEC_CLASS_NAME = "PatchPCACodec"  # the codec's config.json "_class_name"
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from sana_wm.bundled import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'sana_wm.bundled' has no attribute {name!r}")
+
+
+def is_codec_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a folder written by :meth:`~sana_wm.bundled.codec.PatchPCACodec.save_pretrained`
+    (judged by its config)."""
+    config = Path(path) / "config.json"
+    try:
+        return config.is_file() and json.loads(config.read_text()).get("_class_name") == CODEC_CLASS_NAME
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return False
 
 
 def find_codec_dir(model_dir: str | Path) -> Path | None:
     """The codec folder of model folder ``model_dir``: ``patch_codec/``, else the legacy ``ltx2_causal_vae/``
     when it holds a codec; None if neither does."""
-    from sana_wm.bundled.codec import is_codec_dir
-
     root = Path(model_dir)
     for name in (CODEC_DIR, LEGACY_CODEC_DIR):
         if is_codec_dir(root / name):

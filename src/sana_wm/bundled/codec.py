@@ -39,22 +39,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sana_wm.bundled import CODEC_CLASS_NAME, is_codec_dir
 from sana_wm.pipeline.vae import VideoVAE
 
 __all__ = ["CLASS_NAME", "PatchPCACodec", "PatchPCAConfig", "fit_patch_pca", "is_codec_dir", "patch_vectors",
            "reconstruction_psnr"]
 
-CLASS_NAME = "PatchPCACodec"
+CLASS_NAME = CODEC_CLASS_NAME
 WEIGHTS_NAME = "codec.safetensors"
-
-
-def is_codec_dir(path: str | Path) -> bool:
-    """Whether ``path`` is a folder written by :meth:`PatchPCACodec.save_pretrained` (judged by its config)."""
-    config = Path(path) / "config.json"
-    try:
-        return config.is_file() and json.loads(config.read_text()).get("_class_name") == CLASS_NAME
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return False
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,7 @@ def export_model_folder(checkpoint: str | Path, vae: str | Path, out: str | Path
         torch.save({"generator": state}, dit)
     else:
         save_file(state, str(dit), metadata={"format": "pt"})
-    from sana_wm.bundled import CODEC_DIR
-    from sana_wm.bundled.codec import is_codec_dir
+    from sana_wm.bundled import CODEC_DIR, is_codec_dir
 
     vae_dir = CODEC_DIR if is_codec_dir(vae) else VAE_DIRS[variant]
     shutil.copytree(vae, tmp / vae_dir)
