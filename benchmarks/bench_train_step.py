@@ -1,10 +1,10 @@
 """Time of one training step (forward, backward, AdamW update) of a model config at its training shape.
 
-The default is the bundled model's step: `synth-pca`, batch 4, 13 latent frames of 8x8 tokens (97 frames at
-128x128 through the patch codec), chunk-causal (chunks 4, 3, 3, 3), both camera branches on, the clean first
-frame at timestep 0. Weights, latents and the camera path are those of ``bench_transformer.py`` (random
-weights, a turning and moving camera), so no data is read: the number is the model's compute alone (the
-bundled recipe adds data loading and noise sampling, a few percent on the CPU).
+The default is the bundled model's step: its transformer (`sana-wm-synth`), batch 4, 13 latent frames of 8x8
+tokens (97 frames at 128x128 through the patch codec), chunk-causal (chunks 4, 3, 3, 3), both camera branches
+on, the clean first frame at timestep 0. Weights, latents and the camera path are those of
+``bench_transformer.py`` (random weights, a turning and moving camera), so no data is read: the number is the
+model's compute alone (the bundled recipe adds data loading and noise sampling, a few percent on the CPU).
 
 To compare two versions of the code in the same run, point ``--src`` at another checkout's ``src`` folder and
 interleave the runs, e.g. (docs/benchmarks.md):
@@ -25,7 +25,8 @@ import time
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="synth-pca", help="a named config of sana_wm.model.CONFIGS")
+    p.add_argument("--config", default="sana-wm-synth",
+                   help="a named config of sana_wm.model.CONFIGS, or sana-wm-synth (the bundled transformer)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--frames", type=int, default=13, help="latent frames")
     p.add_argument("--height", type=int, default=8, help="latent height (tokens)")
@@ -45,7 +46,10 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = get_config(args.config)
+    if args.config == "sana-wm-synth":
+        from sana_wm.bundled import SYNTH_CONFIG as cfg
+    else:
+        cfg = get_config(args.config)
     model = _random_model(cfg, seed=0).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     B, T, H, W = args.batch, args.frames, args.height, args.width

@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
-# The bundled model's whole recipe (docs/models/sana-wm-synth.md), resumable step by step: rerun it after an
-# interruption (or in a later session) and it continues where it stopped. Everything runs on a CPU; on a GPU
-# set CONFIG to a config with distributed.device: cuda.
+# The bundled model's recipe from scratch (docs/models/sana-wm-synth.md, "How to reproduce it"), resumable step by
+# step: rerun it after an interruption and it continues where it stopped. Everything runs on a CPU; on a GPU
+# add distributed.device: cuda to the config (CONFIG names another config file).
 #
-#   WORK=/path/to/workdir TRAIN_SECONDS=4800 scripts/bundled_recipe.sh [data|codec|encode|retarget|train|export|eval|all]
+#   WORK=/path/to/workdir TRAIN_SECONDS=4800 scripts/bundled_recipe.sh [data|codec|encode|train|export|eval|all]
 #
 # Stages:
 #   data      render SCENES clips (scene seeds 0.., evaluation uses 1000+, the bundled examples 7000+)
 #   codec     fit the linear patch codec (sana-wm vae fit-pca: 16x16 pixels x 8 frames -> 128 channels)
 #   encode    encode every clip's first 97 frames into the latent cache
-#   retarget  (only with PREV=MODEL_DIR) start the transformer from an earlier model on another autoencoder
-#             (scripts/retarget_bundled.py); the shipped weights started from the session-3 model:
-#             PREV=$WORK/prev after `git archive b39e731 src/sana_wm/assets/sana-wm-synth | tar -x -C $WORK/prev
-#             --strip-components 4`
-#   train     the transformer (CONFIG, default configs/train/bundled_synth.yaml), TRAIN_SECONDS at most
-#   export    the model folder (raw weights with NO_EMA=1), the codec as its autoencoder
+#   train     the transformer in its warp-prior wrapper (CONFIG, default configs/train/bundled_synth.yaml),
+#             TRAIN_SECONDS at most; INIT_FROM starts from other weights of the same transformer (e.g. the
+#             shipped src/sana_wm/assets/sana-wm-synth/sana_dit/model.pt, with the shipped codec copied to
+#             $WORK/codec first: a transformer belongs to the latents it was trained on)
+#   export    the model folder (raw weights, as shipped), the codec as its autoencoder
 #   eval      sana-wm eval synth on held-out scenes
 set -euo pipefail
 WORK=${WORK:-runs/bundled}
@@ -41,28 +40,20 @@ if [[ $STAGE == encode || $STAGE == all ]]; then
   done
   for pid in "${pids[@]}"; do wait "$pid"; done   # a failed part stops the recipe (set -e)
 fi
-if [[ ( $STAGE == retarget || $STAGE == all ) && -n ${PREV:-} && ! -f $WORK/retargeted/config.json ]]; then
-  python "$REPO/scripts/retarget_bundled.py" --model "$PREV" --codec "$WORK/codec" --data "$WORK/data" \
-      --config synth-pca --clips 24 --out "$WORK/retargeted"
-fi
 if [[ $STAGE == train || $STAGE == all ]]; then
-  sed "s#^output_dir: .*#output_dir: $WORK/transformer#; s#^  root: data/synth-train.*#  root: $WORK/data#; s#^  warp_vae: .*#  warp_vae: $WORK/codec#" \
+  sed "s#^output_dir: .*#output_dir: $WORK/transformer#; s#^  root: data/synth-train.*#  root: $WORK/data#; s#runs/codec#$WORK/codec#g" \
       "$REPO/${CONFIG:-configs/train/bundled_synth.yaml}" > "$WORK/train.yaml"
   resume=(); ls "$WORK/transformer/checkpoints"/step-* >/dev/null 2>&1 && resume=(--resume)
-  # Start from the retargeted model when there is one (INIT_FROM overrides: any weights of the same config).
-  init=${INIT_FROM:-}; [[ -z $init && -f $WORK/retargeted/config.json ]] && init=$WORK/retargeted
-  if [[ ${#resume[@]} -eq 0 && -n $init ]]; then
-    sed -i "s#^  name: synth-pca.*#&\n  init_from: $init#" "$WORK/train.yaml"
+  if [[ ${#resume[@]} -eq 0 && -n ${INIT_FROM:-} ]]; then
+    sed -i "s#^  name: sana-wm-synth.*#&\n  init_from: $INIT_FROM#" "$WORK/train.yaml"
   fi
-  # TRAIN_SECONDS bounds this run (0: no bound); checkpoints come every 25 steps, so a stop loses little.
+  # TRAIN_SECONDS bounds this run (0: no bound); checkpoints come every 50 steps, so a stop loses little.
   timeout "${TRAIN_SECONDS:-0}" sana-wm train "$WORK/train.yaml" "${resume[@]}" || true
 fi
 if [[ $STAGE == export || $STAGE == all ]]; then
   last=$(ls -d "$WORK/transformer/checkpoints"/step-* | sort -t- -k2 -n | tail -1)
-  # NO_EMA=1 exports the raw weights (right for short runs: the EMA still leans on its starting point).
-  ema=(); [[ -n ${NO_EMA:-} ]] && ema=(--no-ema)
-  sana-wm model export "$last" --vae "$WORK/codec" --out "$WORK/model" --steps "${SAMPLE_STEPS:-4}" \
-      --shift "${SAMPLE_SHIFT:-3.0}" --overwrite "${ema[@]}"
+  sana-wm model export "$last" --vae "$WORK/codec" --out "$WORK/model" --steps "${SAMPLE_STEPS:-3}" \
+      --shift "${SAMPLE_SHIFT:-3.0}" --overwrite --no-ema
 fi
 if [[ $STAGE == eval || $STAGE == all ]]; then
   sana-wm eval synth --model "$WORK/model" --seeds 1000-1003 --trajectories explore:walk,explore:orbit \

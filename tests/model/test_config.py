@@ -55,8 +55,6 @@ def test_json_round_trip(name, tmp_path):
 def test_diffusers_config_round_trip():
     for name in CONFIGS:
         cfg = get_config(name)
-        if cfg.prediction != "flow":  # not expressible in that format (test_prediction checks the refusal)
-            continue
         # The renorm is a choice of forward, not of the format: a diffusers folder loads with the release's.
         expected = cfg.replace(caption_length=300, ucpe_rms_renorm=UCPE_RENORM_RELEASE)
         assert SanaWMConfig.from_diffusers(cfg.to_diffusers()) == expected

@@ -1,5 +1,9 @@
 """Camera guidance: the unconditional branch sees a standing camera instead of (or besides) a negative prompt."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 import pytest
 import torch
 from sampler_helpers import C, H, W, conditioning, first_frame, rel_err
@@ -157,33 +161,29 @@ def test_streaming_guidance_on_the_first_chunks_only(tiny_model):
 
 def test_batch_rows_of_a_cache_is_the_cache_of_those_videos(tiny_model):
     """A cache built for a batch of three videos, cut to rows [1, 3), is the cache of those two alone (the
-    GDN conv tails are (B*S)-major, the softmax windows and FFN tails B-major, the residual anchor too)."""
-    from sana_wm.model import SanaWMTransformer
+    GDN conv tails are (B*S)-major, the softmax windows and FFN tails B-major)."""
     from sana_wm.model.cache import batch_rows
     from sana_wm.samplers.streaming import RELEASED_KV_WINDOW
 
-    residual = SanaWMTransformer(tiny_model.config.replace(prediction="sample_residual")).eval()
-    residual.load_state_dict(tiny_model.state_dict())
     cond = conditioning(3, 7, seed=8)
     x = torch.randn(3, C, 7, H, W, generator=torch.Generator().manual_seed(2))
     t = torch.zeros(3, 1, 4)
     t[:, :, 1:] = 500.0
     t0 = torch.zeros(3, 1, 4)
-    for model in (tiny_model, residual):
-        with torch.no_grad():
-            _, whole = model.forward_chunk(x[:, :, :4], t0, **cond.frames(0, 4).model_kwargs(),
-                                           kv_window=RELEASED_KV_WINDOW)
-            rows = Conditioning(cond.text[1:], cond.text_mask[1:], cond.camera_vector[1:], cond.plucker[1:])
-            _, alone = model.forward_chunk(x[1:, :, :4], t0[1:], **rows.frames(0, 4).model_kwargs(),
-                                           kv_window=RELEASED_KV_WINDOW)
-            cut = batch_rows(whole, 1, 3)
-            assert (cut.anchor is None) == (model is tiny_model)
-            # The next chunk sees the same past either way.
-            step = (x[1:, :, 4:], t[1:, :, 1:])
-            kwargs = rows.frames(4, 7).model_kwargs()
-            v_cut, _ = model.forward_chunk(*step, **kwargs, cache=cut)
-            v_alone, _ = model.forward_chunk(*step, **kwargs, cache=alone)
-        assert rel_err(v_cut, v_alone) < 1e-5
+    model = tiny_model
+    with torch.no_grad():
+        _, whole = model.forward_chunk(x[:, :, :4], t0, **cond.frames(0, 4).model_kwargs(),
+                                       kv_window=RELEASED_KV_WINDOW)
+        rows = Conditioning(cond.text[1:], cond.text_mask[1:], cond.camera_vector[1:], cond.plucker[1:])
+        _, alone = model.forward_chunk(x[1:, :, :4], t0[1:], **rows.frames(0, 4).model_kwargs(),
+                                       kv_window=RELEASED_KV_WINDOW)
+        cut = batch_rows(whole, 1, 3)
+        # The next chunk sees the same past either way.
+        step = (x[1:, :, 4:], t[1:, :, 1:])
+        kwargs = rows.frames(4, 7).model_kwargs()
+        v_cut, _ = model.forward_chunk(*step, **kwargs, cache=cut)
+        v_alone, _ = model.forward_chunk(*step, **kwargs, cache=alone)
+    assert rel_err(v_cut, v_alone) < 1e-5
     with pytest.raises(ValueError, match=r"rows \[2, 4\) are outside a batch of 3"):
         batch_rows(whole, 2, 4)
     with pytest.raises(TypeError, match="expects a StreamCache"):
@@ -205,19 +205,34 @@ def test_whole_clip_samplers_refuse_guidance_limited_to_chunks(tiny_model):
             sample(tiny_model, conditioning(1, T), first_frame(1), T, SigmaSchedule.shifted(1), guidance=guidance)
 
 
-def test_a_warp_prior_travels_with_the_camera():
-    """Conditioning.prior (a sample_warp model's) is sliced per chunk, reaches the model only when set, and is
-    paired with the standing camera's prior when guiding."""
+@dataclass(frozen=True)
+class _Extra:
+    """An opaque extra conditioning: which rows and frames of which videos it stands for."""
+
+    rows: tuple[str, ...]
+    start: int = 0
+    end: int = T
+
+    def frames(self, start: int, end: int) -> _Extra:
+        return _Extra(self.rows, self.start + start, self.start + end)
+
+    def guided_with(self, negative: _Extra) -> _Extra:
+        return _Extra(negative.rows + self.rows, self.start, self.end)
+
+
+def test_extra_conditioning_travels_with_the_camera():
+    """Conditioning.extra (a model wrapper's) is cut per chunk through its own frames(), reaches the model only
+    when set, and is paired with the negative camera's through its own guided_with()."""
     cond, still = conditioning(2, T), conditioning(1, T, still=True)
-    prior, still_prior = torch.randn(2, C, T, H, W), torch.randn(1, C, T, H, W)
-    with_prior = Conditioning(cond.text, cond.text_mask, cond.camera_vector, cond.plucker, prior)
-    assert "prior" not in cond.model_kwargs()
-    assert torch.equal(with_prior.frames(1, 3).model_kwargs()["prior"], prior[:, :, 1:3])
-    neg = Conditioning(still.text, None, still.camera_vector, still.plucker, still_prior)
-    batch = guided_batch(with_prior, Guidance(2.0, negative_camera=neg))
-    assert torch.equal(batch.prior, torch.cat([still_prior.expand(2, -1, -1, -1, -1), prior]))
-    with pytest.raises(ValueError, match="negative_camera.prior must be given exactly"):
-        guided_batch(with_prior, Guidance(2.0, negative_camera=still))
-    # text-only guidance keeps the prior in both halves
-    text_only = guided_batch(with_prior, Guidance(2.0, negative_text=cond.text))
-    assert torch.equal(text_only.prior, torch.cat([prior, prior]))
+    extra = _Extra(("cond0", "cond1"))
+    with_extra = Conditioning(cond.text, cond.text_mask, cond.camera_vector, cond.plucker, extra)
+    assert "extra" not in cond.model_kwargs()
+    assert with_extra.frames(1, 3).model_kwargs()["extra"] == _Extra(("cond0", "cond1"), 1, 3)
+    neg = Conditioning(still.text, None, still.camera_vector, still.plucker, _Extra(("still",)))
+    batch = guided_batch(with_extra, Guidance(2.0, negative_camera=neg))
+    assert batch.extra == _Extra(("still", "cond0", "cond1"))
+    with pytest.raises(ValueError, match="negative_camera.extra must be given exactly"):
+        guided_batch(with_extra, Guidance(2.0, negative_camera=still))
+    # text-only guidance keeps the extra conditioning in both halves
+    text_only = guided_batch(with_extra, Guidance(2.0, negative_text=cond.text))
+    assert text_only.extra == _Extra(("cond0", "cond1", "cond0", "cond1"))

@@ -238,10 +238,11 @@ def test_channel_weights_at_power_one_turn_the_loss_into_the_pixel_mse(tmp_path)
     torch.testing.assert_close(flow_loss(z_hat, z, mask, channel_weight=w0)[1], flow_loss(z_hat, z, mask)[1])
 
 
-def test_channel_weights_find_the_codec_in_a_model_folder_and_name_bad_sources(tmp_path):
+@pytest.mark.parametrize("codec_dir", ["patch_codec", "ltx2_causal_vae"])  # the codec's folder, and its old name
+def test_channel_weights_find_the_codec_in_a_model_folder_and_name_bad_sources(tmp_path, codec_dir):
     model = tmp_path / "model"
-    (model / "ltx2_causal_vae").mkdir(parents=True)
-    _std_file(model / "ltx2_causal_vae" / "codec.safetensors", [2.0, 1.0])
+    (model / codec_dir).mkdir(parents=True)
+    _std_file(model / codec_dir / "codec.safetensors", [2.0, 1.0])
     torch.testing.assert_close(channel_loss_weights(model, 0.5, 2), torch.tensor([4 / 3, 2 / 3]))
     with pytest.raises(FileNotFoundError, match="neither codec.safetensors"):
         channel_loss_weights(tmp_path, 0.5, 2)

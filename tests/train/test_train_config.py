@@ -14,7 +14,7 @@ def base() -> dict:
 
 
 @pytest.mark.parametrize("name", ["synthetic_tiny.yaml", "finetune_official.yaml", "synthetic_tiny_lora.yaml",
-                                  "finetune_lora.yaml"])
+                                  "finetune_lora.yaml", "bundled_synth.yaml"])
 def test_example_configs_load(name):
     cfg = load_config(CONFIG_DIR / name)
     assert cfg.total_steps >= 1
@@ -27,6 +27,22 @@ def test_official_config_is_the_released_recipe():
     assert cfg.objective.shift == 9.95 and cfg.objective.image_condition_prob == 0.9
     assert (cfg.data.window - 1) // 8 + 1 == 121 and cfg.precision == "bf16"
     assert cfg.model.name == "official-2.6b" and cfg.distributed.strategy == "fsdp2"
+
+
+def test_bundled_recipe_trains_the_shipped_transformer_in_its_wrapper():
+    """The one bundled recipe: the shipped transformer config and model wrapper (its folder's config.yaml)."""
+    from sana_wm.bundled import SYNTH_CONFIG, WarpPriorSettings, bundled_model_dir
+    from sana_wm.bundled.training import split_wrapper_spec
+    from sana_wm.model import SanaWMConfig
+    from sana_wm.train.config import named_config
+
+    cfg = load_config(CONFIG_DIR / "bundled_synth.yaml")
+    shipped = yaml.safe_load((bundled_model_dir() / "config.yaml").read_text())["sana_wm"]
+    assert named_config(cfg.model.name) == SYNTH_CONFIG == SanaWMConfig.from_dict(shipped["transformer"])
+    settings, vae = split_wrapper_spec(cfg.model.wrapper)
+    assert settings == WarpPriorSettings.from_dict(shipped["wrapper"]) and vae == cfg.objective.channel_weights
+    with pytest.raises(ConfigError, match="model.name: unknown model config 'synth-pca'; choose one of"):
+        config_from_dict({**base(), "model": {"name": "synth-pca"}})
 
 
 def test_defaults_are_the_released_recipe():

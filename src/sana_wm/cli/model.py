@@ -29,14 +29,17 @@ def register(groups: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "export", help="write a training checkpoint and a VAE as a model folder `sana-wm generate` loads",
-        description="Write a training checkpoint (checkpoints/step-N/ of `sana-wm train`) and a diffusers VAE\n"
-                    "folder as a model folder in the released layout of --variant (streaming: sana_dit/model.pt\n"
-                    "and ltx2_causal_vae/), with a config.yaml naming the transformer config, frame size, fps,\n"
-                    "text mode and sampling defaults. The EMA weights are used when the checkpoint has them.",
+        description="Write a training checkpoint (checkpoints/step-N/ of `sana-wm train`) and a VAE folder as a\n"
+                    "model folder in the released layout of --variant (streaming: sana_dit/model.pt and\n"
+                    "ltx2_causal_vae/; a patch codec from `sana-wm vae fit-pca` goes to patch_codec/), with a\n"
+                    "config.yaml naming the transformer config, the model wrapper it was trained in (if any),\n"
+                    "frame size, fps, text mode and sampling defaults. The EMA weights are used when the\n"
+                    "checkpoint has them.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT_DIR", help="training checkpoint folder (step-N)")
-    p.add_argument("--vae", required=True, metavar="DIR", help="diffusers VAE folder (e.g. from `sana-wm vae train`)")
+    p.add_argument("--vae", required=True, metavar="DIR", help="VAE folder: diffusers, or a patch codec from "
+                   "`sana-wm vae fit-pca`")
     p.add_argument("--out", required=True, metavar="DIR", help="model folder to write")
     p.add_argument("--variant", choices=("bidirectional", "chunk-causal", "streaming"), default="streaming",
                    help="folder layout and default sampler (default: streaming)")

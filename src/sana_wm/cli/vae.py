@@ -1,4 +1,4 @@
-"""`sana-wm vae train|encode`: our small synthetic-world video VAE, and latent caches for training."""
+"""`sana-wm vae fit-pca|encode`: the bundled model's patch codec, and latent caches for training."""
 
 from __future__ import annotations
 
@@ -9,43 +9,16 @@ from sana_wm.cli import CLIError
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    p = groups.add_parser("vae", help="train the small synthetic-world VAE; encode datasets into latent caches",
-                          description="Train the small LTX-2-style video VAE of the bundled model, and encode clip "
-                                      "datasets into latent caches (data.latents: latent_cache in training configs).")
+    p = groups.add_parser("vae", help="fit the bundled model's patch codec; encode datasets into latent caches",
+                          description="Fit the linear patch codec of the bundled model, and encode clip datasets "
+                                      "into latent caches (data.latents: latent_cache in training configs).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-
-    t = sub.add_parser(
-        "train", help="train the synthetic-world VAE on clip datasets",
-        description=(
-            "Train the small causal video VAE (diffusers AutoencoderKLLTX2Video: 16x space, 8x time, 64 latent\n"
-            "channels) on the clips of one or more datasets (written by `sana-wm data synth`). Writes\n"
-            "OUT/checkpoint.pt as it goes (resume with --resume), then OUT/vae/ (a diffusers folder with fitted\n"
-            "latent statistics), OUT/report.json (held-out reconstruction PSNR) and OUT/train_log.jsonl."),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--data", nargs="+", required=True, metavar="DIR", help="clip dataset folder(s)")
-    t.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    t.add_argument("--steps", type=int, default=1500, help="optimizer steps (default: 1500)")
-    t.add_argument("--batch-size", type=int, default=4, help="clips per step (default: 4)")
-    t.add_argument("--window", type=int, default=9, help="frames per training clip, 8k+1 (default: 9)")
-    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
-    t.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    t.add_argument("--max-clips", type=int, default=None, help="use at most this many clips (default: all)")
-    t.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
-    t.add_argument("--spatial-compression", type=int, choices=(8, 16), default=16,
-                   help="pixels per latent cell side (default: 16, the bundled model's; 8 keeps more detail and "
-                        "gives the transformer 4x the tokens); ignored with --init-from")
-    t.add_argument("--device", default="cpu", help="where to train, e.g. cuda (default: cpu)")
-    t.add_argument("--init-from", metavar="DIR", help="start from this trained VAE folder instead of from scratch")
-    t.add_argument("--decoder-only", action="store_true",
-                   help="with --init-from: train only the decoder; the encoder (and so the latents a transformer "
-                        "was trained on) and the latent statistics stay as they are")
-    t.set_defaults(func=cmd_train)
 
     f = sub.add_parser(
         "fit-pca", help="fit the linear patch codec (PCA; the bundled model's autoencoder) on clip datasets",
         description=(
-            "Fit the linear spatio-temporal patch codec (sana_wm.ae.patch_pca): frames grouped 8 at a time like\n"
+            "Fit the linear spatio-temporal patch codec (sana_wm.bundled.codec): frames grouped 8 at a time like\n"
             "the LTX-2 VAE, cut into P x P patches, and coded by their C leading principal components, fitted in\n"
             "closed form on the first --frames frames of each clip. Writes OUT/ (config.json + codec.safetensors,\n"
             "usable wherever a VAE folder is: vae encode, generate --vae, model export --vae) and\n"
@@ -70,28 +43,12 @@ def register(groups: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("dataset", metavar="DATASET", help="clip dataset folder")
     e.add_argument("--vae", required=True, metavar="DIR",
-                   help="VAE folder: diffusers (OUT/vae from vae train) or a patch codec (vae fit-pca)")
+                   help="VAE folder: diffusers (e.g. the released vae/) or a patch codec (vae fit-pca)")
     e.add_argument("--frames", type=int, required=True, help="frames to encode from the start of each clip (8k+1)")
     e.add_argument("--part", default="1/1", metavar="K/N",
                    help="encode only every N-th clip starting at the K-th (1-based), to split the work over N "
                         "processes (default: 1/1, all clips)")
     e.set_defaults(func=cmd_encode)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from sana_wm.ae import SPATIAL_COMPRESSION, VAETrainConfig, load_frames, train_synth_vae
-
-    if (args.window - 1) % 8:
-        raise CLIError(f"--window must be 8k+1 frames, got {args.window}")
-    cfg = VAETrainConfig(steps=args.steps, batch_size=args.batch_size, window=args.window, lr=args.lr,
-                         seed=args.seed, decoder_only=args.decoder_only)
-    if args.decoder_only and not args.init_from:
-        raise CLIError("--decoder-only fine-tunes a trained VAE's decoder: give --init-from DIR")
-    clips = load_frames(args.data, limit=args.max_clips)
-    report = train_synth_vae(args.data, args.out, cfg, resume=args.resume, clips=clips, init_from=args.init_from,
-                             vae_overrides=SPATIAL_COMPRESSION[args.spatial_compression], device=args.device)
-    print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
-    return 0
 
 
 def _check_frames(frames: int) -> None:
@@ -105,8 +62,7 @@ def cmd_fit_pca(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from sana_wm.ae.patch_pca import fit_patch_pca, reconstruction_psnr
-    from sana_wm.ae.synth_vae import load_frames
+    from sana_wm.bundled.codec import fit_patch_pca, reconstruction_psnr
     from sana_wm.data.latents import frames_to_vae_input
 
     _check_frames(args.frames)
@@ -160,3 +116,18 @@ def cmd_encode(args: argparse.Namespace) -> int:
                              vae.encode, encoder_id)
     print(f"{args.dataset}: {stats}")
     return 0
+
+
+def load_frames(roots, *, limit: int | None = None) -> list:
+    """Every clip's frames ``(F, H, W, 3)`` uint8 from the datasets at ``roots``, in index order."""
+    from sana_wm.data import read_clips
+
+    clips = []
+    for root in roots:
+        for clip in read_clips(root):
+            clips.append(clip.frames_numpy())
+            if limit is not None and len(clips) >= limit:
+                return clips
+    if not clips:
+        raise CLIError(f"no readable clips in {', '.join(map(str, roots))}")
+    return clips

@@ -90,8 +90,6 @@ class StreamCache:
 
     blocks: tuple[BlockCache, ...]
     next_frame: int
-    # prediction "sample_residual": the video's first latent frame (B, C, 1, H, W) if it was clean, else None
-    anchor: Tensor | None = None
 
 
 def batch_rows(cache, start: int, end: int):
@@ -103,10 +101,7 @@ def batch_rows(cache, start: int, end: int):
     """
     if not isinstance(cache, StreamCache):
         raise TypeError(f"batch_rows expects a StreamCache, got {type(cache).__name__}")
-    if cache.anchor is not None:
-        batch = cache.anchor.shape[0]
-    else:
-        batch = cache.blocks[0].ffn_tail.shape[0]
+    batch = cache.blocks[0].ffn_tail.shape[0]
     if not 0 <= start < end <= batch:
         raise ValueError(f"batch_rows: rows [{start}, {end}) are outside a batch of {batch}")
 

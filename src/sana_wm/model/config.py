@@ -12,9 +12,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-# What the output layer predicts (SanaWMConfig.prediction).
-PREDICTIONS = ("flow", "sample", "sample_residual", "sample_warp")
-
 # Where the camera branch renormalises UCPE-transformed q/k/v (SanaWMConfig.ucpe_rms_renorm).
 BLOCK_KINDS = ("gdn", "softmax")
 UCPE_RENORM_RELEASE = ("softmax",)
@@ -63,22 +60,6 @@ class SanaWMConfig:
     # branch scales logits by 1/sqrt(128) instead of 1/sqrt(112) (reference §2.3); the streaming
     # student was distilled with it. Off makes streaming equal the chunk-causal forward exactly.
     padded_softmax_in_streaming: bool = True
-    # What the output layer predicts. "flow" (the release): the velocity v = eps - x0 directly. "sample":
-    # the clean latent x0, turned into v = (x_t - x0) / sigma inside forward (sigma = t / 1000, at least
-    # sample_min_sigma), so samplers and the trainer still see a velocity. For latents with many
-    # low-variance, hard-to-predict channels (the bundled model's linear patch codec) a network predicting
-    # x0 falls back to the conditional mean where it cannot know, instead of leaking noise into the sample.
-    # "sample_residual": x0 = anchor + network output, where the anchor is the video's first latent frame
-    # when it is clean (timestep 0: the conditioning image) and zero otherwise; a network that outputs 0
-    # repeats the first frame, so the frames near it need only the change, not a copy (bundled model).
-    # "sample_warp": x0 = prior + network output, where the prior (forward's ``prior``) is the first frame
-    # warped along the camera path with an assumed depth (sana_wm.camera.warp, built by
-    # sana_wm.pipeline.warp_prior), so the camera's motion comes from geometry and the network corrects it.
-    prediction: str = "flow"
-    sample_min_sigma: float = 0.05
-    # The depth guess of the "sample_warp" prior (sana_wm.camera.warp.box_depth), in metres.
-    warp_eye_height: float = 1.6
-    warp_far_depth: float = 7.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -104,13 +85,6 @@ class SanaWMConfig:
                 problems.append(f"softmax_blocks {bad} are outside 0..{self.depth - 1}")
         if self.conv_kernel_size < 1 or self.t_kernel_size % 2 == 0 or self.spatial_kernel_size % 2 == 0:
             problems.append("conv_kernel_size must be >= 1 and t_kernel_size, spatial_kernel_size odd")
-        if self.prediction not in PREDICTIONS:
-            problems.append(f"prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
-        if not (self.warp_eye_height > 0 and self.warp_far_depth > 0):
-            problems.append(f"warp_eye_height and warp_far_depth must be positive, got {self.warp_eye_height} "
-                            f"and {self.warp_far_depth}")
-        if not 0 < self.sample_min_sigma <= 1:
-            problems.append(f"sample_min_sigma must be in (0, 1], got {self.sample_min_sigma}")
         if problems:
             raise ValueError("invalid SanaWMConfig: " + "; ".join(problems))
 
@@ -184,8 +158,6 @@ class SanaWMConfig:
                     f"softmax blocks {self.softmax_block_indices} are not every n-th block, which is the only "
                     "pattern the diffusers format can express"
                 )
-        if self.prediction != "flow":
-            raise ValueError("the diffusers format has flow (velocity) prediction only")
         if (self.spatial_kernel_size, self.rope_theta, self.rope_max_positions, self.timestep_channels,
                 self.gdn_eps, self.norm_eps) != (3, 10000.0, 1024, 256, 1e-8, 1e-5):
             raise ValueError("the diffusers format fixes spatial_kernel_size 3, rope_theta 10000, "
@@ -260,28 +232,6 @@ CONFIGS: dict[str, SanaWMConfig] = {
     # head_dim 32: a FlashAttention size, no padding anywhere.
     "tiny-32": SanaWMConfig(depth=4, hidden_size=64, num_heads=2, head_dim=32, in_channels=16,
                             caption_channels=64, caption_length=16, mlp_ratio=2.0),
-    # The bundled synthetic-world model (docs/models/sana-wm-synth.md): the released block pattern (GDN with a
-    # softmax block every 4th), both camera branches (trained with the UCPE renorm in every block), on the
-    # 64-channel latents of our small VAE (sana_wm.ae); text-free, so the caption width is nominal.
-    "synth-small": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=64,
-                                caption_channels=64, caption_length=8, mlp_ratio=2.5,
-                                ucpe_rms_renorm=UCPE_RENORM_DIFFUSERS),
-    # synth-small on the 128-channel latents of the bundled model's linear patch codec (sana_wm.ae.patch_pca:
-    # 16 x 16 pixels x 8 frames per latent cell): the same 8 x 8 tokens per frame at 128 x 128.
-    # It predicts x0 ("sample"): most codec channels are fine detail that cannot be known, and a velocity
-    # network leaks its noise into them as blocky texture.
-    "synth-pca": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
-                              caption_channels=64, caption_length=8, mlp_ratio=2.5, prediction="sample",
-                              ucpe_rms_renorm=UCPE_RENORM_DIFFUSERS),
-    # synth-pca predicting x0 minus the clean conditioning frame ("sample_residual", session 9): the first
-    # generated frames start from a copy of the image instead of a blurred average (the bundled model).
-    "synth-pca-residual": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
-                                       caption_channels=64, caption_length=8, mlp_ratio=2.5,
-                                       prediction="sample_residual", ucpe_rms_renorm=UCPE_RENORM_DIFFUSERS),
-    # synth-pca predicting x0 minus the first frame warped along the camera path ("sample_warp", session 12).
-    "synth-pca-warp": SanaWMConfig(depth=8, hidden_size=192, num_heads=3, head_dim=64, in_channels=128,
-                                   caption_channels=64, caption_length=8, mlp_ratio=2.5, prediction="sample_warp",
-                                   ucpe_rms_renorm=UCPE_RENORM_DIFFUSERS),
     # A model small enough to train on one GPU, with the released input/caption/camera interfaces.
     "small": SanaWMConfig(depth=12, hidden_size=768, num_heads=6, head_dim=128),
 }

@@ -33,7 +33,7 @@ from sana_wm.model.layers import (
 from sana_wm.model.layout import TokenLayout
 from sana_wm.model.positions import rotary_tables
 
-__all__ = ["SanaWMBlock", "SanaWMTransformer"]
+__all__ = ["SanaWMBlock", "SanaWMTransformer", "frame_timesteps"]
 
 _OUTPUT_GATE_BIAS = 1.27846  # SiLU(1.27846) = 1: the output gate starts as the identity
 _Y_NORM_INIT = 0.01  # caption RMSNorm weight at init ("y_norm_scale_factor")
@@ -151,12 +151,9 @@ class SanaWMTransformer(nn.Module):
         plucker: Tensor | None = None,
         mode: str = "bidirectional",
         chunk_lengths=None,
-        prior: Tensor | None = None,
         camera_mask: Tensor | None = None,
     ) -> Tensor:
-        """Predict the flow velocity ``v = eps - x0`` for every latent (with ``config.prediction ==
-        "sample"`` the network predicts ``x0`` and this returns the velocity it implies; with
-        ``"sample_residual"`` it predicts ``x0`` minus the clean first frame, see :class:`SanaWMConfig`).
+        """Predict the flow velocity ``v = eps - x0`` for every latent.
 
         latents: ``(B, C_in, T, H, W)``.
         timestep: ``(B, 1, T)`` / ``(B, T)`` per latent frame, or ``(B,)`` for all frames; in
@@ -168,8 +165,6 @@ class SanaWMTransformer(nn.Module):
         plucker: ``(B, plucker_channels, T, H, W)`` for the fine camera branch; None skips it.
         mode: ``"bidirectional"`` or ``"chunk_causal"`` (``chunk_lengths`` default: the released
             schedule, ``chunk_frames + 1`` frames then ``chunk_frames`` each).
-        prior: ``(B, C_in, T, H, W)`` the warp prior of ``prediction == "sample_warp"`` (required there,
-            ignored otherwise): :func:`sana_wm.pipeline.warp_prior.warp_prior_latents`.
         camera_mask: ``(B,)`` bool, the rows that have a camera: a False row comes out as if
             ``camera_vector`` and ``plucker`` were None for it (both camera branches add nothing), so rows
             with and without camera share one forward. None: every row has its camera.
@@ -179,7 +174,6 @@ class SanaWMTransformer(nn.Module):
                                                               camera_vector, plucker)
         layout = TokenLayout.build(T, H, W, mode, chunk_lengths, self.config.chunk_frames)
         return self._run(latents, t_frames, text, text_mask, camera_vector, plucker, layout,
-                         prior=_check_prior(self.config, prior, latents),
                          camera_mask=_check_camera_mask(camera_mask, latents))[0]
 
     def forward_chunk(
@@ -192,14 +186,12 @@ class SanaWMTransformer(nn.Module):
         plucker: Tensor | None = None,
         cache: StreamCache | None = None,
         kv_window: KVWindow | None = None,
-        prior: Tensor | None = None,
         camera_mask: Tensor | None = None,
     ) -> tuple[Tensor, StreamCache]:
         """Streaming: one chunk of latent frames given the cache of the chunks before it.
 
         Inputs are those of :meth:`forward` restricted to the chunk's frames (``camera_vector`` keeps
-        poses relative to the video's first frame; ``prior`` is the chunk's slice of the video's prior).
-        ``cache`` is None for the first chunk; the returned
+        poses relative to the video's first frame). ``cache`` is None for the first chunk; the returned
         cache is for the next one (a sampler keeps the one from its final, clean pass). ``kv_window``
         (first chunk only) sets how many earlier chunks softmax blocks keep; the default keeps all, which
         makes streaming equal to :meth:`forward` in ``"chunk_causal"`` mode over the whole video.
@@ -214,12 +206,11 @@ class SanaWMTransformer(nn.Module):
         layout = TokenLayout(T, H, W)
         return self._run(latents, t_frames, text, text_mask, camera_vector, plucker, layout, streaming=True,
                          cache=cache, kv_window=kv_window or KVWindow(),
-                         prior=_check_prior(self.config, prior, latents),
                          camera_mask=_check_camera_mask(camera_mask, latents))
 
     def _run(self, latents, t_frames, text, text_mask, camera_vector, plucker, layout: TokenLayout, *,
              streaming: bool = False, cache: StreamCache | None = None,
-             kv_window: KVWindow | None = None, prior: Tensor | None = None,
+             kv_window: KVWindow | None = None,
              camera_mask: Tensor | None = None) -> tuple[Tensor, StreamCache | None]:
         """The forward pass on checked inputs (see :func:`_check_inputs`)."""
         cfg = self.config
@@ -254,30 +245,24 @@ class SanaWMTransformer(nn.Module):
             block_caches.append(block_cache)
         x = self.final_layer(x, t_emb)  # (B, N, C_out)
         out = x.view(B, T, H, W, -1).permute(0, 4, 1, 2, 3)
-        anchor = None
-        if cfg.prediction == "sample_residual":
-            anchor = cache.anchor if cache is not None else _clean_first_frame(latents, t_frames)
-            if anchor is not None:
-                out = out + anchor.to(out.dtype)
-        elif cfg.prediction == "sample_warp":
-            out = out + prior.to(out.dtype)
-        if cfg.prediction != "flow":  # x0 -> v = (x_t - x0) / sigma (config.prediction)
-            work = torch.promote_types(out.dtype, torch.float32)
-            sigma = (t_frames.to(work) / 1000.0).clamp_min(cfg.sample_min_sigma).to(out.device)
-            out = ((latents.to(work) - out.to(work)) / sigma[:, None, :, None, None]).to(out.dtype)
-        return out, (StreamCache(tuple(block_caches), first_frame + T, anchor) if streaming else None)
+        return out, (StreamCache(tuple(block_caches), first_frame + T) if streaming else None)
 
 
-def _check_prior(cfg: SanaWMConfig, prior: Tensor | None, latents: Tensor) -> Tensor | None:
-    """The ``prior`` of a ``"sample_warp"`` model, checked against ``latents``; None for other models."""
-    if cfg.prediction != "sample_warp":
-        return None
-    if prior is None:
-        raise ValueError("this model predicts x0 minus a warp prior (prediction 'sample_warp'): pass prior=, the "
-                         "(B, C, T, H, W) latents from sana_wm.pipeline.warp_prior.warp_prior_latents")
-    if tuple(prior.shape) != tuple(latents.shape):
-        raise ValueError(f"prior: expected the latents' shape {tuple(latents.shape)}, got {tuple(prior.shape)}")
-    return prior
+def frame_timesteps(timestep, batch: int, frames: int, device=None) -> Tensor:
+    """``timestep`` as the model reads it: ``(B, T)`` float integers, from ``(B, 1, T)``, ``(B, T)``, ``(B,)`` or
+    a scalar. The released model casts timesteps with ``.long()``: it only ever sees integer t (fractions
+    floored)."""
+    t = torch.as_tensor(timestep, device=device)
+    if t.ndim == 0:
+        t = t.expand(batch)
+    if t.ndim == 3 and t.shape[1] == 1:
+        t = t[:, 0]
+    if t.ndim == 1 and t.shape[0] == batch:
+        t = t[:, None].expand(batch, frames)
+    if tuple(t.shape) != (batch, frames):
+        raise ValueError(f"timestep: expected (B, 1, T), (B, T) or (B,) with B={batch}, T={frames}; "
+                         f"got {tuple(torch.as_tensor(timestep).shape)}")
+    return t.long().float()
 
 
 def _check_camera_mask(camera_mask: Tensor | None, latents: Tensor) -> Tensor | None:
@@ -291,15 +276,6 @@ def _check_camera_mask(camera_mask: Tensor | None, latents: Tensor) -> Tensor | 
     return camera_mask
 
 
-def _clean_first_frame(latents: Tensor, t_frames: Tensor) -> Tensor | None:
-    """The anchor of ``prediction: sample_residual``: frame 0 of ``latents`` ``(B, C, 1, H, W)`` for the samples
-    whose frame 0 is clean (timestep 0), zeros for the others; None if no sample has a clean frame 0."""
-    clean = t_frames[:, 0] == 0  # (B,)
-    if not bool(clean.any()):
-        return None
-    return latents[:, :, :1] * clean.to(latents.dtype)[:, None, None, None, None]
-
-
 def _check_inputs(cfg: SanaWMConfig, latents, timestep, text, text_mask, camera_vector, plucker):
     """Validate shapes once; returns ``B, T, H, W``, integer per-frame timesteps ``(B, T)``, text
     ``(B, L, C_text)`` and a bool mask ``(B, L)``."""
@@ -307,18 +283,7 @@ def _check_inputs(cfg: SanaWMConfig, latents, timestep, text, text_mask, camera_
         raise ValueError(f"latents: expected (B, {cfg.in_channels}, T, H, W), got {tuple(latents.shape)}")
     B, _, T, H, W = latents.shape
 
-    t = torch.as_tensor(timestep, device=latents.device)
-    if t.ndim == 0:
-        t = t.expand(B)
-    if t.ndim == 3 and t.shape[1] == 1:
-        t = t[:, 0]
-    if t.ndim == 1 and t.shape[0] == B:
-        t = t[:, None].expand(B, T)
-    if tuple(t.shape) != (B, T):
-        raise ValueError(f"timestep: expected (B, 1, T), (B, T) or (B,) with B={B}, T={T}; "
-                         f"got {tuple(torch.as_tensor(timestep).shape)}")
-    # The released model casts timesteps with .long(): it only ever sees integer t (fractions floored).
-    t = t.long().float()
+    t = frame_timesteps(timestep, B, T, latents.device)
 
     if text.ndim == 4 and text.shape[1] == 1:
         text = text[:, 0]

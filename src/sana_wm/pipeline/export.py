@@ -4,8 +4,10 @@ The folder follows the released layout of the chosen variant (module doc of :mod
 streaming ``sana_dit/model.pt`` (a ``{"generator": state_dict}`` file read with ``weights_only=True``) and
 ``ltx2_causal_vae/``; bidirectional / chunk-causal ``dit/*.safetensors`` and ``vae/``. Since the model is not
 the official 2.6B one, ``config.yaml`` carries a ``sana_wm`` section naming its transformer config, frame
-size, fps, text mode and sampling defaults. Everything is written under a temporary name and renamed, so
-an interrupted export leaves no half-written folder.
+size, fps, text mode and sampling defaults, and the model wrapper the transformer was trained in (the
+checkpoint's ``wrapper.json``, e.g. the bundled model's parameterisation). A patch codec (the bundled model's
+autoencoder) goes to ``patch_codec/`` instead of the variant's VAE folder. Everything is written under a
+temporary name and renamed, so an interrupted export leaves no half-written folder.
 """
 
 from __future__ import annotations
@@ -62,13 +64,21 @@ def export_model_folder(checkpoint: str | Path, vae: str | Path, out: str | Path
         torch.save({"generator": state}, dit)
     else:
         save_file(state, str(dit), metadata={"format": "pt"})
-    shutil.copytree(vae, tmp / VAE_DIRS[variant])
-    vae_config = tmp / VAE_DIRS[variant] / "config.json"
+    from sana_wm.bundled import CODEC_DIR, is_codec_dir
+
+    vae_dir = CODEC_DIR if is_codec_dir(vae) else VAE_DIRS[variant]
+    shutil.copytree(vae, tmp / vae_dir)
+    vae_config = tmp / vae_dir / "config.json"
     fields = json.loads(vae_config.read_text())
     if fields.pop("_name_or_path", None) is not None:  # a path on the machine that trained it: not portable
         vae_config.write_text(json.dumps(fields, indent=2) + "\n")
     settings = {"transformer": model.config.to_dict(), "image_size": [int(image_size[0]), int(image_size[1])],
                 "fps": float(fps)}
+    wrapper_file = checkpoint / "wrapper.json"
+    if wrapper_file.is_file():
+        settings["wrapper"] = json.loads(wrapper_file.read_text())
+    if vae_dir != VAE_DIRS[variant]:
+        settings["vae"] = vae_dir
     if text_free:
         settings["text_encoder"] = "none"
     if sampler:

@@ -26,6 +26,8 @@ key (the released ``config.yaml`` has no such key, which means "official")::
       fps: 16
       text_encoder: none           # optional: a text-free model, conditioned on its null caption only
       sampler: {steps: 8, shift: 3.0, cfg: 1.0}   # optional: this model's sampling defaults
+      vae: patch_codec             # optional: its VAE folder, instead of the variant's released one
+      wrapper: {kind: ...}         # optional: a model wrapper around the transformer (sana_wm.bundled)
 
 The text encoder is ``text_encoder=`` (folder or hub id), else the folder's ``text_encoder/`` if present, else
 ``Efficient-Large-Model/gemma-2-2b-it``.
@@ -93,7 +95,7 @@ DIT_FILES = {
 }
 VAE_DIRS = {"bidirectional": "vae", "chunk-causal": "vae", "streaming": "ltx2_causal_vae"}
 CONFIG_FILE = "config.yaml"
-SETTINGS_KEYS = {"transformer", "image_size", "fps", "text_encoder", "sampler"}  # of config.yaml's sana_wm section
+SETTINGS_KEYS = {"transformer", "image_size", "fps", "text_encoder", "sampler", "vae", "wrapper"}  # config.yaml
 TEXT_FREE = "none"  # ModelFiles.text_encoder of a model that takes no text
 
 
@@ -180,6 +182,9 @@ def _read_settings(root: Path) -> dict:
                          f"got {sampler!r}")
     if sampler.get("camera_cfg_chunks") is not None:
         guided_chunk_count(sampler["camera_cfg_chunks"], f"{path}: sana_wm.sampler.camera_cfg_chunks")
+    vae = section.get("vae")
+    if vae is not None and (not isinstance(vae, str) or not vae or Path(vae).is_absolute() or ".." in Path(vae).parts):
+        raise ValueError(f"{path}: sana_wm.vae must name a folder inside the model folder, got {vae!r}")
     return section
 
 
@@ -216,11 +221,12 @@ def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | 
                 expected = "; ".join(f"{DIT_FILES[v]} ({v})" for v in VARIANTS)
                 raise ModelFilesError(f"{root}: no transformer weights found; expected one of: {expected}")
             variant = detected
+    settings = _read_settings(root)
     missing = []
     dit = root / DIT_FILES[variant]
     if not dit.is_file():
         missing.append(str(dit))
-    vae_dir = Path(vae) if vae is not None else root / VAE_DIRS[variant]
+    vae_dir = Path(vae) if vae is not None else root / settings.get("vae", VAE_DIRS[variant])
     if not (vae_dir / "config.json").is_file():
         missing.append(str(vae_dir / "config.json"))
     elif not any(vae_dir.glob("*.safetensors")):
@@ -231,7 +237,6 @@ def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | 
             hint = (" (the chunk-causal release ships no VAE: pass vae=/--vae the bidirectional release's vae/ "
                     "folder)")
         raise ModelFilesError(f"{root} is missing files for the {variant} variant: {', '.join(missing)}{hint}")
-    settings = _read_settings(root)
     if text_encoder is None:
         if settings.get("text_encoder") == TEXT_FREE:
             text_encoder = TEXT_FREE
@@ -267,6 +272,17 @@ def _transformer_config(settings: dict):
 
     spec = settings.get("transformer", "official-2.6b")
     return get_config(spec) if isinstance(spec, str) else SanaWMConfig.from_dict(dict(spec))
+
+
+def _sampled_model(transformer, settings: dict, files: ModelFiles | None):
+    """What the samplers run: ``transformer``, or the model wrapper that ``sana_wm.wrapper`` describes."""
+    spec = settings.get("wrapper")
+    if spec is None:
+        return transformer
+    from sana_wm.bundled import wrap_transformer
+
+    where = f"{files.root / CONFIG_FILE}: sana_wm.wrapper" if files is not None else "sana_wm.wrapper"
+    return wrap_transformer(transformer, spec, where)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -340,6 +356,7 @@ class SanaWMPipeline:
         settings = files.settings if files is not None else {}
         self.text_free = text_encoder is None and settings.get("text_encoder") == TEXT_FREE
         self._sampler_settings = dict(settings.get("sampler", {}))
+        self.model = _sampled_model(transformer, settings, files)
         s = vae.spatial_stride
         if self.image_size[0] % s or self.image_size[1] % s:
             raise ValueError(f"image size {self.image_size} must be a multiple of the VAE stride {s}")
@@ -482,7 +499,8 @@ class SanaWMPipeline:
     # -- generation ---------------------------------------------------------------------------------
     def _standing_camera(self, traj: Trajectory, first: torch.Tensor, geometry: CropGeometry):
         """The camera-guidance negative: ``traj``'s intrinsics on a camera that never moves (``first``: the
-        first latent frame, for a warp prior; ``geometry``: the input image's resize and crop)."""
+        first latent frame, for the model's extra conditioning; ``geometry``: the input image's resize and
+        crop)."""
         from sana_wm.samplers import Conditioning
 
         still = Trajectory(np.tile(np.eye(4), (traj.num_frames, 1, 1)), traj.intrinsics, traj.fps,
@@ -493,23 +511,21 @@ class SanaWMPipeline:
                                               spatial_stride=self.vae.spatial_stride)
         return Conditioning(torch.zeros(1, 0), None, camera.camera_vector[None].to(self.device),
                             camera.plucker[None].to(self.device, self.transformer.dtype),
-                            self._warp_prior(first, still, geometry))
+                            self._extra_conditioning(first, still, geometry))
 
-    def _warp_prior(self, first: torch.Tensor, traj: Trajectory, geometry: CropGeometry) -> torch.Tensor | None:
-        """The warp prior of a ``prediction: sample_warp`` transformer for ``traj``, whose intrinsics are for
-        the input image before ``geometry`` (None for other models)."""
-        config = getattr(self.transformer, "config", None)
-        if getattr(config, "prediction", None) != "sample_warp":
+    def _extra_conditioning(self, first: torch.Tensor, traj: Trajectory, geometry: CropGeometry):
+        """What a model wrapper with an ``extra_conditioning`` hook (the bundled model) needs besides the
+        prompt and camera, for ``traj`` (intrinsics for the input image before ``geometry``) from the first
+        latent frame ``first``; None for the transformer itself."""
+        hook = getattr(self.model, "extra_conditioning", None)
+        if hook is None:
             return None
-        from sana_wm.pipeline.warp_prior import warp_prior_latents
-
         intrinsics = torch.from_numpy(np.ascontiguousarray(geometry.apply_to(traj.intrinsics).values))
         c2w = torch.from_numpy(relative_poses(traj.c2w))
         vae = self._use(self.vae)
-        prior = warp_prior_latents(vae, first, c2w[None], intrinsics[None].expand(1, traj.num_frames, 4),
-                                   eye_height=config.warp_eye_height, far=config.warp_far_depth)
+        extra = hook(vae, first, c2w[None], intrinsics[None].expand(1, traj.num_frames, 4))
         self._release(vae)
-        return prior.to(self.device, self.transformer.dtype)
+        return extra
 
     def generate(
         self,
@@ -648,7 +664,7 @@ class SanaWMPipeline:
         cond = Conditioning(text.embeds.to(self.device, model_dtype), text.mask.to(self.device),
                             camera.camera_vector[None].to(self.device),
                             camera.plucker[None].to(self.device, model_dtype),
-                            self._warp_prior(first, traj, geometry))
+                            self._extra_conditioning(first, traj, geometry))
         guidance = None
         if negative is not None:
             guidance = Guidance(cfg, negative.embeds.to(self.device, model_dtype), negative.mask.to(self.device))
@@ -705,7 +721,7 @@ class SanaWMPipeline:
                     refined.append(latents.cpu())
 
                 bar = _chunk_bar(progress, T)
-                for chunk in stream_sample(self.transformer, cond, first, T, schedule, guidance=guidance,
+                for chunk in stream_sample(self.model, cond, first, T, schedule, guidance=guidance,
                                            generator=generator, progress=False):
                     chunks.append(chunk.latents.cpu())
                     ready = chunk.latents if stream is None else stream.push(chunk.latents)
@@ -725,7 +741,7 @@ class SanaWMPipeline:
                 stage1 = torch.cat(chunks, dim=2) if stream is not None else None
             else:
                 sample = euler_sample if variant == "bidirectional" else chunk_causal_sample
-                latents = sample(self.transformer, cond, first, T, schedule, guidance=guidance,
+                latents = sample(self.model, cond, first, T, schedule, guidance=guidance,
                                  generator=generator, progress=progress).latents
                 if rsettings is not None:
                     stage1 = latents.cpu()

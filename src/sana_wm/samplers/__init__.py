@@ -11,7 +11,13 @@ Schedules are :class:`SigmaSchedule` values; conditioning is a :class:`Condition
 
 from sana_wm.samplers.chunk_causal import WAITING, chunk_causal_sample, staggered_schedule
 from sana_wm.samplers.common import SamplerOutput, SamplerStep, StepCallback
-from sana_wm.samplers.conditioning import ChunkVelocityModel, Conditioning, Guidance, VelocityModel
+from sana_wm.samplers.conditioning import (
+    ChunkVelocityModel,
+    Conditioning,
+    ExtraConditioning,
+    Guidance,
+    VelocityModel,
+)
 from sana_wm.samplers.euler import euler_sample
 from sana_wm.samplers.schedules import (
     DISTILL_TIMESTEPS,
@@ -39,6 +45,7 @@ __all__ = [
     "WAITING",
     "ChunkVelocityModel",
     "Conditioning",
+    "ExtraConditioning",
     "Guidance",
     "RefinerStream",
     "SamplerOutput",

@@ -1,7 +1,9 @@
 """What a sampler hands the model besides latents and timesteps, and how guidance pairs it up.
 
 The samplers only rely on the transformer's public call signatures (:class:`VelocityModel`,
-:class:`ChunkVelocityModel`), so tests can drive them with small fakes.
+:class:`ChunkVelocityModel`), so tests can drive them with small fakes. A model wrapper that needs more than
+the prompt and camera (the bundled model) gets it as ``extra=`` on every call, from
+:attr:`Conditioning.extra`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import Tensor
 __all__ = [
     "ChunkVelocityModel",
     "Conditioning",
+    "ExtraConditioning",
     "Guidance",
     "VelocityModel",
     "guided_batch",
@@ -34,6 +37,20 @@ class VelocityModel(Protocol):
                  mode: str = "bidirectional", chunk_lengths=None) -> Tensor: ...
 
 
+class ExtraConditioning(Protocol):
+    """Model-specific conditioning that the samplers pass through untouched, as ``extra=`` of every model
+    call (the bundled model's :class:`sana_wm.bundled.WarpPrior`, for one). It covers the whole video; the
+    samplers only cut it to latent frames and pair it for guidance."""
+
+    def frames(self, start: int, end: int) -> ExtraConditioning:
+        """The same conditioning restricted to latent frames ``[start, end)``."""
+        ...
+
+    def guided_with(self, negative: ExtraConditioning) -> ExtraConditioning:
+        """The conditioning of the guided batch ``[uncond; cond]``, ``negative`` (batch ``B`` or 1) first."""
+        ...
+
+
 class ChunkVelocityModel(Protocol):
     """``SanaWMTransformer.forward_chunk``: one chunk against the cache of earlier chunks -> (velocity, cache)."""
 
@@ -48,16 +65,16 @@ class Conditioning:
 
     text: ``(B, L, C_text)`` (or ``(B, 1, L, C_text)``) text-encoder states; text_mask ``(B, L)``, nonzero =
     real token, None = all real. camera_vector ``(B, T, 20)`` and plucker ``(B, P, T, H, W)`` cover the
-    whole video (poses relative to its first frame); None skips that camera branch. prior ``(B, C, T, H, W)``:
-    the warp prior of a ``prediction: sample_warp`` model (:mod:`sana_wm.pipeline.warp_prior`), which follows
-    the camera; None for other models.
+    whole video (poses relative to its first frame); None skips that camera branch. ``extra``: what a model
+    wrapper needs besides (:class:`ExtraConditioning`, passed to the model as ``extra=``); None for the
+    transformer itself.
     """
 
     text: Tensor
     text_mask: Tensor | None = None
     camera_vector: Tensor | None = None
     plucker: Tensor | None = None
-    prior: Tensor | None = None
+    extra: ExtraConditioning | None = None
 
     def frames(self, start: int, end: int) -> Conditioning:
         """The same conditioning restricted to latent frames ``[start, end)`` (text is per video)."""
@@ -66,14 +83,14 @@ class Conditioning:
             self.text_mask,
             None if self.camera_vector is None else self.camera_vector[:, start:end],
             None if self.plucker is None else self.plucker[:, :, start:end],
-            None if self.prior is None else self.prior[:, :, start:end],
+            None if self.extra is None else self.extra.frames(start, end),
         )
 
-    def model_kwargs(self) -> dict[str, Tensor | None]:
+    def model_kwargs(self) -> dict[str, Any]:
         kwargs = dict(text=self.text, text_mask=self.text_mask, camera_vector=self.camera_vector,
                       plucker=self.plucker)
-        if self.prior is not None:  # only warp-prior models take it
-            kwargs["prior"] = self.prior
+        if self.extra is not None:  # only model wrappers take it
+            kwargs["extra"] = self.extra
         return kwargs
 
 
@@ -93,7 +110,7 @@ class Guidance:
     ``chunks`` (streaming only; None = every chunk) guides only the first ``chunks`` chunks of a streamed
     video; later chunks run the conditional branch alone, against the conditional half of the cache. Camera
     guidance moves a video further along its path but compounds drift over a long rollout, while the first
-    chunk is anchored on the real image.
+    chunk is held in place by the real image.
     """
 
     scale: float
@@ -141,12 +158,12 @@ def guided_batch(cond: Conditioning, guidance: Guidance | None) -> Conditioning:
     return Conditioning(torch.cat([neg, text]), torch.cat([neg_mask, mask]), *neg_cam)
 
 
-def _negative_camera(cond: Conditioning, negative: Conditioning | None) -> list[Tensor | None]:
-    """``[camera_vector, plucker, prior]`` of the guided batch ``[uncond; cond]``: the negative camera's (broadcast
+def _negative_camera(cond: Conditioning, negative: Conditioning | None) -> list[Any]:
+    """``[camera_vector, plucker, extra]`` of the guided batch ``[uncond; cond]``: the negative camera's (broadcast
     to the batch) for the unconditional half, or the camera's own twice when there is none."""
     B = cond.text.shape[0]
     out = []
-    for name in ("camera_vector", "plucker", "prior"):
+    for name in ("camera_vector", "plucker", "extra"):
         x = getattr(cond, name)
         neg = x if negative is None else getattr(negative, name)
         if (x is None) != (neg is None):
@@ -154,6 +171,9 @@ def _negative_camera(cond: Conditioning, negative: Conditioning | None) -> list[
                              f"({'missing' if neg is None else 'unexpected'})")
         if x is None:
             out.append(None)
+            continue
+        if name == "extra":
+            out.append(x.guided_with(neg))
             continue
         if neg.shape[0] == 1 and B > 1:
             neg = neg.expand(B, *neg.shape[1:])

@@ -5,6 +5,7 @@ A checkpoint is a directory ``<dir>/step-XXXXXXXX/`` holding
 * ``config.json`` + ``model.safetensors``: the full model (loadable by ``sana_wm.model.from_pretrained``);
   or, for a LoRA run, ``adapter/`` instead: the adapter in peft's format plus ``sana_wm_base.json`` (the
   frozen base is not copied; a resume rebuilds it from ``model.init_from`` and checks its fingerprint);
+* ``wrapper.json``: the settings of the model wrapper the transformer is trained in (``model.wrapper``), if any;
 * ``ema.safetensors``: the EMA weights, when EMA is on (LoRA: the adapter's, also as ``adapter-ema/``);
 * ``optimizer.pt``: the full (unsharded) AdamW state;
 * ``trainer.json``: step, stage, LR schedule, each rank's data position (``ClipDataset.state_dict()``),
@@ -114,11 +115,12 @@ def _full_tensor(t: torch.Tensor) -> torch.Tensor:
 def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Module, optimizer: torch.optim.Optimizer,
                     model_config: dict, trainer_state: dict, data_states: list, ema: dict | None = None,
                     keep_last: int | None = None, lora: LoraAdapter | None = None,
-                    lora_base: dict | None = None) -> Path:
+                    lora_base: dict | None = None, wrapper: dict | None = None) -> Path:
     """Write checkpoint ``step`` (every rank calls this: gathering sharded state is collective).
 
     ``lora``: the run trains this adapter on a frozen base described by ``lora_base``; only the adapter is
-    written."""
+    written. ``wrapper``: the settings of the model wrapper the transformer was trained in (``model.wrapper``),
+    written to ``wrapper.json`` for ``sana-wm model export``."""
     from safetensors.torch import save_file
 
     root = Path(root)
@@ -147,6 +149,8 @@ def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Modu
             write_adapter(tmp / "adapter", lora.to_file_keys(adapter_sd), lora.peft_config, lora_base)
             if ema_sd is not None:
                 write_adapter(tmp / "adapter-ema", lora.to_file_keys(ema_sd), lora.peft_config, lora_base)
+        if wrapper is not None:
+            (tmp / "wrapper.json").write_text(json.dumps(wrapper, indent=2, sort_keys=True) + "\n")
         if ema_sd is not None:
             save_file(ema_sd, str(tmp / "ema.safetensors"), metadata={"format": "pt"})
         torch.save(optim_sd, tmp / "optimizer.pt")

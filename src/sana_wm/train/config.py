@@ -49,13 +49,14 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    name: str | None = "tiny"  # a named config of sana_wm.model.CONFIGS ...
+    name: str | None = "tiny"  # a named config of sana_wm.model.CONFIGS or the bundled "sana-wm-synth" ...
     config_path: str | None = None  # ... or a SanaWMConfig JSON file (then set name: null)
     init_from: str | None = None  # weights to start from: a checkpoint file or a model directory
     gradient_checkpointing: bool = False  # recompute each block's activations in backward
-    # The VAE folder (the one the training latents were encoded with) that builds the warp prior of a
-    # "prediction: sample_warp" model (sana_wm.pipeline.warp_prior); required for such a model only.
-    warp_vae: str | None = None
+    # A model wrapper around the transformer, as {kind: ..., vae: CODEC_DIR, ...settings}: the bundled model's
+    # parameterisation (sana_wm.bundled.training; vae: the codec the latents were encoded with). None trains
+    # the transformer's own flow prediction.
+    wrapper: dict[str, str | float] | None = None
 
 
 @dataclass
@@ -389,16 +390,16 @@ def check_config(cfg: TrainConfig) -> None:
     m = cfg.model
     if (m.name is None) == (m.config_path is None):
         raise ConfigError("model.name: set exactly one of model.name and model.config_path")
-    if m.name is not None and m.name not in CONFIGS:
-        raise ConfigError(f"model.name: unknown model config {m.name!r}; choose one of {', '.join(sorted(CONFIGS))}")
+    if m.name is not None:
+        named_config(m.name)
     _choice("precision", cfg.precision, ("fp32", "bf16"))
-    prediction = _meta_model(cfg).config.prediction
-    if prediction == "sample_warp" and not m.warp_vae:
-        raise ConfigError("model.warp_vae: this model predicts x0 minus a warp prior (prediction: sample_warp); "
-                          "set it to the VAE folder the training latents were encoded with")
-    if m.warp_vae and prediction != "sample_warp":
-        raise ConfigError(f"model.warp_vae: only a prediction: sample_warp model uses a warp prior; this one "
-                          f"predicts {prediction!r}, so remove the setting")
+    if m.wrapper is not None:
+        from sana_wm.bundled.training import split_wrapper_spec
+
+        try:
+            split_wrapper_spec(m.wrapper)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
     d = cfg.data
     if not d.root:
@@ -515,12 +516,26 @@ def _check_lora(cfg: TrainConfig) -> None:
     resolve_lora_modules(_meta_model(cfg), lo)
 
 
+def named_config(name: str):
+    """The transformer config ``model.name`` names: one of :data:`sana_wm.model.CONFIGS`, or the bundled
+    model's (``sana-wm-synth``, :data:`sana_wm.bundled.SYNTH_CONFIG`)."""
+    from sana_wm.bundled import BUNDLED_MODEL, SYNTH_CONFIG
+
+    if name == BUNDLED_MODEL:
+        return SYNTH_CONFIG
+    if name not in CONFIGS:
+        raise ConfigError(f"model.name: unknown model config {name!r}; choose one of "
+                          f"{', '.join(sorted([*CONFIGS, BUNDLED_MODEL]))}")
+    return CONFIGS[name]
+
+
 def _model_config(cfg: TrainConfig):
-    from sana_wm.model import SanaWMConfig, get_config
+    """The transformer config of ``model``: a named one, or read from ``model.config_path``."""
+    from sana_wm.model import SanaWMConfig
 
     m = cfg.model
     if m.name is not None:
-        return get_config(m.name)
+        return named_config(m.name)
     try:
         return SanaWMConfig.load_json(m.config_path)
     except (OSError, ValueError, TypeError) as err:

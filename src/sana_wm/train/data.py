@@ -10,6 +10,7 @@ and :class:`HashTextEncoder` (a fixed random embedding per caption).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -18,7 +19,7 @@ from sana_wm.camera.conditioning import TEMPORAL_STRIDE, identity_conditioning, 
 from sana_wm.data import LatentCache
 from sana_wm.train.objective import sample_seed
 
-__all__ = ["HashTextEncoder", "ModelBatch", "SyntheticEncoder", "WarpPriorBuilder", "build_batch"]
+__all__ = ["HashTextEncoder", "ModelBatch", "SyntheticEncoder", "build_batch"]
 
 
 class SyntheticEncoder:
@@ -80,20 +81,21 @@ class ModelBatch:
     text_mask: Tensor  # (B, L) bool
     camera_vector: Tensor  # (B, T, 20)
     plucker: Tensor  # (B, 48, T, h, w)
-    prior: Tensor | None = None  # (B, C, T, h, w) warp prior of a "sample_warp" model along each clip's camera
+    extra: Any = None  # a model wrapper's extra conditioning along each clip's camera (model.wrapper)
 
     def to(self, device) -> ModelBatch:
         moved = (t if t is None else t.to(device) for t in (self.latents, self.text, self.text_mask,
-                                                             self.camera_vector, self.plucker, self.prior))
+                                                             self.camera_vector, self.plucker, self.extra))
         return ModelBatch(self.keys, *moved)
 
 
 def build_batch(samples: list[dict], *, encoder, text_encoder, spatial_stride: int, camera: bool = True,
-                latent_cache: LatentCache | None = None, warp=None) -> ModelBatch:
+                latent_cache: LatentCache | None = None, wrapper=None) -> ModelBatch:
     """``samples`` from :class:`~sana_wm.data.ClipDataset` -> :class:`ModelBatch` (on the CPU).
 
-    ``warp``: for a ``prediction: sample_warp`` model, a :class:`WarpPriorBuilder`; the batch then carries
-    the warp prior along each clip's camera (a standing camera for clips without one)."""
+    ``wrapper``: the training hook of a model wrapper (``model.wrapper``, e.g.
+    :class:`sana_wm.bundled.training.WarpPriorTraining`); the batch then carries its extra conditioning,
+    built from the clean latents and each clip's camera (None for a clip without one)."""
     latents, vectors, pluckers, poses = [], [], [], []
     for s in samples:
         if "frames" in s:
@@ -131,37 +133,6 @@ def build_batch(samples: list[dict], *, encoder, text_encoder, spatial_stride: i
     text, mask = text_encoder([s.get("caption", "") for s in samples])
     batch = ModelBatch([s["key"] for s in samples], torch.stack(latents), text, mask, torch.stack(vectors),
                        torch.stack(pluckers))
-    if warp is not None:
-        batch.prior = warp(batch.latents, poses)
+    if wrapper is not None:
+        batch.extra = wrapper.extra(batch.latents, poses)
     return batch
-
-
-class WarpPriorBuilder:
-    """The warp priors of a batch for a ``prediction: sample_warp`` model (:mod:`sana_wm.pipeline.warp_prior`),
-    from its first latent frames and cameras, with the VAE the latents were encoded with."""
-
-    def __init__(self, vae, *, eye_height: float, far: float):
-        self.vae, self.eye_height, self.far = vae, eye_height, far
-
-    def __call__(self, latents: Tensor, poses: list) -> Tensor:
-        """latents ``(B, C, T, h, w)``; poses per clip ``(c2w (F, 4, 4) relative, intrinsics (F, 4))``, or None
-        for a clip without camera -> the prior ``(B, C, T, h, w)`` float32 (on the CPU)."""
-        from sana_wm.pipeline.warp_prior import warp_prior_latents
-
-        T = latents.shape[2]
-        F = (T - 1) * int(self.vae.temporal_stride) + 1
-        still, unit = self._standing(F)
-        c2w = torch.stack([still if p is None else p[0][:F] for p in poses])
-        intr = torch.stack([unit if p is None else p[1][:F] for p in poses])
-        return warp_prior_latents(self.vae, latents[:, :, :1], c2w, intr, eye_height=self.eye_height,
-                                  far=self.far).cpu()
-
-    def static(self, latents: Tensor) -> Tensor:
-        """The prior of a camera that stands still (camera dropout), for latents ``(B, C, T, h, w)``."""
-        return self(latents, [None] * latents.shape[0]).to(latents.device)
-
-    @staticmethod
-    def _standing(num_frames: int) -> tuple[Tensor, Tensor]:
-        # A standing camera warps nothing whatever its intrinsics; any positive focal length will do.
-        return (torch.eye(4, dtype=torch.float64).expand(num_frames, 4, 4),
-                torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64).expand(num_frames, 4))

@@ -30,8 +30,8 @@ from tqdm import tqdm
 from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
 from sana_wm.model import SanaWMConfig, SanaWMTransformer, chunk_schedule, from_pretrained, get_config
 from sana_wm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config
-from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, WarpPriorBuilder, build_batch
+from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config, named_config
+from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, build_batch
 from sana_wm.train.distributed import (
     DistEnv,
     all_gather_objects,
@@ -123,6 +123,14 @@ class Trainer:
                          100 * self.lora.num_trainable() / total, total)
         self.raw_model = model
         self.model = wrap_model(model, env, cfg.distributed.strategy)
+        # A model wrapper (model.wrapper: the bundled model's parameterisation) is called around the transformer,
+        # with extra conditioning built per batch; checkpoints still hold the transformer alone.
+        self.wrapper = None
+        if cfg.model.wrapper is not None:
+            from sana_wm.bundled.training import WarpPriorTraining
+
+            self.wrapper = WarpPriorTraining.from_spec(cfg.model.wrapper)
+        self.denoiser = self.wrapper.wrap(self.model) if self.wrapper is not None else self.model
         # LoRA: only the adapter is handed to AdamW (frozen weights would get no state anyway, but this
         # keeps the FSDP optimizer state dict small); likewise the EMA shadows only what can change.
         tunable = set(self.lora.param_names) if self.lora is not None else None
@@ -144,20 +152,13 @@ class Trainer:
         else:
             self.text_encoder = HashTextEncoder(self.model_config.caption_channels, self.model_config.caption_length)
         self.latent_cache = LatentCache(cfg.data.root) if cfg.data.latents == "latent_cache" else None
-        self.warp = None
-        if self.model_config.prediction == "sample_warp":
-            from sana_wm.vae import VideoVAE
-
-            self.warp = WarpPriorBuilder(VideoVAE.from_pretrained(cfg.model.warp_vae),
-                                         eye_height=self.model_config.warp_eye_height,
-                                         far=self.model_config.warp_far_depth)
         self.stage_index: int | None = None
         self._metrics_file = None
         self._tensorboard = None
 
     def _model_config(self) -> SanaWMConfig:
         m = self.cfg.model
-        return get_config(m.name) if m.name is not None else SanaWMConfig.load_json(m.config_path)
+        return named_config(m.name) if m.name is not None else SanaWMConfig.load_json(m.config_path)
 
     # -- data --------------------------------------------------------------------------------------
     def _dataset(self, data, *, root: str, shuffle: bool, window_mode: str, crop: str) -> ClipDataset:
@@ -218,7 +219,7 @@ class Trainer:
     def _batch(self, samples: list[dict]) -> ModelBatch:
         return build_batch(samples, encoder=self.encoder, text_encoder=self.text_encoder,
                            spatial_stride=self.data.spatial_stride, camera=self.data.camera,
-                           latent_cache=self.latent_cache, warp=self.warp)
+                           latent_cache=self.latent_cache, wrapper=self.wrapper)
 
     def _plans(self, batch: ModelBatch, *parts, train: bool, seen: dict | None = None
                ) -> tuple[list[NoisePlan], Tensor]:
@@ -258,14 +259,14 @@ class Trainer:
         # branches, so every rank runs the same collectives whichever rows it dropped.
         has_camera = torch.tensor([not p.drop_camera for p in plans], device=dev)
         extra = {}
-        if batch.prior is not None:  # a warp-prior model: without a camera its prior stands still
-            prior = batch.prior
+        if batch.extra is not None:  # the wrapper's conditioning drops the camera with the model
+            conditioning = batch.extra
             if not bool(has_camera.all()):
-                prior = torch.where(has_camera[:, None, None, None, None], prior, self.warp.static(batch.latents))
-            extra["prior"] = prior
+                conditioning = self.wrapper.without_camera(conditioning, batch.latents, ~has_camera.cpu())
+            extra["extra"] = conditioning
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            pred = self.model(x_t, timestep, text, text_mask, batch.camera_vector, batch.plucker, **kwargs,
-                              camera_mask=has_camera, **extra)
+            pred = self.denoiser(x_t, timestep, text, text_mask, batch.camera_vector, batch.plucker, **kwargs,
+                                 camera_mask=has_camera, **extra)
         weight = sigma.square() if obj.loss_weighting == "x0" else None  # x0 error = sigma * velocity error
         return flow_loss(pred, target, loss_mask, weight, self.channel_weight)
 
@@ -413,7 +414,8 @@ class Trainer:
         return save_checkpoint(self.cfg.checkpoint_dir, step, env=self.env, model=self.model,
                                optimizer=self.optimizer, model_config=self.model_config.to_dict(),
                                trainer_state=state, data_states=data_states, ema=self.ema,
-                               keep_last=self.cfg.checkpoint.keep_last, lora=self.lora, lora_base=self.lora_base)
+                               keep_last=self.cfg.checkpoint.keep_last, lora=self.lora, lora_base=self.lora_base,
+                               wrapper=self.wrapper.settings_dict() if self.wrapper is not None else None)
 
     # -- the loop --------------------------------------------------------------------------------------
     def run(self, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:

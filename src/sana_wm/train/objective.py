@@ -90,9 +90,9 @@ class ObjectiveConfig:
     loss_weighting: str = "flow"
     # Per-channel loss weights from the autoencoder's latent statistics: a file or folder holding a
     # ``latents_std`` tensor (our codec's ``codec.safetensors``, or a model folder with one under
-    # ``ltx2_causal_vae/``). Channel ``c`` weighs ``std_c ** (2 * channel_weight_power)``, normalised to mean 1.
+    # ``patch_codec/``). Channel ``c`` weighs ``std_c ** (2 * channel_weight_power)``, normalised to mean 1.
     # Training runs on per-channel normalised latents, where every channel weighs the same; with power 1 the
-    # loss of a linear orthonormal codec (``sana_wm.ae.patch_pca``) becomes the pixel MSE, with 0.5 the
+    # loss of a linear orthonormal codec (``sana_wm.bundled.codec``) becomes the pixel MSE, with 0.5 the
     # coarse channels weigh by their amplitude. None (default): every channel weighs 1.
     channel_weights: str | None = None
     channel_weight_power: float = 0.5
@@ -239,19 +239,20 @@ def make_noisy(x0: Tensor, sigma: Tensor, noise: Tensor) -> tuple[Tensor, Tensor
 
 def channel_loss_weights(source: str | Path, power: float, channels: int) -> Tensor:
     """``(channels,)`` float32 loss weights ``std ** (2 power)`` with mean 1, from the ``latents_std`` tensor of
-    ``source``: a ``.safetensors`` file, a codec folder (``codec.safetensors``) or a model folder
-    (``ltx2_causal_vae/codec.safetensors``). See ``ObjectiveConfig.channel_weights``."""
-    # The codec's file name and the streaming model layout, from where they are defined (imported here: the
-    # pipeline package is heavy, and only a run with channel weights needs it).
-    from sana_wm.ae.patch_pca import WEIGHTS_NAME
-    from sana_wm.pipeline.pipeline import VAE_DIRS
+    ``source``: a ``.safetensors`` file, a codec folder (``codec.safetensors``) or a model folder with one
+    (``patch_codec/codec.safetensors``). See ``ObjectiveConfig.channel_weights``."""
+    # The codec's file name and folder, from where they are defined (imported here: only a run with channel
+    # weights needs them).
+    from sana_wm.bundled import CODEC_DIR, LEGACY_CODEC_DIR
+    from sana_wm.bundled.codec import WEIGHTS_NAME
 
     path = Path(source)
     if path.is_dir():
-        in_model = Path(VAE_DIRS["streaming"]) / WEIGHTS_NAME
-        found = [p for p in (path / WEIGHTS_NAME, path / in_model) if p.is_file()]
+        candidates = (path / WEIGHTS_NAME, path / CODEC_DIR / WEIGHTS_NAME, path / LEGACY_CODEC_DIR / WEIGHTS_NAME)
+        found = [p for p in candidates if p.is_file()]
         if not found:
-            raise FileNotFoundError(f"objective.channel_weights: {path} holds neither {WEIGHTS_NAME} nor {in_model}")
+            raise FileNotFoundError(f"objective.channel_weights: {path} holds neither {WEIGHTS_NAME} nor "
+                                    f"{CODEC_DIR}/{WEIGHTS_NAME}")
         path = found[0]
     elif not path.is_file():
         raise FileNotFoundError(f"objective.channel_weights: no such file or folder: {path}")

@@ -37,7 +37,7 @@ RELEASED_TEMPORAL_TILING = (96, 64)  # (tile_sample_min_num_frames, tile_sample_
 
 # Codecs with this interface that are not diffusers VAEs, by the ``_class_name`` of their config.json:
 # "module:Class", imported only when such a folder is loaded (this package imports none of them).
-CODEC_CLASSES = {"PatchPCACodec": "sana_wm.ae.patch_pca:PatchPCACodec"}
+CODEC_CLASSES = {"PatchPCACodec": "sana_wm.bundled.codec:PatchPCACodec"}
 
 
 def num_latent_frames(num_frames: int, temporal_stride: int = 8) -> int:

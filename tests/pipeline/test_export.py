@@ -1,4 +1,4 @@
-"""Exported model folders (training checkpoint + our VAE) load and generate; text-free models and a model's
+"""Exported model folders (training checkpoint + a VAE) load and generate; text-free models and a model's
 own sampler defaults work; the generate CLI takes bundled examples."""
 
 import json
@@ -10,15 +10,13 @@ import yaml
 from pipeline_helpers import randomized_transformer, write_image
 from safetensors.torch import save_file
 
-from sana_wm.ae import build_synth_vae
 from sana_wm.camera.presets import make_preset
 from sana_wm.model import from_pretrained, get_config, save_pretrained
 from sana_wm.model.config import SanaWMConfig
 from sana_wm.pipeline import SanaWMPipeline
 from sana_wm.pipeline.export import export_model_folder
+from sana_wm.pipeline.vae import tiny_vae
 from sana_wm.pipeline.video import read_video
-
-VAE_SMALL = {"block_out_channels": (8, 16, 32), "decoder_block_out_channels": (8, 16, 32), "latent_channels": 16}
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +28,10 @@ def exported(tmp_path_factory):
     # EMA weights that differ from the raw ones: the export must take them.
     ema = {n: p.detach() + 0.01 for n, p in model.named_parameters()}
     save_file({k: v.contiguous() for k, v in ema.items()}, str(ckpt / "ema.safetensors"))
-    vae = build_synth_vae(0, **VAE_SMALL)
-    vae.latents_mean.copy_(torch.randn(16) * 0.1)
-    vae.latents_std.copy_(torch.rand(16) + 0.5)
-    vae.save_pretrained(str(base / "vae"))
+    tiny_vae(causal_decoder=True).save_pretrained(str(base / "vae"))
     vae_config = base / "vae" / "config.json"  # as written by a VAE that was itself loaded from a folder
     vae_config.write_text(json.dumps({**json.loads(vae_config.read_text()), "_name_or_path": "/home/me/runs/vae"}))
-    out = export_model_folder(ckpt, base / "vae", base / "model", image_size=(32, 48), fps=16,
+    out = export_model_folder(ckpt, base / "vae", base / "model", image_size=(64, 96), fps=16,
                               sampler={"steps": 3, "shift": 2.0})
     return {"ckpt": ckpt, "out": out, "ema": ema, "base": base}
 
@@ -44,10 +39,11 @@ def exported(tmp_path_factory):
 def test_export_layout_weights_and_settings(exported):
     out = exported["out"]
     assert (out / "sana_dit" / "model.pt").is_file() and (out / "ltx2_causal_vae" / "config.json").is_file()
+    assert not (out / "patch_codec").exists() and "vae" not in yaml.safe_load((out / "config.yaml").read_text())
     vae_fields = json.loads((out / "ltx2_causal_vae" / "config.json").read_text())
     assert "_name_or_path" not in vae_fields and vae_fields["latent_channels"] == 16  # no trainer's paths shipped
     settings = yaml.safe_load((out / "config.yaml").read_text())["sana_wm"]
-    assert settings["image_size"] == [32, 48] and settings["text_encoder"] == "none"
+    assert settings["image_size"] == [64, 96] and settings["text_encoder"] == "none"
     assert settings["sampler"] == {"steps": 3, "shift": 2.0}
     config = SanaWMConfig.from_dict(settings["transformer"])
     assert config == get_config("tiny")
@@ -68,7 +64,7 @@ def test_text_free_model_generates_with_its_own_sampler_defaults(exported, tmp_p
                       keep_frames=True)
     np.testing.assert_array_equal(a.frames, b.frames)  # the prompt is ignored by a text-free model
     frames, fps = read_video(tmp_path / "a.mp4")
-    assert frames.shape == (25, 32, 48, 3) and fps == 16
+    assert frames.shape == (25, 64, 96, 3) and fps == 16
     record = json.loads(a.sidecar.read_text())
     assert record["settings"]["steps"] == 3 and record["settings"]["shift"] == 2.0
 

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from pipeline_helpers import randomized_transformer
 
-from sana_wm.ae.patch_pca import PatchPCACodec
+from sana_wm.bundled.codec import PatchPCACodec
 from sana_wm.camera.presets import make_preset
 from sana_wm.cli import main
 from sana_wm.data import LatentCache, read_clips
@@ -72,7 +73,8 @@ def test_model_with_the_codec_generates_streams_and_evaluates(fitted, tmp_path):
     save_pretrained(tiny, ckpt)
     out = export_model_folder(ckpt, fitted["codec"], tmp_path / "model", image_size=(32, 48), fps=16,
                               sampler={"steps": 2, "shift": 2.0}, use_ema=False, dtype=torch.float32)
-    assert (out / "ltx2_causal_vae" / "codec.safetensors").is_file()
+    assert (out / "patch_codec" / "codec.safetensors").is_file() and not (out / "ltx2_causal_vae").exists()
+    assert yaml.safe_load((out / "config.yaml").read_text())["sana_wm"]["vae"] == "patch_codec"
     pipe = SanaWMPipeline.from_pretrained(out, device="cpu", dtype="fp32")
     assert isinstance(pipe.vae, PatchPCACodec)
     first = list(read_clips(fitted["data"]))[9].frames_numpy()[0]
@@ -94,24 +96,25 @@ def test_model_with_the_codec_generates_streams_and_evaluates(fitted, tmp_path):
     np.testing.assert_array_equal(ceiling, direct)
 
 
+WRAPPER = {"kind": "warp_prior_x0", "min_sigma": 0.05, "eye_height": 1.2, "far_depth": 5.0}
+
+
 def _warp_model(fitted, tmp_path, *, zero_output: bool):
-    """A tiny ``prediction: sample_warp`` model folder on the fitted codec (output layer zeroed on request, so
-    the model returns its prior exactly)."""
-    tiny = randomized_transformer()
-    model = type(tiny)(tiny.config.replace(prediction="sample_warp", warp_eye_height=1.2, warp_far_depth=5.0))
-    model.load_state_dict(tiny.state_dict())
+    """A tiny warp-prior model folder on the fitted codec (output layer zeroed on request, so the model returns
+    its prior exactly), exported from a checkpoint that records its wrapper."""
+    model = randomized_transformer()
     if zero_output:
         torch.nn.init.zeros_(model.final_layer.linear.weight)
         torch.nn.init.zeros_(model.final_layer.linear.bias)
     save_pretrained(model, tmp_path / "step-1")
+    (tmp_path / "step-1" / "wrapper.json").write_text(json.dumps(WRAPPER))
     out = export_model_folder(tmp_path / "step-1", fitted["codec"], tmp_path / "model", image_size=(32, 48), fps=16,
                               sampler={"steps": 3, "shift": 2.0}, use_ema=False, dtype=torch.float32)
     return SanaWMPipeline.from_pretrained(out, device="cpu", dtype="fp32")
 
 
 def test_warp_prior_latents_frame_zero_blocks_and_a_standing_camera(fitted):
-    from sana_wm.camera.warp import warp_first_frame
-    from sana_wm.pipeline.warp_prior import warp_prior_latents
+    from sana_wm.bundled.warp import warp_first_frame, warp_prior_latents
 
     codec = VideoVAE.from_pretrained(fitted["codec"])
     first = list(read_clips(fitted["data"]))[9].frames_numpy()[:1]
@@ -146,9 +149,9 @@ def test_warp_model_generates_its_prior_along_the_camera(fitted, tmp_path, camer
     """With a zero output layer a sample_warp model's video is its warp prior decoded; camera guidance pits it
     against the standing camera's prior: x0 = standing + cfg (prior - standing). A wider, larger image is
     resized and centre-cropped, and the prior's intrinsics follow the crop."""
+    from sana_wm.bundled.warp import warp_prior_latents
     from sana_wm.camera.conditioning import center_crop_geometry
     from sana_wm.camera.trajectory import Intrinsics
-    from sana_wm.pipeline.warp_prior import warp_prior_latents
 
     pipe = _warp_model(fitted, tmp_path, zero_output=True)
     first = list(read_clips(fitted["data"]))[9].frames_numpy()[0]  # 32 x 48
@@ -178,20 +181,21 @@ def test_warp_model_generates_its_prior_along_the_camera(fitted, tmp_path, camer
 
 
 def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
-    """The trainer builds each clip's prior with model.warp_vae: with a zero output layer the loss is exactly
-    the flow loss of predicting the prior, for clips with their camera and for camera-dropped ones."""
-    from sana_wm.model import SanaWMConfig
-    from sana_wm.pipeline.warp_prior import warp_prior_latents
+    """The trainer builds each clip's prior through model.wrapper: with a zero output layer the loss is exactly
+    the flow loss of predicting the prior, for clips with their camera and for camera-dropped ones; the
+    checkpoint records the wrapper for the export."""
+    from sana_wm.bundled.warp import warp_prior_latents
     from sana_wm.train import config_from_dict
     from sana_wm.train.config import ConfigError
     from sana_wm.train.distributed import init_distributed, shutdown
     from sana_wm.train.loop import Trainer
     from sana_wm.train.objective import flow_loss, make_noisy
 
-    config = randomized_transformer().config.replace(prediction="sample_warp")
+    config = randomized_transformer().config
     config.save_json(tmp_path / "warp.json")
+    wrapper = {"kind": "warp_prior_x0", "vae": str(fitted["codec"]), "min_sigma": 0.1}
     raw = {"output_dir": str(tmp_path / "run"), "seed": 3,
-           "model": {"name": None, "config_path": str(tmp_path / "warp.json"), "warp_vae": str(fitted["codec"])},
+           "model": {"name": None, "config_path": str(tmp_path / "warp.json"), "wrapper": wrapper},
            "data": {"root": str(fitted["data"]), "window": 17, "size": [32, 48], "spatial_stride": 16,
                     "batch_size": 4, "window_mode": "start", "latents": "latent_cache", "text": "none"},
            "objective": {"recipe": "chunk_causal", "camera_dropout_prob": 0.5, "image_condition_prob": 1.0},
@@ -211,10 +215,9 @@ def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
         s = samples[1]
         c2w = torch.from_numpy(relative_poses(s["c2w"].numpy()))[None]
         intr = torch.as_tensor(s["intrinsics"], dtype=torch.float64).reshape(-1, 4).expand(17, 4)[None]
-        expected = warp_prior_latents(codec, batch.latents[1:2, :, :1], c2w, intr,
-                                      eye_height=config.warp_eye_height, far=config.warp_far_depth)
-        torch.testing.assert_close(batch.prior[1:2], expected)
-        assert (batch.prior - batch.latents[:, :, :1]).abs().mean() > 1e-3  # the clips' cameras move
+        expected = warp_prior_latents(codec, batch.latents[1:2, :, :1], c2w, intr)  # default depth guess
+        torch.testing.assert_close(batch.extra.latents[1:2], expected)
+        assert (batch.extra.latents - batch.latents[:, :, :1]).abs().mean() > 1e-3  # the clips' cameras move
         torch.nn.init.zeros_(trainer.raw_model.final_layer.linear.weight)
         torch.nn.init.zeros_(trainer.raw_model.final_layer.linear.bias)
         plans, noise = trainer._plans(batch, 0, train=True)
@@ -224,19 +227,28 @@ def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
             loss = trainer._loss(batch, plans, noise)[0]
         sigma = torch.stack([p.sigma for p in plans])
         x_t, target = make_noisy(batch.latents, sigma, noise)
-        prior = torch.stack([trainer.warp.static(batch.latents[i:i + 1])[0] if d else batch.prior[i]
-                             for i, d in enumerate(dropped)])
+        standing = torch.eye(4, dtype=torch.float64).expand(1, 17, 4, 4)
+        prior = torch.cat([warp_prior_latents(codec, batch.latents[i:i + 1, :, :1], standing, intr) if d
+                           else batch.extra.latents[i:i + 1] for i, d in enumerate(dropped)])
+        assert (prior - batch.extra.latents).abs().amax(dim=(1, 2, 3, 4)).gt(1e-3).tolist() == dropped
         floor = (sigma * 1000).floor() / 1000
-        v = (x_t - prior) / floor.clamp_min(config.sample_min_sigma)[:, None, :, None, None]
+        v = (x_t - prior) / floor.clamp_min(0.1)[:, None, :, None, None]
         mask = torch.stack([p.loss_mask for p in plans])
         torch.testing.assert_close(loss, flow_loss(v, target, mask)[0], rtol=1e-5, atol=1e-6)
+        ckpt = trainer.save(0)
+        assert json.loads((ckpt / "wrapper.json").read_text()) == {"kind": "warp_prior_x0", "min_sigma": 0.1,
+                                                                  "eye_height": 1.6, "far_depth": 7.0}
     finally:
         shutdown(env)
-    for field, value, message in (("warp_vae", None, "model.warp_vae: this model predicts"),):
-        bad = {**raw, "model": {**raw["model"], field: value}}
+    # the export records the wrapper, and the pipeline samples through it
+    from sana_wm.bundled import WarpPriorModel, WarpPriorSettings
+
+    out = export_model_folder(ckpt, fitted["codec"], tmp_path / "model", image_size=(32, 48), use_ema=False)
+    pipe = SanaWMPipeline.from_pretrained(out, device="cpu", dtype="fp32")
+    assert isinstance(pipe.model, WarpPriorModel) and pipe.model.transformer is pipe.transformer
+    assert pipe.model.settings == WarpPriorSettings(min_sigma=0.1)
+    for wrapper_spec, message in (({"kind": "warp_prior_x0"}, "model.wrapper.vae: required"),
+                                  ({**wrapper, "kind": "flow"}, "model.wrapper.kind: the only model wrapper"),
+                                  ({**wrapper, "depth": 3.0}, r"model.wrapper: unknown field\(s\) depth")):
         with pytest.raises(ConfigError, match=message):
-            config_from_dict(bad)
-    plain = tmp_path / "plain.json"
-    SanaWMConfig.from_dict({**config.to_dict(), "prediction": "sample"}).save_json(plain)
-    with pytest.raises(ConfigError, match="only a prediction: sample_warp model uses a warp prior"):
-        config_from_dict({**raw, "model": {**raw["model"], "config_path": str(plain)}})
+            config_from_dict({**raw, "model": {**raw["model"], "wrapper": wrapper_spec}})

@@ -1,11 +1,8 @@
-"""Warp the first frame along a camera path with an assumed depth: the geometric prior of the bundled model.
+"""The bundled model's warp prior: the first frame warped along the camera path with an assumed depth.
 
-A small model trained on a CPU learns the look of its world long before it learns to move pixels by the
-right amount (docs/models/sana-wm-synth.md: the session-9 weights moved their first second about a tenth
-as far as the truth). With ``prediction: sample_warp`` (:class:`~sana_wm.model.SanaWMConfig`) the network
-instead predicts the clean latents *minus this warp*: rotation (which needs no depth) and the coarse
-parallax of a walk come from geometry, and the network corrects what the warp gets wrong (disocclusions,
-wrong depth, new content entering the view).
+The bundled network predicts the clean latents *minus this warp* (:mod:`sana_wm.bundled.model`): rotation
+(which needs no depth) and the coarse parallax of a walk come from geometry, and the network corrects what
+the warp gets wrong (disocclusions, wrong depth, new content entering the view).
 
 The depth is a fixed guess, not an estimate: a level camera at ``eye_height`` metres inside a box whose
 floor and ceiling are ``eye_height`` away, capped at ``far`` metres. For a pixel of a target camera at
@@ -16,6 +13,13 @@ is 1/7 m. A rotation-only path warps exactly whatever the depth.
 
 The warp is backward: every pixel of frame ``f`` is lifted with the assumed depth, moved into the first
 camera and sampled there bilinearly; points that leave the first view take its border colour.
+
+:func:`warp_prior_latents` turns that into latents: the first latent frame is decoded, warped and the warped
+video encoded again, a few latent frames at a time so that memory stays bounded over a long path. The pipeline
+and the trainer both build the prior from the first latent frame (not the input image), so the model sees the
+same prior in training and in generation. Block-wise encoding is exact for a codec whose latent frames depend
+only on their own 8 video frames (the bundled patch codec, :mod:`sana_wm.bundled.codec`); a VAE with temporal
+context across groups (LTX-2) gets an approximation at block edges.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["DEFAULT_EYE_HEIGHT", "DEFAULT_FAR_DEPTH", "box_depth", "warp_first_frame"]
+__all__ = ["DEFAULT_EYE_HEIGHT", "DEFAULT_FAR_DEPTH", "box_depth", "warp_first_frame", "warp_prior_latents"]
 
 DEFAULT_EYE_HEIGHT = 1.6  # metres: the synthetic world's eye heights are drawn from 1.4-1.8
 DEFAULT_FAR_DEPTH = 7.0  # metres: 1 / median inverse depth near the horizon in the synthetic world
@@ -92,3 +96,38 @@ def warp_first_frame(image: Tensor, c2w: Tensor, intrinsics: Tensor, *, first_c2
     out = F.grid_sample(frames.to(work), grid.reshape(B * Fn, H, W, 2), mode="bilinear", padding_mode="border",
                         align_corners=True)
     return out.view(B, Fn, C, H, W).transpose(1, 2).to(image.dtype)
+
+
+@torch.no_grad()
+def warp_prior_latents(vae, first_latent: Tensor, c2w: Tensor, intrinsics: Tensor, *,
+                       eye_height: float = DEFAULT_EYE_HEIGHT, far: float = DEFAULT_FAR_DEPTH,
+                       block_latent_frames: int = 8) -> Tensor:
+    """``(B, C, T, h, w)`` float32 prior latents for a video of ``T`` latent frames.
+
+    vae: anything with ``encode``/``decode`` on normalised latents and ``temporal_stride`` (the patch codec,
+    or any :class:`~sana_wm.pipeline.vae.VideoVAE`). first_latent: ``(B, C, 1, h, w)`` (or more
+    frames, of which the first is used). c2w: ``(B, F, 4, 4)`` camera-to-world poses of the
+    ``F = s (T - 1) + 1`` video frames (the first one took the image); intrinsics ``(B, F, 4)``
+    ``[fx, fy, cx, cy]`` in pixels of the decoded image. Latent frame 0 of the prior is ``first_latent`` itself.
+    """
+    s = int(vae.temporal_stride)
+    B, Fn = c2w.shape[:2]
+    if (Fn - 1) % s:
+        raise ValueError(f"warp prior: the camera path has {Fn} frames; it needs {s}k + 1 (one per video frame)")
+    if tuple(intrinsics.shape[:2]) != (B, Fn):
+        raise ValueError(f"warp prior: intrinsics {tuple(intrinsics.shape)} do not match c2w {tuple(c2w.shape)}")
+    if block_latent_frames < 1:
+        raise ValueError(f"warp prior: block_latent_frames must be >= 1, got {block_latent_frames}")
+    first_latent = first_latent[:, :, :1].float()
+    image = vae.decode(first_latent)[:, :, 0]  # (B, 3, H, W) in [-1, 1]
+    T = (Fn - 1) // s + 1
+    out = [first_latent.to(image.device)]
+    for a in range(1, T, block_latent_frames):
+        b = min(T, a + block_latent_frames)
+        frames = slice(s * (a - 1) + 1, s * (b - 1) + 1)  # the video frames of latent frames [a, b)
+        warped = warp_first_frame(image, c2w[:, frames], intrinsics[:, frames], first_c2w=c2w[:, 0],
+                                  first_intrinsics=intrinsics[:, 0], eye_height=eye_height, far=far)
+        # The VAE codes a video that starts with a lone frame; lead with the first frame and drop its latent.
+        video = torch.cat([image[:, :, None], warped], dim=2)
+        out.append(vae.encode(video)[:, :, 1:].float())
+    return torch.cat(out, dim=2)

@@ -1,4 +1,4 @@
-"""The first-frame warp of the bundled model's prior (sana_wm.camera.warp), against a per-pixel float64
+"""The first-frame warp of the bundled model's prior (sana_wm.bundled.warp), against a per-pixel float64
 reference written out with numpy."""
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sana_wm.camera.warp import box_depth, warp_first_frame
+from sana_wm.bundled.warp import box_depth, warp_first_frame
 
 
 def _yaw_pitch(yaw: float, pitch: float) -> np.ndarray:

@@ -1,8 +1,8 @@
 """A linear spatio-temporal patch codec (PCA), the bundled model's autoencoder.
 
 A learned VAE small enough to train on a laptop CPU blurred the synthetic world beyond use (17 dB on
-held-out clips, and the pose estimator failed on 99% of its frame pairs; docs/models/sana-wm-synth.md). A
-fixed linear code, fitted in closed form, keeps far more at the same latent size:
+held-out clips, and the pose estimator failed on 99% of its frame pairs). A fixed linear code, fitted in
+closed form, keeps far more at the same latent size:
 
 * Frames are grouped causally, exactly as the LTX-2 VAE groups them: latent frame 0 holds frame 0 alone
   (repeated ``t = 8`` times, as a causal convolution pads it), latent frame ``k >= 1`` holds frames
@@ -39,11 +39,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sana_wm.bundled import CODEC_CLASS_NAME, is_codec_dir
 from sana_wm.vae import VideoVAE
 
-__all__ = ["CLASS_NAME", "PatchPCACodec", "PatchPCAConfig", "fit_patch_pca", "patch_vectors", "reconstruction_psnr"]
+__all__ = ["CLASS_NAME", "PatchPCACodec", "PatchPCAConfig", "fit_patch_pca", "is_codec_dir", "patch_vectors",
+           "reconstruction_psnr"]
 
-CLASS_NAME = "PatchPCACodec"
+CLASS_NAME = CODEC_CLASS_NAME
 WEIGHTS_NAME = "codec.safetensors"
 
 

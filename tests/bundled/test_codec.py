@@ -1,4 +1,4 @@
-"""The linear patch codec (sana_wm.ae.patch_pca): layout and projection against a plain float64 reference,
+"""The linear patch codec (sana_wm.bundled.codec): layout and projection against a plain float64 reference,
 exact reconstruction inside the fitted subspace, streaming == one-shot decoding, files and errors."""
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sana_wm.ae.patch_pca import PatchPCACodec, PatchPCAConfig, fit_patch_pca, reconstruction_psnr
+from sana_wm.bundled.codec import PatchPCACodec, PatchPCAConfig, fit_patch_pca, reconstruction_psnr
 from sana_wm.vae import VideoVAE
 
 
@@ -76,7 +76,7 @@ def test_exact_inside_the_fitted_subspace():
     """Videos whose patch vectors lie in a 5-dimensional affine subspace are reproduced exactly with 5
     channels, and not with 4. Three of the directions (and the mean) are static over a group's 8 frames, so
     the first group, frame 0 repeated, lies in the subspace too."""
-    from sana_wm.ae.patch_pca import _vectors_to_frames
+    from sana_wm.bundled.codec import _vectors_to_frames
 
     g = torch.Generator().manual_seed(3)
     p, t, d = 4, 8, 4 * 4 * 3

@@ -1,0 +1,9 @@
+"""The bundled model's tests build tiny models and folders with the helpers of the model and pipeline tests."""
+
+import sys
+from pathlib import Path
+
+for helpers in ("model", "pipeline"):
+    path = str(Path(__file__).resolve().parent.parent / helpers)
+    if path not in sys.path:
+        sys.path.append(path)
