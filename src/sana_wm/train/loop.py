@@ -28,7 +28,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
-from sana_wm.model import SanaWMConfig, SanaWMTransformer, chunk_schedule, from_pretrained, get_config
+from sana_wm.model import SanaWMConfig, SanaWMTransformer, chunk_schedule, from_pretrained
 from sana_wm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config, named_config
 from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, build_batch
