@@ -46,8 +46,8 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_MODEL = "sana-wm-synth"
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 CODEC_DIR = "patch_codec"  # the codec's folder inside a model folder
-# Where model folders exported before the codec had its own folder name keep it: the streaming release's VAE
-# folder name, which the codec took because the bundled model uses that release's layout.
+# The codec's other accepted folder: the streaming release's VAE folder name, which a model folder in that
+# release's layout may use for its codec instead; the loader reads either.
 LEGACY_CODEC_DIR = "ltx2_causal_vae"
 CODEC_CLASS_NAME = "PatchPCACodec"  # the codec's config.json "_class_name"
 

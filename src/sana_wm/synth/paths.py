@@ -138,7 +138,7 @@ def exploration_path(scene: Scene, *, seconds: float = 10.0, fps: float = 16.0, 
     if style == "mixed":  # drawn from its own stream, so "mixed" equals the style it resolved to
         style = str(np.random.default_rng([seed, 1]).choice(["walk", "walk", "orbit", "look_around", "revisit"]))
     # A long walk can corner itself against a wall; such a path is redrawn from a derived stream
-    # (attempt 0 is the seed's own stream, so every path that was free on the first draw is unchanged).
+    # (attempt 0 is the seed's own stream, so a path that is free on the first draw does not depend on the retry).
     for attempt in range(PATH_ATTEMPTS):
         rng = np.random.default_rng(seed if attempt == 0 else [seed, 7919, attempt])
         spawn = scene.spawn_pose(rng, radius=BODY_RADIUS)
