@@ -51,13 +51,12 @@ def build_models(base: Path, image_size: tuple[int, int]) -> dict[str, str]:
     from safetensors.torch import save_file
 
     from sana_wm.model import build_model
-    from sana_wm.pipeline.text import save_tiny_text_encoder
 
     tests = Path(__file__).resolve().parents[1] / "tests"
     sys.path[:0] = [str(tests), str(tests / "pipeline")]  # the test suite's tiny-model fixtures
     from pipeline_helpers import save_tiny_refiner
 
-    from tiny_models import tiny_vae
+    from tiny_models import save_tiny_text_encoder, tiny_vae
 
     torch.manual_seed(0)
     state = {k: v.contiguous() for k, v in build_model("tiny").state_dict().items()}

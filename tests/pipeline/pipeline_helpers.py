@@ -12,8 +12,7 @@ from PIL import Image
 from random_weights import randomize_
 from sana_wm.model import build_model
 from sana_wm.pipeline.refiner import TEXT_MAX_TOKENS
-from sana_wm.pipeline.text import save_tiny_text_encoder, tiny_tokenizer
-from tiny_models import tiny_vae
+from tiny_models import save_tiny_text_encoder, tiny_tokenizer, tiny_vae
 
 IMAGE_SIZE = (64, 96)  # (H, W) of the tiny models: a 2 x 3 latent grid
 

@@ -8,12 +8,13 @@ import torch
 import yaml
 from train_helpers import CONFIG_DIR, tiny_config
 
-from sana_wm.pipeline.text import TextEncoder, save_tiny_text_encoder
+from sana_wm.pipeline.text import TextEncoder
 from sana_wm.train import load_config, run_training
 from sana_wm.train.config import ConfigError
 from sana_wm.train.distributed import init_distributed
 from sana_wm.train.loop import Trainer
 from sana_wm.train.text_states import TEXT_STATES_DIR, CaptionStates, encode_captions, read_captions
+from tiny_models import save_tiny_text_encoder
 
 INSTRUCTION = "describe the scene:"  # short, so the tiny encoder's window stays small
 

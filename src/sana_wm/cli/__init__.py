@@ -14,12 +14,12 @@ sana-wm: an independent implementation of the SANA-WM world model
 
 Command groups:
   camera   make, convert, inspect, resample and plot camera trajectories
-  generate generate a video from an image and a camera path (stage 1)
+  generate generate a video from an image and a camera path (stage 1, and the refiner if the model has one)
   data     render synthetic datasets and inspect clip datasets
   eval     score a model on the synthetic world (frames and camera following)
   model    inspect transformer configs and checkpoints (parameter count, block pattern)
   train    train or fine-tune a model from a YAML config
-  vae      train the small synthetic-world VAE; encode datasets into latent caches
+  vae      fit the bundled model's patch codec; encode datasets into latent caches
 
 Run `sana-wm GROUP --help` or `sana-wm GROUP COMMAND --help` for details.
 """

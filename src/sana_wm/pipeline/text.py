@@ -32,8 +32,6 @@ __all__ = [
     "TextEncoder",
     "default_instruction",
     "prompt_token_window",
-    "save_tiny_text_encoder",
-    "tiny_tokenizer",
 ]
 
 GEMMA_ID = "Efficient-Large-Model/gemma-2-2b-it"
@@ -193,51 +191,3 @@ class PromptCache:
         tmp = self.directory / f".{key}.partial"
         embedding.save(tmp)
         os.replace(tmp, self.path(key))
-
-
-# ------------------------------------------------------------------------------------------------
-# A tiny text encoder for tests
-# ------------------------------------------------------------------------------------------------
-_TINY_CORPUS = [
-    "a quiet street with old houses and trees under a clear sky",
-    "a first person view of a forest path with green leaves and soft light",
-    "a living room with a sofa a table and a window",
-    "an empty beach with sand waves and distant mountains",
-]
-
-
-def tiny_tokenizer():
-    """A word-level tokenizer built offline from a few sentences (``<pad>``, ``<eos>``, ``<bos>``, ``<unk>``
-    specials; BOS prepended), standing in for Gemma's in tests."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
-    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(_TINY_CORPUS, trainers.WordLevelTrainer(special_tokens=specials))
-    bos = tok.token_to_id("<bos>")
-    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-                                   unk_token="<unk>")
-
-
-def save_tiny_text_encoder(directory: str | Path, *, hidden_size: int = 64, seed: int = 0) -> Path:
-    """Write a random-weight Gemma-2 (``Gemma2ForCausalLM``, 2 layers) and a word-level tokenizer built offline
-    into ``directory``, in the layout of the released ``gemma-2-2b-it`` folder."""
-    from transformers import Gemma2Config, Gemma2ForCausalLM
-
-    directory = Path(directory)
-    tokenizer = tiny_tokenizer()
-    tokenizer.save_pretrained(str(directory))
-
-    config = Gemma2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                          head_dim=hidden_size // 2, max_position_embeddings=2048,
-                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                          eos_token_id=tokenizer.eos_token_id)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Gemma2ForCausalLM(config)
-    model.save_pretrained(str(directory))
-    return directory

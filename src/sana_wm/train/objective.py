@@ -82,7 +82,7 @@ class ObjectiveConfig:
     # "null_embedding": the model's y_embedder.y_embedding buffer (what the released training used);
     # "empty_prompt": the text encoder's embedding of "" (what inference feeds as the negative prompt).
     null_caption: str = "null_embedding"
-    camera_dropout_prob: float = 0.0  # whole camera branch dropped (camera_vector and plucker = None)
+    camera_dropout_prob: float = 0.0  # both camera branches masked out for the sample (camera_mask False)
     chunk_mixture: dict[str, float] = field(default_factory=lambda: dict(_RELEASED_MIXTURE))
     # "flow": plain velocity MSE (the released recipe). "x0": the velocity error of each frame weighted by
     # sigma^2, which is the MSE of the implied clean latent x0 = x_sigma - sigma v: it stops low-noise frames
