@@ -25,7 +25,7 @@ def test_bundled_model_is_complete_and_small():
     assert WarpPriorSettings.from_dict(settings["wrapper"]) == WarpPriorSettings()
     assert settings["vae"] == "patch_codec" and find_codec_dir(root) == root / "patch_codec"
     from sana_wm.bundled.codec import PatchPCACodec
-    from sana_wm.pipeline.vae import VideoVAE
+    from sana_wm.vae import VideoVAE
 
     codec = VideoVAE.from_pretrained(root / "patch_codec")
     assert isinstance(codec, PatchPCACodec) and codec.latent_channels == 128 and codec.spatial_stride == 16
