@@ -15,7 +15,7 @@ from sana_wm.model import from_pretrained, get_config, save_pretrained
 from sana_wm.model.config import SanaWMConfig
 from sana_wm.pipeline import SanaWMPipeline
 from sana_wm.pipeline.export import export_model_folder
-from sana_wm.pipeline.vae import tiny_vae
+from tiny_models import tiny_vae
 from sana_wm.pipeline.video import read_video
 
 

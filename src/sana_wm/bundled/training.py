@@ -34,7 +34,7 @@ class WarpPriorTraining:
 
     def __init__(self, settings: WarpPriorSettings, vae) -> None:
         if isinstance(vae, str):
-            from sana_wm.pipeline.vae import VideoVAE
+            from sana_wm.vae import VideoVAE
 
             vae = VideoVAE.from_pretrained(vae)
         self.settings, self.vae = settings, vae

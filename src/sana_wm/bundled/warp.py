@@ -105,7 +105,7 @@ def warp_prior_latents(vae, first_latent: Tensor, c2w: Tensor, intrinsics: Tenso
     """``(B, C, T, h, w)`` float32 prior latents for a video of ``T`` latent frames.
 
     vae: anything with ``encode``/``decode`` on normalised latents and ``temporal_stride`` (the patch codec,
-    or any :class:`~sana_wm.pipeline.vae.VideoVAE`). first_latent: ``(B, C, 1, h, w)`` (or more
+    or any :class:`~sana_wm.vae.VideoVAE`). first_latent: ``(B, C, 1, h, w)`` (or more
     frames, of which the first is used). c2w: ``(B, F, 4, 4)`` camera-to-world poses of the
     ``F = s (T - 1) + 1`` video frames (the first one took the image); intrinsics ``(B, F, 4)``
     ``[fx, fy, cx, cy]`` in pixels of the decoded image. Latent frame 0 of the prior is ``first_latent`` itself.

@@ -475,7 +475,7 @@ class GenerationResult:
 
 
 def _warn(template: str) -> None:
-    warnings.warn(OptionWarning(template), stacklevel=4)
+    warnings.warn(OptionWarning(template), stacklevel=5)  # the caller of generate
 
 
 class _FrameSink:
@@ -781,9 +781,6 @@ class SanaWMPipeline:
             if isinstance(request.negative_prompt, str) and request.negative_prompt:
                 _warn("{negative_prompt} is ignored: text guidance is off ({cfg} 1)")
             negative = None
-        if camera_cfg != 1.0 and cfg != 1.0:
-            raise OptionError(f"{{camera_cfg}} {camera_cfg:g} and text {{cfg}} {cfg:g} are both on; guidance takes "
-                              "one unconditional branch, so set one of them to 1")
         chunks = request.camera_cfg_chunks if request.camera_cfg_chunks is not None else defaults.camera_cfg_chunks
         if chunks is not None:
             chunks = guided_chunk_count(chunks, "camera_cfg_chunks")
@@ -794,6 +791,9 @@ class SanaWMPipeline:
                               f"{variant} variant samples the whole clip at once, so leave it unset")
         if camera_cfg == 1.0 or variant != "streaming":
             chunks = None
+        if camera_cfg != 1.0 and cfg != 1.0:
+            raise OptionError(f"{{camera_cfg}} {camera_cfg:g} and text {{cfg}} {cfg:g} are both on; guidance takes "
+                              "one unconditional branch, so set one of them to 1")
         if request.sigmas is not None:
             schedule = SigmaSchedule(torch.tensor(request.sigmas, dtype=torch.float32))
         elif defaults.timesteps is not None and steps == defaults.steps and shift == defaults.shift:
