@@ -15,8 +15,8 @@ from sana_wm.model import from_pretrained, get_config, save_pretrained
 from sana_wm.model.config import SanaWMConfig
 from sana_wm.pipeline import SanaWMPipeline
 from sana_wm.pipeline.export import export_model_folder
-from tiny_models import tiny_vae
 from sana_wm.pipeline.video import read_video
+from tiny_models import tiny_vae
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,23 @@
 """Generation: one image + a camera path (+ a prompt) -> an MP4 and its sidecar.
 
-:class:`SanaWMPipeline` only orchestrates: it prepares inputs (image crop, trajectory fitting, camera tensors,
-text states, the first-frame latent), hands them to the sampler of the loaded variant, optionally refines the
-latents with the stage-2 refiner (:mod:`~sana_wm.pipeline.refiner`), decodes and writes the video. The models'
-insides live in :mod:`sana_wm.model`, the samplers in :mod:`sana_wm.samplers`, the VAE, text encoder and
-refiner wrappers next to this file.
+:class:`SanaWMPipeline` only orchestrates. A call (``pipe(image=..., trajectory=...)`` or :meth:`generate`)
+builds a :class:`GenerationRequest` (frozen, checked on construction) and runs it in named stages:
 
-Model folders (reference §11.4), resolved by :func:`resolve_model`:
+1. :meth:`~SanaWMPipeline.plan` -> :class:`SamplingPlan`: the request's settings over the model's defaults, only
+   those that take effect; every given option that cannot act warns (:class:`OptionWarning`, naming the option)
+   and nonsense is an :class:`OptionError`;
+2. :meth:`~SanaWMPipeline.prepare` -> :class:`PreparedInputs`: the image cropped and encoded to the first latent
+   frame, the trajectory fitted to the frame count with its camera conditioning, the text states, guidance;
+3. :meth:`~SanaWMPipeline.sample` -> :meth:`~SanaWMPipeline.refine` -> :meth:`~SanaWMPipeline.decode`: generators
+   of latent chunks, so the streaming variant samples, refines, decodes and writes each chunk as it comes;
+4. the sidecar (:mod:`~sana_wm.pipeline.sidecar`), recording what took effect.
+
+The models' insides live in :mod:`sana_wm.model`, the samplers in :mod:`sana_wm.samplers`, the VAE in
+:mod:`sana_wm.vae`, the text encoder and refiner wrappers next to this file. On CUDA the transformer runs in
+bf16 by default, elsewhere in float32 (:func:`default_dtype`).
+
+Model folders (reference §11.4), resolved by :func:`resolve_model` (``"sana-wm-synth"`` names the bundled model's
+folder, :mod:`sana_wm.bundled`):
 
 ==============  ==================================================  =====================
 variant         transformer weights                                 VAE
