@@ -783,10 +783,10 @@ class SanaWMPipeline:
             if isinstance(request.negative_prompt, str) and request.negative_prompt:
                 _warn("{negative_prompt} is ignored: this model takes no text (its config.yaml says "
                       "text_encoder: none)")
-            if cfg != 1.0:
+            if request.cfg is not None and cfg != 1.0:
                 _warn(f"{{cfg}} {cfg:g} is ignored: this model takes no text, so text guidance would compare the "
                       "same prediction with itself (its config.yaml says text_encoder: none)")
-                cfg = 1.0
+            cfg = 1.0
             prompt = negative = None
         elif cfg == 1.0:
             if isinstance(request.negative_prompt, str) and request.negative_prompt:
