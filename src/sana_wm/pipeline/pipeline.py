@@ -943,17 +943,17 @@ class SanaWMPipeline:
         if plan.refiner is None:
             yield from chunks
             return
-        refiner = self._use(self.refiner)
         if self.variant != "streaming":
-            for latents in chunks:
+            for latents in chunks:  # with offload, the refiner comes to the device after stage 1 is done
                 stage1.append(latents.cpu())
-                refined = refiner.refine(latents, inputs.refiner_text, fps=self.fps, settings=plan.refiner,
-                                         seed=plan.refiner.seed, progress=progress)
+                refined = self._use(self.refiner).refine(latents, inputs.refiner_text, fps=self.fps,
+                                                         settings=plan.refiner, seed=plan.refiner.seed,
+                                                         progress=progress)
                 self._release(self.refiner)  # before the decoder needs the memory
                 yield refined
             return
-        stream = refiner.stream(inputs.refiner_text, fps=self.fps, settings=plan.refiner, seed=plan.refiner.seed,
-                                num_frames=inputs.latent_frames)
+        stream = self._use(self.refiner).stream(inputs.refiner_text, fps=self.fps, settings=plan.refiner,
+                                                seed=plan.refiner.seed, num_frames=inputs.latent_frames)
         for latents in chunks:
             stage1.append(latents.cpu())
             ready = stream.push(latents)
