@@ -64,7 +64,7 @@ def register(groups: argparse._SubParsersAction) -> None:
                    "describe the scene, not the camera motion)")
     p.add_argument("--prompt-file", metavar="FILE", help="read the prompt from a UTF-8 text file")
     p.add_argument("--negative-prompt", metavar="TEXT", help="negative prompt of text guidance (default: empty; "
-                   "needs --cfg above 1)")
+                   "used only when --cfg is not 1)")
     p.add_argument("--model", metavar="DIR_OR_HF_ID",
                    help="model folder in the released layout or a hub id such as "
                         "Efficient-Large-Model/SANA-WM_bidirectional (default: the bundled sana-wm-synth, a small "
