@@ -15,6 +15,8 @@ _LAZY = {
     "save_pretrained": "sana_wm.model",
     "get_config": "sana_wm.model",
     "SanaWMPipeline": "sana_wm.pipeline",
+    "GenerationRequest": "sana_wm.pipeline",
+    "GenerationResult": "sana_wm.pipeline",
     "Clip": "sana_wm.data",
     "ClipDataset": "sana_wm.data",
     "ShardWriter": "sana_wm.data",

@@ -60,8 +60,9 @@ def test_text_free_model_generates_with_its_own_sampler_defaults(exported, tmp_p
     image = write_image(tmp_path / "first.png", size=(96, 64))
     traj = make_preset("dolly", seconds=2.0, fps=16)
     a = pipe.generate(image, traj, num_frames=25, output=tmp_path / "a.mp4", progress=False, keep_frames=True)
-    b = pipe.generate(image, traj, num_frames=25, prompt="a completely different prompt", progress=False,
-                      keep_frames=True)
+    with pytest.warns(UserWarning, match="prompt is ignored: this model takes no text"):
+        b = pipe.generate(image, traj, num_frames=25, prompt="a completely different prompt", progress=False,
+                          keep_frames=True)
     np.testing.assert_array_equal(a.frames, b.frames)  # the prompt is ignored by a text-free model
     frames, fps = read_video(tmp_path / "a.mp4")
     assert frames.shape == (25, 64, 96, 3) and fps == 16

@@ -113,9 +113,11 @@ def test_camera_guidance_on_the_first_chunk_only(pipelines, image_path, tmp_path
 
 def test_frame_counts_are_snapped(pipelines, image_path):
     traj = action_to_trajectory("w-40")
-    r = pipelines["bidirectional"].generate(image_path, traj, num_frames=20, steps=1, progress=False)
+    with pytest.warns(UserWarning, match=r"num_frames 20: .* has 17 \(3 dropped\)"):
+        r = pipelines["bidirectional"].generate(image_path, traj, num_frames=20, steps=1, progress=False)
     assert r.num_frames == 17  # 8k+1, rounded down
-    r = pipelines["streaming"].generate(image_path, traj, num_frames=40, progress=False)
+    with pytest.warns(UserWarning, match=r"num_frames 40: .* has 25 \(15 dropped\)"):
+        r = pipelines["streaming"].generate(image_path, traj, num_frames=40, progress=False)
     assert r.num_frames == 25  # whole 3-latent-frame chunks: 24k+1
 
 

@@ -1,6 +1,8 @@
 """Generation: image + camera path + prompt -> MP4 and sidecar (orchestration only).
 
-* :class:`SanaWMPipeline` — loads a released-layout model folder or hub id and generates;
+* :class:`SanaWMPipeline` — loads a released-layout model folder, hub id or the bundled model by name, and
+  generates (``pipe(image=..., trajectory=...)`` or :meth:`~SanaWMPipeline.generate`, a typed
+  :class:`GenerationRequest` run in stages);
 * :mod:`~sana_wm.pipeline.text` — the Gemma-2 prompt encoder (the LTX-2 VAE wrapper is :mod:`sana_wm.vae`);
 * :mod:`~sana_wm.pipeline.refiner` — the stage-2 LTX-2 refiner: its folders, settings and text encoder (its
   transformer is :mod:`sana_wm.model.refiner`, its SDEdit loop :mod:`sana_wm.samplers.sdedit`);
@@ -12,9 +14,12 @@ from sana_wm.pipeline.pipeline import (
     OFFICIAL_REPOS,
     VARIANT_DEFAULTS,
     VARIANTS,
+    GenerationRequest,
     GenerationResult,
     ModelFiles,
     ModelFilesError,
+    OptionError,
+    OptionWarning,
     SanaWMPipeline,
     resolve_model,
 )
@@ -29,9 +34,12 @@ __all__ = [
     "OFFICIAL_REPOS",
     "VARIANTS",
     "VARIANT_DEFAULTS",
+    "GenerationRequest",
     "GenerationResult",
     "ModelFiles",
     "ModelFilesError",
+    "OptionError",
+    "OptionWarning",
     "PromptCache",
     "Refiner",
     "RefinerSettings",

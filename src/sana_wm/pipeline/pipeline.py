@@ -1,12 +1,23 @@
 """Generation: one image + a camera path (+ a prompt) -> an MP4 and its sidecar.
 
-:class:`SanaWMPipeline` only orchestrates: it prepares inputs (image crop, trajectory fitting, camera tensors,
-text states, the first-frame latent), hands them to the sampler of the loaded variant, optionally refines the
-latents with the stage-2 refiner (:mod:`~sana_wm.pipeline.refiner`), decodes and writes the video. The models'
-insides live in :mod:`sana_wm.model`, the samplers in :mod:`sana_wm.samplers`, the VAE, text encoder and
-refiner wrappers next to this file.
+:class:`SanaWMPipeline` only orchestrates. A call (``pipe(image=..., trajectory=...)`` or :meth:`generate`)
+builds a :class:`GenerationRequest` (frozen, checked on construction) and runs it in named stages:
 
-Model folders (reference §11.4), resolved by :func:`resolve_model`:
+1. :meth:`~SanaWMPipeline.plan` -> :class:`SamplingPlan`: the request's settings over the model's defaults, only
+   those that take effect; every given option that cannot act warns (:class:`OptionWarning`, naming the option)
+   and nonsense is an :class:`OptionError`;
+2. :meth:`~SanaWMPipeline.prepare` -> :class:`PreparedInputs`: the image cropped and encoded to the first latent
+   frame, the trajectory fitted to the frame count with its camera conditioning, the text states, guidance;
+3. :meth:`~SanaWMPipeline.sample` -> :meth:`~SanaWMPipeline.refine` -> :meth:`~SanaWMPipeline.decode`: generators
+   of latent chunks, so the streaming variant samples, refines, decodes and writes each chunk as it comes;
+4. the sidecar (:mod:`~sana_wm.pipeline.sidecar`), recording what took effect.
+
+The models' insides live in :mod:`sana_wm.model`, the samplers in :mod:`sana_wm.samplers`, the VAE in
+:mod:`sana_wm.vae`, the text encoder and refiner wrappers next to this file. On CUDA the transformer runs in
+bf16 by default, elsewhere in float32 (:func:`default_dtype`).
+
+Model folders (reference §11.4), resolved by :func:`resolve_model` (``"sana-wm-synth"`` names the bundled model's
+folder, :mod:`sana_wm.bundled`):
 
 ==============  ==================================================  =====================
 variant         transformer weights                                 VAE
@@ -45,7 +56,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +73,7 @@ from sana_wm.camera.conditioning import (
 )
 from sana_wm.camera.resample import fit_to_frames, snap_frame_count
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
-from sana_wm.pipeline.errors import ModelFilesError
+from sana_wm.pipeline.errors import ModelFilesError, OptionError, OptionWarning
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.sidecar import file_fingerprint, sha256_file, trajectory_to_dict, write_sidecar
 from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
@@ -71,13 +83,20 @@ from sana_wm.vae import VideoVAE
 
 __all__ = [
     "DEFAULT_FOV_DEG",
+    "EXTEND_MODES",
     "OFFICIAL_REPOS",
     "VARIANTS",
     "VARIANT_DEFAULTS",
+    "GenerationRequest",
     "GenerationResult",
     "ModelFiles",
     "ModelFilesError",
+    "OptionError",
+    "OptionWarning",
+    "PreparedInputs",
+    "SamplingPlan",
     "SanaWMPipeline",
+    "default_dtype",
     "estimate_memory_gib",
     "resolve_model",
 ]
@@ -118,6 +137,7 @@ VARIANT_DEFAULTS = {
 }
 SAMPLER_KEYS = frozenset({"steps", "cfg", "shift", "camera_cfg", "camera_cfg_chunks"})  # sana_wm.sampler
 DEFAULT_FOV_DEG = 60.0  # horizontal FOV assumed for a camera path without intrinsics
+EXTEND_MODES = ("error", "hold", "resample")  # what to do with a camera path shorter than the video
 STREAM_CHUNK_FRAMES = 3  # latent frames per streaming chunk: videos are snapped to 8 * 3k + 1 raw frames
 
 
@@ -188,6 +208,21 @@ def _read_settings(root: Path) -> dict:
     return section
 
 
+def _bundled_root(source: str) -> Path | None:
+    """The bundled model's folder when ``source`` is its name (and no folder of that name is here), else None."""
+    from sana_wm.bundled import BUNDLED_MODEL, bundled_model_dir
+
+    if source != BUNDLED_MODEL or Path(source).exists():
+        return None
+    return bundled_model_dir()
+
+
+def default_dtype(device: torch.device) -> str:
+    """The transformer precision used unless one is asked for: bf16 on CUDA; float32 elsewhere (CPU kernels in
+    bf16 are slower than float32: the bundled model ran 3x slower in bf16 on a CPU)."""
+    return "bf16" if torch.device(device).type == "cuda" else "fp32"
+
+
 def _is_hub_id(source: str) -> bool:
     return source.count("/") == 1 and not source.startswith((".", "/", "~")) and not Path(source).exists()
 
@@ -212,7 +247,7 @@ def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | 
         if vae is None and not (root / VAE_DIRS[variant]).is_dir() and variant == "chunk-causal":
             vae = _download(OFFICIAL_REPOS["bidirectional"], ["vae/*"]) / "vae"
     else:
-        root = Path(source).expanduser()
+        root = _bundled_root(source) or Path(source).expanduser()
         if not root.is_dir():
             raise ModelFilesError(f"model {source!r} is neither a folder nor a hub id (owner/name)")
         detected = _detect_variant(root)
@@ -321,24 +356,180 @@ def estimate_memory_gib(variant: str, latent_frames: int, latent_hw: tuple[int, 
 # ------------------------------------------------------------------------------------------------
 # The pipeline
 # ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation as asked for: the input image, the camera path and every option, checked on construction.
+
+    ``image``: a path, PIL image or uint8 ``(H, W, 3)`` array. ``trajectory``: the camera path; intrinsics are in
+    pixels of ``image`` (any resolution of its aspect); without them a horizontal ``fov`` (default 60 deg) is
+    assumed. ``num_frames``: requested raw frames (default: the trajectory's length), snapped down to ``8k + 1``
+    (streaming: ``24k + 1``); a shorter trajectory is an error unless ``extend`` is "hold" or "resample".
+    ``prompt`` (default :data:`DEFAULT_PROMPT`) and ``negative_prompt`` (default empty): text, a
+    :class:`TextEmbedding` or a saved embedding ``.safetensors``. ``steps``/``cfg``/``shift`` default to the
+    model's sampler settings (:meth:`SanaWMPipeline.sampler_defaults`); ``sigmas`` (a decreasing list ending
+    in 0) replaces the shifted schedule. ``camera_cfg`` (1 = off) is camera guidance: the unconditional branch
+    sees a camera that stands still (same intrinsics); it replaces text guidance rather than adding to it (one
+    of ``cfg``/``camera_cfg`` must be 1). ``camera_cfg_chunks`` (streaming) limits camera guidance to the first
+    N chunks. ``output``: the MP4 to write (plus ``<stem>.sana-wm.json``); streaming writes each chunk as soon
+    as it is decoded. ``action`` (the action string the trajectory came from) is recorded and, with
+    ``overlay_actions``, drawn on the frames. ``keep_frames``: also return the frames when writing a file.
+
+    Stage 2: ``refine`` (default: whenever a refiner is loaded) runs the refiner with ``refiner_settings`` (a
+    :class:`~sana_wm.pipeline.refiner.RefinerSettings` or a dict of its fields over the variant's defaults; its
+    seed defaults to ``seed``) on ``refiner_prompt`` (default: ``prompt``, which must then be text).
+    """
+
+    image: Any
+    trajectory: Trajectory
+    num_frames: int | None = None
+    prompt: str | TextEmbedding | None = None
+    negative_prompt: str | TextEmbedding | None = None
+    variant: str | None = None
+    steps: int | None = None
+    cfg: float | None = None
+    shift: float | None = None
+    sigmas: tuple[float, ...] | None = None
+    camera_cfg: float | None = None
+    camera_cfg_chunks: int | None = None
+    seed: int = 42
+    output: Path | None = None
+    progress: bool = True
+    fov: float | None = None
+    extend: str = "error"
+    action: str | None = None
+    overlay_actions: bool = False
+    instruction: str | None = None
+    keep_frames: bool = False
+    hash_weights: bool = False
+    refine: bool | None = None
+    refiner_settings: RefinerSettings | dict | None = None
+    refiner_prompt: str | TextEmbedding | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.trajectory, Trajectory):
+            raise TypeError(f"trajectory must be a Trajectory, got {type(self.trajectory).__name__} (build one with "
+                            "sana_wm.camera.actions.action_to_trajectory or sana_wm.camera.presets.make_preset)")
+        if self.extend not in EXTEND_MODES:
+            raise ValueError(f"extend={self.extend!r}: choose one of {', '.join(EXTEND_MODES)}")
+        if self.output is not None:
+            output = Path(self.output)
+            if output.suffix.lower() != ".mp4":
+                raise OptionError(f"{{output}} {str(output)!r}: the video is written as H.264 MP4, so the file name "
+                                  "must end in .mp4")
+            object.__setattr__(self, "output", output)
+        if self.num_frames is not None and int(self.num_frames) < 1:
+            raise ValueError(f"num_frames={self.num_frames}: ask for at least one frame")
+        if self.steps is not None and int(self.steps) < 1:
+            raise ValueError(f"steps={self.steps}: take at least one denoising step")
+        if self.fov is not None and not 0 < float(self.fov) < 180:
+            raise ValueError(f"fov={self.fov}: a horizontal field of view is between 0 and 180 degrees")
+        if self.sigmas is not None:
+            object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
+        if isinstance(self.refiner_settings, dict):
+            known = {f.name for f in fields(RefinerSettings)}
+            unknown = sorted(set(self.refiner_settings) - known)
+            if unknown:
+                raise ValueError(f"refiner_settings: unknown keys {unknown}; known: {sorted(known)}")
+            object.__setattr__(self, "refiner_settings", dict(self.refiner_settings))
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """What a request resolves to on one pipeline: the settings that take effect (and only those: an option
+    that cannot act is None here, and warned about when the request gave it)."""
+
+    steps: int
+    cfg: float  # text guidance; 1 = off (always for a text-free model)
+    shift: float
+    schedule: Any  # sana_wm.samplers.SigmaSchedule
+    camera_cfg: float  # 1 = off
+    camera_cfg_chunks: int | None  # guided streaming chunks; None = all of them, or no camera guidance
+    refiner: RefinerSettings | None  # None = stage 1 only
+    prompt: str | TextEmbedding | None  # None for a text-free model
+    negative_prompt: str | TextEmbedding | None  # None unless text guidance is on
+    refiner_prompt: str | TextEmbedding | None  # what the refiner encodes; None without a refiner
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    """The prepare stage's output: everything the sampler, refiner and writer need, on the compute device."""
+
+    image: Any  # PIL.Image.Image, RGB, as given
+    image_path: Path | None  # None for an in-memory image
+    trajectory: Trajectory  # fitted to num_frames, with intrinsics (in pixels of the input image)
+    requested_frames: int
+    num_frames: int  # raw frames stage 1 generates (8k + 1, streaming 24k + 1)
+    latent_frames: int
+    fov: float | None  # the horizontal FOV assumed; None when the path had intrinsics
+    first_latent: torch.Tensor  # (1, C, 1, h, w) the encoded input image
+    cond: Any  # sana_wm.samplers.Conditioning
+    guidance: Any  # sana_wm.samplers.Guidance or None
+    refiner_text: TextEmbedding | None
+    first_pose: int  # trajectory index of the video's first frame (the refiner drops the sink's frames)
+    held_keys: list[frozenset] | None  # per frame, the keys to draw (action overlay)
+
+
 @dataclass
 class GenerationResult:
-    """``frames (F, H, W, 3)`` uint8 (when kept), the decoded ``latents (1, C, T_lat, h, w)`` (refined when the
-    refiner ran; ``stage1_latents`` then holds stage 1's), the output and sidecar paths. ``num_frames``: frames in
-    the video."""
+    """``frames (F, H, W, 3)`` uint8 (kept when no file was written, or with ``keep_frames``), the decoded
+    ``latents (1, C, T_lat, h, w)`` (refined when the refiner ran; ``stage1_latents`` then holds stage 1's), the
+    video and sidecar paths (None without ``output``). ``num_frames``: frames in the video."""
 
     frames: np.ndarray | None
     fps: float
     num_frames: int
     latents: torch.Tensor | None
-    path: Path | None
+    video_path: Path | None
     sidecar: Path | None
     seconds: float
     stage1_latents: torch.Tensor | None = None
 
 
+def _warn(template: str) -> None:
+    warnings.warn(OptionWarning(template), stacklevel=5)  # the caller of generate
+
+
+class _FrameSink:
+    """Where decoded frames go, in order: the MP4 (if any) and/or memory. Drops the refiner's sink frames
+    (``first_pose``) and draws the action overlay."""
+
+    def __init__(self, request: GenerationRequest, inputs: PreparedInputs, fps: float) -> None:
+        self.first_pose = inputs.first_pose
+        self.held = inputs.held_keys
+        self.keep = request.keep_frames or request.output is None
+        self.writer = VideoWriter(request.output, fps, keep_frames=request.keep_frames) \
+            if request.output is not None else None
+        self.kept: list[np.ndarray] = []
+        self.decoded = 0  # frames decoded so far (dropped sink frames included)
+
+    def add(self, video: torch.Tensor) -> None:
+        """``video (1, 3, F, H, W)`` in [-1, 1], the next decoded frames."""
+        skip = max(0, min(self.first_pose - self.decoded, video.shape[2]))
+        self.decoded += video.shape[2]
+        frames = to_uint8_frames(video[:, :, skip:])
+        if not len(frames):
+            return
+        start = self.decoded - len(frames)  # the trajectory index of frames[0]
+        if self.held is not None:
+            frames = draw_action_overlay(frames, self.held[start:start + len(frames)])
+        if self.writer is not None:
+            self.writer.write(frames)
+        elif self.keep:
+            self.kept.append(frames)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def frames(self) -> np.ndarray | None:
+        if self.writer is not None and self.keep:
+            return self.writer.frames
+        return np.concatenate(self.kept) if self.kept else None
+
+
 class SanaWMPipeline:
-    """Stage-1 SANA-WM generation (module docstring). Build with :meth:`from_pretrained`."""
+    """SANA-WM generation (module docstring). Build with :meth:`from_pretrained`; call it like a diffusers
+    pipeline (``pipe(image=..., trajectory=...)``) or with :meth:`generate`."""
 
     def __init__(self, transformer, vae: VideoVAE, text_encoder: TextEncoder | None, *, variant: str,
                  image_size: tuple[int, int] = DEFAULT_TARGET_SIZE, fps: float = 16.0, device="cpu",
@@ -376,21 +567,24 @@ class SanaWMPipeline:
     @classmethod
     def from_pretrained(cls, source: str | Path, variant: str | None = None, *, text_encoder: str | Path | None = None,
                         vae: str | Path | None = None, device: str | torch.device | None = None,
-                        dtype: str | torch.dtype = "bf16", offload: bool = False,
+                        dtype: str | torch.dtype | None = None, offload: bool = False,
                         prompt_cache: str | Path | None = None, instruction: str | None = None,
                         refiner: str | Path | bool | None = None,
                         refiner_text_encoder: str | Path | None = None) -> SanaWMPipeline:
-        """Load a released (or released-layout) model folder or official hub id (module docstring).
+        """Load a released (or released-layout) model folder, an official hub id, or the bundled model by its
+        name, ``"sana-wm-synth"`` (module docstring).
 
-        ``refiner``: None/False for stage 1 only; True for the model's own refiner (an error if it has none);
-        "auto" for the model's refiner when it has one; or a refiner folder / model folder / hub id.
+        ``device``: default cuda when available, else cpu. ``dtype`` of the transformer (and refiner): default
+        :func:`default_dtype` of the device, bf16 on CUDA and float32 on CPU. ``refiner``: None/False for
+        stage 1 only; True for the model's own refiner (an error if it has none); "auto" for the model's refiner
+        when it has one; or a refiner folder / model folder / hub id.
         ``refiner_text_encoder`` overrides its Gemma-3 folder."""
         from sana_wm.model.loading import from_pretrained as load_transformer
         from sana_wm.model.loading import resolve_dtype
 
         files = resolve_model(source, variant, vae=vae, text_encoder=text_encoder)
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        dtype = resolve_dtype(dtype)
+        dtype = resolve_dtype(default_dtype(device) if dtype is None else dtype)
         idle = torch.device("cpu") if offload else device
         transformer = load_transformer(files.dit, _transformer_config(files.settings), dtype=dtype, device=device)
         # The VAE and text encoder in full precision on CPU (half-precision CPU kernels are slow or missing).
@@ -402,6 +596,8 @@ class SanaWMPipeline:
             encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=aux_dtype, device=idle, cache=cache,
                                                   instruction=instruction)
         refiner_source = _refiner_source(files, refiner)
+        if refiner_source is None and refiner_text_encoder is not None:
+            warnings.warn(OptionWarning("{refiner_text_encoder} is ignored: no refiner is loaded"), stacklevel=2)
         stage2 = None
         if refiner_source is not None:
             stage2 = Refiner.from_pretrained(refiner_source, text_encoder=refiner_text_encoder, dtype=dtype,
@@ -496,7 +692,7 @@ class SanaWMPipeline:
             encoder.instruction = saved
             self._release(encoder)
 
-    # -- generation ---------------------------------------------------------------------------------
+    # -- conditioning helpers ------------------------------------------------------------------------
     def _standing_camera(self, traj: Trajectory, first: torch.Tensor, geometry: CropGeometry):
         """The camera-guidance negative: ``traj``'s intrinsics on a camera that never moves (``first``: the
         first latent frame, for the model's extra conditioning; ``geometry``: the input image's resize and
@@ -527,103 +723,127 @@ class SanaWMPipeline:
         self._release(vae)
         return extra
 
-    def generate(
-        self,
-        image,
-        trajectory: Trajectory,
-        *,
-        num_frames: int | None = None,
-        prompt: str | TextEmbedding = DEFAULT_PROMPT,
-        negative_prompt: str | TextEmbedding = "",
-        variant: str | None = None,
-        steps: int | None = None,
-        cfg: float | None = None,
-        shift: float | None = None,
-        sigmas: list[float] | None = None,
-        camera_cfg: float | None = None,
-        camera_cfg_chunks: int | None = None,
-        seed: int = 42,
-        output: str | Path | None = None,
-        progress: bool = True,
-        fov: float | None = None,
-        extend: str = "error",
-        action: str | None = None,
-        overlay_actions: bool = False,
-        instruction: str | None = None,
-        keep_frames: bool = False,
-        hash_weights: bool = False,
-        refine: bool | None = None,
-        refiner_settings: RefinerSettings | dict | None = None,
-        refiner_prompt: str | TextEmbedding | None = None,
-    ) -> GenerationResult:
-        """Generate a video from ``image`` (path, PIL image or uint8 array) following ``trajectory``.
+    # -- generation ---------------------------------------------------------------------------------
+    def __call__(self, image=None, trajectory: Trajectory | None = None, **options) -> GenerationResult:
+        """``pipe(image=..., trajectory=..., **options)``: :meth:`generate` with the frames always returned
+        (``result.frames``, uint8 ``(F, H, W, 3)``; ``result.video_path`` is None unless ``output`` was given).
+        ``options`` are :class:`GenerationRequest`'s fields."""
+        if image is None or trajectory is None:
+            raise TypeError("pipe(image=..., trajectory=...) needs both the first frame and the camera path")
+        options.setdefault("keep_frames", True)
+        return self.generate(image, trajectory, **options)
 
-        ``num_frames``: requested raw frames (default: the trajectory's length), snapped down to ``8k + 1``
-        (streaming: ``24k + 1``); a shorter trajectory is an error unless ``extend`` is "hold" or "resample".
-        Intrinsics are in pixels of ``image`` (any resolution of its aspect); without them a ``fov`` (default
-        60 deg horizontal) is assumed. ``steps``/``cfg``/``shift`` default per variant (``VARIANT_DEFAULTS``);
-        ``sigmas`` (a decreasing list ending in 0) replaces the shifted schedule. ``camera_cfg`` (default: the
-        model's ``sana_wm.sampler.camera_cfg``, else 1 = off) is camera guidance: the unconditional branch sees
-        a camera that stands still (same intrinsics), so ``w > 1`` pushes the video along the path; it is an
-        alternative to text guidance, not combined with it (one of ``cfg``/``camera_cfg`` must be 1).
-        ``camera_cfg_chunks`` (streaming; default: the model's, else every chunk) limits camera guidance to
-        the first N chunks, where it moves the video without compounding drift over the rollout.
-        ``output``: the MP4 to write (plus ``<stem>.sana-wm.json``); streaming writes each chunk as soon as it
-        is decoded. ``action`` (the action string the trajectory came from) is recorded and, with
-        ``overlay_actions``, drawn on the frames.
+    def generate(self, image, trajectory: Trajectory, **options) -> GenerationResult:
+        """Generate a video from ``image`` following ``trajectory``; ``options`` are :class:`GenerationRequest`'s
+        fields (see there). The stages: :meth:`plan` (settings that take effect), :meth:`prepare` (image,
+        camera, text, first latent), :meth:`sample` -> :meth:`refine` -> :meth:`decode` (chunk by chunk when
+        streaming, so frames reach the MP4 as they are made), then the sidecar. The refined video drops the
+        decoded sink frame unless ``keep_sink_frame`` (module docstring)."""
+        return self.run(GenerationRequest(image, trajectory, **options))
 
-        Stage 2: ``refine`` (default: whenever a refiner is loaded) runs the refiner with ``refiner_settings``
-        (a :class:`~sana_wm.pipeline.refiner.RefinerSettings` or a dict of its fields over the variant's
-        defaults; its seed defaults to ``seed``) on ``refiner_prompt`` (default: ``prompt``, which must then be
-        text). The refined video drops the decoded sink frame unless ``keep_sink_frame`` (module docstring).
-        """
-        from sana_wm.samplers import (
-            Conditioning,
-            Guidance,
-            SigmaSchedule,
-            chunk_causal_sample,
-            euler_sample,
-            stream_sample,
-        )
-
+    def run(self, request: GenerationRequest) -> GenerationResult:
+        """Generate what ``request`` asks for (:meth:`generate`)."""
         started = time.perf_counter()
-        variant = _check_variant(variant) or self.variant
+        plan = self.plan(request)
+        inputs = self.prepare(request, plan)
+        sink = _FrameSink(request, inputs, self.fps)
+        stage1: list[torch.Tensor] = []
+        try:
+            chunks = self.sample(inputs, plan, seed=request.seed, progress=request.progress)
+            latents = self.decode(self.refine(chunks, inputs, plan, stage1, progress=request.progress), sink)
+        finally:
+            sink.close()
+        sidecar = None
+        if request.output is not None:
+            sidecar = write_sidecar(request.output, self._record(request, plan, inputs))
+        return GenerationResult(sink.frames(), self.fps, inputs.num_frames - inputs.first_pose, latents,
+                                request.output, sidecar, time.perf_counter() - started,
+                                torch.cat(stage1, dim=2) if stage1 else None)
+
+    def plan(self, request: GenerationRequest) -> SamplingPlan:
+        """Resolve ``request``'s settings against the model's defaults; warn (:class:`OptionWarning`) about each
+        given option that cannot take effect, and raise where the request cannot mean anything."""
+        from sana_wm.samplers import SigmaSchedule
+
+        variant = _check_variant(request.variant) or self.variant
         if variant != self.variant:
             raise ValueError(f"this pipeline holds {self.variant} weights; the {variant} variant needs its own "
                              f"weights (load them with from_pretrained(..., variant={variant!r}))")
         defaults = self.sampler_defaults(variant)
-        steps = defaults.steps if steps is None else int(steps)
-        cfg = defaults.cfg if cfg is None else float(cfg)
-        shift = defaults.shift if shift is None else float(shift)
-        camera_cfg = defaults.camera_cfg if camera_cfg is None else float(camera_cfg)
-        if camera_cfg_chunks is None:
-            camera_cfg_chunks = defaults.camera_cfg_chunks
-        if camera_cfg_chunks is not None:
-            camera_cfg_chunks = guided_chunk_count(camera_cfg_chunks, "camera_cfg_chunks")
-            if variant != "streaming" and camera_cfg != 1.0:
-                raise ValueError(f"camera_cfg_chunks limits guidance to the first chunks of a streamed video; "
-                                 f"the {variant} variant samples the whole clip at once, so leave it unset")
+        steps = defaults.steps if request.steps is None else int(request.steps)
+        cfg = defaults.cfg if request.cfg is None else float(request.cfg)
+        shift = defaults.shift if request.shift is None else float(request.shift)
+        camera_cfg = defaults.camera_cfg if request.camera_cfg is None else float(request.camera_cfg)
+        prompt = DEFAULT_PROMPT if request.prompt is None else request.prompt
+        negative = "" if request.negative_prompt is None else request.negative_prompt
+        if self.text_free:
+            # A text-free model was trained on its null caption alone: prompts and text guidance cannot act.
+            if isinstance(request.prompt, str) and request.prompt not in ("", DEFAULT_PROMPT):
+                _warn("{prompt} is ignored: this model takes no text (its config.yaml says text_encoder: none)")
+            if isinstance(request.negative_prompt, str) and request.negative_prompt:
+                _warn("{negative_prompt} is ignored: this model takes no text (its config.yaml says "
+                      "text_encoder: none)")
+            if request.cfg is not None and cfg != 1.0:
+                _warn(f"{{cfg}} {cfg:g} is ignored: this model takes no text, so text guidance would compare the "
+                      "same prediction with itself (its config.yaml says text_encoder: none)")
+            cfg = 1.0
+            prompt = negative = None
+        elif cfg == 1.0:
+            if isinstance(request.negative_prompt, str) and request.negative_prompt:
+                _warn("{negative_prompt} is ignored: text guidance is off ({cfg} 1)")
+            negative = None
+        chunks = request.camera_cfg_chunks if request.camera_cfg_chunks is not None else defaults.camera_cfg_chunks
+        if chunks is not None:
+            chunks = guided_chunk_count(chunks, "camera_cfg_chunks")
+        if request.camera_cfg_chunks is not None and camera_cfg == 1.0:
+            _warn("{camera_cfg_chunks} is ignored: camera guidance is off ({camera_cfg} 1)")
+        elif request.camera_cfg_chunks is not None and variant != "streaming":
+            raise OptionError(f"{{camera_cfg_chunks}} limits guidance to the first chunks of a streamed video; the "
+                              f"{variant} variant samples the whole clip at once, so leave it unset")
+        if camera_cfg == 1.0 or variant != "streaming":
+            chunks = None
         if camera_cfg != 1.0 and cfg != 1.0:
-            raise ValueError(f"camera_cfg {camera_cfg} and text cfg {cfg} are both on; guidance takes one "
-                             "unconditional branch, so set one of them to 1")
-        if sigmas is not None:
-            schedule = SigmaSchedule(torch.tensor(sigmas, dtype=torch.float32))
+            raise OptionError(f"{{camera_cfg}} {camera_cfg:g} and text {{cfg}} {cfg:g} are both on; guidance takes "
+                              "one unconditional branch, so set one of them to 1")
+        if request.sigmas is not None:
+            schedule = SigmaSchedule(torch.tensor(request.sigmas, dtype=torch.float32))
         elif defaults.timesteps is not None and steps == defaults.steps and shift == defaults.shift:
             schedule = SigmaSchedule.from_timesteps(defaults.timesteps)
         else:
             schedule = SigmaSchedule.shifted(steps, shift)
-        steps = schedule.num_steps
 
-        # -- inputs: image, trajectory, camera ---------------------------------------------------
-        pil, image_path = self._load_image(image)
+        refine = self.refiner is not None if request.refine is None else bool(request.refine)
+        refiner, refiner_prompt = None, None
+        if refine:
+            refiner = self._refiner_settings(variant, request.refiner_settings, request.seed)
+            refiner_prompt = prompt if request.refiner_prompt is None else request.refiner_prompt
+            if refiner_prompt is None:  # a text-free stage 1 still hands the refiner a prompt
+                refiner_prompt = DEFAULT_PROMPT
+        else:
+            why = "no refiner is loaded" if self.refiner is None else "refine=False"
+            given = request.refiner_settings
+            keys = sorted(given) if isinstance(given, dict) else (["refiner_settings"] if given is not None else [])
+            for key in keys:
+                name = key if key == "refiner_settings" else f"refiner_settings.{key}"
+                _warn(f"{{{name}}} is ignored: {why}")
+            if request.refiner_prompt is not None:
+                _warn(f"{{refiner_prompt}} is ignored: {why}")
+        return SamplingPlan(schedule.num_steps, cfg, shift, schedule, camera_cfg, chunks, refiner, prompt, negative,
+                            refiner_prompt)
+
+    def prepare(self, request: GenerationRequest, plan: SamplingPlan) -> PreparedInputs:
+        """The image (cropped to the model size and encoded to the first latent frame), the camera path (fitted
+        to the frame count, with intrinsics) as camera conditioning, the text states and the guidance branch."""
+        from sana_wm.samplers import Conditioning, Guidance
+
+        pil, image_path = self._load_image(request.image)
         src_w, src_h = pil.size
-        if not isinstance(trajectory, Trajectory):
-            raise TypeError(f"trajectory must be a Trajectory, got {type(trajectory).__name__}")
-        requested = trajectory.num_frames if num_frames is None else int(num_frames)
-        if num_frames is None and trajectory.num_frames < 2:
+        trajectory = request.trajectory
+        requested = trajectory.num_frames if request.num_frames is None else int(request.num_frames)
+        if request.num_frames is None and trajectory.num_frames < 2:
             raise TrajectoryError("the camera trajectory has a single pose; give num_frames and extend='hold'")
         n = self.snap_num_frames(requested)
-        if trajectory.num_frames < n and extend == "error":
+        if trajectory.num_frames < n and request.extend == "error":
             most = trajectory.num_frames
             try:
                 fewer = f"ask for at most {self.snap_num_frames(most)} frames (--num-frames)"
@@ -632,28 +852,35 @@ class SanaWMPipeline:
             raise TrajectoryError(
                 f"the camera trajectory has {most} frames but {n} are needed for the requested {requested}; "
                 f"{fewer}, or extend it (--extend hold repeats the last pose, --extend resample stretches it)")
-        traj = fit_to_frames(trajectory, n, extend=extend)
-        fov_used = None
+        if n < requested:
+            grid = "24k+1" if self.variant == "streaming" else "8k+1"
+            asked = "{num_frames} " + str(requested) if request.num_frames is not None \
+                else f"the camera path's {requested} poses"
+            up = self._next_frame_count(requested)
+            _warn(f"{asked}: the {self.variant} variant makes {grid} frames, so the video has {n} "
+                  f"({requested - n} dropped); ask for {{num_frames}} {up} with {{extend}} hold to keep them all")
+        traj = fit_to_frames(trajectory, n, extend=request.extend)
+        fov = None
         if traj.intrinsics is None:
-            fov_used = DEFAULT_FOV_DEG if fov is None else float(fov)
-            traj = traj.with_intrinsics(Intrinsics.from_fov(fov_used, src_w, src_h, traj.num_frames))
+            fov = DEFAULT_FOV_DEG if request.fov is None else float(request.fov)
+            traj = traj.with_intrinsics(Intrinsics.from_fov(fov, src_w, src_h, traj.num_frames))
+        elif request.fov is not None:
+            _warn("{fov} is ignored: the camera path has its own intrinsics")
         H, W = self.image_size
         geometry = center_crop_geometry(src_w, src_h, target_w=W, target_h=H)
         camera = conditioning_from_trajectory(traj, src_image_size=(src_w, src_h), target_size=(H, W),
                                               temporal_stride=self.vae.temporal_stride,
                                               spatial_stride=self.vae.spatial_stride)
         T = self.vae.num_latent_frames(n)
-        refine = self.refiner is not None if refine is None else bool(refine)
-        rsettings = self._refiner_settings(variant, refiner_settings, seed) if refine else None
-        if cfg != 1.0 or camera_cfg != 1.0 or self.device.type == "cuda":
-            message = self.check_memory(n, cfg=cfg if camera_cfg == 1.0 else camera_cfg, refine=refine)
+        if plan.cfg != 1.0 or plan.camera_cfg != 1.0 or self.device.type == "cuda":
+            message = self.check_memory(n, cfg=plan.cfg if plan.camera_cfg == 1.0 else plan.camera_cfg,
+                                        refine=plan.refiner is not None)
             if message:
-                warnings.warn(message, stacklevel=2)
+                warnings.warn(message, stacklevel=3)
 
-        # -- text and first-frame latent -----------------------------------------------------------
-        refiner_text = self._refiner_text(prompt if refiner_prompt is None else refiner_prompt) if refine else None
-        text = self._text(prompt, False, instruction)
-        negative = self._text(negative_prompt, True, instruction) if cfg != 1.0 else None
+        refiner_text = self._refiner_text(plan.refiner_prompt) if plan.refiner is not None else None
+        text = self._text(plan.prompt, False, request.instruction)
+        negative = self._text(plan.negative_prompt, True, request.instruction) if plan.cfg != 1.0 else None
         cropped = np.asarray(geometry.apply_to_image(pil), dtype=np.float32)
         pixels = torch.from_numpy(cropped).permute(2, 0, 1)[None, :, None] / 127.5 - 1.0  # (1, 3, 1, H, W)
         vae = self._use(self.vae)
@@ -667,115 +894,96 @@ class SanaWMPipeline:
                             self._extra_conditioning(first, traj, geometry))
         guidance = None
         if negative is not None:
-            guidance = Guidance(cfg, negative.embeds.to(self.device, model_dtype), negative.mask.to(self.device))
-        elif camera_cfg != 1.0:
-            guidance = Guidance(camera_cfg, negative_camera=self._standing_camera(traj, first, geometry),
-                                chunks=camera_cfg_chunks)
-        generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
+            guidance = Guidance(plan.cfg, negative.embeds.to(self.device, model_dtype), negative.mask.to(self.device))
+        elif plan.camera_cfg != 1.0:
+            guidance = Guidance(plan.camera_cfg, negative_camera=self._standing_camera(traj, first, geometry),
+                                chunks=plan.camera_cfg_chunks)
 
         # The refined video starts after the sink's decoded frames (released behaviour), unless kept.
         first_pose = 0
-        if rsettings is not None and not rsettings.keep_sink_frame:
-            first_pose = self.vae.num_video_frames(rsettings.sink_frames)
+        if plan.refiner is not None and not plan.refiner.keep_sink_frame:
+            first_pose = self.vae.num_video_frames(plan.refiner.sink_frames)
         held = None
-        if action is not None and overlay_actions:
+        if request.action is not None and request.overlay_actions:
             from sana_wm.camera.actions import per_frame_keys
 
-            keys = per_frame_keys(action)
+            keys = per_frame_keys(request.action)
             held = [frozenset()] + [keys[min(i, len(keys) - 1)] for i in range(n - 1)]
+        return PreparedInputs(pil, image_path, traj, requested, n, T, fov, first, cond, guidance, refiner_text,
+                              first_pose, held)
 
-        writer = VideoWriter(output, self.fps, keep_frames=keep_frames) if output is not None else None
-        frames_kept: list[np.ndarray] = []
-        decoded = 0  # frames decoded so far (dropped sink frames included)
+    def sample(self, inputs: PreparedInputs, plan: SamplingPlan, *, seed: int,
+               progress: bool = False) -> Iterator[torch.Tensor]:
+        """Stage 1: the latent video ``(1, C, T, h, w)``, yielded chunk by chunk by the streaming variant and
+        whole by the others."""
+        from sana_wm.samplers import chunk_causal_sample, euler_sample, stream_sample
 
-        def emit(video: torch.Tensor) -> None:
-            nonlocal decoded
-            skip = max(0, min(first_pose - decoded, video.shape[2]))
-            decoded += video.shape[2]
-            frames = to_uint8_frames(video[:, :, skip:])
-            if not len(frames):
-                return
-            start = decoded - len(frames)  # the trajectory index of frames[0]
-            if held is not None:
-                frames = draw_action_overlay(frames, held[start:start + len(frames)])
-            if writer is not None:
-                writer.write(frames)
-            elif keep_frames or output is None:
-                frames_kept.append(frames)
-
-        stage1 = None
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
+        if self.variant != "streaming":
+            sample = euler_sample if self.variant == "bidirectional" else chunk_causal_sample
+            yield sample(self.model, inputs.cond, inputs.first_latent, inputs.latent_frames, plan.schedule,
+                         guidance=inputs.guidance, generator=generator, progress=progress).latents
+            return
+        bar = _chunk_bar(progress, inputs.latent_frames)
         try:
-            if variant == "streaming":
-                decoder = None
-                chunks, refined = [], []
-                stream = None
-                if rsettings is not None:
-                    stream = self._use(self.refiner).stream(refiner_text, fps=self.fps, settings=rsettings,
-                                                            seed=rsettings.seed, num_frames=T)
-
-                def decode(latents: torch.Tensor) -> None:
-                    nonlocal decoder
-                    vae = self._use(self.vae)
-                    decoder = decoder or vae.stream_decoder()
-                    emit(decoder.decode_chunk(latents))
-                    refined.append(latents.cpu())
-
-                bar = _chunk_bar(progress, T)
-                for chunk in stream_sample(self.model, cond, first, T, schedule, guidance=guidance,
-                                           generator=generator, progress=False):
-                    chunks.append(chunk.latents.cpu())
-                    ready = chunk.latents if stream is None else stream.push(chunk.latents)
-                    if ready is not None:
-                        decode(ready)
-                    if bar is not None:
-                        bar.update(chunk.latents.shape[2])
-                if stream is not None:
-                    tail = stream.finish()
-                    if tail is not None:
-                        decode(tail)
-                    self._release(self.refiner)
+            for chunk in stream_sample(self.model, inputs.cond, inputs.first_latent, inputs.latent_frames,
+                                       plan.schedule, guidance=inputs.guidance, generator=generator, progress=False):
+                yield chunk.latents
                 if bar is not None:
-                    bar.close()
-                self._release(self.vae)
-                latents = torch.cat(refined, dim=2)
-                stage1 = torch.cat(chunks, dim=2) if stream is not None else None
-            else:
-                sample = euler_sample if variant == "bidirectional" else chunk_causal_sample
-                latents = sample(self.model, cond, first, T, schedule, guidance=guidance,
-                                 generator=generator, progress=progress).latents
-                if rsettings is not None:
-                    stage1 = latents.cpu()
-                    latents = self._use(self.refiner).refine(latents, refiner_text, fps=self.fps,
-                                                             settings=rsettings, seed=rsettings.seed,
-                                                             progress=progress)
-                    self._release(self.refiner)
-                vae = self._use(self.vae)
-                emit(vae.decode(latents))
-                self._release(vae)
-                latents = latents.cpu()
+                    bar.update(chunk.latents.shape[2])
         finally:
-            if writer is not None:
-                writer.close()
+            if bar is not None:
+                bar.close()
 
-        frames_out = None
-        if writer is not None and keep_frames:
-            frames_out = writer.frames
-        elif frames_kept:
-            frames_out = np.concatenate(frames_kept)
-        sidecar = None
-        if output is not None:
-            record = self._record(image_path, pil, traj, n, requested, prompt, negative_prompt, seed, steps, cfg,
-                                  shift, schedule, fov_used if fov_used is not None else fov, action,
-                                  overlay_actions, instruction, hash_weights, extend)
-            record.update(video_frames=n - first_pose, first_pose=first_pose)
-            record["settings"].update(camera_cfg=camera_cfg, camera_cfg_chunks=camera_cfg_chunks,
-                                      refiner=None if rsettings is None else rsettings.to_dict(),
-                                      refiner_prompt=None if refiner_prompt is None else _text_field(refiner_prompt))
-            if rsettings is not None and self.refiner.files is not None:
-                record["model"]["refiner"] = self.refiner.files.fingerprint(hash_contents=hash_weights)
-            sidecar = write_sidecar(output, record)
-        return GenerationResult(frames_out, self.fps, n - first_pose, latents, None if output is None else Path(output),
-                                sidecar, time.perf_counter() - started, stage1)
+    def refine(self, chunks: Iterable[torch.Tensor], inputs: PreparedInputs, plan: SamplingPlan,
+               stage1: list[torch.Tensor], *, progress: bool = False) -> Iterator[torch.Tensor]:
+        """Stage 2 over stage 1's ``chunks`` (passed through without a refiner): each chunk as soon as the
+        refiner's window allows when streaming, else the whole video. Stage 1's latents are appended to
+        ``stage1`` (on the CPU) when the refiner runs."""
+        if plan.refiner is None:
+            yield from chunks
+            return
+        if self.variant != "streaming":
+            for latents in chunks:  # with offload, the refiner comes to the device after stage 1 is done
+                stage1.append(latents.cpu())
+                refined = self._use(self.refiner).refine(latents, inputs.refiner_text, fps=self.fps,
+                                                         settings=plan.refiner, seed=plan.refiner.seed,
+                                                         progress=progress)
+                self._release(self.refiner)  # before the decoder needs the memory
+                yield refined
+            return
+        stream = self._use(self.refiner).stream(inputs.refiner_text, fps=self.fps, settings=plan.refiner,
+                                                seed=plan.refiner.seed, num_frames=inputs.latent_frames)
+        for latents in chunks:
+            stage1.append(latents.cpu())
+            ready = stream.push(latents)
+            if ready is not None:
+                yield ready
+        tail = stream.finish()
+        if tail is not None:
+            yield tail
+        self._release(self.refiner)
+
+    def decode(self, latents: Iterable[torch.Tensor], sink: _FrameSink) -> torch.Tensor:
+        """Decode ``latents`` into ``sink`` as they come (the streaming variant's causal decoder carries its
+        state from chunk to chunk); returns all of them, concatenated on the CPU."""
+        decoder = None
+        decoded = []
+        for chunk in latents:
+            vae = self._use(self.vae)
+            if self.variant == "streaming":
+                decoder = decoder or vae.stream_decoder()
+                sink.add(decoder.decode_chunk(chunk))
+            else:
+                sink.add(vae.decode(chunk))
+            decoded.append(chunk.cpu())
+        self._release(self.vae)
+        return torch.cat(decoded, dim=2)
+
+    def _next_frame_count(self, num_frames: int) -> int:
+        """The smallest frame count on this variant's grid that is at least ``num_frames``."""
+        stride = self.vae.temporal_stride * (STREAM_CHUNK_FRAMES if self.variant == "streaming" else 1)
+        return 1 + stride * -(-(num_frames - 1) // stride)
 
     def _refiner_settings(self, variant: str, settings: RefinerSettings | dict | None, seed: int) -> RefinerSettings:
         if self.refiner is None:
@@ -805,47 +1013,60 @@ class SanaWMPipeline:
         finally:
             self._release(encoder)
 
-    def _record(self, image_path, pil, traj, n, requested, prompt, negative_prompt, seed, steps, cfg, shift,
-                schedule, fov, action, overlay_actions, instruction, hash_weights, extend) -> dict[str, Any]:
+    def _record(self, request: GenerationRequest, plan: SamplingPlan, inputs: PreparedInputs) -> dict[str, Any]:
+        """The sidecar: the settings that took effect (None for options that could not act), the inputs and the
+        model files, enough for :func:`~sana_wm.pipeline.sidecar.regenerate_from_sidecar`."""
         from sana_wm import __version__
 
-        image: dict[str, Any] = {"size": list(pil.size)}
-        if image_path is not None:
-            image.update(path=str(image_path.resolve()), sha256=sha256_file(image_path))
+        image: dict[str, Any] = {"size": list(inputs.image.size)}
+        if inputs.image_path is not None:
+            image.update(path=str(inputs.image_path.resolve()), sha256=sha256_file(inputs.image_path))
         model: dict[str, Any] = {"variant": self.variant}
         if self.files is not None:
             f = self.files
+            hashed = request.hash_weights
             vae_files = sorted(f.vae.glob("*.safetensors"))
-            model.update(source=f.source, root=str(f.root), dit=file_fingerprint(f.dit, hash_contents=hash_weights),
-                         vae_dir=str(f.vae), vae=[file_fingerprint(p, hash_contents=hash_weights) for p in vae_files],
+            model.update(source=f.source, root=str(f.root), dit=file_fingerprint(f.dit, hash_contents=hashed),
+                         vae_dir=str(f.vae), vae=[file_fingerprint(p, hash_contents=hashed) for p in vae_files],
                          text_encoder=f.text_encoder, config=f.settings)
+        if plan.refiner is not None and self.refiner.files is not None:
+            model["refiner"] = self.refiner.files.fingerprint(hash_contents=request.hash_weights)
         encoder = self.text_encoder
+        refiner_prompt = None if plan.refiner is None or request.refiner_prompt is None else plan.refiner_prompt
         return {
             "sana_wm_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "prompt": _text_field(prompt),
-            "negative_prompt": _text_field(negative_prompt),
-            "seed": int(seed),
-            "num_frames": n,
-            "requested_frames": requested,
+            "prompt": _text_field(plan.prompt),
+            "negative_prompt": _text_field(plan.negative_prompt),
+            "seed": int(request.seed),
+            "num_frames": inputs.num_frames,
+            "requested_frames": inputs.requested_frames,
+            "video_frames": inputs.num_frames - inputs.first_pose,
+            "first_pose": inputs.first_pose,
             "fps": self.fps,
             "image": image,
             "model": model,
-            "action": action,
-            "trajectory": trajectory_to_dict(traj),
+            "action": request.action,
+            "trajectory": trajectory_to_dict(inputs.trajectory),
             "settings": {
-                "variant": self.variant, "steps": steps, "cfg": cfg, "shift": shift,
-                "sigmas": [float(s) for s in schedule.sigmas.tolist()], "fov": fov, "extend": extend,
-                "image_size": list(self.image_size), "dtype": str(self.transformer.dtype).removeprefix("torch."),
-                "offload": self.offload, "device": str(self.device), "overlay_actions": bool(overlay_actions),
-                "instruction": instruction,
-                "instruction_sha256": None if encoder is None else _sha(instruction or encoder.instruction),
+                "variant": self.variant, "steps": plan.steps, "cfg": plan.cfg, "shift": plan.shift,
+                "sigmas": [float(s) for s in plan.schedule.sigmas.tolist()], "fov": inputs.fov,
+                "extend": request.extend, "image_size": list(self.image_size),
+                "dtype": str(self.transformer.dtype).removeprefix("torch."), "offload": self.offload,
+                "device": str(self.device), "overlay_actions": bool(request.overlay_actions),
+                "instruction": request.instruction,
+                "instruction_sha256": None if encoder is None else _sha(request.instruction or encoder.instruction),
                 "text_encoder_id": None if encoder is None else encoder.model_id,
+                "camera_cfg": plan.camera_cfg, "camera_cfg_chunks": plan.camera_cfg_chunks,
+                "refiner": None if plan.refiner is None else plan.refiner.to_dict(),
+                "refiner_prompt": None if refiner_prompt is None else _text_field(refiner_prompt),
             },
         }
 
 
-def _text_field(prompt) -> str:
+def _text_field(prompt) -> str | None:
+    if prompt is None:
+        return None
     return prompt if isinstance(prompt, str) else "<precomputed embedding>"
 
 

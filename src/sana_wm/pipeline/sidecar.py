@@ -127,10 +127,12 @@ def regenerate_from_sidecar(path: str | Path, output: str | Path, *, pipeline=No
                                                   text_encoder=source.get("text_encoder"),
                                                   vae=source.get("vae_dir"), dtype=settings["dtype"],
                                                   refiner=refiner_source, refiner_text_encoder=refiner_text_encoder)
+    # The recorded trajectory holds the intrinsics it was generated with, so the recorded fov is not replayed;
+    # options the generation could not use are recorded as None and so stay unset.
     kwargs = dict(num_frames=record["num_frames"], prompt=record["prompt"], negative_prompt=record["negative_prompt"],
                   steps=settings["steps"], cfg=settings["cfg"], shift=settings["shift"], sigmas=settings["sigmas"],
                   camera_cfg=settings.get("camera_cfg", 1.0),
-                  camera_cfg_chunks=settings.get("camera_cfg_chunks"), seed=record["seed"], fov=settings.get("fov"),
+                  camera_cfg_chunks=settings.get("camera_cfg_chunks"), seed=record["seed"],
                   extend="error", action=record.get("action"),
                   overlay_actions=settings.get("overlay_actions", False), instruction=settings.get("instruction"),
                   refine=refiner is not None, refiner_settings=None if refiner is None else dict(refiner),
