@@ -149,14 +149,21 @@ def test_paired_rows_in_the_report(oracle_run):
     assert "| TransErr_rel up to 1 s | 2/2, " in table and "| quantity | vs repeat_first | vs static_camera |" in table
 
 
-def test_other_sampler_settings_are_not_taken_from_the_cache(tmp_path):
-    """Finished clips made with other generator settings (steps, seed, guidance) are computed again."""
+def _counting_setup():
+    """One-trajectory evaluation settings without baselines, and an oracle generator that records each call."""
     setup = {**SETUP, "trajectories": ["pan"], "baselines": False, "estimator_floor": False}
     oracle, calls = make_oracle(**SETUP), []
 
     def counting(first, traj, n):
         calls.append(n)
         return oracle(first, traj, n)
+
+    return setup, counting, calls
+
+
+def test_other_sampler_settings_are_not_taken_from_the_cache(tmp_path):
+    """Finished clips made with other generator settings (steps, seed, guidance) are computed again."""
+    setup, counting, calls = _counting_setup()
 
     evaluate_synth(counting, out_dir=tmp_path, generator_settings={"steps": 3}, **setup)
     again = evaluate_synth(counting, out_dir=tmp_path, generator_settings={"steps": 3}, **setup)
@@ -168,12 +175,7 @@ def test_other_sampler_settings_are_not_taken_from_the_cache(tmp_path):
 
 def test_the_cache_is_keyed_on_the_weights_not_the_model_name(tmp_path):
     """New weights under the same model name are evaluated again; the same weights under another name are not."""
-    setup = {**SETUP, "trajectories": ["pan"], "baselines": False, "estimator_floor": False}
-    oracle, calls = make_oracle(**SETUP), []
-
-    def counting(first, traj, n):
-        calls.append(n)
-        return oracle(first, traj, n)
+    setup, counting, calls = _counting_setup()
 
     first = evaluate_synth(counting, out_dir=tmp_path, model_name="run", weights={"transformer": "aa"}, **setup)
     assert len(calls) == 1 and first["settings"]["weights"] == {"transformer": "aa"}
