@@ -1,0 +1,57 @@
+"""Atomic file writes: a file is written under a temporary name in its own folder and renamed into place only
+when complete, so a full disk, an exception or a kill midway leaves the previous file (or no file) at the
+path, never a truncated one. The rename is atomic because the temporary file is in the same folder (the same
+file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+
+
+def _temporary_path(path: Path) -> Path:
+    # Hidden and tagged with the process id, so two writers of the same file never share a temporary name
+    # and a leftover from a killed run is recognisable.
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """``with atomic_write(path) as tmp: write(tmp)`` — yields a temporary path in ``path``'s folder; when the
+    block ends normally it is renamed onto ``path`` (replacing what was there), and when it raises it is removed
+    and ``path`` is left as it was. Creates the folder if needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`); returns ``path``."""
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_write`); returns ``path``."""
+    return write_bytes_atomic(path, text.encode(encoding))
+
+
+def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 1, **dumps_kwargs) -> Path:
+    """Write ``obj`` as JSON (with a final newline) to ``path`` atomically; the JSON is made before anything is
+    written, so an object that cannot be serialised leaves ``path`` untouched."""
+    return write_text_atomic(path, json.dumps(obj, indent=indent, **dumps_kwargs) + "\n")

@@ -1,0 +1,38 @@
+"""sana_wm.io: a write that fails midway leaves the previous file as it was, and no temporary file behind."""
+
+import json
+
+import pytest
+
+from sana_wm.io import atomic_write, write_json_atomic, write_text_atomic
+
+
+def test_atomic_write_replaces_on_success(tmp_path):
+    path = tmp_path / "sub" / "a.txt"
+    write_text_atomic(path, "old")
+    with atomic_write(path) as tmp:
+        assert tmp.parent == path.parent and tmp != path
+        tmp.write_text("new")
+        assert path.read_text() == "old"  # nothing visible until the block ends
+    assert path.read_text() == "new"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["a.txt"]
+
+
+def test_atomic_write_failure_keeps_previous_file(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("previous")
+    with pytest.raises(OSError, match="disk full"):
+        with atomic_write(path) as tmp:
+            tmp.write_text("half")
+            raise OSError("disk full")
+    assert path.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_write_json_atomic_unserialisable_leaves_file(tmp_path):
+    path = tmp_path / "a.json"
+    write_json_atomic(path, {"x": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"x": object()})
+    assert json.loads(path.read_text()) == {"x": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
