@@ -36,3 +36,17 @@ def test_write_json_atomic_unserialisable_leaves_file(tmp_path):
         write_json_atomic(path, {"x": object()})
     assert json.loads(path.read_text()) == {"x": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_same_file_and_overlap(tmp_path):
+    from sana_wm.io import paths_overlap, same_file
+
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "f.txt").write_text("x")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "f.txt")
+    assert same_file(tmp_path / "link.txt", tmp_path / "f.txt")
+    assert same_file(tmp_path / "d" / ".." / "f.txt", tmp_path / "f.txt")
+    assert not same_file(tmp_path / "new.txt", tmp_path / "f.txt")
+    assert paths_overlap(tmp_path / "d", tmp_path / "d" / "e") and paths_overlap(tmp_path / "d" / "e", tmp_path / "d")
+    assert not paths_overlap(tmp_path / "d" / "e", tmp_path / "d2")
+    assert not paths_overlap(tmp_path / "de", tmp_path / "d")  # a shared prefix is not a parent

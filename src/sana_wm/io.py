@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_write", "paths_overlap", "same_file", "write_bytes_atomic", "write_json_atomic",
+           "write_text_atomic"]
 
 
 def _temporary_path(path: Path) -> Path:
@@ -55,3 +56,22 @@ def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 1, **d
     """Write ``obj`` as JSON (with a final newline) to ``path`` atomically; the JSON is made before anything is
     written, so an object that cannot be serialised leaves ``path`` untouched."""
     return write_text_atomic(path, json.dumps(obj, indent=indent, **dumps_kwargs) + "\n")
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name the same file once links and ``..`` are resolved (either may not exist yet;
+    hard links to one file count as the same)."""
+    a, b = Path(a), Path(b)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def paths_overlap(a: str | Path, b: str | Path) -> bool:
+    """Whether replacing or deleting folder ``a`` would touch ``b`` or the other way round: they resolve to the
+    same path, or one lies inside the other."""
+    ra, rb = Path(os.path.realpath(a)), Path(os.path.realpath(b))
+    return same_file(a, b) or ra in rb.parents or rb in ra.parents

@@ -39,6 +39,12 @@ def export_model_folder(checkpoint: str | Path, vae: str | Path, out: str | Path
 
     variant = _check_variant(variant)
     checkpoint, vae, out = Path(checkpoint), Path(vae), Path(out)
+    from sana_wm.io import paths_overlap
+
+    for source, flag in ((checkpoint, "checkpoint"), (vae, "--vae")):
+        if paths_overlap(out, source):
+            raise FileExistsError(f"--out {out} overlaps the {flag} folder {source}; replacing it would delete what "
+                                  "is being exported. Choose an output folder outside the inputs")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     if not (vae / "config.json").is_file():
