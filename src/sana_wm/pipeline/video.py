@@ -2,7 +2,8 @@
 
 :class:`VideoWriter` writes progressively: every ``write`` call encodes its frames and hands them to the
 file at once, so a run that stops early keeps what it finished. The file is a fragmented MP4 (an empty
-``moov`` up front, then one fragment per frame), written directly to the final path:
+``moov`` up front, then one fragment per frame), written directly to the path it is given (the pipeline gives
+it :func:`partial_video_path` and renames the file when the video is complete):
 
 * an exception inside ``with VideoWriter(...)`` (or Ctrl-C) closes the file properly — every written
   frame is kept;
