@@ -20,9 +20,11 @@ into place only when complete: a crash mid-write leaves the previous checkpoint 
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,8 +40,8 @@ from torch.distributed.checkpoint.state_dict import (
 from sana_wm.train.distributed import DistEnv, barrier
 from sana_wm.train.lora import LoraAdapter, check_fingerprint, read_adapter, write_adapter
 
-__all__ = ["CHECKPOINT_FORMAT", "get_rng_state", "latest_checkpoint", "list_checkpoints", "load_checkpoint",
-           "prune_checkpoints", "save_checkpoint", "set_rng_state"]
+__all__ = ["CHECKPOINT_FORMAT", "checkpoint_damage", "get_rng_state", "latest_checkpoint", "latest_intact_checkpoint",
+           "list_checkpoints", "load_checkpoint", "prune_checkpoints", "save_checkpoint", "set_rng_state"]
 
 CHECKPOINT_FORMAT = "sana-wm-train-checkpoint"
 _PREFIX = "step-"
@@ -92,6 +94,64 @@ def list_checkpoints(root: str | Path) -> list[Path]:
 def latest_checkpoint(root: str | Path) -> Path | None:
     found = list_checkpoints(root)
     return found[-1] if found else None
+
+
+def checkpoint_damage(path: str | Path) -> str | None:
+    """Why the checkpoint at ``path`` cannot be resumed from (a file missing, truncated or not parseable),
+    naming the file, or None when every file reads back. Reads every file in full, so a resume never starts
+    loading a checkpoint it cannot finish (the model, optimizer and EMA are loaded in place)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+
+    def read(name: str, reader) -> Any:
+        try:
+            return reader(path / name)
+        # How json, safetensors and torch.load(weights_only=True) report missing, truncated or corrupt files.
+        except (OSError, ValueError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as err:
+            first_line = (str(err).splitlines() or [""])[0]
+            raise _Damaged(f"{name} cannot be read ({type(err).__name__}: {first_line})") from None
+
+    def load_pt(file: Path):
+        return torch.load(file, map_location="cpu", weights_only=True)
+
+    try:
+        state = read("trainer.json", lambda file: json.loads(file.read_text()))
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            return "trainer.json is not a sana-wm training checkpoint's"
+        for key in ("step", "world_size", "data"):
+            if key not in state:
+                return f"trainer.json has no {key!r}"
+        for rank in range(int(state["world_size"])):
+            read(f"rng/rank-{rank:05d}.pt", load_pt)
+        read("optimizer.pt", load_pt)
+        weights = [f for f in ("model.safetensors", "ema.safetensors") if (path / f).exists()]
+        for adapter in ("adapter", "adapter-ema"):
+            weights += [str(f.relative_to(path)) for f in (path / adapter).glob("*.safetensors")]
+        if not weights:
+            return "no weights (model.safetensors or adapter/)"
+        for name in weights:
+            read(name, lambda file: load_file(str(file)))
+    except _Damaged as damage:
+        return str(damage)
+    return None
+
+
+class _Damaged(Exception):
+    """A checkpoint file that does not read back (:func:`checkpoint_damage`)."""
+
+
+def latest_intact_checkpoint(root: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint under ``root`` that reads back in full (:func:`checkpoint_damage`), and the newer
+    ones skipped as damaged, each with the reason."""
+    skipped = []
+    for path in reversed(list_checkpoints(root)):
+        why = checkpoint_damage(path)
+        if why is None:
+            return path, skipped
+        skipped.append((path, why))
+    return None, skipped
 
 
 def prune_checkpoints(root: str | Path, keep_last: int) -> list[Path]:
