@@ -1,6 +1,8 @@
 """sana_wm.io: a write that fails midway leaves the previous file as it was, and no temporary file behind."""
 
 import json
+import os
+import socket
 
 import pytest
 
@@ -50,3 +52,26 @@ def test_same_file_and_overlap(tmp_path):
     assert paths_overlap(tmp_path / "d", tmp_path / "d" / "e") and paths_overlap(tmp_path / "d" / "e", tmp_path / "d")
     assert not paths_overlap(tmp_path / "d" / "e", tmp_path / "d2")
     assert not paths_overlap(tmp_path / "de", tmp_path / "d")  # a shared prefix is not a parent
+
+
+def test_folder_lock_refuses_a_running_owner_and_takes_over_a_dead_one(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from sana_wm.io import FolderLockedError, folder_lock
+
+    with folder_lock(tmp_path, "test writer") as lock:
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        with pytest.raises(FolderLockedError, match=rf"being written by test writer \(pid {os.getpid()}\)"):
+            with folder_lock(tmp_path, "another"):
+                pass
+    assert not lock.exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    lock.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "command": "x"}))
+    with folder_lock(tmp_path, "test writer"):
+        assert f"taking over the stale lock {lock} (pid {pid}, no longer running)" in capsys.readouterr().err
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere", "command": "x"}))
+    with pytest.raises(FolderLockedError, match="on elsewhere"):
+        with folder_lock(tmp_path, "test writer"):
+            pass

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "paths_overlap", "same_file", "write_bytes_atomic", "write_json_atomic",
-           "write_text_atomic"]
+__all__ = ["FolderLockedError", "atomic_write", "folder_lock", "paths_overlap", "same_file", "write_bytes_atomic",
+           "write_json_atomic", "write_text_atomic"]
 
 
 def _temporary_path(path: Path) -> Path:
@@ -75,3 +77,57 @@ def paths_overlap(a: str | Path, b: str | Path) -> bool:
     same path, or one lies inside the other."""
     ra, rb = Path(os.path.realpath(a)), Path(os.path.realpath(b))
     return same_file(a, b) or ra in rb.parents or rb in ra.parents
+
+
+class FolderLockedError(FileExistsError):
+    """Another running process holds the folder's lock (:func:`folder_lock`)."""
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str, name: str = ".sana-wm.lock") -> Iterator[Path]:
+    """Hold ``folder/name`` while writing into ``folder``, so that two runs never write into one folder.
+
+    The lock file names its owner (process id and host). A lock whose owner process no longer runs on this host
+    (a killed run) is taken over, with a message on stderr; one held by a running process, or from another host
+    (whose processes cannot be checked), raises :class:`FolderLockedError`. ``what`` names the writer in
+    messages, e.g. ``"sana-wm data synth"``. The lock is removed when the block ends."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / name
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "command": what}
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(lock.read_text())
+                pid, host = int(held["pid"]), str(held["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                held, pid, host = None, None, None
+            if held is not None and host != owner["host"]:
+                raise FolderLockedError(f"{folder} is being written by {held.get('command', 'another run')} "
+                                        f"(pid {pid} on {host}); if that run is over, delete {lock}") from None
+            if pid is not None and _pid_running(pid):
+                raise FolderLockedError(f"{folder} is being written by {held.get('command', 'another run')} "
+                                        f"(pid {pid}); wait for it to finish or choose another folder") from None
+            was = f"pid {pid}, no longer running" if pid is not None else "unreadable"
+            print(f"sana-wm: taking over the stale lock {lock} ({was})", file=sys.stderr)
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(owner) + "\n")
+        break
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
