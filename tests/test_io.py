@@ -75,3 +75,28 @@ def test_folder_lock_refuses_a_running_owner_and_takes_over_a_dead_one(tmp_path,
     with pytest.raises(FolderLockedError, match="on elsewhere"):
         with folder_lock(tmp_path, "test writer"):
             pass
+
+
+def test_replace_folder_keeps_the_old_one_until_the_new_one_is_in(tmp_path, monkeypatch):
+    from sana_wm import io
+
+    final, new = tmp_path / "model", tmp_path / ".model.partial"
+    final.mkdir()
+    (final / "w").write_text("old")
+    new.mkdir()
+    (new / "w").write_text("new")
+    real = os.replace
+
+    def fail_moving_the_new_one(src, dst):
+        if str(src) == str(new):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", fail_moving_the_new_one)
+    with pytest.raises(OSError):
+        io.replace_folder(new, final)
+    assert (final / "w").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.partial", "model"]
+    monkeypatch.undo()
+    io.replace_folder(new, final)
+    assert (final / "w").read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["model"]

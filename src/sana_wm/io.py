@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FolderLockedError", "atomic_write", "folder_lock", "paths_overlap", "same_file", "write_bytes_atomic",
-           "write_json_atomic", "write_text_atomic"]
+__all__ = ["FolderLockedError", "atomic_write", "folder_lock", "paths_overlap", "replace_folder", "same_file",
+           "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
 
 def _temporary_path(path: Path) -> Path:
@@ -58,6 +58,29 @@ def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 1, **d
     """Write ``obj`` as JSON (with a final newline) to ``path`` atomically; the JSON is made before anything is
     written, so an object that cannot be serialised leaves ``path`` untouched."""
     return write_text_atomic(path, json.dumps(obj, indent=indent, **dumps_kwargs) + "\n")
+
+
+def replace_folder(complete: str | Path, final: str | Path) -> Path:
+    """Move the finished folder ``complete`` (written beside ``final``) to ``final``. A folder already at
+    ``final`` is first renamed aside and deleted only once the new one is in place, so it is never lost
+    before its replacement is complete."""
+    import shutil
+
+    complete, final = Path(complete), Path(final)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.{os.getpid()}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    try:
+        os.replace(complete, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

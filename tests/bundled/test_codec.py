@@ -162,3 +162,20 @@ def test_input_errors(codec):
         fit_patch_pca([_video(0)], patch_size=8, latent_channels=100)
     with pytest.raises(ValueError, match="latent_channels must be in"):
         PatchPCAConfig(patch_size=2, latent_channels=1000)
+
+
+def test_a_save_that_fails_midway_keeps_the_earlier_codec(codec, tmp_path, monkeypatch):
+    folder = tmp_path / "codec"
+    codec.save_pretrained(folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def full_disk(tensors, filename, *args, **kwargs):
+        with open(filename, "wb") as f:
+            f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("safetensors.torch.save_file", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        codec.save_pretrained(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert VideoVAE.from_pretrained(folder).latent_channels == codec.latent_channels
