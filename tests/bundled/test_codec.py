@@ -165,17 +165,21 @@ def test_input_errors(codec):
 
 
 def test_a_save_that_fails_midway_keeps_the_earlier_codec(codec, tmp_path, monkeypatch):
+    import os
+
     folder = tmp_path / "codec"
     codec.save_pretrained(folder)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real = os.replace
 
-    def full_disk(tensors, filename, *args, **kwargs):
-        with open(filename, "wb") as f:
-            f.write(b"half")
-        raise OSError(28, "No space left on device")
+    def fail_moving_the_new_folder(src, dst):
+        if str(src).endswith(".partial"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
 
-    monkeypatch.setattr("safetensors.torch.save_file", full_disk)
+    monkeypatch.setattr(os, "replace", fail_moving_the_new_folder)
     with pytest.raises(OSError, match="No space left"):
         codec.save_pretrained(folder)
+    monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert VideoVAE.from_pretrained(folder).latent_channels == codec.latent_channels
