@@ -23,6 +23,7 @@ import json
 import pickle
 import random
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -98,44 +99,68 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 
 def checkpoint_damage(path: str | Path) -> str | None:
     """Why the checkpoint at ``path`` cannot be resumed from (a file missing, truncated or not parseable),
-    naming the file, or None when every file reads back. Reads every file in full, so a resume never starts
-    loading a checkpoint it cannot finish (the model, optimizer and EMA are loaded in place)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+    naming the file, or None when it looks whole. Checked before anything is loaded, because the model,
+    optimizer and EMA are loaded in place: the small files are read in full; the weights and the optimizer
+    state, which can be tens of GB, only as far as their headers and sizes tell whether they are complete."""
     path = Path(path)
 
-    def read(name: str, reader) -> Any:
+    def check(name: str, reader) -> Any:
         try:
             return reader(path / name)
-        # How json, safetensors and torch.load(weights_only=True) report missing, truncated or corrupt files.
-        except (OSError, ValueError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as err:
+        # How json, zipfile and torch.load(weights_only=True) report missing, truncated or corrupt files.
+        except (OSError, ValueError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError,
+                zipfile.BadZipFile) as err:
             first_line = (str(err).splitlines() or [""])[0]
             raise _Damaged(f"{name} cannot be read ({type(err).__name__}: {first_line})") from None
 
-    def load_pt(file: Path):
-        return torch.load(file, map_location="cpu", weights_only=True)
-
     try:
-        state = read("trainer.json", lambda file: json.loads(file.read_text()))
+        state = check("trainer.json", lambda file: json.loads(file.read_text()))
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             return "trainer.json is not a sana-wm training checkpoint's"
         for key in ("step", "world_size", "data"):
             if key not in state:
                 return f"trainer.json has no {key!r}"
         for rank in range(int(state["world_size"])):
-            read(f"rng/rank-{rank:05d}.pt", load_pt)
-        read("optimizer.pt", load_pt)
+            check(f"rng/rank-{rank:05d}.pt", lambda file: torch.load(file, map_location="cpu", weights_only=True))
+        check("optimizer.pt", _check_zip_complete)
         weights = [f for f in ("model.safetensors", "ema.safetensors") if (path / f).exists()]
         for adapter in ("adapter", "adapter-ema"):
             weights += [str(f.relative_to(path)) for f in (path / adapter).glob("*.safetensors")]
         if not weights:
             return "no weights (model.safetensors or adapter/)"
         for name in weights:
-            read(name, lambda file: load_file(str(file)))
+            check(name, _check_safetensors_complete)
     except _Damaged as damage:
         return str(damage)
     return None
+
+
+def _check_zip_complete(file: Path) -> None:
+    """A ``torch.save`` file is a zip archive: its directory is written last, so a truncated file has none, and
+    every member must end inside the file."""
+    size = file.stat().st_size
+    with zipfile.ZipFile(file) as archive:
+        for member in archive.infolist():
+            if member.header_offset + member.compress_size > size:
+                raise zipfile.BadZipFile(f"member {member.filename} runs past the end of the file")
+
+
+def _check_safetensors_complete(file: Path) -> None:
+    """A safetensors file is an 8-byte header length, a JSON header giving each tensor's byte range, then the
+    data: complete when the header parses and the file is exactly as long as the ranges say."""
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{size} bytes, shorter than a header")
+        length = int.from_bytes(head, "little")
+        if length > size - 8:
+            raise ValueError(f"the header claims {length} bytes but the file has {size}")
+        header = json.loads(f.read(length))
+    ends = [int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"]
+    expected = 8 + length + max(ends, default=0)
+    if size != expected:
+        raise ValueError(f"the file has {size} bytes but its header describes {expected} (truncated?)")
 
 
 class _Damaged(Exception):
