@@ -1,22 +1,19 @@
 """`sana-wm generate` refuses an --out that would replace one of its inputs, before any work."""
 
 import os
-import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from sana_wm.camera.formats import write_trajectory
 from sana_wm.camera.presets import make_preset
 from sana_wm.cli import main
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
-from pipeline_helpers import write_image  # noqa: E402
-
 
 @pytest.fixture
 def inputs(tmp_path):
-    write_image(tmp_path / "first.png", size=(96, 64))
+    Image.fromarray(np.full((64, 96, 3), 90, np.uint8)).save(tmp_path / "first.png")
     (tmp_path / "cams").mkdir()
     write_trajectory(make_preset("orbit", seconds=1.0, fps=16), tmp_path / "cams" / "path.npz")
     (tmp_path / "prompt.txt").write_text("a room")
