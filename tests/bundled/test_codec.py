@@ -162,3 +162,24 @@ def test_input_errors(codec):
         fit_patch_pca([_video(0)], patch_size=8, latent_channels=100)
     with pytest.raises(ValueError, match="latent_channels must be in"):
         PatchPCAConfig(patch_size=2, latent_channels=1000)
+
+
+def test_a_save_that_fails_midway_keeps_the_earlier_codec(codec, tmp_path, monkeypatch):
+    import os
+
+    folder = tmp_path / "codec"
+    codec.save_pretrained(folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real = os.replace
+
+    def fail_moving_the_new_folder(src, dst):
+        if str(src).endswith(".partial"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_moving_the_new_folder)
+    with pytest.raises(OSError, match="No space left"):
+        codec.save_pretrained(folder)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert VideoVAE.from_pretrained(folder).latent_channels == codec.latent_channels

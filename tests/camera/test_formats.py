@@ -69,6 +69,21 @@ def test_round_trip_with_intrinsics(tmp_path, fmt):
     assert back.meta["fps_source"] == ("file" if fmt in KEEPS_FPS else "argument")
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_write_that_fails_midway_keeps_the_earlier_files(tmp_path, fmt, monkeypatch):
+    target = tmp_path / TARGETS[fmt]
+    write_trajectory(random_trajectory(seed=1), target, fmt)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sana_wm.io.os.replace", full_disk)  # every file is complete before it is renamed
+    with pytest.raises(OSError, match="No space left"):
+        write_trajectory(random_trajectory(seed=2), target, fmt)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # no temporary file left
+
+
 @pytest.mark.parametrize("fmt", [f for f in FORMATS if f not in NEEDS_INTRINSICS])
 def test_round_trip_without_intrinsics(tmp_path, fmt):
     traj = random_trajectory(seed=10 + FORMATS.index(fmt), intrinsics=False)

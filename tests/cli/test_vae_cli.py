@@ -42,3 +42,29 @@ def test_fit_then_encode_in_two_parts(dataset, tmp_path, capsys):
 def test_encode_errors(dataset, tmp_path, capsys, args, message):
     assert main(["vae", "encode", str(dataset), "--vae", str(tmp_path), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def _fit(dataset, out, *extra):
+    return main(["vae", "fit-pca", "--data", str(dataset), "--out", str(out), "--patch-size", "16", "--channels",
+                 "8", "--frames", "17", "--max-clips", "4", "--held-out", "0", *extra])
+
+
+def test_fit_pca_refuses_existing_out_without_overwrite(dataset, tmp_path, capsys):
+    out = tmp_path / "codec"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert _fit(dataset, out) == 2
+    assert f"--out {out} exists and is not empty; pass --overwrite" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+    assert _fit(dataset, out, "--overwrite") == 0
+    assert not (out / "keep.txt").exists() and (out / "report.json").is_file()
+
+
+@pytest.mark.parametrize("where", ["same", "parent", "child"])
+def test_fit_pca_never_replaces_its_data(dataset, where, capsys):
+    out = {"same": dataset, "parent": dataset.parent, "child": dataset / "codec"}[where]
+    before = sorted(p.name for p in dataset.iterdir())
+    assert _fit(dataset, out, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} overlaps the --data folder {dataset}" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in dataset.iterdir()) == before

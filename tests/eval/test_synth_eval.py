@@ -269,3 +269,24 @@ def test_report_records_its_environment(oracle_run, tmp_path):
     again = evaluate_synth(oracle, out_dir=copy, **SETUP)
     assert len(again["skipped"]) == 2 and again["clips_from_other_environments"] == ["seed00001_explore-orbit"]
     assert "1 of the clips were scored earlier in another environment" in (copy / "report.md").read_text()
+
+
+def test_a_report_write_that_fails_midway_keeps_the_earlier_report(tmp_path, monkeypatch):
+    import os
+
+    setup, counting, _ = _counting_setup()
+    evaluate_synth(counting, out_dir=tmp_path, **setup)
+    before = {name: (tmp_path / name).read_bytes() for name in ("report.json", "report.md", "contact_sheet.png")}
+    real = os.replace
+
+    def full_disk(src, dst):
+        if os.path.basename(dst) in before:
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        evaluate_synth(counting, out_dir=tmp_path, **{**setup, "seconds_marks": (0.5,)})
+    monkeypatch.undo()
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")]

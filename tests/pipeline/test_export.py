@@ -146,3 +146,13 @@ def test_generate_cli_with_a_model_and_an_example_path(exported, tmp_path, monke
     frames, _ = read_video(out)
     assert frames.shape[0] == 25
     assert main(["generate", "--example", "nope", "--out", str(out)]) == 2
+
+
+@pytest.mark.parametrize("target", ["ckpt", "vae", "base"])
+def test_export_never_replaces_its_inputs(exported, target):
+    base = exported["base"]
+    out = {"ckpt": exported["ckpt"], "vae": base / "vae", "base": base}[target]
+    before = sorted(p.name for p in exported["ckpt"].iterdir())
+    with pytest.raises(FileExistsError, match="overlaps the .* folder"):
+        export_model_folder(exported["ckpt"], base / "vae", out, overwrite=True)
+    assert sorted(p.name for p in exported["ckpt"].iterdir()) == before and (base / "vae" / "config.json").is_file()

@@ -50,6 +50,36 @@ def test_generate_and_regenerate_from_sidecar(pipelines, variant, image_path, tm
     np.testing.assert_array_equal(read_video(tmp_path / "again.mp4")[0], frames)  # and H.264 is deterministic
 
 
+@pytest.mark.parametrize("fail_in", ["sampling", "sidecar"])
+def test_failed_regeneration_keeps_the_earlier_video_and_sidecar(pipelines, image_path, tmp_path, monkeypatch,
+                                                                 fail_in):
+    from sana_wm.pipeline import sidecar as sidecar_module
+    from sana_wm.pipeline.sidecar import sidecar_path
+    from sana_wm.pipeline.video import VideoWriter, partial_video_path
+
+    pipe, traj = pipelines["streaming"], action_to_trajectory(ACTION)
+    out = tmp_path / "video.mp4"
+    pipe.generate(image_path, traj, num_frames=49, seed=1, output=out, progress=False, extend="hold")
+    video, record = out.read_bytes(), sidecar_path(out).read_bytes()
+
+    if fail_in == "sampling":
+        write = VideoWriter.write
+
+        def write_then_fail(self, frames):
+            write(self, frames)
+            raise OSError("No space left on device")
+
+        monkeypatch.setattr(VideoWriter, "write", write_then_fail)
+    else:
+        monkeypatch.setattr(sidecar_module.json, "dumps", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        pipe.generate(image_path, traj, num_frames=49, seed=2, output=out, progress=False, extend="hold")
+    assert out.read_bytes() == video and sidecar_path(out).read_bytes() == record
+    # What the failed run made is kept under a name that says it is incomplete.
+    assert read_video(partial_video_path(out))[0].shape[0] == (49 if fail_in == "sidecar" else 25)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["video.mp4", "video.partial.mp4", "video.sana-wm.json"]
+
+
 def test_seed_changes_the_video(pipelines, image_path):
     pipe = pipelines["bidirectional"]
     traj = action_to_trajectory(ACTION)

@@ -158,12 +158,22 @@ pipe.generate(image, action_to_trajectory("w-80"), num_frames=73, seed=1, output
 
 
 @pytest.mark.parametrize("refine", [True, False], ids=["refiner", "stage1"])
-def test_killed_streaming_run_leaves_a_playable_video(repos, image_path, tmp_path, refine):
+def test_killed_streaming_run_keeps_a_playable_partial_video_and_the_earlier_one(repos, image_path, tmp_path,
+                                                                                 refine):
+    from sana_wm.pipeline.sidecar import sidecar_path
+    from sana_wm.pipeline.video import partial_video_path
+
     out = tmp_path / "killed.mp4"
+    out.write_bytes(b"an earlier video")
+    sidecar_path(out).write_text('{"an earlier": "sidecar"}')
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(repos["streaming"]), str(repos["text_encoder"]),
                            str(image_path), str(out), "1" if refine else "0"], capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr[-2000:]
-    frames, fps = read_video(out)
+    # The earlier video and the sidecar describing it are untouched; the killed run's frames are kept under a
+    # name that says the video is incomplete.
+    assert out.read_bytes() == b"an earlier video"
+    assert sidecar_path(out).read_text() == '{"an earlier": "sidecar"}'
+    frames, fps = read_video(partial_video_path(out))
     finished = 24 + 24 if refine else 25 + 24  # two chunks written (the refined first one lost its sink frame)
     # Every finished frame but the last one muxed survives a SIGKILL (MP4 learns a duration from the next frame).
     assert finished - 1 <= frames.shape[0] <= finished and fps == 16

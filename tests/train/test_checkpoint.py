@@ -104,3 +104,26 @@ def test_world_size_mismatch_is_refused(tmp_path):
     env2 = DistEnv(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"), owns_group=False)
     with pytest.raises(ValueError, match="same world size"):
         load_checkpoint(path, env=env2, model=model, optimizer=opt)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("model.safetensors", "model.safetensors cannot be read"),
+    ("optimizer.pt", "optimizer.pt"),
+    ("trainer.json", "JSONDecodeError"),
+    ("rng/rank-00000.pt", "rank-00000.pt"),
+])
+def test_the_newest_intact_checkpoint_is_found_past_damaged_ones(tmp_path, damage, reason):
+    from sana_wm.train.checkpoint import checkpoint_damage, latest_intact_checkpoint
+
+    model, opt = trained()
+    for step in (1, 2):
+        save(tmp_path, step, model, opt)
+    newest = list_checkpoints(tmp_path)[-1]
+    assert checkpoint_damage(newest) is None
+    data = (newest / damage).read_bytes()
+    (newest / damage).write_bytes(data[: len(data) // 2])  # truncated, as by a full disk or a kill
+    found, skipped = latest_intact_checkpoint(tmp_path)
+    assert found.name == "step-00000001"
+    assert [p.name for p, _ in skipped] == ["step-00000002"] and reason in skipped[0][1]
+    (tmp_path / "step-00000001" / "trainer.json").write_text("{}")
+    assert latest_intact_checkpoint(tmp_path)[0] is None

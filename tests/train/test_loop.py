@@ -197,3 +197,21 @@ def test_channel_weights_reach_the_loss(tiny_dataset, tmp_path):
     assert losses["power0"][1] == pytest.approx(losses["plain"][1], rel=1e-6)
     assert all(torch.isfinite(torch.tensor(v)) for v in losses["power1"].values())
     assert abs(losses["power1"][1] - losses["plain"][1]) > 1e-3 * losses["plain"][1]
+
+
+def test_resume_skips_a_damaged_checkpoint_and_never_duplicates_metrics(tiny_dataset, tmp_path, caplog):
+    cfg = resume_config(tiny_dataset, tmp_path / "run")
+    first = run_training(cfg, stop_after=7)  # checkpoints at steps 3 and 6; metrics for steps 1-7
+    weights = first.checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    with caplog.at_level("WARNING", logger="sana_wm.train.loop"):
+        second = run_training(cfg, resume=True)
+    assert f"skipping the damaged checkpoint {first.checkpoint}: model.safetensors cannot be read" in caplog.text
+    assert sorted(second.losses) == [4, 5, 6, 7, 8]  # continued from step 3
+    steps = [json.loads(line)["step"] for line in cfg.metrics_path.read_text().splitlines()]
+    assert steps == list(range(1, 9))  # steps 4-7 of the first run were dropped, not logged twice
+
+    second.checkpoint.joinpath("trainer.json").write_text('{"format": "sana-wm-train')  # cut off
+    (second.checkpoint.parent / "step-00000006" / "trainer.json").write_text("")
+    with pytest.raises(ValueError, match="every checkpoint is damaged"):
+        run_training(cfg, resume=True)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -40,6 +39,7 @@ import torch
 from torch import Tensor
 
 from sana_wm.bundled import CODEC_CLASS_NAME, is_codec_dir
+from sana_wm.io import replace_folder
 from sana_wm.vae import VideoVAE
 
 __all__ = ["CLASS_NAME", "PatchPCACodec", "PatchPCAConfig", "fit_patch_pca", "is_codec_dir", "patch_vectors",
@@ -171,9 +171,7 @@ class PatchPCACodec(VideoVAE):
         (tmp / "config.json").write_text(json.dumps({"_class_name": CLASS_NAME, **asdict(self.config)}, indent=2)
                                          + "\n")
         save_file({k: v.detach().cpu().contiguous() for k, v in self.vae.state_dict().items()}, str(tmp / WEIGHTS_NAME))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        replace_folder(tmp, path)
 
     def set_temporal_tiling(self, tiling) -> None:
         """Nothing to tile: every latent frame is coded on its own."""

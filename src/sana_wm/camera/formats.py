@@ -79,6 +79,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError, as_c2w_array, invert_se3
+from sana_wm.io import atomic_write, write_text_atomic
 
 __all__ = ["DEFAULT_FPS", "FORMATS", "detect_format", "read_trajectory", "write_trajectory"]
 
@@ -328,8 +329,21 @@ def _read_json(path: Path):
         raise TrajectoryError(f"{where}: not valid JSON ({e.msg})") from None
 
 
+# Every writer goes through these three, which write atomically (sana_wm.io): a full disk or a kill midway
+# leaves the earlier file at the path, never a truncated one.
 def _write_text(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8", newline="\n")
+    return write_text_atomic(path, text)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> Path:
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to tmp
+        np.save(f, array)
+    return path
+
+
+def _save_npz(path: Path, **arrays) -> Path:
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
 
@@ -474,11 +488,11 @@ def _read_npy(path: Path, args: _ReadArgs) -> Trajectory:
 def _write_npy(traj: Trajectory, path: Path, as_dir: bool) -> list[Path]:
     path = _file_target(path, as_dir, ".npy", "npy")
     intr_path, meta_path = _npy_siblings(path)
-    np.save(path, traj.c2w)
+    _save_npy(path, traj.c2w)
     written = [path]
     sidecar: dict = {"convention": _NPY_CONVENTION, "fps": traj.fps, "intrinsics": None}
     if traj.intrinsics is not None:
-        np.save(intr_path, traj.intrinsics.values)
+        _save_npy(intr_path, traj.intrinsics.values)
         written.append(intr_path)
         sidecar.update(intrinsics=intr_path.name, width=traj.intrinsics.width, height=traj.intrinsics.height)
     written.append(_write_text(meta_path, json.dumps(sidecar, indent=2) + "\n"))
@@ -543,7 +557,7 @@ def _write_bench_npz(traj: Trajectory, path: Path, as_dir: bool) -> list[Path]:
         # width/height are our addition: the official files leave the image size implicit.
         arrays.update(intrinsics=traj.intrinsics.matrices(), width=np.int64(traj.intrinsics.width),
                       height=np.int64(traj.intrinsics.height))
-    np.savez(path, **arrays)
+    _save_npz(path, **arrays)
     return [path]
 
 
@@ -986,10 +1000,10 @@ def _write_lingbot(traj: Trajectory, path: Path, as_dir: bool) -> list[Path]:
             f"{intr_path}: exists but this trajectory has no intrinsics, so it would be read back with the "
             "old ones; remove it or write to another folder"
         )
-    np.save(poses_path, traj.c2w)
+    _save_npy(poses_path, traj.c2w)
     written = [poses_path]
     if traj.intrinsics is not None:
-        np.save(intr_path, traj.intrinsics.values)
+        _save_npy(intr_path, traj.intrinsics.values)
         written.append(intr_path)
     return written
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sana_wm.camera.trajectory import Trajectory
+from sana_wm.io import atomic_write
 
 __all__ = ["DPI", "FIGSIZE_IN", "NOMINAL_FOV_DEG", "default_every", "plot_trajectory", "topdown_xy"]
 
@@ -173,6 +174,6 @@ def plot_trajectory(traj: Trajectory, out_path, *, every: int | None = None,
     step = "every frame" if every == 1 else f"every {every} frames"
     ax3.set_title(f"(b) frustums {step}, {_fov_label(traj)}", fontsize="medium")
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, format="png")
+    with atomic_write(out_path) as tmp:
+        fig.savefig(tmp, format="png")
     return out_path

@@ -46,6 +46,9 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="frame storage: mp4 (H.264, small) or lossless png / npz (default: mp4)")
     p.add_argument("--no-depth", action="store_true", help="do not store metric depth")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out after its finished shards (give the same settings); "
+                        "it ends with the dataset an uninterrupted run writes")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
@@ -75,13 +78,16 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from sana_wm.cli import CLIError
     from sana_wm.synth.dataset import write_synthetic_dataset
 
     kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else None
+    if args.resume and args.overwrite:
+        raise CLIError("--resume keeps the shards already written and --overwrite deletes them: give one")
     index = write_synthetic_dataset(
         args.out, args.scenes, seed=args.seed, kinds=kinds, frames_codec=args.codec, overwrite=args.overwrite,
-        progress=True, seconds=args.seconds, fps=args.fps, size=args.size, style=args.style, fov_deg=args.fov,
-        with_depth=not args.no_depth,
+        resume=args.resume, progress=True, seconds=args.seconds, fps=args.fps, size=args.size, style=args.style,
+        fov_deg=args.fov, with_depth=not args.no_depth,
     )
     print(f"wrote {len(index.entries)} clips in {len(index.shards)} shard(s) to {args.out}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -165,6 +166,34 @@ def _trajectory(args: argparse.Namespace, image_size: tuple[int, int]):
     return make_preset(args.preset, seconds=seconds, **params)
 
 
+# Flags naming files or folders that generate reads; --out (and the files written beside it) may be none of them.
+_INPUT_FLAGS = ("image", "camera", "prompt_file", "model", "vae", "text_encoder", "refiner", "refiner_text_encoder")
+
+
+def _check_out_is_not_an_input(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a --out whose video, partial video or sidecar would replace an input: the same
+    file under any name (links, ``..``), or a file inside an input folder (a --camera folder, the model's)."""
+    from sana_wm.cli import CLIError
+    from sana_wm.io import same_file
+    from sana_wm.pipeline.sidecar import sidecar_path
+    from sana_wm.pipeline.video import partial_video_path
+
+    out = Path(args.out)
+    written = (out, partial_video_path(out), sidecar_path(out))
+    for name in _INPUT_FLAGS:
+        given = getattr(args, name, None)
+        if given is None or not Path(given).exists():  # a hub id, or a missing file that is reported later
+            continue
+        source = Path(given)
+        for target in written:
+            inside = source.is_dir() and Path(os.path.realpath(source)) in Path(os.path.realpath(target)).parents
+            if same_file(target, source) or inside:
+                what = "is" if target == out else f"would write {target}, which is"
+                where = "inside " if inside else ""
+                raise CLIError(f"--out {out} {what} {where}{flag(name)} {source}; writing it would replace an "
+                               "input. Choose another --out")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from PIL import Image, UnidentifiedImageError
 
@@ -195,6 +224,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CLIError("give a camera path: --action STR, --camera FILE or --preset NAME")
     if args.model is None:
         args.model = str(bundled_model_dir())
+    _check_out_is_not_an_input(args)
     image = Path(args.image)
     if not image.is_file():
         raise CLIError(f"--image {image}: file not found")

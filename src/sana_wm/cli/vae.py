@@ -25,7 +25,10 @@ def register(groups: argparse._SubParsersAction) -> None:
             "OUT/report.json (explained variance; reconstruction PSNR of --held-out clips not used in the fit)."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("--data", nargs="+", required=True, metavar="DIR", help="clip dataset folder(s)")
-    f.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced if it exists)")
+    f.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder; an existing one is refused unless --overwrite")
+    f.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it exists (never a folder that holds, or lies inside, a --data folder)")
     f.add_argument("--patch-size", type=int, default=16, help="pixels per latent cell side (default: 16)")
     f.add_argument("--channels", type=int, default=128, help="principal components kept (default: 128)")
     f.add_argument("--frames", type=int, default=97, help="frames used from the start of each clip, 8k+1 (default: 97)")
@@ -57,6 +60,25 @@ def _check_frames(frames: int) -> None:
         raise CLIError(f"--frames must be 8k+1, got {frames}")
 
 
+def _check_fit_out(out: str, data: list[str], overwrite: bool) -> None:
+    """--out of fit-pca, before any work: the codec folder replaces --out, so an existing --out needs
+    --overwrite, and a --out that is, holds or lies inside a --data folder is refused even then (replacing it
+    would delete the dataset being read)."""
+    from pathlib import Path
+
+    from sana_wm.io import paths_overlap
+
+    for d in data:
+        if paths_overlap(out, d):
+            raise CLIError(f"--out {out} overlaps the --data folder {d}; replacing it would delete the dataset. "
+                           "Choose an output folder outside the data")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"--out {out} is a file, not a folder; choose a folder name")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise CLIError(f"--out {out} exists and is not empty; pass --overwrite to replace it")
+
+
 def cmd_fit_pca(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -64,8 +86,10 @@ def cmd_fit_pca(args: argparse.Namespace) -> int:
 
     from sana_wm.bundled.codec import fit_patch_pca, reconstruction_psnr
     from sana_wm.data.latents import frames_to_vae_input
+    from sana_wm.io import write_json_atomic
 
     _check_frames(args.frames)
+    _check_fit_out(args.out, args.data, args.overwrite)
     clips = load_frames(args.data, limit=args.max_clips + args.held_out)
     short = [i for i, c in enumerate(clips) if len(c) < args.frames]
     if short:
@@ -79,7 +103,7 @@ def cmd_fit_pca(args: argparse.Namespace) -> int:
               "held_out_clips": len(held),
               "held_out_psnr": reconstruction_psnr(codec, (frames_to_vae_input(c[:args.frames]) for c in held))
               if held else None}
-    (Path(args.out) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(Path(args.out) / "report.json", report, indent=2)
     print(json.dumps(report, indent=2))
     return 0
 

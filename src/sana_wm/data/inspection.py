@@ -12,6 +12,7 @@ import numpy as np
 from sana_wm.camera.plot import plot_trajectory, topdown_xy
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
 from sana_wm.data.shards import SampleError, ShardFiles, StoredClip, load_index
+from sana_wm.io import atomic_write, write_text_atomic
 
 __all__ = ["inspect_dataset"]
 
@@ -64,7 +65,7 @@ def inspect_dataset(root, out_dir, *, sheet_clips: int = 8, sheet_frames: int = 
     written["trajectories"] = [str(plot_trajectory(t, out_dir / f"trajectory_{key}.png", title=key))
                                for key, t in _spread(list(trajectories.items()), plot_clips)]
     summary["written"] = written
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -121,7 +122,8 @@ def _contact_sheet(root: Path, entries, files: ShardFiles, path: Path, clips: in
         y += _THUMB_HEIGHT + label_h + pad
     if not rows:
         draw.text((pad, pad), "no readable clips", fill=(230, 80, 80))
-    sheet.save(path)
+    with atomic_write(path) as tmp:
+        sheet.save(tmp, format="PNG")
     return path
 
 
@@ -141,5 +143,6 @@ def _topdown_all(trajectories: dict[str, Trajectory], path: Path) -> Path:
     ax.set_aspect("equal", adjustable="datalim")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    fig.savefig(path)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path

@@ -66,6 +66,7 @@ from sana_wm.eval.metrics import psnr_frames, ssim_frames
 from sana_wm.eval.motion import affine_flow, motion_agreement
 from sana_wm.eval.pose_estimation import PoseEstimatorConfig, estimate_poses
 from sana_wm.eval.pose_metrics import camera_errors
+from sana_wm.io import atomic_write, write_text_atomic
 from sana_wm.synth.paths import PATH_STYLES, exploration_path
 from sana_wm.synth.render import render
 from sana_wm.synth.scene import Scene, generate_scene
@@ -507,10 +508,8 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
         record = _json_ready({"key": key, "seed": seed, "trajectory": spec, "settings_hash": settings_hash,
                               "num_frames": num_frames, "environment": env, "methods": methods})
         rows = [("ground truth", clip.gt_rgb)] + [(name.replace("_", " "), v) for name, v in videos.items()]
-        _contact_sheet(rows, marks, fps).save(out / "contact" / f"{key}.png")
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        tmp.replace(path)  # atomic: an interrupted run never leaves a half-written result behind
+        _save_png(_contact_sheet(rows, marks, fps), out / "contact" / f"{key}.png")
+        write_text_atomic(path, json.dumps(record, indent=1))  # an interrupted run never leaves half a result
         results.append(record)
     specs = list(dict.fromkeys(r["trajectory"] for r in results))
     by_trajectory = {spec: _aggregate([r for r in results if r["trajectory"] == spec], marks) for spec in specs}
@@ -520,8 +519,8 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
                           "aggregate": _aggregate(results, marks), "by_trajectory": by_trajectory,
                           "paired": _paired(results, marks),
                           "clips": results, "skipped": skipped})
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    (out / "report.md").write_text(report_markdown(report))
+    write_text_atomic(out / "report.json", json.dumps(report, indent=1))
+    write_text_atomic(out / "report.md", report_markdown(report))
     sheets = [Image.open(out / "contact" / f"{r['key']}.png") for r in results
               if (out / "contact" / f"{r['key']}.png").is_file()]
     if sheets:
@@ -530,5 +529,10 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
         for s in sheets:
             whole.paste(s, (0, y))
             y += s.height + 6
-        whole.save(out / "contact_sheet.png")
+        _save_png(whole, out / "contact_sheet.png")
     return report
+
+
+def _save_png(image, path: Path) -> None:
+    with atomic_write(path) as tmp:
+        image.save(tmp, format="PNG")

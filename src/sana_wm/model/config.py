@@ -133,7 +133,9 @@ class SanaWMConfig:
         return cls(**d)
 
     def save_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        from sana_wm.io import write_json_atomic
+
+        write_json_atomic(path, self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def load_json(cls, path: str | Path) -> SanaWMConfig:

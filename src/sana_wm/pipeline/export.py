@@ -13,12 +13,12 @@ temporary name and renamed, so an interrupted export leaves no half-written fold
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import torch
 
+from sana_wm.io import replace_folder
 from sana_wm.pipeline.pipeline import CONFIG_FILE, DIT_FILES, VAE_DIRS, _check_variant
 
 __all__ = ["export_model_folder"]
@@ -39,6 +39,12 @@ def export_model_folder(checkpoint: str | Path, vae: str | Path, out: str | Path
 
     variant = _check_variant(variant)
     checkpoint, vae, out = Path(checkpoint), Path(vae), Path(out)
+    from sana_wm.io import paths_overlap
+
+    for source, flag in ((checkpoint, "checkpoint"), (vae, "--vae")):
+        if paths_overlap(out, source):
+            raise FileExistsError(f"--out {out} overlaps the {flag} folder {source}; replacing it would delete what "
+                                  "is being exported. Choose an output folder outside the inputs")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     if not (vae / "config.json").is_file():
@@ -86,7 +92,5 @@ def export_model_folder(checkpoint: str | Path, vae: str | Path, out: str | Path
     doc = {"sana_wm": settings, "exported_from": {"checkpoint": str(checkpoint), "ema": used_ema},
            **(extra_settings or {})}
     (tmp / CONFIG_FILE).write_text(yaml.safe_dump(doc, sort_keys=False))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    replace_folder(tmp, out)
     return out

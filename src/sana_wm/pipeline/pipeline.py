@@ -75,9 +75,9 @@ from sana_wm.camera.resample import fit_to_frames, snap_frame_count
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
 from sana_wm.pipeline.errors import ModelFilesError, OptionError, OptionWarning
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
-from sana_wm.pipeline.sidecar import file_fingerprint, sha256_file, trajectory_to_dict, write_sidecar
+from sana_wm.pipeline.sidecar import file_fingerprint, publish_video, sha256_file, trajectory_to_dict
 from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
-from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, to_uint8_frames
+from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, partial_video_path, to_uint8_frames
 from sana_wm.samplers.conditioning import guided_chunk_count
 from sana_wm.vae import VideoVAE
 
@@ -497,7 +497,9 @@ class _FrameSink:
         self.first_pose = inputs.first_pose
         self.held = inputs.held_keys
         self.keep = request.keep_frames or request.output is None
-        self.writer = VideoWriter(request.output, fps, keep_frames=request.keep_frames) \
+        # The MP4 is written under its partial name and renamed when complete (publish_video), so a failed or
+        # killed run never replaces an earlier video at the output, and what it leaves is named incomplete.
+        self.writer = VideoWriter(partial_video_path(request.output), fps, keep_frames=request.keep_frames) \
             if request.output is not None else None
         self.kept: list[np.ndarray] = []
         self.decoded = 0  # frames decoded so far (dropped sink frames included)
@@ -755,7 +757,7 @@ class SanaWMPipeline:
             sink.close()
         sidecar = None
         if request.output is not None:
-            sidecar = write_sidecar(request.output, self._record(request, plan, inputs))
+            sidecar = publish_video(sink.writer.path, request.output, self._record(request, plan, inputs))
         return GenerationResult(sink.frames(), self.fps, inputs.num_frames - inputs.first_pose, latents,
                                 request.output, sidecar, time.perf_counter() - started,
                                 torch.cat(stage1, dim=2) if stage1 else None)

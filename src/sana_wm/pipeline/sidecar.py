@@ -23,6 +23,7 @@ from sana_wm.camera.trajectory import Intrinsics, Trajectory
 __all__ = [
     "SIDECAR_FORMAT",
     "file_fingerprint",
+    "publish_video",
     "read_sidecar",
     "regenerate_from_sidecar",
     "sha256_file",
@@ -75,10 +76,23 @@ def trajectory_from_dict(d: dict[str, Any]) -> Trajectory:
 
 def write_sidecar(video_path: str | Path, record: dict[str, Any]) -> Path:
     """Write ``record`` (a JSON-able dict) as the video's sidecar, atomically; returns its path."""
+    from sana_wm.io import write_json_atomic
+
+    return write_json_atomic(sidecar_path(video_path), {"format": SIDECAR_FORMAT, **record})
+
+
+def publish_video(partial: str | Path, video_path: str | Path, record: dict[str, Any]) -> Path:
+    """Move a finished video from its temporary name ``partial`` to ``video_path`` and write its sidecar;
+    returns the sidecar's path. An earlier video at ``video_path`` and its sidecar are replaced only here, at
+    the end: the old sidecar is removed before the new video takes its place, so a kill in between leaves a
+    video without a sidecar, never a sidecar that describes another video."""
+    from sana_wm.io import atomic_write
+
     path = sidecar_path(video_path)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps({"format": SIDECAR_FORMAT, **record}, indent=1) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps({"format": SIDECAR_FORMAT, **record}, indent=1) + "\n")
+        path.unlink(missing_ok=True)
+        os.replace(partial, video_path)
     return path
 
 

@@ -2,7 +2,8 @@
 
 :class:`VideoWriter` writes progressively: every ``write`` call encodes its frames and hands them to the
 file at once, so a run that stops early keeps what it finished. The file is a fragmented MP4 (an empty
-``moov`` up front, then one fragment per frame), written directly to the final path:
+``moov`` up front, then one fragment per frame), written directly to the path it is given (the pipeline gives
+it :func:`partial_video_path` and renames the file when the video is complete):
 
 * an exception inside ``with VideoWriter(...)`` (or Ctrl-C) closes the file properly — every written
   frame is kept;
@@ -20,10 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["VideoWriter", "draw_action_overlay", "read_video", "to_uint8_frames"]
+__all__ = ["VideoWriter", "draw_action_overlay", "partial_video_path", "read_video", "to_uint8_frames"]
 
 # Fragmented MP4 so a partly written file is playable; flush each packet to the file as it is muxed.
 _MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof+frag_every_frame", "flush_packets": "1"}
+
+
+def partial_video_path(out: str | Path) -> Path:
+    """Where a video bound for ``out`` is written while it is being made: ``out/video.mp4`` ->
+    ``out/video.partial.mp4``. It is renamed to ``out`` only once complete, so an existing video at ``out`` (and
+    the sidecar describing it) survives a failed or killed run, and a file under this name is known to be
+    incomplete."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.partial{out.suffix}")
 
 
 def to_uint8_frames(video) -> np.ndarray:

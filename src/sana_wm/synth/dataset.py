@@ -3,11 +3,14 @@ written in the clip dataset format (:mod:`sana_wm.data`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from sana_wm.data import Clip, write_clips
+from sana_wm.data import Clip, ShardWriter
+from sana_wm.io import folder_lock, write_json_atomic
 from sana_wm.synth.paths import exploration_path
 from sana_wm.synth.render import render
 from sana_wm.synth.scene import SCENE_KINDS, Scene, generate_scene
@@ -64,27 +67,77 @@ def synthetic_clip(seed: int, *, seconds: float, fps: float = 16.0, size: tuple[
     )
 
 
-def synthetic_clips(num_scenes: int, *, seed: int = 0, kinds: Sequence[str] | None = None,
+def synthetic_clips(num_scenes: int, *, seed: int = 0, kinds: Sequence[str] | None = None, start: int = 0,
                     **clip_kwargs) -> Iterator[Clip]:
     """``num_scenes`` clips for scene seeds ``seed, seed + 1, ...``; ``kinds`` cycles through the
-    given scene kinds (default: each drawn from its seed)."""
+    given scene kinds (default: each drawn from its seed). ``start``: skip the first clips (a resumed run)."""
     for k in kinds or ():
         if k not in SCENE_KINDS:
             raise ValueError(f"unknown scene kind {k!r}; choose from {', '.join(SCENE_KINDS)}")
-    for i in range(num_scenes):
+    for i in range(start, num_scenes):
         kind = kinds[i % len(kinds)] if kinds else None
         yield synthetic_clip(seed + i, kind=kind, **clip_kwargs)
 
 
-def write_synthetic_dataset(out_dir, num_scenes: int, *, seed: int = 0, kinds: Sequence[str] | None = None,
-                            frames_codec: str = "mp4", overwrite: bool = False, progress: bool = False,
-                            max_clips_per_shard: int = 64, **clip_kwargs):
-    """Render ``num_scenes`` clips and write them as a dataset at ``out_dir``; returns its index.
-    Shards are written as clips finish, so an interrupted run keeps every finished shard."""
-    clips = synthetic_clips(num_scenes, seed=seed, kinds=kinds, **clip_kwargs)
-    if progress:
-        from tqdm import tqdm
+# The settings of a run in progress, kept in the dataset folder until the run completes, so that --resume can
+# check that it continues the same dataset.
+RUN_FILE = ".synth-run.json"
+LOCK_FILE = ".sana-wm-synth.lock"
+# Each setting's flag in `sana-wm data synth`, for messages.
+_FLAGS = {"num_scenes": "--scenes", "seed": "--seed", "kinds": "--kinds", "frames_codec": "--codec",
+          "seconds": "--seconds", "fps": "--fps", "size": "--size", "style": "--style", "fov_deg": "--fov",
+          "with_depth": "--no-depth"}
 
-        clips = tqdm(clips, total=num_scenes, desc="rendering scenes", unit="clip")
-    return write_clips(clips, out_dir, frames_codec=frames_codec, overwrite=overwrite,
-                       max_clips_per_shard=max_clips_per_shard)
+
+def write_synthetic_dataset(out_dir, num_scenes: int, *, seed: int = 0, kinds: Sequence[str] | None = None,
+                            frames_codec: str = "mp4", overwrite: bool = False, resume: bool = False,
+                            progress: bool = False, max_clips_per_shard: int = 64, **clip_kwargs):
+    """Render ``num_scenes`` clips and write them as a dataset at ``out_dir``; returns its index.
+
+    Shards are written as clips finish, so an interrupted run keeps every finished shard, and ``resume``
+    continues it after them, to the same dataset (index and shards) as a run that was never interrupted; the
+    settings must be those of the interrupted run. A lock file keeps a second run out of a folder being
+    written (:func:`sana_wm.io.folder_lock`)."""
+    out_dir = Path(out_dir)
+    settings = json.loads(json.dumps({"num_scenes": num_scenes, "seed": seed, "kinds": list(kinds) if kinds else None,
+                                      "frames_codec": frames_codec, "max_clips_per_shard": max_clips_per_shard,
+                                      **clip_kwargs}))  # tuples as lists, as they read back
+    run_file = out_dir / RUN_FILE
+    with folder_lock(out_dir, "sana-wm data synth", LOCK_FILE):
+        if resume:
+            _check_resumable(out_dir, settings)
+        elif run_file.is_file() and not overwrite and any(out_dir.glob("shard-*.tar")):
+            raise FileExistsError(f"{out_dir} holds an unfinished `sana-wm data synth` run; pass --resume to continue "
+                                  "it (with the same settings) or --overwrite to start again")
+        with ShardWriter(out_dir, frames_codec=frames_codec, overwrite=overwrite, resume=resume,
+                         max_clips_per_shard=max_clips_per_shard) as writer:
+            if not resume:
+                write_json_atomic(run_file, settings)
+            done = writer.num_clips
+            clips = synthetic_clips(num_scenes, seed=seed, kinds=kinds, start=done, **clip_kwargs)
+            if progress:
+                from tqdm import tqdm
+
+                clips = tqdm(clips, total=num_scenes, initial=done, desc="rendering scenes", unit="clip")
+            for clip in clips:
+                writer.write(clip)
+        index = writer.close()
+        run_file.unlink()
+    return index
+
+
+def _check_resumable(out_dir: Path, settings: dict) -> None:
+    """``resume`` needs the run file of an unfinished run, written with the same settings."""
+    run_file = out_dir / RUN_FILE
+    if not run_file.is_file():
+        done = " (the dataset there is complete)" if (out_dir / "index.json").is_file() else ""
+        raise FileNotFoundError(f"{out_dir} holds no unfinished `sana-wm data synth` run to resume{done}")
+    try:
+        saved = json.loads(run_file.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{run_file} is damaged ({err}); start again with --overwrite") from None
+    changed = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
+    if changed:
+        k = changed[0]
+        raise ValueError(f"{_FLAGS.get(k, k)} was {saved.get(k)!r} in the run being resumed and is {settings.get(k)!r} "
+                         "now; --resume must repeat the settings of the run it continues")

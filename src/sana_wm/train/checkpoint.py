@@ -20,9 +20,12 @@ into place only when complete: a crash mid-write leaves the previous checkpoint 
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import shutil
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,8 +41,8 @@ from torch.distributed.checkpoint.state_dict import (
 from sana_wm.train.distributed import DistEnv, barrier
 from sana_wm.train.lora import LoraAdapter, check_fingerprint, read_adapter, write_adapter
 
-__all__ = ["CHECKPOINT_FORMAT", "get_rng_state", "latest_checkpoint", "list_checkpoints", "load_checkpoint",
-           "prune_checkpoints", "save_checkpoint", "set_rng_state"]
+__all__ = ["CHECKPOINT_FORMAT", "checkpoint_damage", "get_rng_state", "latest_checkpoint", "latest_intact_checkpoint",
+           "list_checkpoints", "load_checkpoint", "prune_checkpoints", "save_checkpoint", "set_rng_state"]
 
 CHECKPOINT_FORMAT = "sana-wm-train-checkpoint"
 _PREFIX = "step-"
@@ -92,6 +95,88 @@ def list_checkpoints(root: str | Path) -> list[Path]:
 def latest_checkpoint(root: str | Path) -> Path | None:
     found = list_checkpoints(root)
     return found[-1] if found else None
+
+
+def checkpoint_damage(path: str | Path) -> str | None:
+    """Why the checkpoint at ``path`` cannot be resumed from (a file missing, truncated or not parseable),
+    naming the file, or None when it looks whole. Checked before anything is loaded, because the model,
+    optimizer and EMA are loaded in place: the small files are read in full; the weights and the optimizer
+    state, which can be tens of GB, only as far as their headers and sizes tell whether they are complete."""
+    path = Path(path)
+
+    def check(name: str, reader) -> Any:
+        try:
+            return reader(path / name)
+        # How json, zipfile and torch.load(weights_only=True) report missing, truncated or corrupt files.
+        except (OSError, ValueError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError,
+                zipfile.BadZipFile) as err:
+            first_line = (str(err).splitlines() or [""])[0]
+            raise _Damaged(f"{name} cannot be read ({type(err).__name__}: {first_line})") from None
+
+    try:
+        state = check("trainer.json", lambda file: json.loads(file.read_text()))
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            return "trainer.json is not a sana-wm training checkpoint's"
+        for key in ("step", "world_size", "data"):
+            if key not in state:
+                return f"trainer.json has no {key!r}"
+        for rank in range(int(state["world_size"])):
+            check(f"rng/rank-{rank:05d}.pt", lambda file: torch.load(file, map_location="cpu", weights_only=True))
+        check("optimizer.pt", _check_zip_complete)
+        weights = [f for f in ("model.safetensors", "ema.safetensors") if (path / f).exists()]
+        for adapter in ("adapter", "adapter-ema"):
+            weights += [str(f.relative_to(path)) for f in (path / adapter).glob("*.safetensors")]
+        if not weights:
+            return "no weights (model.safetensors or adapter/)"
+        for name in weights:
+            check(name, _check_safetensors_complete)
+    except _Damaged as damage:
+        return str(damage)
+    return None
+
+
+def _check_zip_complete(file: Path) -> None:
+    """A ``torch.save`` file is a zip archive: its directory is written last, so a truncated file has none, and
+    every member must end inside the file."""
+    size = file.stat().st_size
+    with zipfile.ZipFile(file) as archive:
+        for member in archive.infolist():
+            if member.header_offset + member.compress_size > size:
+                raise zipfile.BadZipFile(f"member {member.filename} runs past the end of the file")
+
+
+def _check_safetensors_complete(file: Path) -> None:
+    """A safetensors file is an 8-byte header length, a JSON header giving each tensor's byte range, then the
+    data: complete when the header parses and the file is exactly as long as the ranges say."""
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{size} bytes, shorter than a header")
+        length = int.from_bytes(head, "little")
+        if length > size - 8:
+            raise ValueError(f"the header claims {length} bytes but the file has {size}")
+        header = json.loads(f.read(length))
+    ends = [int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"]
+    expected = 8 + length + max(ends, default=0)
+    if size != expected:
+        raise ValueError(f"the file has {size} bytes but its header describes {expected} (truncated?)")
+
+
+class _Damaged(Exception):
+    """A checkpoint file that does not read back (:func:`checkpoint_damage`)."""
+
+
+def latest_intact_checkpoint(root: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint under ``root`` that reads back in full (:func:`checkpoint_damage`), and the newer
+    ones skipped as damaged, each with the reason."""
+    skipped = []
+    for path in reversed(list_checkpoints(root)):
+        why = checkpoint_damage(path)
+        if why is None:
+            return path, skipped
+        skipped.append((path, why))
+    return None, skipped
 
 
 def prune_checkpoints(root: str | Path, keep_last: int) -> list[Path]:

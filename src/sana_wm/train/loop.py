@@ -28,8 +28,9 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
+from sana_wm.io import write_json_atomic, write_text_atomic
 from sana_wm.model import SanaWMConfig, SanaWMTransformer, chunk_schedule, from_pretrained
-from sana_wm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from sana_wm.train.checkpoint import latest_checkpoint, latest_intact_checkpoint, load_checkpoint, save_checkpoint
 from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config, named_config
 from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, build_batch
 from sana_wm.train.distributed import (
@@ -394,6 +395,27 @@ class Trainer:
                 if k != "step" and isinstance(v, (int, float)):
                     self._tensorboard.add_scalar(k, v, record["step"])
 
+    def _trim_metrics(self, step: int) -> None:
+        """Drop the metrics records of steps after ``step`` (those a killed run logged after its last
+        checkpoint, which this run logs again) and a line cut off by the kill, so no step appears twice."""
+        path = self.cfg.metrics_path
+        if not path.is_file():
+            return
+        kept, dropped = [], 0
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                keep = 0 < record["step"] <= step
+            except (ValueError, TypeError, KeyError):
+                keep = False
+            if keep:
+                kept.append(line)
+            else:
+                dropped += 1
+        if dropped:
+            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+            log.info("%s: dropped %d record(s) after step %d, which this run writes again", path, dropped, step)
+
     def _open_tensorboard(self) -> None:
         if not (self.cfg.logging.tensorboard and self.env.is_main):
             return
@@ -423,6 +445,14 @@ class Trainer:
         step = 0
         ckpt = latest_checkpoint(cfg.checkpoint_dir)
         if resume and ckpt is not None:
+            ckpt, skipped = latest_intact_checkpoint(cfg.checkpoint_dir)
+            for path, why in skipped:
+                if env.is_main:
+                    log.warning("skipping the damaged checkpoint %s: %s", path, why)
+            if ckpt is None:
+                raise ValueError(f"{cfg.checkpoint_dir}: every checkpoint is damaged (newest: {skipped[0][0].name}: "
+                                 f"{skipped[0][1]}); remove them to start again, or restore one from a copy")
+        if resume and ckpt is not None:
             state = load_checkpoint(ckpt, env=env, model=self.model, optimizer=self.optimizer, ema=self.ema,
                                     lora=self.lora, lora_base=self.lora_base)
             step = state["step"]
@@ -445,7 +475,8 @@ class Trainer:
             self._enter_stage(0)
         if env.is_main:
             Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
-            (Path(cfg.output_dir) / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
+            write_json_atomic(Path(cfg.output_dir) / "config.json", config_to_dict(cfg), indent=2)
+            self._trim_metrics(step)
         self._open_tensorboard()
 
         result = TrainResult(step=step, world_size=env.world_size)
