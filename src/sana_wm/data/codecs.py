@@ -14,6 +14,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from sana_wm.errors import UserError
+
 __all__ = [
     "FRAMES_CODECS",
     "DecodeError",
@@ -34,7 +36,7 @@ __all__ = [
 FRAMES_CODECS = ("mp4", "png", "npz")
 
 
-class DecodeError(ValueError):
+class DecodeError(UserError, ValueError):
     """A member's bytes could not be decoded into what its name promises."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from sana_wm.errors import UserError
 from sana_wm.model.config import SanaWMConfig, get_config
 from sana_wm.model.transformer import SanaWMTransformer
 
@@ -47,7 +48,7 @@ _DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.flo
            "fp32": torch.float32, "float32": torch.float32}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint does not fit the model: lists every missing, unexpected and mis-shaped key."""
 
 

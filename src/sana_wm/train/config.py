@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from sana_wm.errors import UserError
 from sana_wm.model.config import CONFIGS
 from sana_wm.train.objective import ObjectiveConfig
 
@@ -43,7 +44,7 @@ __all__ = [
 _GEMMA_CHANNELS = 2304
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A training config is invalid; the message starts with the key path (``stages[1].lr: ...``)."""
 
 
