@@ -10,6 +10,7 @@ from sana_wm.limits import check_finite, check_frames, check_image_pixels
 
 # Flow-matching samplers converge in tens of steps; a typo such as 10000000 would only burn compute.
 _MAX_STEPS = 1000
+_EXIF_ORIENTATION = 0x0112
 
 DESCRIPTION = """\
 Generate a video from a first frame and a camera path with a SANA-WM model.
@@ -246,7 +247,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     try:
         with Image.open(image) as im:
             image_size = im.size
-    except (UnidentifiedImageError, OSError) as exc:
+            if im.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8):  # stored sideways: shown rotated by 90 degrees
+                image_size = image_size[::-1]
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise CLIError(f"--image {image}: not a readable image ({exc})") from None
     check_image_pixels(*image_size, f"--image {image}")
     prompt = args.prompt
