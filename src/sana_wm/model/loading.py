@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -129,14 +130,37 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        raw = load_file(str(path))
+        raw = load_safetensors(path)
     else:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{path}: not a readable checkpoint of plain tensors ({first}); "
+                                  "replace the file, or convert it to .safetensors") from None
         if not isinstance(raw, Mapping):
             raise CheckpointError(f"{path}: expected a dict of tensors, got {type(raw).__name__}")
     return normalize_state_dict(raw)
+
+
+def load_safetensors(path: str | Path) -> dict[str, Tensor]:
+    """All tensors of a ``.safetensors`` file; a damaged or foreign file raises :class:`CheckpointError`
+    naming it (the safetensors library's own error does not say which file)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: damaged or not a safetensors file ({exc}); replace it") from None
+
+
+def check_finite_weights(state_dict: Mapping[str, Tensor], source: str | Path) -> None:
+    """Refuse weights holding NaN or infinity, naming the first such tensor: such a model samples noise."""
+    for key, value in state_dict.items():
+        if value.is_floating_point() and not value.is_meta and not torch.isfinite(value).all():
+            raise CheckpointError(f"{source}: tensor {key!r} holds NaN or infinite values; the checkpoint is "
+                                  "damaged (or was saved after training diverged)")
 
 
 def _read_directory_config(path: Path) -> tuple[SanaWMConfig, list[Path]]:
@@ -230,6 +254,7 @@ def from_pretrained(path: str | Path, config: SanaWMConfig | str | None = None, 
         state_dict = read_state_dict(path)
     if config is None:
         config = "official-2.6b"
+    check_finite_weights(state_dict, path)
     model = build_model(config, device="meta", dtype=resolve_dtype(dtype))
     load_weights(model, state_dict, strict=strict)
     return model.to(device).eval()
