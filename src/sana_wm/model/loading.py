@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from sana_wm.errors import UserError
+from sana_wm.limits import loads_json
 from sana_wm.model.config import SanaWMConfig, get_config
 from sana_wm.model.transformer import SanaWMTransformer
 
@@ -168,7 +169,9 @@ def _read_directory_config(path: Path) -> tuple[SanaWMConfig, list[Path]]:
     config_file = path / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{path} has no config.json; pass a checkpoint file or a model directory")
-    raw = json.loads(config_file.read_text())
+    raw = loads_json(config_file.read_text(), config_file)
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{config_file}: expected a JSON object of config fields")
     class_name = raw.pop("_class_name", None)
     if class_name == _DIFFUSERS_CLASS:
         config = SanaWMConfig.from_diffusers(raw)

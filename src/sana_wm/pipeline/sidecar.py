@@ -88,9 +88,11 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
         path = sidecar_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no sidecar at {path}")
-    record = json.loads(path.read_text())
-    if record.get("format") != SIDECAR_FORMAT:
-        raise ValueError(f"{path}: not a sana-wm generation sidecar (format {record.get('format')!r}, "
+    from sana_wm.limits import loads_json
+
+    record = loads_json(path.read_text(), path)
+    if not isinstance(record, dict) or record.get("format") != SIDECAR_FORMAT:
+        raise ValueError(f"{path}: not a sana-wm generation sidecar (format {getattr(record, 'get', dict().get)('format')!r}, "
                          f"expected {SIDECAR_FORMAT!r})")
     return record
 
