@@ -91,9 +91,9 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     from sana_wm.limits import loads_json
 
     record = loads_json(path.read_text(), path)
-    if not isinstance(record, dict) or record.get("format") != SIDECAR_FORMAT:
-        raise ValueError(f"{path}: not a sana-wm generation sidecar (format {getattr(record, 'get', dict().get)('format')!r}, "
-                         f"expected {SIDECAR_FORMAT!r})")
+    found = record.get("format") if isinstance(record, dict) else None
+    if found != SIDECAR_FORMAT:
+        raise ValueError(f"{path}: not a sana-wm generation sidecar (format {found!r}, expected {SIDECAR_FORMAT!r})")
     return record
 
 
