@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print("sana-wm: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        message = user_error_message(exc)
+        message = user_error_message(exc, args)
         if message is None:
             raise  # a bug in sana-wm: the traceback is what a report needs
         if args.debug:
@@ -81,12 +81,15 @@ _DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system 
                 errno.EDQUOT: "the disk quota is exceeded"}
 
 
+_HUB_FLAGS = ("model", "text_encoder", "refiner")  # the flags that accept a hub id
+
+
 def _wants_hint(exc: BaseException) -> bool:
     """A plain ValueError may come from deep in a library; point at --debug in case it is not the user's."""
     return type(exc) is ValueError
 
 
-def user_error_message(exc: BaseException) -> str | None:
+def user_error_message(exc: BaseException, args: argparse.Namespace | None = None) -> str | None:
     """The one- or two-line message for an error the user can fix, or None for a bug (shown as a traceback)."""
     if isinstance(exc, UserError):
         return str(exc)
@@ -98,7 +101,7 @@ def user_error_message(exc: BaseException) -> str | None:
                     "(or set SANA_WM_MAX_IMAGE_PIXELS)")
     except ImportError:  # pragma: no cover - PIL is a dependency
         pass
-    hub = _hub_error_message(exc)
+    hub = _hub_error_message(exc, args)
     if hub is not None:
         return hub
     if type(exc).__name__ == "SafetensorError":
@@ -118,14 +121,19 @@ def user_error_message(exc: BaseException) -> str | None:
     return None
 
 
-def _hub_error_message(exc: BaseException) -> str | None:
+def _hub_error_message(exc: BaseException, args: argparse.Namespace | None) -> str | None:
     """Hugging Face hub failures: name the repository, say what to try (offline mode, a local folder)."""
     try:
         from huggingface_hub import errors as hub
     except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
         return None
-    repo = getattr(exc, "repo_id", None) or ""
+    repo = getattr(exc, "repo_id", None)
     named = f"hub repository {repo!r}" if repo else "the hub repository"
+    if not repo and args is not None:
+        # The offline error does not say which repository it wanted: name the hub ids given on the command line.
+        given = [f"--{name.replace('_', '-')} {value}" for name in _HUB_FLAGS
+                 if isinstance(value := getattr(args, name, None), str) and "/" in value and not os.path.exists(value)]
+        named = f"the hub repository of {' or '.join(given)}" if given else named
     if isinstance(exc, hub.RepositoryNotFoundError):
         return f"{named} not found (misspelled id, or private without a token); check the --model / --text-encoder id"
     if isinstance(exc, hub.LocalEntryNotFoundError):
