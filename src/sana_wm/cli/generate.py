@@ -247,11 +247,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     try:
         with Image.open(image) as im:
             image_size = im.size
+            check_image_pixels(*image_size, f"--image {image}")  # from the header, before any pixel is decoded
             if im.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8):  # stored sideways: shown rotated by 90 degrees
                 image_size = image_size[::-1]
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise CLIError(f"--image {image}: not a readable image ({exc})") from None
-    check_image_pixels(*image_size, f"--image {image}")
     prompt = args.prompt
     if args.prompt_file is not None:
         if prompt is not None:

@@ -133,12 +133,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if path.suffix == ".safetensors":
         raw = load_safetensors(path)
     else:
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"{path}: not a readable checkpoint of plain tensors ({first}); "
-                                  "replace the file, or convert it to .safetensors") from None
+        raw = load_pt(path)
         if not isinstance(raw, Mapping):
             raise CheckpointError(f"{path}: expected a dict of tensors, got {type(raw).__name__}")
     return normalize_state_dict(raw)
@@ -154,6 +149,17 @@ def load_safetensors(path: str | Path) -> dict[str, Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: damaged or not a safetensors file ({exc}); replace it") from None
+
+
+def load_pt(path: str | Path, *, mmap: bool = False):
+    """A ``.pt`` / ``.pth`` / ``.bin`` file read with ``weights_only=True`` (no code in it runs); a damaged file
+    or one that holds more than tensors raises :class:`CheckpointError` naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint of plain tensors ({first}); "
+                              "replace the file, or convert it to .safetensors") from None
 
 
 def check_finite_weights(state_dict: Mapping[str, Tensor], source: str | Path) -> None:

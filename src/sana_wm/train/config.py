@@ -260,7 +260,10 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
     if overrides:
         raw = _merge(raw, overrides)
-    return config_from_dict(raw)
+    try:
+        return config_from_dict(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None  # the key alone does not say which file to fix
 
 
 def config_from_dict(raw: dict) -> TrainConfig:
