@@ -191,6 +191,10 @@ CASES: tuple[Case, ...] = (
     Case("paths", "out-folder-missing", _gen("--out", "{ws}/no/such/folder/v.mp4"), ("--out", "does not exist")),
     Case("paths", "out-is-a-folder", _gen("--out", "{ws}/folder.mp4"), ("--out", "folder")),
     Case("paths", "out-parent-is-a-file", _gen("--out", "{ws}/a_file/v.mp4"), ("--out", "a_file")),
+    Case("paths", "synth-out-is-a-file", _cmd("data", "synth", "--out", "{ws}/a_file", "--scenes", "1"),
+         ("--out", "a_file", "is a file")),
+    Case("paths", "synth-out-under-a-file", _cmd("data", "synth", "--out", "{ws}/a_file/sub", "--scenes", "1"),
+         ("--out", "a_file", "is a file")),
     Case("paths", "index-key-escapes", _cmd("data", "inspect", "{ws}/dataset", "--out", "{ws}/inspect"),
          ("../evil", "index.json")),
     # faults

@@ -8,6 +8,7 @@ import errno
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from sana_wm import __version__
 from sana_wm.errors import UserError
@@ -31,6 +32,21 @@ Run `sana-wm GROUP --help` or `sana-wm GROUP COMMAND --help` for details.
 
 class CLIError(UserError):
     """A problem with the user's input that the CLI reports in one line and exits with status 2."""
+
+
+def check_output_folder(folder: Path, flag: str) -> None:
+    """Refuse an output folder that cannot be made or written, before any work: a file in its place or its
+    path, or a nearest existing folder that is not writable."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"{flag} {folder}: is a file, not a folder")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CLIError(f"{flag} {folder}: {existing} is a file, so the folder cannot be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {folder}: {existing} is not writable; choose another {flag}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from sana_wm.cli import CLIError
+from sana_wm.cli import CLIError, check_output_folder
 from sana_wm.limits import check_finite, check_frames
 
 
@@ -100,6 +101,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from sana_wm.synth.dataset import write_synthetic_dataset
 
     _check_synth_numbers(args)
+    check_output_folder(Path(args.out), "--out")
     kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else None
     index = write_synthetic_dataset(
         args.out, args.scenes, seed=args.seed, kinds=kinds, frames_codec=args.codec, overwrite=args.overwrite,

@@ -198,7 +198,7 @@ def _check_output_folder(out: Path) -> None:
     """The folder of --out must exist and be writable before a model is loaded and sampled."""
     import os
 
-    folder = out.parent if str(out.parent) else Path(".")
+    folder = out.parent
     if out.is_dir():
         raise CLIError(f"--out {out}: is a folder; give a file name ending in .mp4")
     if not folder.exists():
