@@ -68,7 +68,7 @@ def main() -> int:
             row["clean"] += not problems
             row["tracebacks"] += outcome.traceback
             row["files changed"] += bool(outcome.changed)
-            row["unbounded"] += "MemoryError" in outcome.stderr
+            row["unbounded"] += outcome.escaped == "MemoryError" or "MemoryError" in outcome.stderr
             if problems:
                 failures.append(f"{case.kind}:{case.name}: {'; '.join(problems)}")
                 print(failures[-1][:300], flush=True)

@@ -218,6 +218,7 @@ class Outcome:
     stderr: str
     traceback: bool  # an exception escaped main, or a traceback was printed
     changed: list[str]  # workspace files modified, created or removed
+    escaped: str | None = None  # the type of the exception that escaped main, if one did
 
     def problems(self, case: Case, ws: Path) -> list[str]:
         """What is wrong with this outcome for ``case``; empty when it passes."""
@@ -241,7 +242,7 @@ def run_case(case: Case, ws: Path) -> Outcome:
     """Run ``case`` against the workspace ``ws`` and record what happened."""
     before = snapshot(ws)
     err = io.StringIO()
-    escaped = False
+    escaped = None
     status = None
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.dict(os.environ, case.env))
@@ -253,9 +254,10 @@ def run_case(case: Case, ws: Path) -> Outcome:
             status = main(case.argv(ws))
         except SystemExit as exc:  # argparse's own errors exit 2 with a usage line
             status = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:  # noqa: BLE001 - any escape is what the suite counts
-            escaped = True
+        except BaseException as exc:  # noqa: BLE001 - any escape is what the suite counts
+            escaped = type(exc).__name__
     after = snapshot(ws)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     stderr = err.getvalue()
-    return Outcome(status, stderr, escaped or "Traceback (most recent call last)" in stderr, changed)
+    printed = "Traceback (most recent call last)" in stderr
+    return Outcome(status, stderr, escaped is not None or printed, changed, escaped)
