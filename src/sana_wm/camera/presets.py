@@ -304,8 +304,9 @@ def make_preset(name: str, *, seconds: float = 10.0, fps: float = 16.0, **params
     if isinstance(kwargs.get("num_frames"), str):
         kwargs["num_frames"] = _coerce(name, "num_frames", kwargs["num_frames"], 0)
     seconds, fps = float(seconds), float(fps)
-    if not (math.isfinite(seconds) and seconds > 0 and math.isfinite(fps) and fps > 0):
-        raise TrajectoryError(f"preset {name}: seconds ({seconds:g}) and fps ({fps:g}) must be positive finite numbers")
+    if not (math.isfinite(seconds) and seconds >= 0 and math.isfinite(fps) and fps > 0):
+        raise TrajectoryError(f"preset {name}: seconds ({seconds:g}) must be finite and >= 0, fps ({fps:g}) "
+                              "finite and > 0")
     frames = kwargs.get("num_frames") or seconds * fps + 1
     check_frames(frames, f"preset {name}")
     return fn(seconds=seconds, fps=fps, **kwargs)
