@@ -1,6 +1,7 @@
 """Real caption states for training: encoded once with a (tiny, random) Gemma-2, stored beside the dataset,
 read by the trainer without the encoder."""
 
+import re
 import shutil
 
 import pytest
@@ -94,7 +95,7 @@ def test_fine_tuning_configs_train_on_real_captions(name, tmp_path):
     raw["data"]["text"] = "hash"
     path = tmp_path / name
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match=r"^data\.text: 'hash'.*init_from"):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: data\.text: 'hash'.*init_from"):
         load_config(path)
 
 

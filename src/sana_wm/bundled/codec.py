@@ -136,7 +136,7 @@ class PatchPCACodec(VideoVAE):
                         device: torch.device | str = "cpu", temporal_tiling=None) -> PatchPCACodec:
         """Read a folder written by :meth:`save_pretrained`. ``dtype`` is accepted for symmetry with the VAE
         and ignored: the codec computes in float32. ``temporal_tiling`` is ignored too (nothing to tile)."""
-        from safetensors.torch import load_file
+        from sana_wm.model.loading import load_safetensors
 
         path = Path(path)
         config_file, weights = path / "config.json", path / WEIGHTS_NAME
@@ -153,7 +153,7 @@ class PatchPCACodec(VideoVAE):
         config = PatchPCAConfig(**{k: v for k, v in fields.items() if k in known})
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: the patch codec's tensors are missing")
-        tensors = load_file(str(weights))
+        tensors = load_safetensors(weights)
         missing = [k for k in ("mean", "basis", "latents_mean", "latents_std") if k not in tensors]
         if missing:
             raise ValueError(f"{weights}: missing tensor(s) {', '.join(missing)}")

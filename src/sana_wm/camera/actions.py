@@ -51,6 +51,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
+from sana_wm.limits import MAX_FRAMES_ENV, max_frames
 
 __all__ = [
     "ACTION_KEYS",
@@ -149,6 +150,7 @@ def parse_actions(action: str) -> list[tuple[frozenset[str], int]]:
         raise ActionError("action string is empty; write segments like 'w-30,dw-20' (keys-frames)")
     raw_segments = cleaned.split(",")
     segments: list[tuple[frozenset[str], int]] = []
+    limit, total = max_frames(), 0
     for pos, seg in enumerate(raw_segments, start=1):
         where = f"segment {pos} of {len(raw_segments)}"
         if not seg:
@@ -177,9 +179,15 @@ def parse_actions(action: str) -> list[tuple[frozenset[str], int]]:
             raise ActionError(f"{where} {seg!r}: frame count must be positive, got {frames_text}")
         if not (frames_text.isascii() and frames_text.isdigit()):
             raise ActionError(f"{where} {seg!r}: frame count {frames_text!r} is not a positive integer")
-        frames = int(frames_text)
+        # Compare digits before int(): a count of thousands of digits is refused, never converted.
+        frames = int(frames_text) if len(frames_text.lstrip("0")) <= 18 else limit + 1
         if frames <= 0:
             raise ActionError(f"{where} {seg!r}: frame count must be positive, got {frames}")
+        total += frames
+        if total > limit:
+            shown = seg if len(seg) <= 40 else seg[:30] + "..."
+            raise ActionError(f"{where} {shown!r}: the action string holds more than {limit} frames, the limit "
+                              f"(10 min at 16 fps); shorten it or set {MAX_FRAMES_ENV} to allow more")
         segments.append((keys, frames))
     return segments
 

@@ -80,6 +80,7 @@ from scipy.spatial.transform import Rotation
 
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError, as_c2w_array, invert_se3
 from sana_wm.io import atomic_write, write_text_atomic
+from sana_wm.limits import check_json_depth
 
 __all__ = ["DEFAULT_FPS", "FORMATS", "detect_format", "read_trajectory", "write_trajectory"]
 
@@ -322,6 +323,7 @@ def _read_json(path: Path):
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise TrajectoryError(f"{path}: cannot read ({e})") from None
+    check_json_depth(text, str(path))
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

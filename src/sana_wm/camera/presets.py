@@ -21,6 +21,7 @@ import numpy as np
 
 from sana_wm.camera.actions import rot_x, rot_y
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
+from sana_wm.limits import check_frames
 
 __all__ = [
     "PRESETS",
@@ -302,7 +303,13 @@ def make_preset(name: str, *, seconds: float = 10.0, fps: float = 16.0, **params
     kwargs = {k: _coerce(name, k, v, own[k]) if k in own else v for k, v in params.items()}
     if isinstance(kwargs.get("num_frames"), str):
         kwargs["num_frames"] = _coerce(name, "num_frames", kwargs["num_frames"], 0)
-    return fn(seconds=float(seconds), fps=float(fps), **kwargs)
+    seconds, fps = float(seconds), float(fps)
+    if not (math.isfinite(seconds) and seconds >= 0 and math.isfinite(fps) and fps > 0):
+        raise TrajectoryError(f"preset {name}: seconds ({seconds:g}) must be finite and >= 0, fps ({fps:g}) "
+                              "finite and > 0")
+    frames = kwargs.get("num_frames") or seconds * fps + 1
+    check_frames(frames, f"preset {name}")
+    return fn(seconds=seconds, fps=fps, **kwargs)
 
 
 def preset_help() -> str:

@@ -15,6 +15,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
+from sana_wm.limits import check_frames
 
 __all__ = ["EXTEND_MODES", "FIT_RULES_HELP", "SNAP_MODES", "fit_to_frames", "resample", "snap_frame_count"]
 
@@ -62,6 +63,7 @@ def resample(traj: Trajectory, *, num_frames: int | None = None, fps: float | No
             raise TrajectoryError("resample: a single-frame trajectory spans no time; use fit_to_frames(..., "
                                   "extend='hold') to repeat it")
         new_fps = (count - 1) / duration if count > 1 else traj.fps
+    check_frames(count, "resample")
     times = np.arange(count) / new_fps  # seconds
     positions = times * traj.fps  # in input frames, 0 .. F - 1
     positions = np.clip(positions, 0.0, traj.num_frames - 1)

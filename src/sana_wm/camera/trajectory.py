@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from sana_wm.errors import UserError
+
 __all__ = [
     "DEFAULT_FOV_RANGE_DEG",
     "DEFAULT_ROTATION_TOL",
@@ -36,7 +38,7 @@ DEFAULT_FOV_RANGE_DEG = (25.0, 120.0)
 """Horizontal and vertical field of view accepted by validation, as the released pipeline demands."""
 
 
-class TrajectoryError(ValueError):
+class TrajectoryError(UserError, ValueError):
     """A camera trajectory or its intrinsics are malformed; the message names the frame and the problem."""
 
 

@@ -264,11 +264,25 @@ def _write(traj: Trajectory, path: str, fmt: str | None) -> None:
         print(f"wrote {f}")
 
 
+def _warn_if_invalid(traj: Trajectory, source: str) -> None:
+    """Say on stderr when a path fails `camera validate`: converting or plotting it is allowed, silently not."""
+    import sys
+
+    from sana_wm.camera.trajectory import TrajectoryError
+
+    try:
+        traj.validate()
+    except TrajectoryError as exc:
+        print(f"sana-wm: warning: {source}: {exc} (`sana-wm generate` refuses it without --no-validate)",
+              file=sys.stderr)
+
+
 # -- commands --------------------------------------------------------------------------------------
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     traj = _finish(_read(args.input, args), args)
+    _warn_if_invalid(traj, args.input)
     _write(traj, args.output, args.to_fmt)
     return 0
 
@@ -307,6 +321,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from sana_wm.camera.plot import plot_trajectory
 
     traj = load_source(args)
+    _warn_if_invalid(traj, args.traj or "the trajectory")
     out = plot_trajectory(traj, args.out, every=args.every, title=args.title)
     print(f"wrote {out}")
     return 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from sana_wm.cli import CLIError, check_output_folder
+from sana_wm.limits import check_finite, check_frames
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -12,7 +16,26 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected HxW, e.g. 128x128, got {text!r}") from None
     if h <= 0 or w <= 0:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    if h > _MAX_SIDE or w > _MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"{text!r}: each side may be at most {_MAX_SIDE} pixels "
+                                         "(the renderer ray-casts every pixel on the CPU)")
     return h, w
+
+
+# The CPU ray caster renders ~1 Mpx/s; these bounds keep a typo from filling the disk for days.
+_MAX_SIDE = 4096
+_MAX_SCENES = 100_000
+
+
+def _check_synth_numbers(args: argparse.Namespace) -> None:
+    from sana_wm.camera.trajectory import DEFAULT_FOV_RANGE_DEG
+
+    if not 1 <= args.scenes <= _MAX_SCENES:
+        raise CLIError(f"--scenes {args.scenes}: must be between 1 and {_MAX_SCENES}")
+    check_finite(args.seconds, "--seconds", low=0.0, low_open=True)
+    check_finite(args.fps, "--fps", low=0.0, low_open=True)
+    check_finite(args.fov, "--fov", low=DEFAULT_FOV_RANGE_DEG[0], high=DEFAULT_FOV_RANGE_DEG[1])
+    check_frames(args.seconds * args.fps + 1, f"--seconds {args.seconds:g} at --fps {args.fps:g}")
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -81,6 +104,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from sana_wm.cli import CLIError
     from sana_wm.synth.dataset import write_synthetic_dataset
 
+    _check_synth_numbers(args)
+    check_output_folder(Path(args.out), "--out")
     kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else None
     if args.resume and args.overwrite:
         raise CLIError("--resume keeps the shards already written and --overwrite deletes them: give one")

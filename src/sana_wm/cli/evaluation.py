@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write numbers separated by commas, e.g. 1,5,10") from None
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: write finite non-negative numbers, e.g. 1,5,10")
+    return values
+
+
+_MAX_SEEDS = 10_000  # each seed renders and generates a clip; more is a typo, not an evaluation
 
 
 def _ints(text: str) -> list[int]:
     out = []
-    for part in text.split(","):
-        if "-" in part.strip()[1:]:
-            lo, hi = part.split("-", 1)
-            out.extend(range(int(lo), int(hi) + 1))
-        elif part.strip():
-            out.append(int(part))
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise argparse.ArgumentTypeError(f"range {part.strip()!r} runs backwards; write {hi}-{lo}")
+                if hi - lo >= _MAX_SEEDS:
+                    raise argparse.ArgumentTypeError(f"range {part.strip()!r} holds more than {_MAX_SEEDS} seeds")
+                out.extend(range(lo, hi + 1))
+            elif part.strip():
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write integers and ranges, e.g. 1000-1003,1007") from None
+    if not out:
+        raise argparse.ArgumentTypeError(f"{text!r}: no seeds given")
+    if len(out) > _MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"{len(out)} seeds: more than {_MAX_SEEDS}")
     return out
 
 

@@ -6,6 +6,13 @@ import argparse
 import os
 from pathlib import Path
 
+from sana_wm.cli import CLIError
+from sana_wm.limits import check_finite, check_frames, check_image_pixels
+
+# Flow-matching samplers converge in tens of steps; a typo such as 10000000 would only burn compute.
+_MAX_STEPS = 1000
+_EXIF_ORIENTATION = 0x0112
+
 DESCRIPTION = """\
 Generate a video from a first frame and a camera path with a SANA-WM model.
 
@@ -114,6 +121,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt-cache", metavar="DIR", help="cache encoded prompts in this folder")
     p.add_argument("--no-action-overlay", action="store_true", help="do not draw the held keys on --action videos")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-validate", action="store_true",
+                   help="experts: use the camera path without the checks of `sana-wm camera validate` "
+                        "(orthonormal rotations, no reflections, field of view 25-120 degrees, finite values)")
     p.add_argument("--out", "-o", metavar="VIDEO.mp4",
                    help="output video, a .mp4 file (required unless --list-examples)")
     p.set_defaults(func=cmd_generate)
@@ -192,6 +202,38 @@ def _check_out_is_not_an_input(args: argparse.Namespace) -> None:
                 where = "inside " if inside else ""
                 raise CLIError(f"--out {out} {what} {where}{flag(name)} {source}; writing it would replace an "
                                "input. Choose another --out")
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse non-finite and nonsensical numbers and sizes above the limits before any file is read."""
+    from sana_wm.camera.trajectory import DEFAULT_FOV_RANGE_DEG
+
+    check_finite(args.cfg, "--cfg", low=0.0)
+    check_finite(args.camera_cfg, "--camera-cfg", low=0.0)
+    check_finite(args.shift, "--shift", low=0.0, low_open=True)
+    check_finite(args.fov, "--fov", low=DEFAULT_FOV_RANGE_DEG[0], high=DEFAULT_FOV_RANGE_DEG[1])
+    check_finite(args.seconds, "--seconds", low=0.0, low_open=True)
+    for name in ("num_frames", "steps", "camera_cfg_chunks", "refiner_block_frames", "refiner_kv_max_frames"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CLIError(f"{flag(name)} {value}: must be at least 1")
+    if args.num_frames is not None:
+        check_frames(args.num_frames, f"--num-frames {args.num_frames}")
+    if args.steps is not None and args.steps > _MAX_STEPS:
+        raise CLIError(f"--steps {args.steps}: more than {_MAX_STEPS} steps changes nothing but the run time")
+
+
+def _check_output_folder(out: Path) -> None:
+    """The folder of --out must exist and be writable before a model is loaded and sampled."""
+    import os
+
+    folder = out.parent
+    if out.is_dir():
+        raise CLIError(f"--out {out}: is a folder; give a file name ending in .mp4")
+    if not folder.exists():
+        raise CLIError(f"--out {out}: the folder {folder} does not exist; create it first")
+    if not folder.is_dir():
+        raise CLIError(f"--out {out}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"--out {out}: the folder {folder} is not writable; choose another --out")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -224,6 +266,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CLIError("give a camera path: --action STR, --camera FILE or --preset NAME")
     if args.model is None:
         args.model = str(bundled_model_dir())
+    _check_numbers(args)
+    _check_output_folder(Path(args.out))
     _check_out_is_not_an_input(args)
     image = Path(args.image)
     if not image.is_file():
@@ -231,7 +275,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     try:
         with Image.open(image) as im:
             image_size = im.size
-    except (UnidentifiedImageError, OSError) as exc:
+            check_image_pixels(*image_size, f"--image {image}")  # from the header, before any pixel is decoded
+            if im.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8):  # stored sideways: shown rotated by 90 degrees
+                image_size = image_size[::-1]
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise CLIError(f"--image {image}: not a readable image ({exc})") from None
     prompt = args.prompt
     if args.prompt_file is not None:
@@ -240,8 +287,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
         prompt = Path(args.prompt_file).read_text(encoding="utf-8").strip()
 
     traj = _trajectory(args, image_size)
+    if not args.no_validate:
+        from sana_wm.camera.trajectory import TrajectoryError
+
+        try:
+            traj.validate()
+        except TrajectoryError as exc:
+            source = "--" + next(k for k in ("action", "camera", "preset") if getattr(args, k) is not None)
+            raise CLIError(f"{source}: {exc}\n(check it with `sana-wm camera validate`; --no-validate uses it "
+                           "anyway)") from None
     num_frames = args.num_frames
     if args.seconds is not None:
+        check_frames(args.seconds * traj.fps + 1, f"--seconds {args.seconds:g}")
         num_frames = int(round(args.seconds * traj.fps)) + 1
 
     import warnings

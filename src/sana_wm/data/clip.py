@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sana_wm.camera.trajectory import Intrinsics, Trajectory
+from sana_wm.errors import UserError
 
 __all__ = ["KEY_PATTERN", "Clip", "ClipError", "clip_fingerprint", "to_numpy"]
 
@@ -23,7 +24,7 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+$")
 """Clip keys name tar members ``<key>.<ext>``, so they may not contain dots or slashes."""
 
 
-class ClipError(ValueError):
+class ClipError(UserError, ValueError):
     """A clip is malformed (shapes, dtypes or metadata disagree); the message names the clip and the field."""
 
 

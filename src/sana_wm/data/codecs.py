@@ -14,6 +14,9 @@ from fractions import Fraction
 
 import numpy as np
 
+from sana_wm.errors import LimitError, UserError
+from sana_wm.limits import check_json_depth
+
 __all__ = [
     "FRAMES_CODECS",
     "DecodeError",
@@ -34,7 +37,7 @@ __all__ = [
 FRAMES_CODECS = ("mp4", "png", "npz")
 
 
-class DecodeError(ValueError):
+class DecodeError(UserError, ValueError):
     """A member's bytes could not be decoded into what its name promises."""
 
 
@@ -166,8 +169,10 @@ def encode_json(obj: dict) -> bytes:
 
 def decode_json(data: bytes) -> dict:
     try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = data.decode("utf-8")
+        check_json_depth(text, "json member")
+        obj = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, LimitError) as err:
         raise DecodeError(f"json member is damaged: {err}") from None
     if not isinstance(obj, dict):
         raise DecodeError(f"json member holds a {type(obj).__name__}, expected an object")

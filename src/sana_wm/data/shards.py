@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import tarfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from sana_wm.data import codecs
-from sana_wm.data.clip import Clip, ClipError, to_numpy
+from sana_wm.data.clip import KEY_PATTERN, Clip, ClipError, to_numpy
 from sana_wm.data.codecs import FRAMES_CODECS, DecodeError
 
 __all__ = [
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "sana-wm-clips"
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
+_SHARD_PATTERN = re.compile(r"^shard-[0-9]{6,}\.tar$")
 _BLOCK = tarfile.BLOCKSIZE  # 512: tar headers and member data are padded to this
 
 
@@ -93,6 +95,12 @@ class ClipEntry:
     members: dict[str, tuple[int, int, int]]  # ext -> (data offset, size, crc32)
     quality: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Keys and shard names come from files someone else may have written, and become file names.
+        if not isinstance(self.key, str) or not KEY_PATTERN.match(self.key):
+            raise DecodeError(f"clip key {self.key!r} is not a plain name (letters, digits, '_' and '-' only)")
+        _check_shard_name(self.shard)
+
     @property
     def duration(self) -> float:
         """Seconds of video, ``F / fps``."""
@@ -112,11 +120,19 @@ class ClipEntry:
                    members={ext: tuple(int(v) for v in loc) for ext, loc in obj["members"].items()})
 
 
+def _check_shard_name(name) -> None:
+    if not isinstance(name, str) or not _SHARD_PATTERN.match(name):
+        raise DecodeError(f"shard name {name!r} is not of the form shard-NNNNNN.tar")
+
+
 @dataclass(frozen=True)
 class ShardEntry:
     name: str
     bytes: int
     clips: tuple[ClipEntry, ...]
+
+    def __post_init__(self) -> None:
+        _check_shard_name(self.name)
 
     def to_json(self) -> dict:
         return {"name": self.name, "bytes": self.bytes, "num_clips": len(self.clips),
@@ -191,8 +207,8 @@ def load_index(root) -> DatasetIndex:
     try:
         with open(path, "rb") as f:
             return DatasetIndex.from_json(codecs.decode_json(f.read()), root)
-    except (DecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{path} is damaged ({type(err).__name__}: {err}); delete it and run "
+    except (DecodeError, KeyError, TypeError, ValueError) as err:
+        raise DecodeError(f"{path} is damaged ({type(err).__name__}: {err}); delete it and run "
                          f"sana_wm.data.rebuild_index({str(root)!r}) to recover it from the shards") from None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from sana_wm.model.config import CONFIGS, SanaWMConfig, get_config
-from sana_wm.model.loading import build_model, normalize_state_dict
+from sana_wm.model.loading import CheckpointError, build_model, load_pt, normalize_state_dict
 
 __all__ = ["checkpoint_shapes", "describe_checkpoint", "describe_config", "format_report"]
 
@@ -80,13 +80,16 @@ def checkpoint_shapes(path: str | Path) -> tuple[dict[str, tuple[int, ...]], San
     raw: dict = {}
     for f in files:
         if f.suffix == ".safetensors":
-            from safetensors import safe_open
+            from safetensors import SafetensorError, safe_open
 
-            with safe_open(str(f), framework="pt") as handle:
-                for key in handle.keys():
-                    raw[key] = torch.empty(handle.get_slice(key).get_shape(), device="meta")
+            try:
+                with safe_open(str(f), framework="pt") as handle:
+                    for key in handle.keys():
+                        raw[key] = torch.empty(handle.get_slice(key).get_shape(), device="meta")
+            except SafetensorError as exc:
+                raise CheckpointError(f"{f}: damaged or not a safetensors file ({exc}); replace it") from None
         else:
-            raw.update(torch.load(f, map_location="cpu", weights_only=True, mmap=True))
+            raw.update(load_pt(f, mmap=True))
     shapes = {k: tuple(v.shape) for k, v in normalize_state_dict(raw).items()}
     return shapes, config
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from sana_wm.errors import UserError
+from sana_wm.limits import loads_json
 from sana_wm.model.config import SanaWMConfig, get_config
 from sana_wm.model.transformer import SanaWMTransformer
 
@@ -47,7 +50,7 @@ _DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.flo
            "fp32": torch.float32, "float32": torch.float32}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint does not fit the model: lists every missing, unexpected and mis-shaped key."""
 
 
@@ -128,14 +131,43 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        raw = load_file(str(path))
+        raw = load_safetensors(path)
     else:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = load_pt(path)
         if not isinstance(raw, Mapping):
             raise CheckpointError(f"{path}: expected a dict of tensors, got {type(raw).__name__}")
     return normalize_state_dict(raw)
+
+
+def load_safetensors(path: str | Path) -> dict[str, Tensor]:
+    """All tensors of a ``.safetensors`` file; a damaged or foreign file raises :class:`CheckpointError`
+    naming it (the safetensors library's own error does not say which file)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: damaged or not a safetensors file ({exc}); replace it") from None
+
+
+def load_pt(path: str | Path, *, mmap: bool = False):
+    """A ``.pt`` / ``.pth`` / ``.bin`` file read with ``weights_only=True`` (no code in it runs); a damaged file
+    or one that holds more than tensors raises :class:`CheckpointError` naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint of plain tensors ({first}); "
+                              "replace the file, or convert it to .safetensors") from None
+
+
+def check_finite_weights(state_dict: Mapping[str, Tensor], source: str | Path) -> None:
+    """Refuse weights holding NaN or infinity, naming the first such tensor: such a model samples noise."""
+    for key, value in state_dict.items():
+        if value.is_floating_point() and not value.is_meta and not torch.isfinite(value).all():
+            raise CheckpointError(f"{source}: tensor {key!r} holds NaN or infinite values; the checkpoint is "
+                                  "damaged (or was saved after training diverged)")
 
 
 def _read_directory_config(path: Path) -> tuple[SanaWMConfig, list[Path]]:
@@ -143,7 +175,9 @@ def _read_directory_config(path: Path) -> tuple[SanaWMConfig, list[Path]]:
     config_file = path / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{path} has no config.json; pass a checkpoint file or a model directory")
-    raw = json.loads(config_file.read_text())
+    raw = loads_json(config_file.read_text(), config_file)
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{config_file}: expected a JSON object of config fields")
     class_name = raw.pop("_class_name", None)
     if class_name == _DIFFUSERS_CLASS:
         config = SanaWMConfig.from_diffusers(raw)
@@ -229,6 +263,7 @@ def from_pretrained(path: str | Path, config: SanaWMConfig | str | None = None, 
         state_dict = read_state_dict(path)
     if config is None:
         config = "official-2.6b"
+    check_finite_weights(state_dict, path)
     model = build_model(config, device="meta", dtype=resolve_dtype(dtype))
     load_weights(model, state_dict, strict=strict)
     return model.to(device).eval()

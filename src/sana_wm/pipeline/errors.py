@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from sana_wm.errors import UserError
+
 __all__ = ["ModelFilesError", "OptionError", "OptionWarning", "python_spelling"]
 
 
-class ModelFilesError(FileNotFoundError):
+class ModelFilesError(UserError, FileNotFoundError):
     """A model folder lacks files the chosen variant needs; the message names them."""
 
 
@@ -35,7 +37,7 @@ class OptionWarning(UserWarning):
         return _render(self.template, spell)
 
 
-class OptionError(ValueError):
+class OptionError(UserError, ValueError):
     """A combination of options that cannot mean anything; named like :class:`OptionWarning`."""
 
     def __init__(self, template: str) -> None:

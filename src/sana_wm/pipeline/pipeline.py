@@ -658,20 +658,15 @@ class SanaWMPipeline:
                 f"but {free_gib:.0f} GiB are free{advice}")
 
     def _load_image(self, image):
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
+
+        from sana_wm.pipeline.image import load_image, to_rgb8
 
         if isinstance(image, Image.Image):
-            return image.convert("RGB"), None
+            return to_rgb8(image), None
         if isinstance(image, np.ndarray):
-            return Image.fromarray(image).convert("RGB"), None
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"input image {path} not found")
-        try:
-            with Image.open(path) as im:
-                return im.convert("RGB"), path
-        except (UnidentifiedImageError, OSError) as exc:
-            raise ValueError(f"cannot read the input image {path}: {exc}") from None
+            return to_rgb8(Image.fromarray(image)), None
+        return load_image(image), Path(image)
 
     def _text(self, prompt: str | TextEmbedding, negative: bool, instruction: str | None) -> TextEmbedding:
         if isinstance(prompt, TextEmbedding):

@@ -102,10 +102,12 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
         path = sidecar_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no sidecar at {path}")
-    record = json.loads(path.read_text())
-    if record.get("format") != SIDECAR_FORMAT:
-        raise ValueError(f"{path}: not a sana-wm generation sidecar (format {record.get('format')!r}, "
-                         f"expected {SIDECAR_FORMAT!r})")
+    from sana_wm.limits import loads_json
+
+    record = loads_json(path.read_text(), path)
+    found = record.get("format") if isinstance(record, dict) else None
+    if found != SIDECAR_FORMAT:
+        raise ValueError(f"{path}: not a sana-wm generation sidecar (format {found!r}, expected {SIDECAR_FORMAT!r})")
     return record
 
 

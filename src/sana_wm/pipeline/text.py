@@ -74,12 +74,12 @@ class TextEmbedding:
 
     @classmethod
     def load(cls, path: str | Path) -> TextEmbedding:
-        from safetensors.torch import load_file
+        from sana_wm.model.loading import load_safetensors
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no prompt embedding file at {path}")
-        data = load_file(str(path))
+        data = load_safetensors(path)
         if set(data) != {"embeds", "mask"}:
             raise ValueError(f"{path}: expected tensors 'embeds' (B, L, C) and 'mask' (B, L), got {sorted(data)}")
         return cls(data["embeds"], data["mask"])

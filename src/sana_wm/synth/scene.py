@@ -17,6 +17,8 @@ from functools import cached_property
 
 import numpy as np
 
+from sana_wm.errors import UserError
+
 __all__ = [
     "SCENE_KINDS",
     "Box",
@@ -36,7 +38,7 @@ SCENE_KINDS = ("room", "corridor", "open")
 """Kinds :func:`generate_scene` knows: a furnished room, a long corridor, open ground under a sky."""
 
 
-class SceneError(ValueError):
+class SceneError(UserError, ValueError):
     """A scene description is inconsistent; the message names the offending part."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from sana_wm.errors import UserError
 from sana_wm.model.config import CONFIGS
 from sana_wm.train.objective import ObjectiveConfig
 
@@ -43,7 +44,7 @@ __all__ = [
 _GEMMA_CHANNELS = 2304
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A training config is invalid; the message starts with the key path (``stages[1].lr: ...``)."""
 
 
@@ -259,7 +260,10 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
     if overrides:
         raw = _merge(raw, overrides)
-    return config_from_dict(raw)
+    try:
+        return config_from_dict(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None  # the key alone does not say which file to fix
 
 
 def config_from_dict(raw: dict) -> TrainConfig:
