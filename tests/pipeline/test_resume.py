@@ -142,3 +142,39 @@ def test_runs_that_cannot_resume_say_so(repos, image_path, tmp_path, bundled, ro
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # 0 turns the resume file off without a warning
         bundled.generate(image, walk, num_frames=25, output=tmp_path / "n.mp4", resume_every=0, progress=False)
+
+
+def test_a_resumed_cpu_run_uses_the_thread_count_of_the_interrupted_one(bundled, room_walk, tmp_path, monkeypatch):
+    # Float sums split over another number of threads may round otherwise, so a run interrupted on 2 threads and
+    # resumed on 1 computes on 2 (the first frame's encoding included) and then gives the thread count back.
+    import torch
+
+    image, trajectory = room_walk
+    options = dict(num_frames=49)  # 2 chunks
+    threads = torch.get_num_threads()
+    assert threads == 1  # tests/conftest.py
+    torch.set_num_threads(2)
+    try:
+        bundled.generate(image, trajectory, output=tmp_path / "two.mp4", progress=False, **options)
+        _interrupt_after(monkeypatch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            bundled.generate(image, trajectory, output=tmp_path / "resumed.mp4", progress=False, **options)
+        monkeypatch.undo()
+    finally:
+        torch.set_num_threads(threads)
+    assert load_resume_point(resume_path(tmp_path / "resumed.mp4")).threads == 2
+
+    seen = []
+    for name in ("forward_chunk", "extra_conditioning"):
+        original = getattr(bundled.model, name)
+
+        def spy(*args, _original=original, **kwargs):
+            seen.append(torch.get_num_threads())
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(bundled.model, name, spy)
+    bundled.generate(image, trajectory, output=tmp_path / "resumed.mp4", progress=False, resume=True, **options)
+    monkeypatch.undo()
+    assert seen and set(seen) == {2}
+    assert torch.get_num_threads() == threads  # given back
+    assert _sha(tmp_path / "resumed.mp4") == _sha(tmp_path / "two.mp4")

@@ -178,7 +178,7 @@ def _trajectory(args: argparse.Namespace, image_size: tuple[int, int]):
 
 
 # Flags that may come with --resume (where and how to run, not what to make); all others must be left unset.
-_RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "func"}
+_RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "func", "group"}
 _DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": []}  # argparse defaults not None
 
 

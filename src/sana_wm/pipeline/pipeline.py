@@ -78,6 +78,7 @@ from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, res
 from sana_wm.pipeline.resume import (
     ResumeError,
     ResumePoint,
+    cpu_threads,
     load_resume_point,
     record_differences,
     request_hash,
@@ -587,7 +588,7 @@ class _ResumeSaver:
         if done % self.every or done == self.num_chunks:  # the last chunk: the run is about to end anyway
             return
         save_resume_point(self.path, ResumePoint(done, chunk.cache, state, torch.cat(self.latents, dim=2),
-                                                 sink.written, self.record, self.digest))
+                                                 sink.written, self.record, self.digest, torch.get_num_threads()))
 
 
 class SanaWMPipeline:
@@ -808,11 +809,19 @@ class SanaWMPipeline:
         """Generate what ``request`` asks for (:meth:`generate`)."""
         started = time.perf_counter()
         plan = self.plan(request)
-        inputs = self.prepare(request, plan)
-        record = self._record(request, plan, inputs) if request.output is not None else None
-        resume = self._resume_point(request, record) if request.resume else None
-        if resume is not None:
-            record = resume.record  # the run's own record: it also holds how the request was first spelled
+        resume = load_resume_point(resume_path(request.output), device=self.device) if request.resume else None
+        # A resumed CPU run takes the interrupted run's thread count: sums split otherwise would round otherwise.
+        with cpu_threads(resume.threads if resume is not None and self.device.type == "cpu" else None):
+            inputs = self.prepare(request, plan)
+            record = self._record(request, plan, inputs) if request.output is not None else None
+            if resume is not None:
+                self._check_resume(resume, request, record)
+                record = resume.record  # the run's own record: it also holds how the request was first spelled
+            return self._run(request, plan, inputs, record, resume, started)
+
+    def _run(self, request: GenerationRequest, plan: SamplingPlan, inputs: PreparedInputs,
+             record: dict[str, Any] | None, resume: ResumePoint | None, started: float) -> GenerationResult:
+        """Sample, refine, decode and write, then the sidecar (``record``); ``resume`` continues from a chunk."""
         saver = None
         if plan.resume_every:
             saver = _ResumeSaver(resume_path(request.output), plan.resume_every, record, resume,
@@ -839,16 +848,13 @@ class SanaWMPipeline:
 
         return model_chunk_lengths(self.model, inputs.latent_frames)
 
-    def _resume_point(self, request: GenerationRequest, record: dict[str, Any]) -> ResumePoint:
-        """The resume file of ``request.output``, checked to belong to the same request as ``record``."""
-        path = resume_path(request.output)
-        point = load_resume_point(path, device=self.device)
+    def _check_resume(self, point: ResumePoint, request: GenerationRequest, record: dict[str, Any]) -> None:
+        """Refuse a resume file made for another request than the one ``record`` describes."""
         if point.request_hash != request_hash(record):
             differ = record_differences(point.record, record)
-            raise ResumeError(f"{path} belongs to a run with other settings ({', '.join(differ[:6]) or 'files'} "
-                              "differ); resume with the recorded settings (`sana-wm generate --resume "
-                              f"{request.output}` alone) or generate the video again")
-        return point
+            raise ResumeError(f"{resume_path(request.output)} belongs to a run with other settings "
+                              f"({', '.join(differ[:6]) or 'files'} differ); resume with the recorded settings "
+                              f"(`sana-wm generate --resume {request.output}` alone) or generate the video again")
 
     def plan(self, request: GenerationRequest) -> SamplingPlan:
         """Resolve ``request``'s settings against the model's defaults; warn (:class:`OptionWarning`) about each

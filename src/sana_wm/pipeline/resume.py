@@ -11,6 +11,8 @@ pickle):
   MP4: H.264 is lossy and PyAV cannot append to an MP4, so a resumed run decodes the stored chunks again with a
   fresh streaming decoder (which rebuilds the decoder's state exactly) and encodes every frame into a new file.
   The same frames in the same order through the same encoder settings give the same bytes;
+* the number of torch CPU threads the run used: float sums split over another number of threads round
+  differently, so a resumed CPU run uses the interrupted run's count (:func:`cpu_threads`) to stay bit-identical;
 * the number of frames already written, and the sidecar record of the request with its hash: a resumed run
   recomputes the record and refuses to continue when it differs (other settings, another image or model).
 
@@ -20,9 +22,11 @@ without being told again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,7 @@ from torch import Tensor
 
 from sana_wm.model.cache import StreamCache, cache_from_tensors, cache_to_tensors
 
-__all__ = ["RESUME_FORMAT", "ResumeError", "ResumePoint", "load_resume_point", "read_resume_record",
+__all__ = ["RESUME_FORMAT", "ResumeError", "ResumePoint", "cpu_threads", "load_resume_point", "read_resume_record",
            "record_differences", "request_hash", "resume_path", "save_resume_point"]
 
 RESUME_FORMAT = "sana-wm-resume/1"
@@ -87,6 +91,21 @@ class ResumePoint:
     frames_written: int  # video frames in the file after those chunks
     record: dict[str, Any]  # the sidecar record of the request (what `--resume` alone regenerates from)
     request_hash: str  # request_hash(record)
+    threads: int  # torch.get_num_threads() of the run
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads (None: as they are), restoring the count after."""
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def save_resume_point(path: str | Path, point: ResumePoint) -> Path:
@@ -99,6 +118,7 @@ def save_resume_point(path: str | Path, point: ResumePoint) -> Path:
     tensors["latents"] = point.latents.detach().to("cpu", torch.float32).contiguous()
     metadata = {"format": RESUME_FORMAT, "next_chunk": str(point.next_chunk),
                 "frames_written": str(point.frames_written), "request_hash": point.request_hash,
+                "threads": str(point.threads),
                 "record": json.dumps(point.record), "cache": json.dumps(structure)}
     tmp = path.with_name(f".{path.name}.partial")
     try:
@@ -154,6 +174,7 @@ def load_resume_point(path: str | Path, *, device: torch.device | str = "cpu") -
         record = json.loads(metadata["record"])
         structure = json.loads(metadata["cache"])
         next_chunk, frames_written = int(metadata["next_chunk"]), int(metadata["frames_written"])
+        threads = int(metadata["threads"])
         generator_state, latents = tensors.pop("generator_state"), tensors.pop("latents")
         cache = cache_from_tensors(tensors, structure, device=device, where=str(path))
         digest = metadata["request_hash"]
@@ -162,6 +183,6 @@ def load_resume_point(path: str | Path, *, device: torch.device | str = "cpu") -
     if not isinstance(record, dict) or request_hash(record) != digest:
         raise ResumeError(f"{path}: damaged resume file (its request record does not match its hash); generate "
                           "the video again")
-    if generator_state.dtype != torch.uint8 or latents.ndim != 5 or next_chunk < 1:
+    if generator_state.dtype != torch.uint8 or latents.ndim != 5 or next_chunk < 1 or threads < 1:
         raise ResumeError(f"{path}: damaged resume file (unexpected generator state, latents or position)")
-    return ResumePoint(next_chunk, cache, generator_state, latents, frames_written, record, digest)
+    return ResumePoint(next_chunk, cache, generator_state, latents, frames_written, record, digest, threads)
