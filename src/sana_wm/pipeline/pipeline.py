@@ -587,8 +587,9 @@ class _ResumeSaver:
         done = chunk.index + 1
         if done % self.every or done == self.num_chunks:  # the last chunk: the run is about to end anyway
             return
-        save_resume_point(self.path, ResumePoint(done, chunk.cache, state, torch.cat(self.latents, dim=2),
-                                                 sink.written, self.record, self.digest, torch.get_num_threads()))
+        self.latents = [torch.cat(self.latents, dim=2)]  # joined once per save, not again from every piece
+        save_resume_point(self.path, ResumePoint(done, chunk.cache, state, self.latents[0], sink.written,
+                                                 self.record, self.digest, torch.get_num_threads()))
 
 
 class SanaWMPipeline:
