@@ -14,7 +14,9 @@ from sana_wm.cli import main
 from sana_wm.pipeline import resume_path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-ARGS = ["generate", "--example", "room_walk", "--num-frames", "121", "--no-progress"]  # 5 chunks
+# 5 chunks. --extend is recorded but has no effect here (the path has 169 poses): the resumed run, rebuilt from the
+# record, must not take that for other settings.
+ARGS = ["generate", "--example", "room_walk", "--num-frames", "121", "--extend", "hold", "--no-progress"]
 
 
 def _sha(path: Path) -> str:
