@@ -179,3 +179,46 @@ def test_bad_arguments():
         next(stream_sample(model, cond, frame0, T, chunk_lengths=[4, 3]))
     with pytest.raises(ValueError, match="kv_window"):
         next(stream_sample(model, cond, frame0, T, kv_window=KVWindow().push(torch.zeros(1), torch.zeros(1))))
+
+
+@pytest.mark.parametrize("guided_chunks", [None, 1, 2])
+@pytest.mark.parametrize("stop", [1, 2])
+def test_a_run_continued_from_a_stored_chunk_equals_the_uninterrupted_run(tiny_model, tmp_path, stop, guided_chunks):
+    # Through a file, as a resumed run gets it: the cache flattened to named tensors and rebuilt, the
+    # generator's state restored. Guidance that ends before, at or after the stop point cuts the cache once.
+    from safetensors.torch import load_file, save_file
+
+    from sana_wm.model.cache import cache_from_tensors, cache_to_tensors
+
+    frame0, cond = first_frame(1), conditioning(1, T)
+    guidance = None
+    if guided_chunks is not None:
+        guidance = Guidance(2.0, negative_camera=conditioning(1, T, still=True), chunks=guided_chunks)
+
+    def run(generator, **kw):
+        return stream_sample(tiny_model, cond, frame0, T, SHORT, guidance=guidance, generator=generator, **kw)
+
+    whole = [chunk.latents for chunk in run(torch.Generator().manual_seed(5))]
+    generator = torch.Generator().manual_seed(5)
+    for chunk in run(generator):
+        if chunk.index == stop - 1:
+            tensors, structure = cache_to_tensors(chunk.cache)
+            tensors["generator"] = generator.get_state()
+            save_file(tensors, str(tmp_path / "point.safetensors"))
+            break
+    loaded = load_file(str(tmp_path / "point.safetensors"))
+    resumed_generator = torch.Generator()
+    resumed_generator.set_state(loaded.pop("generator"))
+    cache = cache_from_tensors(loaded, structure)
+    rest = [chunk.latents for chunk in run(resumed_generator, start_chunk=stop, cache=cache)]
+    assert len(rest) == len(LENGTHS) - stop
+    for got, expected in zip(rest, whole[stop:], strict=True):
+        assert torch.equal(got, expected)
+
+
+def test_continuing_needs_the_cache_of_the_chunk_before():
+    model, cond, frame0 = ExactFlow(torch.zeros(1, C, T, H, W)), conditioning(1, T), first_frame(1)
+    with pytest.raises(ValueError, match="start_chunk"):
+        next(stream_sample(model, cond, frame0, T, start_chunk=1))
+    with pytest.raises(ValueError, match="start_chunk"):
+        next(stream_sample(model, cond, frame0, T, start_chunk=4, cache=FakeCache(0, 0)))

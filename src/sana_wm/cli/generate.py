@@ -31,6 +31,12 @@ plus OUT.sana-wm.json, a sidecar with everything needed to regenerate the video
 (`sana_wm.pipeline.regenerate_from_sidecar`).
 Streaming writes each chunk as soon as it is decoded, so an interrupted run keeps its frames.
 
+Resuming (streaming, without a refiner): every --resume-every chunks (default 1) the run saves
+OUT.resume.safetensors next to the video (the streaming cache, the noise generator's state, the
+finished chunks' latents and the request), removed when the run ends. After a kill or Ctrl-C,
+`sana-wm generate --resume OUT.mp4` continues from the last saved chunk with the recorded image,
+camera path, model and settings, and writes the same video an uninterrupted run writes.
+
 Variant defaults: bidirectional 60 steps, cfg 5, shift 8; chunk-causal 60 steps, cfg 5,
 shift 9.8; streaming the 4-step list 1000,960,889,727,0 with cfg 1.
 
@@ -125,7 +131,13 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="experts: use the camera path without the checks of `sana-wm camera validate` "
                         "(orthonormal rotations, no reflections, field of view 25-120 degrees, finite values)")
     p.add_argument("--out", "-o", metavar="VIDEO.mp4",
-                   help="output video, a .mp4 file (required unless --list-examples)")
+                   help="output video, a .mp4 file (required unless --list-examples or --resume)")
+    p.add_argument("--resume", metavar="VIDEO.mp4",
+                   help="continue the interrupted streaming run that was writing VIDEO.mp4, from its "
+                        "VIDEO.resume.safetensors (the recorded inputs and settings are used: give no others)")
+    p.add_argument("--resume-every", type=int, metavar="N",
+                   help="streaming: save the resume file every N chunks (default 1; 0 = never). Each save writes "
+                        "the streaming cache and the latents so far")
     p.set_defaults(func=cmd_generate)
 
 
@@ -236,6 +248,37 @@ def _check_output_folder(out: Path) -> None:
         raise CLIError(f"--out {out}: the folder {folder} is not writable; choose another --out")
 
 
+# Flags that may come with --resume (where and how to run, not what to make); all others must be left unset.
+_RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "func", "group"}
+_DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": []}  # argparse defaults not None
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``--resume VIDEO.mp4``: continue the run from its resume file, with the request recorded there."""
+    from sana_wm.cli import CLIError
+    from sana_wm.pipeline.resume import read_resume_record, resume_path
+    from sana_wm.pipeline.sidecar import regenerate_from_record
+
+    given = sorted(key for key, value in vars(args).items()
+                   if key not in _RESUME_FLAGS and value != _DEFAULTS.get(key, None) and value is not False)
+    if given:
+        flags = ", ".join(flag(key) for key in given)
+        raise CLIError(f"--resume continues the recorded run with its own inputs and settings; drop {flags}")
+    video = Path(args.resume)
+    if video.suffix.lower() != ".mp4":
+        raise CLIError(f"--resume {video}: give the video the interrupted run was writing (a .mp4 file)")
+    record = read_resume_record(resume_path(video))
+    image = Path(record["image"].get("path", ""))
+    if not image.is_file():
+        raise CLIError(f"--resume {video}: the recorded first frame {image} is missing; put it back to continue")
+    device = args.device or record["settings"].get("device")
+    result = regenerate_from_record(record, video, device=device, check_image=False, progress=not args.no_progress,
+                                    resume=True, resume_every=args.resume_every)
+    print(f"wrote {result.video_path} ({result.num_frames} frames at {result.fps:g} fps, resumed, "
+          f"{result.seconds:.1f} s) and {result.sidecar}")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from PIL import Image, UnidentifiedImageError
 
@@ -247,6 +290,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for name, (image_file, camera_file) in examples.items():
             print(f"{name:16s} {image_file}  {camera_file}")
         return 0
+    if args.resume is not None:
+        import warnings
+
+        from sana_wm.pipeline import OptionError
+
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_option_warning
+            try:
+                return _resume(args)
+            except OptionError as exc:
+                raise CLIError(exc.render(flag)) from None
     if args.out is None:
         raise CLIError("--out VIDEO.mp4 is required")
     if Path(args.out).suffix.lower() != ".mp4":
@@ -326,7 +380,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                    camera_cfg_chunks=args.camera_cfg_chunks, seed=args.seed, output=args.out,
                                    progress=not args.no_progress, fov=args.fov, extend=args.extend,
                                    action=args.action, overlay_actions=not args.no_action_overlay,
-                                   refiner_settings=refiner_settings or None)
+                                   refiner_settings=refiner_settings or None, resume_every=args.resume_every)
         except OptionError as exc:
             raise CLIError(exc.render(flag)) from None
     stage = "stage 1 + refiner" if pipe.refiner is not None else "stage 1"

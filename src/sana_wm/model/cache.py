@@ -19,7 +19,17 @@ from torch import Tensor
 
 from sana_wm.ops.gdn import GDNState
 
-__all__ = ["BlockCache", "GDNCache", "KVWindow", "SoftmaxCache", "StreamCache", "batch_rows", "owned"]
+__all__ = [
+    "BlockCache",
+    "GDNCache",
+    "KVWindow",
+    "SoftmaxCache",
+    "StreamCache",
+    "batch_rows",
+    "cache_from_tensors",
+    "cache_to_tensors",
+    "owned",
+]
 
 
 def owned(t: Tensor) -> Tensor:
@@ -121,3 +131,63 @@ def batch_rows(cache, start: int, end: int):
         raise TypeError(f"batch_rows: cannot cut a cached {type(value).__name__}")
 
     return cut(cache)
+
+
+# Every record type a cache may hold, by name: the structure read back from a file names only these, so a
+# resume file cannot make the loader build anything else.
+_CACHE_TYPES = {cls.__name__: cls for cls in (StreamCache, BlockCache, GDNCache, SoftmaxCache, KVWindow, GDNState)}
+
+
+def cache_to_tensors(cache: StreamCache) -> tuple[dict[str, Tensor], dict]:
+    """Flatten ``cache`` into named tensors and a JSON-able structure that :func:`cache_from_tensors` rebuilds
+    it from (no pickle: the structure names record types, fields, ints, bools and the tensors' keys)."""
+    tensors: dict[str, Tensor] = {}
+
+    def flat(value, name: str):
+        if isinstance(value, Tensor):
+            # A compact copy: safetensors refuses tensors that share storage (a cache may hold views).
+            tensors[name] = value.detach().to("cpu", copy=True).contiguous()
+            return {"tensor": name}
+        if isinstance(value, tuple):
+            return {"tuple": [flat(v, f"{name}.{i}") for i, v in enumerate(value)]}
+        if value is None or isinstance(value, (bool, int)):
+            return {"value": value}
+        kind = type(value).__name__
+        if _CACHE_TYPES.get(kind) is not type(value):
+            raise TypeError(f"cache_to_tensors: cannot store a cached {kind}")
+        return {"record": kind,
+                "fields": {f.name: flat(getattr(value, f.name), f"{name}.{f.name}") for f in fields(value)}}
+
+    return tensors, flat(cache, "cache")
+
+
+def cache_from_tensors(tensors: dict[str, Tensor], structure: dict, *, device: torch.device | str = "cpu",
+                       where: str = "cache") -> StreamCache:
+    """The :class:`StreamCache` that :func:`cache_to_tensors` flattened (``where`` names the file in errors)."""
+
+    def build(node):
+        if not isinstance(node, dict) or len(node) not in (1, 2):
+            raise ValueError(f"{where}: the stored cache structure is damaged ({str(node)[:80]})")
+        if "tensor" in node:
+            if node["tensor"] not in tensors:
+                raise ValueError(f"{where}: the cached tensor {node['tensor']!r} is missing")
+            return tensors[node["tensor"]].to(device)
+        if "tuple" in node:
+            return tuple(build(v) for v in node["tuple"])
+        if "value" in node:
+            if node["value"] is not None and not isinstance(node["value"], (bool, int)):
+                raise ValueError(f"{where}: a stored cache value must be an integer, a bool or null")
+            return node["value"]
+        cls = _CACHE_TYPES.get(node.get("record"))
+        if cls is None or not isinstance(node.get("fields"), dict):
+            raise ValueError(f"{where}: unknown cached record {node.get('record')!r}")
+        names = {f.name for f in fields(cls)}
+        if set(node["fields"]) != names:
+            raise ValueError(f"{where}: a stored {cls.__name__} has fields {sorted(node['fields'])}, expected "
+                             f"{sorted(names)}")
+        return cls(**{key: build(value) for key, value in node["fields"].items()})
+
+    cache = build(structure)
+    if not isinstance(cache, StreamCache):
+        raise ValueError(f"{where}: the stored cache is a {type(cache).__name__}, not a StreamCache")
+    return cache

@@ -7,7 +7,8 @@
 * :mod:`~sana_wm.pipeline.refiner` — the stage-2 LTX-2 refiner: its folders, settings and text encoder (its
   transformer is :mod:`sana_wm.model.refiner`, its SDEdit loop :mod:`sana_wm.samplers.sdedit`);
 * :mod:`~sana_wm.pipeline.video` — progressive MP4 writing, reading, the action overlay;
-* :mod:`~sana_wm.pipeline.sidecar` — the JSON record next to each video and regeneration from it.
+* :mod:`~sana_wm.pipeline.sidecar` — the JSON record next to each video and regeneration from it;
+* :mod:`~sana_wm.pipeline.resume` — the resume file of a streaming run, from which a killed run continues.
 """
 
 from sana_wm.pipeline.pipeline import (
@@ -24,6 +25,7 @@ from sana_wm.pipeline.pipeline import (
     resolve_model,
 )
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
+from sana_wm.pipeline.resume import ResumeError, resume_path
 from sana_wm.pipeline.sidecar import read_sidecar, regenerate_from_sidecar, sidecar_path
 from sana_wm.pipeline.text import DEFAULT_PROMPT, PromptCache, TextEmbedding, TextEncoder
 from sana_wm.pipeline.video import VideoWriter, read_video
@@ -43,6 +45,7 @@ __all__ = [
     "PromptCache",
     "Refiner",
     "RefinerSettings",
+    "ResumeError",
     "SanaWMPipeline",
     "StreamingDecoder",
     "TextEmbedding",
@@ -55,5 +58,6 @@ __all__ = [
     "regenerate_from_sidecar",
     "resolve_model",
     "resolve_refiner",
+    "resume_path",
     "sidecar_path",
 ]

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,16 @@ from sana_wm.camera.resample import fit_to_frames, snap_frame_count
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
 from sana_wm.pipeline.errors import ModelFilesError, OptionError, OptionWarning
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
+from sana_wm.pipeline.resume import (
+    ResumeError,
+    ResumePoint,
+    cpu_threads,
+    load_resume_point,
+    record_differences,
+    request_hash,
+    resume_path,
+    save_resume_point,
+)
 from sana_wm.pipeline.sidecar import file_fingerprint, publish_video, sha256_file, trajectory_to_dict
 from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
 from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, partial_video_path, to_uint8_frames
@@ -139,6 +149,9 @@ SAMPLER_KEYS = frozenset({"steps", "cfg", "shift", "camera_cfg", "camera_cfg_chu
 DEFAULT_FOV_DEG = 60.0  # horizontal FOV assumed for a camera path without intrinsics
 EXTEND_MODES = ("error", "hold", "resample")  # what to do with a camera path shorter than the video
 STREAM_CHUNK_FRAMES = 3  # latent frames per streaming chunk: videos are snapped to 8 * 3k + 1 raw frames
+# A streaming run writes its resume file after every chunk unless told otherwise: for the bundled model that costs
+# little next to sampling a chunk (docs/reliability.md, "Resumable generation").
+DEFAULT_RESUME_EVERY = 1
 
 
 # ------------------------------------------------------------------------------------------------
@@ -377,6 +390,11 @@ class GenerationRequest:
     Stage 2: ``refine`` (default: whenever a refiner is loaded) runs the refiner with ``refiner_settings`` (a
     :class:`~sana_wm.pipeline.refiner.RefinerSettings` or a dict of its fields over the variant's defaults; its
     seed defaults to ``seed``) on ``refiner_prompt`` (default: ``prompt``, which must then be text).
+
+    Resuming (streaming without a refiner, with ``output``): every ``resume_every`` chunks (default
+    :data:`DEFAULT_RESUME_EVERY`; 0 = never) the run saves ``OUT.resume.safetensors``
+    (:mod:`~sana_wm.pipeline.resume`), removed when it ends; ``resume=True`` continues an interrupted run of the
+    same request from that file, to the same video an uninterrupted run makes.
     """
 
     image: Any
@@ -404,6 +422,8 @@ class GenerationRequest:
     refine: bool | None = None
     refiner_settings: RefinerSettings | dict | None = None
     refiner_prompt: str | TextEmbedding | None = None
+    resume: bool = False
+    resume_every: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.trajectory, Trajectory):
@@ -419,6 +439,11 @@ class GenerationRequest:
             object.__setattr__(self, "output", output)
         if self.num_frames is not None and int(self.num_frames) < 1:
             raise ValueError(f"num_frames={self.num_frames}: ask for at least one frame")
+        if self.resume_every is not None and int(self.resume_every) < 0:
+            raise OptionError(f"{{resume_every}} {self.resume_every}: give a number of chunks, or 0 for no resume "
+                              "file")
+        if self.resume and self.output is None:
+            raise OptionError("{resume} continues the video named by {output}: give it")
         if self.steps is not None and int(self.steps) < 1:
             raise ValueError(f"steps={self.steps}: take at least one denoising step")
         if self.fov is not None and not 0 < float(self.fov) < 180:
@@ -448,6 +473,7 @@ class SamplingPlan:
     prompt: str | TextEmbedding | None  # None for a text-free model
     negative_prompt: str | TextEmbedding | None  # None unless text guidance is on
     refiner_prompt: str | TextEmbedding | None  # what the refiner encodes; None without a refiner
+    resume_every: int = 0  # save a resume file every N chunks; 0 = never
 
 
 @dataclass(frozen=True)
@@ -503,6 +529,7 @@ class _FrameSink:
             if request.output is not None else None
         self.kept: list[np.ndarray] = []
         self.decoded = 0  # frames decoded so far (dropped sink frames included)
+        self.written = 0  # frames handed to the video (or kept)
 
     def add(self, video: torch.Tensor) -> None:
         """``video (1, 3, F, H, W)`` in [-1, 1], the next decoded frames."""
@@ -518,6 +545,7 @@ class _FrameSink:
             self.writer.write(frames)
         elif self.keep:
             self.kept.append(frames)
+        self.written += len(frames)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -527,6 +555,43 @@ class _FrameSink:
         if self.writer is not None and self.keep:
             return self.writer.frames
         return np.concatenate(self.kept) if self.kept else None
+
+
+class _ResumeSaver:
+    """Writes the resume file every ``every`` chunks, once the chunk's frames are in the video: the sample stage
+    reports each new chunk (:meth:`sampled`), the decode stage each written one (:meth:`written`). Without a
+    refiner the stages run in lockstep, so the chunk just written is the one last sampled and the generator is
+    still where that chunk left it."""
+
+    def __init__(self, path: Path, every: int, record: dict[str, Any], resume: ResumePoint | None,
+                 num_chunks: int) -> None:
+        self.path, self.every, self.record, self.num_chunks = path, every, record, num_chunks
+        self.digest = request_hash(record)
+        self.latents: list[torch.Tensor] = [] if resume is None else [resume.latents]
+        self.expected_frames = None if resume is None else (resume.next_chunk, resume.frames_written)
+        self.chunks_written = 0
+        self.pending = None  # (chunk, generator state) of the chunk last sampled, until its frames are written
+
+    def sampled(self, chunk, generator: torch.Generator) -> None:
+        self.latents.append(chunk.latents.cpu())
+        self.pending = (chunk, generator.get_state())
+
+    def written(self, sink: _FrameSink) -> None:
+        self.chunks_written += 1
+        if self.expected_frames is not None and self.chunks_written == self.expected_frames[0] \
+                and sink.written != self.expected_frames[1]:
+            raise ResumeError(f"{self.path}: the stored chunks decode to {sink.written} frames, but the file says "
+                              f"{self.expected_frames[1]} were written; it is damaged; generate the video again")
+        if self.pending is None:  # a stored chunk, decoded again
+            return
+        chunk, state = self.pending
+        self.pending = None
+        done = chunk.index + 1
+        if done % self.every or done == self.num_chunks:  # the last chunk: the run is about to end anyway
+            return
+        self.latents = [torch.cat(self.latents, dim=2)]  # joined once per save, not again from every piece
+        save_resume_point(self.path, ResumePoint(done, chunk.cache, state, self.latents[0], sink.written,
+                                                 self.record, self.digest, torch.get_num_threads()))
 
 
 class SanaWMPipeline:
@@ -742,20 +807,52 @@ class SanaWMPipeline:
         """Generate what ``request`` asks for (:meth:`generate`)."""
         started = time.perf_counter()
         plan = self.plan(request)
-        inputs = self.prepare(request, plan)
+        resume = load_resume_point(resume_path(request.output), device=self.device) if request.resume else None
+        # A resumed CPU run takes the interrupted run's thread count: sums split otherwise would round otherwise.
+        with cpu_threads(resume.threads if resume is not None and self.device.type == "cpu" else None):
+            inputs = self.prepare(request, plan)
+            record = self._record(request, plan, inputs) if request.output is not None else None
+            if resume is not None:
+                self._check_resume(resume, request, record)
+                record = resume.record  # the run's own record: it also holds how the request was first spelled
+            return self._run(request, plan, inputs, record, resume, started)
+
+    def _run(self, request: GenerationRequest, plan: SamplingPlan, inputs: PreparedInputs,
+             record: dict[str, Any] | None, resume: ResumePoint | None, started: float) -> GenerationResult:
+        """Sample, refine, decode and write, then the sidecar (``record``); ``resume`` continues from a chunk."""
+        saver = None
+        if plan.resume_every:
+            saver = _ResumeSaver(resume_path(request.output), plan.resume_every, record, resume,
+                                 len(self._stream_chunks(inputs)))
         sink = _FrameSink(request, inputs, self.fps)
         stage1: list[torch.Tensor] = []
         try:
-            chunks = self.sample(inputs, plan, seed=request.seed, progress=request.progress)
-            latents = self.decode(self.refine(chunks, inputs, plan, stage1, progress=request.progress), sink)
+            chunks = self.sample(inputs, plan, seed=request.seed, progress=request.progress, resume=resume,
+                                 saver=saver)
+            latents = self.decode(self.refine(chunks, inputs, plan, stage1, progress=request.progress), sink,
+                                  after_chunk=saver.written if saver is not None else None)
         finally:
             sink.close()
         sidecar = None
         if request.output is not None:
-            sidecar = publish_video(sink.writer.path, request.output, self._record(request, plan, inputs))
+            sidecar = publish_video(sink.writer.path, request.output, record)
+            resume_path(request.output).unlink(missing_ok=True)  # the video is complete
         return GenerationResult(sink.frames(), self.fps, inputs.num_frames - inputs.first_pose, latents,
                                 request.output, sidecar, time.perf_counter() - started,
                                 torch.cat(stage1, dim=2) if stage1 else None)
+
+    def _stream_chunks(self, inputs: PreparedInputs) -> list[int]:
+        from sana_wm.samplers.common import model_chunk_lengths
+
+        return model_chunk_lengths(self.model, inputs.latent_frames)
+
+    def _check_resume(self, point: ResumePoint, request: GenerationRequest, record: dict[str, Any]) -> None:
+        """Refuse a resume file made for another request than the one ``record`` describes."""
+        if point.request_hash != request_hash(record):
+            differ = record_differences(point.record, record)
+            raise ResumeError(f"{resume_path(request.output)} belongs to a run with other settings "
+                              f"({', '.join(differ[:6]) or 'files'} differ); resume with the recorded settings "
+                              f"(`sana-wm generate --resume {request.output}` alone) or generate the video again")
 
     def plan(self, request: GenerationRequest) -> SamplingPlan:
         """Resolve ``request``'s settings against the model's defaults; warn (:class:`OptionWarning`) about each
@@ -825,8 +922,29 @@ class SanaWMPipeline:
                 _warn(f"{{{name}}} is ignored: {why}")
             if request.refiner_prompt is not None:
                 _warn(f"{{refiner_prompt}} is ignored: {why}")
+        resume_every = self._resume_every(request, variant, refiner)
         return SamplingPlan(schedule.num_steps, cfg, shift, schedule, camera_cfg, chunks, refiner, prompt, negative,
-                            refiner_prompt)
+                            refiner_prompt, resume_every)
+
+    def _resume_every(self, request: GenerationRequest, variant: str, refiner: RefinerSettings | None) -> int:
+        """How often the run saves a resume file (0: never); raises when ``request.resume`` cannot work."""
+        why = None
+        if variant != "streaming":
+            why = (f"the {variant} variant samples the whole video at once, so a run cannot be continued part-way "
+                   "(only streaming runs can)")
+        elif refiner is not None:
+            why = "the refiner's stream state is not saved, so a run with the refiner cannot be continued"
+        if why is not None:
+            if request.resume:
+                raise OptionError(f"{{resume}}: {why}; generate the video again")
+            if request.resume_every is not None:
+                _warn(f"{{resume_every}} is ignored: {why}")
+            return 0
+        if request.output is None:
+            if request.resume_every is not None:
+                _warn("{resume_every} is ignored: the resume file goes next to the video, and no {output} is given")
+            return 0
+        return DEFAULT_RESUME_EVERY if request.resume_every is None else int(request.resume_every)
 
     def prepare(self, request: GenerationRequest, plan: SamplingPlan) -> PreparedInputs:
         """The image (cropped to the model size and encoded to the first latent frame), the camera path (fitted
@@ -909,11 +1027,13 @@ class SanaWMPipeline:
         return PreparedInputs(pil, image_path, traj, requested, n, T, fov, first, cond, guidance, refiner_text,
                               first_pose, held)
 
-    def sample(self, inputs: PreparedInputs, plan: SamplingPlan, *, seed: int,
-               progress: bool = False) -> Iterator[torch.Tensor]:
+    def sample(self, inputs: PreparedInputs, plan: SamplingPlan, *, seed: int, progress: bool = False,
+               resume: ResumePoint | None = None, saver: _ResumeSaver | None = None) -> Iterator[torch.Tensor]:
         """Stage 1: the latent video ``(1, C, T, h, w)``, yielded chunk by chunk by the streaming variant and
-        whole by the others."""
+        whole by the others. Streaming, ``resume`` first yields the chunks it stored, then continues from its
+        position; ``saver`` is told of each new chunk (its cache and the generator's state)."""
         from sana_wm.samplers import chunk_causal_sample, euler_sample, stream_sample
+        from sana_wm.samplers.common import model_chunk_lengths
 
         generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
         if self.variant != "streaming":
@@ -921,10 +1041,26 @@ class SanaWMPipeline:
             yield sample(self.model, inputs.cond, inputs.first_latent, inputs.latent_frames, plan.schedule,
                          guidance=inputs.guidance, generator=generator, progress=progress).latents
             return
+        start_chunk, cache = 0, None
+        if resume is not None:
+            lengths = model_chunk_lengths(self.model, inputs.latent_frames)
+            done = sum(lengths[:resume.next_chunk])
+            if resume.next_chunk > len(lengths) or resume.latents.shape[2] != done:
+                raise ResumeError(f"the resume file stores {resume.latents.shape[2]} latent frames at chunk "
+                                  f"{resume.next_chunk} of {len(lengths)}; expected {done}: it is damaged")
+            generator.set_state(resume.generator_state)
+            start_chunk, cache = resume.next_chunk, resume.cache
+            for stored in resume.latents.split(lengths[:start_chunk], dim=2):  # decoded again, as sampled
+                yield stored.to(self.device)
         bar = _chunk_bar(progress, inputs.latent_frames)
+        if bar is not None and start_chunk:
+            bar.update(resume.latents.shape[2])
         try:
             for chunk in stream_sample(self.model, inputs.cond, inputs.first_latent, inputs.latent_frames,
-                                       plan.schedule, guidance=inputs.guidance, generator=generator, progress=False):
+                                       plan.schedule, guidance=inputs.guidance, generator=generator, progress=False,
+                                       start_chunk=start_chunk, cache=cache):
+                if saver is not None:
+                    saver.sampled(chunk, generator)
                 yield chunk.latents
                 if bar is not None:
                     bar.update(chunk.latents.shape[2])
@@ -961,9 +1097,11 @@ class SanaWMPipeline:
             yield tail
         self._release(self.refiner)
 
-    def decode(self, latents: Iterable[torch.Tensor], sink: _FrameSink) -> torch.Tensor:
+    def decode(self, latents: Iterable[torch.Tensor], sink: _FrameSink,
+               after_chunk: Callable[[_FrameSink], None] | None = None) -> torch.Tensor:
         """Decode ``latents`` into ``sink`` as they come (the streaming variant's causal decoder carries its
-        state from chunk to chunk); returns all of them, concatenated on the CPU."""
+        state from chunk to chunk), calling ``after_chunk(sink)`` once each chunk's frames are written; returns
+        all of them, concatenated on the CPU."""
         decoder = None
         decoded = []
         for chunk in latents:
@@ -974,6 +1112,8 @@ class SanaWMPipeline:
             else:
                 sink.add(vae.decode(chunk))
             decoded.append(chunk.cpu())
+            if after_chunk is not None:
+                after_chunk(sink)
         self._release(self.vae)
         return torch.cat(decoded, dim=2)
 

@@ -25,6 +25,7 @@ __all__ = [
     "file_fingerprint",
     "publish_video",
     "read_sidecar",
+    "regenerate_from_record",
     "regenerate_from_sidecar",
     "sha256_file",
     "sidecar_path",
@@ -120,9 +121,17 @@ def regenerate_from_sidecar(path: str | Path, output: str | Path, *, pipeline=No
     model, or ``model``). ``image`` replaces the recorded image path; with ``check_image`` its sha256 must match
     the recorded one. ``overrides`` replace recorded generation settings (e.g. ``seed=7``).
     """
+    return regenerate_from_record(read_sidecar(path), output, pipeline=pipeline, model=model, image=image,
+                                  check_image=check_image, progress=progress, **overrides)
+
+
+def regenerate_from_record(record: dict[str, Any], output: str | Path, *, pipeline=None, model: str | None = None,
+                           image: str | Path | None = None, check_image: bool = True, progress: bool = False,
+                           device: str | None = None, **overrides):
+    """:func:`regenerate_from_sidecar` from a sidecar's ``record`` already read (a resume file keeps one).
+    ``device``: where to load the recorded model (default: cuda when available, else cpu)."""
     from sana_wm.pipeline.pipeline import SanaWMPipeline
 
-    record = read_sidecar(path)
     image_path = Path(image) if image is not None else Path(record["image"]["path"])
     if not image_path.is_file():
         raise FileNotFoundError(f"the recorded input image {image_path} is missing; pass image=... to point at it")
@@ -142,6 +151,7 @@ def regenerate_from_sidecar(path: str | Path, output: str | Path, *, pipeline=No
         pipeline = SanaWMPipeline.from_pretrained(model or source["source"], variant=source["variant"],
                                                   text_encoder=source.get("text_encoder"),
                                                   vae=source.get("vae_dir"), dtype=settings["dtype"],
+                                                  device=device, offload=bool(settings.get("offload", False)),
                                                   refiner=refiner_source, refiner_text_encoder=refiner_text_encoder)
     # The recorded trajectory holds the intrinsics it was generated with, so the recorded fov is not replayed;
     # options the generation could not use are recorded as None and so stay unset.

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from sana_wm.model.cache import KVWindow, batch_rows
+from sana_wm.model.cache import KVWindow, StreamCache, batch_rows
 from sana_wm.samplers.common import SamplerStep, StepCallback, as_first_frame, draw_noise, model_chunk_lengths
 from sana_wm.samplers.conditioning import (
     ChunkVelocityModel,
@@ -57,11 +57,13 @@ STEP_RULES = ("euler", "renoise")
 @dataclass(frozen=True)
 class StreamedChunk:
     """One finished chunk: ``latents (B, C, n, H, W)`` float32 clean latents of frames
-    ``[start_frame, start_frame + n)`` (chunk 0 starts with the conditioning latent)."""
+    ``[start_frame, start_frame + n)`` (chunk 0 starts with the conditioning latent), and ``cache``, what the
+    next chunk attends to (with the generator's state, what a resumed run needs to continue after this chunk)."""
 
     index: int
     start_frame: int
     latents: Tensor
+    cache: StreamCache | None = None
 
     @property
     def end_frame(self) -> int:
@@ -84,6 +86,8 @@ def stream_sample(
     noise: Tensor | None = None,
     callback: StepCallback | None = None,
     progress: bool = False,
+    start_chunk: int = 0,
+    cache: StreamCache | None = None,
 ) -> Iterator[StreamedChunk]:
     """Yield the chunks of a ``num_frames``-latent-frame video one by one (module docstring).
 
@@ -95,6 +99,9 @@ def stream_sample(
     ``guidance``: None (the student has CFG baked in); an active one doubles the batch and the cache, for
     every chunk or, with ``guidance.chunks = N``, for the first N chunks (the cache then keeps its
     conditional half).
+    ``start_chunk``/``cache``: continue a run after its chunk ``start_chunk - 1``, from the cache that chunk
+    yielded and with ``generator`` in the state it had then; the chunks that follow equal the uninterrupted
+    run's.
     """
     if step_rule not in STEP_RULES:
         raise ValueError(f"step_rule must be one of {STEP_RULES}, got {step_rule!r}")
@@ -109,14 +116,18 @@ def stream_sample(
         raise ValueError(f"noise: expected {(B, C, num_frames, H, W)} (B, C, T, H, W), got {tuple(noise.shape)}")
     if guidance is not None and not guidance.is_active:
         guidance = None
+    if not 0 <= start_chunk <= len(lengths) or (start_chunk > 0) != (cache is not None):
+        raise ValueError(f"start_chunk={start_chunk} of {len(lengths)} chunks: a run continues after a finished "
+                         "chunk, with the cache that chunk yielded (and none at chunk 0)")
+    if guidance is not None and guidance.chunks is not None and start_chunk > guidance.chunks:
+        guidance = None  # guidance ended before this point: the cache already holds the conditional half only
     batch_cond = guided_batch(cond, guidance)
     sigmas = schedule.sigmas.tolist()
     timesteps = schedule.timesteps.tolist()
 
-    cache = None
-    start = 0
-    bar = tqdm(total=len(lengths) * schedule.num_steps, disable=not progress, desc="streaming")
-    for index, n in enumerate(lengths):
+    start = sum(lengths[:start_chunk])
+    bar = tqdm(total=(len(lengths) - start_chunk) * schedule.num_steps, disable=not progress, desc="streaming")
+    for index, n in enumerate(lengths[start_chunk:], start=start_chunk):
         end = start + n
         if guidance is not None and guidance.chunks is not None and index >= guidance.chunks:
             # Guidance ends here: drop the unconditional half (first B rows) of the batch and the cache.
@@ -156,7 +167,7 @@ def stream_sample(
         # The cache the next chunk sees comes from this clean pass, not from the denoising steps.
         x_in, t_in = guided_input(x, torch.zeros(B, 1, n, device=device), guidance)
         _, cache = model.forward_chunk(x_in, t_in, **chunk_cond.model_kwargs(), cache=cache, kv_window=window)
-        yield StreamedChunk(index, start, x)
+        yield StreamedChunk(index, start, x, cache)
         start = end
     bar.close()
 
