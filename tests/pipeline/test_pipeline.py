@@ -71,13 +71,23 @@ def test_failed_regeneration_keeps_the_earlier_video_and_sidecar(pipelines, imag
 
         monkeypatch.setattr(VideoWriter, "write", write_then_fail)
     else:
-        monkeypatch.setattr(sidecar_module.json, "dumps", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+        dumps = sidecar_module.json.dumps
+
+        def fail_on_the_sidecar(obj, *args, **kwargs):  # other JSON (the resume file's record) still writes
+            if isinstance(obj, dict) and obj.get("format") == sidecar_module.SIDECAR_FORMAT:
+                raise OSError("disk full")
+            return dumps(obj, *args, **kwargs)
+
+        monkeypatch.setattr(sidecar_module.json, "dumps", fail_on_the_sidecar)
     with pytest.raises(OSError):
         pipe.generate(image_path, traj, num_frames=49, seed=2, output=out, progress=False, extend="hold")
     assert out.read_bytes() == video and sidecar_path(out).read_bytes() == record
     # What the failed run made is kept under a name that says it is incomplete.
     assert read_video(partial_video_path(out))[0].shape[0] == (49 if fail_in == "sidecar" else 25)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["video.mp4", "video.partial.mp4", "video.sana-wm.json"]
+    # So is its resume file once a chunk was written (streaming: `generate --resume` could continue it).
+    resume = ["video.resume.safetensors"] if fail_in == "sidecar" else []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["video.mp4", "video.partial.mp4", *resume,
+                                                          "video.sana-wm.json"]
 
 
 def test_seed_changes_the_video(pipelines, image_path):
