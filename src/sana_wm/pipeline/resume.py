@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from torch import Tensor
 
 from sana_wm.errors import UserError
+from sana_wm.io import atomic_write
 from sana_wm.model.cache import StreamCache, cache_from_tensors, cache_to_tensors
 
 __all__ = ["RESUME_FORMAT", "ResumeError", "ResumePoint", "cpu_threads", "load_resume_point", "read_resume_record",
@@ -122,33 +122,38 @@ def save_resume_point(path: str | Path, point: ResumePoint) -> Path:
                 "frames_written": str(point.frames_written), "request_hash": point.request_hash,
                 "threads": str(point.threads),
                 "record": json.dumps(point.record), "cache": json.dumps(structure)}
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_write(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
-def read_resume_record(path: str | Path) -> dict[str, Any]:
-    """The sidecar record of the request a resume file belongs to (reads its header only)."""
+def _open_resume_file(path: Path, *, tensors: bool) -> tuple[dict[str, str], dict[str, Tensor]]:
+    """The metadata (and with ``tensors`` the tensors) of the resume file at ``path``; :class:`ResumeError`
+    naming it when it is missing, damaged or not a resume file."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
     if not path.is_file():
         raise ResumeError(f"{path}: no resume file, so there is nothing to continue (a resume file is written "
                           "during a streaming run and removed when it ends; generate the video again)")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-        if metadata.get("format") != RESUME_FORMAT:
-            raise ResumeError(f"{path}: not a sana-wm resume file (format {metadata.get('format')!r}, expected "
-                              f"{RESUME_FORMAT!r})")
+            found = {key: f.get_tensor(key) for key in f.keys()} if tensors else {}  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise ResumeError(f"{path}: damaged resume file ({exc}); generate the video again") from None
+    if metadata.get("format") != RESUME_FORMAT:
+        raise ResumeError(f"{path}: not a sana-wm resume file (format {metadata.get('format')!r}, expected "
+                          f"{RESUME_FORMAT!r})")
+    return metadata, found
+
+
+def read_resume_record(path: str | Path) -> dict[str, Any]:
+    """The sidecar record of the request a resume file belongs to (reads its header only)."""
+    path = Path(path)
+    metadata, _ = _open_resume_file(path, tensors=False)
+    try:
         record = json.loads(metadata["record"])
-    except (SafetensorError, OSError, KeyError, ValueError) as exc:
-        if isinstance(exc, ResumeError):
-            raise
+    except (KeyError, ValueError) as exc:
         raise ResumeError(f"{path}: damaged resume file ({exc}); generate the video again") from None
     if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
         raise ResumeError(f"{path}: damaged resume file (no request record); generate the video again")
@@ -157,21 +162,8 @@ def read_resume_record(path: str | Path) -> dict[str, Any]:
 
 def load_resume_point(path: str | Path, *, device: torch.device | str = "cpu") -> ResumePoint:
     """Read a resume file; :class:`ResumeError` naming the file when it is missing or damaged."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise ResumeError(f"{path}: no resume file, so there is nothing to continue (a resume file is written "
-                          "during a streaming run and removed when it ends; generate the video again)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except (SafetensorError, OSError) as exc:
-        raise ResumeError(f"{path}: damaged resume file ({exc}); generate the video again") from None
-    if metadata.get("format") != RESUME_FORMAT:
-        raise ResumeError(f"{path}: not a sana-wm resume file (format {metadata.get('format')!r}, expected "
-                          f"{RESUME_FORMAT!r})")
+    metadata, tensors = _open_resume_file(path, tensors=True)
     try:
         record = json.loads(metadata["record"])
         structure = json.loads(metadata["cache"])
