@@ -45,7 +45,6 @@ def _camera_drops(cfg, rank: int, world_size: int) -> list[list[list[bool]]]:
     return out
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 @pytest.mark.parametrize("batch_size,accumulation", [(2, 1), (1, 2)])
 def test_two_ranks_match_one(tiny_dataset, tmp_path, batch_size, accumulation):
     two = _config(tiny_dataset, tmp_path / "two", batch_size, accumulation, world_size=2)

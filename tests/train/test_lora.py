@@ -191,7 +191,6 @@ def test_bf16_base(tiny_dataset, tiny_base, tmp_path):
             assert torch.equal(p, base_file[name.replace(".base_layer", "")].bfloat16()), name
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 def test_fsdp2_two_ranks_match_one(tiny_dataset, tiny_base, tmp_path):
     """LoRA under FSDP2 (2 gloo ranks, batch 2 each) matches one process with batch 4."""
     def config(out, batch_size):
