@@ -1,8 +1,17 @@
 """Fixtures shared by every test directory."""
 
-import diffusers
-import pytest
+import os
+
 import torch
+
+# Triton decides at kernel definition (when sana_wm.ops.gdn_triton is imported) whether to compile or
+# to interpret; without a GPU the kernel tests run the same kernels in its CPU interpreter. Set here,
+# before any test module is imported. Only Triton reads it: nothing else in the suite uses Triton on CPU.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import diffusers  # noqa: E402
+import pytest  # noqa: E402
 
 # diffusers is the numerical oracle of the parity tests, pinned to the version whose behaviour they check:
 # a missing or different diffusers fails the run here instead of turning parity tests into skips.

@@ -271,7 +271,7 @@ def test_per_frame_beta_broadcasts():
         (dict(mode="sideways"), "unknown mode"),
         (dict(mode="bidirectional", chunk_lengths=[5]), "only applies"),
         (dict(mode="chunk_causal", chunk_lengths=[2, 2]), "sum to the 5 frames"),
-        (dict(impl="triton"), "unknown impl"),
+        (dict(impl="sideways"), "unknown impl"),
         (dict(initial_state=GDNState(S=torch.zeros(2, 2, 8, 8, dtype=torch.float64))), "z is None"),
     ],
 )

@@ -4,7 +4,10 @@ The math lives in two interchangeable forms, tested equal:
 
 * :mod:`sana_wm.ops.gdn_naive` -- a plain loop over frames, the readable oracle (runs in float64);
 * :mod:`sana_wm.ops.gdn_fast` -- per-frame D x D transitions built for all frames in batched
-  matmuls, then a short sequential scan; the default.
+  matmuls, then a short sequential scan in a Python loop; the default on CPU;
+* :mod:`sana_wm.ops.gdn_triton` -- the same transitions, the sequential scan (and its adjoint for
+  training) in one Triton kernel launch per pass; the default for CUDA tensors when ``triton``
+  is installed (the ``gpu`` extra).
 
 Three modes share one recurrence (forward inclusive, plus a backward exclusive pass restarted in
 each chunk), differing only in where the backward pass may look:
@@ -38,15 +41,39 @@ __all__ = [
 ]
 
 Mode = Literal["bidirectional", "chunk_causal", "causal"]
-Impl = Literal["auto", "naive", "fast"]
+Impl = Literal["auto", "naive", "fast", "triton"]
 
 DEFAULT_EPS = 1e-8
 """Added to the denominator, as in the released model's GDN blocks (the attention class default of
 1e-15 is overridden to 1e-8 by the block that builds it)."""
 
-# One implementation per name; a fused GPU kernel would register here under e.g. "fused", and
-# ``impl="auto"`` would pick it for CUDA tensors.
-_KERNELS = {"naive": gdn_naive, "fast": gdn_fast}
+_IMPLS = ("naive", "fast", "triton")
+
+
+def _kernel(impl: str):
+    """The implementation named ``impl``; Triton is imported only when asked for (it is an optional extra)."""
+    if impl == "naive":
+        return gdn_naive
+    if impl == "fast":
+        return gdn_fast
+    try:
+        from sana_wm.ops.gdn_triton import gdn_triton
+    except ImportError as error:
+        raise ImportError(
+            f'gdn_scan: impl="triton" needs the triton package ({error}); install it with pip install "sana-wm[gpu]"'
+        ) from error
+    return gdn_triton
+
+
+def _auto_impl(x: Tensor, dtype: torch.dtype) -> str:
+    """Triton for CUDA tensors it supports (float32 scan, D <= 128) when triton is installed, else the fast form."""
+    if x.device.type != "cuda" or dtype == torch.float64:
+        return "fast"
+    try:
+        from sana_wm.ops.gdn_triton import MAX_HEAD_DIM
+    except ImportError:
+        return "fast"
+    return "triton" if x.shape[-1] <= MAX_HEAD_DIM else "fast"
 
 
 @dataclass(frozen=True)
@@ -101,7 +128,9 @@ def gdn_scan(
     only, default :func:`released_chunk_lengths`) must sum to T. ``initial_state`` seeds the forward
     pass only; with ``return_state`` the forward state after the last frame is returned as well.
     The scan runs in float32, or float64 when any input is float64; the returned state keeps that dtype.
-    ``impl``: ``"fast"`` (also what ``"auto"`` picks) or ``"naive"`` (the reference loop).
+    ``impl``: ``"naive"`` (the reference loop), ``"fast"`` or ``"triton"`` (float32 scans, D <= 128; CUDA
+    tensors, or CPU under ``TRITON_INTERPRET=1``); ``"auto"`` picks ``"triton"`` for CUDA tensors it
+    supports when triton is installed, else ``"fast"``.
     """
     Bsz, H, T, S, D = _check_5d("q", q)
     shape = (Bsz, H, T, S, D)
@@ -118,10 +147,8 @@ def gdn_scan(
     if tuple(gamma.shape) != (Bsz, H, T):
         raise ValueError(f"gdn_scan: gamma has shape {tuple(gamma.shape)}, expected one decay per frame {(Bsz, H, T)}")
     backward_chunks = _backward_chunks(mode, chunk_lengths, T)
-    if impl == "auto":
-        impl = "fast"
-    if impl not in _KERNELS:
-        raise ValueError(f"gdn_scan: unknown impl {impl!r}; choose 'auto', {', '.join(map(repr, _KERNELS))}")
+    if impl != "auto" and impl not in _IMPLS:
+        raise ValueError(f"gdn_scan: unknown impl {impl!r}; choose 'auto', {', '.join(map(repr, _IMPLS))}")
 
     inputs = [q, k, v, beta, gamma] + [x for x in (q_rot, k_rot) if x is not None]
     if initial_state is not None:
@@ -133,12 +160,15 @@ def gdn_scan(
     # The recurrence always runs in at least float32 (bf16 states drift over 121 frames).
     dtype = reduce(torch.promote_types, (x.dtype for x in inputs), torch.float32)
 
+    if impl == "auto":
+        impl = _auto_impl(q, dtype)
+
     def cast(x: Tensor | None) -> Tensor | None:
         return None if x is None else x.to(dtype)
 
     q_num = q if q_rot is None else q_rot
     k_num = k if k_rot is None else k_rot
-    out, S_final, z_final = _KERNELS[impl](
+    out, S_final, z_final = _kernel(impl)(
         cast(q_num),
         cast(k_num),
         cast(v),
