@@ -46,16 +46,16 @@ def _current_rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _random_model(config, seed: int):
-    """A model with every parameter random, filled in place (matrices ~ N(0, 1/fan_in), norms ~ 1)."""
+def _random_model(config, seed: int, device: str = "cpu"):
+    """A model with every parameter random, filled in place on ``device`` (matrices ~ N(0, 1/fan_in), norms ~ 1)."""
     import torch
 
     from sana_wm.model import SanaWMTransformer
 
     with torch.device("meta"):
         model = SanaWMTransformer(config)
-    model.to_empty(device="cpu")
-    g = torch.Generator().manual_seed(seed)
+    model.to_empty(device=device)
+    g = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.ndim >= 2:
