@@ -13,7 +13,8 @@ after every section so a run stopped half-way still leaves what it measured. Sec
    float32 and bfloat16 inputs;
 3. ``kernel_speed``: Triton vs the fast form vs the naive loop at T = 21, 61, 241 (main branch,
    bidirectional, float32 inputs as the model passes them), against the memory-bandwidth bound of
-   reading the inputs and writing the output;
+   reading the inputs and writing the output; ``attention``: chunk-causal softmax attention at 41 latent
+   frames, FlexAttention with a block mask vs SDPA chunk by chunk;
 4. ``bidirectional``: ``official-2.6b`` with random weights in bf16 at 704x1280 (22x40 latents), one
    forward at 41, 121 and 241 latent frames; the 60-step CFG time of a 60 s clip (121 latent frames,
    two forwards per step) derived from the 121-frame forward;
@@ -290,6 +291,30 @@ def kernel_speed(suite: Suite, result: dict) -> None:
         rows.append(row)
 
 
+def attention(suite: Suite, result: dict) -> None:
+    """Chunk-causal softmax attention: one FlexAttention call with a block mask vs SDPA chunk by chunk."""
+    import warnings
+
+    from sana_wm.model.attention import _chunk_causal_flex, _chunk_causal_sdpa
+    from sana_wm.model.layout import TokenLayout
+
+    frames, grid, H, D = (5, (2, 3), 2, 112) if suite.tiny else (41, (22, 40), 20, 112)
+    layout = TokenLayout.build(frames, *grid, "chunk_causal")
+    N = layout.num_tokens
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, H, N, D, generator=g).to(suite.device, suite.dtype) for _ in range(3))
+    scale = 1 / math.sqrt(D)
+    result.update(latent_frames=frames, tokens=N, heads=H, head_dim=D)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "flex_attention called without torch.compile")
+        result["flex_warmup_s"] = suite.time_s(lambda: _chunk_causal_flex(q, k, v, layout, scale, 0))
+        result["flex_s"] = suite.time_s(lambda: _chunk_causal_flex(q, k, v, layout, scale, 0))
+        result["sdpa_chunks_s"] = suite.time_s(lambda: _chunk_causal_sdpa(q, k, v, layout, scale, 0))
+        expected = _chunk_causal_sdpa(q.float(), k.float(), v.float(), layout, scale, 0)
+        result["flex_rel_error"] = relative_error(_chunk_causal_flex(q, k, v, layout, scale, 0).float(),
+                                                  expected.double())
+
+
 # ------------------------------------------------------------------------------------------------
 # 4-5. The stage-1 model
 # ------------------------------------------------------------------------------------------------
@@ -498,6 +523,7 @@ SECTIONS = [  # (name, function, seconds it needs at least to be worth starting,
     ("environment", environment, 0),
     ("kernel_correctness", kernel_correctness, 20),
     ("kernel_speed", kernel_speed, 20),
+    ("attention", attention, 15),
     ("bidirectional", bidirectional, 60),
     ("streaming", streaming, 45),
     ("refiner", refiner, 45),

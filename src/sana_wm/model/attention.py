@@ -15,6 +15,8 @@ shared SiLU output gate and projection are applied once (§2.6).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -279,8 +281,9 @@ def _cap_rms(reference: Tensor, x: Tensor) -> Tensor:
 def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout, scale: float,
                        dtype: torch.dtype, prefix: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """SDPA over ``(B, N, H, D)`` tensors in ``dtype``. Chunk-causal: each chunk's queries see the keys of
-    their own and all earlier chunks (a block-causal mask, computed chunk by chunk). ``prefix``: keys and
-    values of earlier chunks (streaming), seen by every query."""
+    their own and all earlier chunks (a block-causal pattern: one FlexAttention call with a block mask on
+    CUDA, SDPA chunk by chunk elsewhere; no dense mask either way). ``prefix``: keys and values of earlier
+    chunks (streaming), seen by every query, attended without a mask."""
     q, k, v = (t.to(dtype).transpose(1, 2) for t in (q, k, v))  # (B, H, N, D)
     P = 0
     if prefix is not None:
@@ -289,9 +292,59 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout, sca
         v = torch.cat([prefix[1].to(dtype).transpose(1, 2), v], dim=2)
     if not layout.is_chunked:
         out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    elif q.is_cuda:
+        out = _chunk_causal_flex(q, k, v, layout, scale, P)
     else:
-        S = layout.tokens_per_frame
-        out = torch.cat([F.scaled_dot_product_attention(q[:, :, a * S:b * S], k[:, :, :P + b * S],
-                                                         v[:, :, :P + b * S], scale=scale)
-                         for a, b in layout.chunks], dim=2)
+        out = _chunk_causal_sdpa(q, k, v, layout, scale, P)
     return out.transpose(1, 2)
+
+
+def _chunk_causal_sdpa(q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout, scale: float, P: int) -> Tensor:
+    """``(B, H, N, D)`` queries, ``(B, H, P + N, D)`` keys/values: one SDPA call per chunk over the keys it sees."""
+    S = layout.tokens_per_frame
+    return torch.cat([F.scaled_dot_product_attention(q[:, :, a * S:b * S], k[:, :, :P + b * S], v[:, :, :P + b * S],
+                                                     scale=scale)
+                      for a, b in layout.chunks], dim=2)
+
+
+def _chunk_causal_flex(q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout, scale: float, P: int) -> Tensor:
+    """The same as :func:`_chunk_causal_sdpa` in one FlexAttention call: a block mask lets the kernel skip the
+    key blocks a query block cannot see and apply the mask only on the blocks a chunk boundary crosses.
+
+    Heads are zero-padded to a power of two (112 -> 128), the sizes Flex's fused kernel is built for: zero
+    channels add nothing to q.k or to the output, and the released scale is passed explicitly, so the
+    padding changes no number.
+    """
+    D = q.shape[-1]
+    padded = max(16, 1 << (D - 1).bit_length())
+    if padded != D:
+        q, k, v = (F.pad(t, (0, padded - D)) for t in (q, k, v))
+    block_mask = _chunk_causal_block_mask(layout.tokens_per_frame, tuple(layout.chunk_lengths), P, str(q.device))
+    out = _flex_attention(q.device)(q, k, v, block_mask=block_mask, scale=scale)
+    return out[..., :D]
+
+
+@functools.lru_cache(maxsize=16)
+def _chunk_causal_block_mask(tokens_per_frame: int, chunk_lengths: tuple[int, ...], prefix: int, device: str):
+    """FlexAttention block mask: query n sees keys ``< prefix + (end of n's chunk)``; cached per shape."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    ends = torch.cat([torch.full((n * tokens_per_frame,), prefix + (start + n) * tokens_per_frame)
+                      for start, n in zip(itertools.accumulate((0, *chunk_lengths)), chunk_lengths, strict=False)])
+    limit = ends.to(device=device, dtype=torch.int32)  # (N,) keys visible to each query
+
+    def mask_mod(batch, head, q_index, kv_index):
+        return kv_index < limit[q_index]
+
+    N = limit.numel()
+    # Compiled on CUDA: the eager builder evaluates the mask for every (query, key) pair at once.
+    return create_block_mask(mask_mod, B=None, H=None, Q_LEN=N, KV_LEN=prefix + N, device=device,
+                             _compile=device.startswith("cuda"))
+
+
+@functools.lru_cache(maxsize=4)
+def _flex_attention(device: torch.device):
+    """``flex_attention``, compiled into a fused kernel on CUDA (eager it materialises the scores)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False) if device.type == "cuda" else flex_attention
