@@ -35,8 +35,10 @@ __all__ = [
 def owned(t: Tensor) -> Tensor:
     """``t`` itself if it fills its storage, else a compact copy. A cache must not hold a view into a
     chunk's activations (values sliced from the fused qkv projection, the last frames of a conv input):
-    the view would keep the whole activation alive for as long as the cache lives."""
-    if t.untyped_storage().nbytes() == t.numel() * t.element_size():
+    the view would keep the whole activation alive for as long as the cache lives. Inside a compiled
+    block (``compile_blocks``) it always copies: storage sizes cannot be read while tracing, and a copy
+    of one chunk's keys/values is cheap next to a graph break."""
+    if not torch.compiler.is_compiling() and t.untyped_storage().nbytes() == t.numel() * t.element_size():
         return t
     return t.clone(memory_format=torch.contiguous_format)
 

@@ -100,6 +100,22 @@ class SanaWMTransformer(nn.Module):
         self.gradient_checkpointing = False  # recompute each block's activations in backward (training)
         self.init_weights()
 
+    def compile_blocks(self, **compile_options) -> None:
+        """Opt-in: ``torch.compile`` every block in place (``compile_options`` go to ``torch.compile``).
+
+        For the streaming step on CUDA: a chunk's forward is hundreds of small kernels per block, launch-bound
+        at 3 latent frames; compiled, each block's elementwise work is fused. Compilation happens on the first
+        call with each new input shape (the first chunk, then the chunks while the KV window fills) and its
+        cost lands on those calls; later chunks reuse the compiled code. The Triton GDN scan is left out of
+        the graphs (it is already one kernel per pass). Results equal the eager blocks up to the fused
+        kernels' rounding.
+        """
+        # Static shapes by default: a chunk step has a handful of shapes, each compiled once; dynamic shapes
+        # would trade that for recompiles when a shape seen as static first turns up again.
+        compile_options.setdefault("dynamic", False)
+        for block in self.blocks:
+            block.compile(**compile_options)
+
     # -------------------------------------------------------------------------------------------
     @torch.no_grad()
     def init_weights(self) -> None:

@@ -190,6 +190,7 @@ class _StateScan(torch.autograd.Function):
         return grad_W, grad_U, (grad_X0 if X0 is not None else None), None
 
 
+@torch.compiler.disable  # a compiled model calls the kernel as it is, not through a traced copy of it
 def _scan_states(
     W: Tensor,  # (B, H, T, D, D)
     U: Tensor,  # (B, H, T, R, D)
