@@ -1,6 +1,6 @@
 """Frame-wise Gated DeltaNet scan: the public entry, its state type and the chunk schedule.
 
-The math lives in two interchangeable forms, tested equal:
+The math lives in three interchangeable forms, tested equal:
 
 * :mod:`sana_wm.ops.gdn_naive` -- a plain loop over frames, the readable oracle (runs in float64);
 * :mod:`sana_wm.ops.gdn_fast` -- per-frame D x D transitions built for all frames in batched

@@ -99,14 +99,14 @@ def _scan_kernel(
                 t = start + i
             M = tl.load(M_n + t * stride_mt + m_offsets, mask=m_mask, other=0.0)
             U = tl.load(U_n + t * R * D + x_offsets, mask=x_mask, other=0.0)
-            if ORDER == 0:
+            if ORDER == 0:  # _INCLUSIVE (module constants are plain Python ints, not visible in the kernel)
                 # "ieee": fp32 products, not TF32 (a 10-bit mantissa drifts over 241 frames).
                 X = tl.dot(X, M, input_precision="ieee") + U
                 tl.store(out_n + t * R * D + x_offsets, X, mask=x_mask)
-            elif ORDER == 1:
+            elif ORDER == 1:  # _EXCLUSIVE
                 tl.store(out_n + t * R * D + x_offsets, X, mask=x_mask)
                 X = tl.dot(X, M, input_precision="ieee") + U
-            else:
+            else:  # _ADD_FIRST
                 X = X + U
                 tl.store(out_n + t * R * D + x_offsets, X, mask=x_mask)
                 X = tl.dot(X, M, input_precision="ieee")
@@ -235,9 +235,13 @@ def gdn_triton(
         )
     eye = torch.eye(D, dtype=q_num.dtype, device=q_num.device)
 
-    # 1. All S-token contractions of every frame at once: batched (D x S) @ (S x D) GEMMs.
+    def transition(k: Tensor, beta_k: Tensor) -> Tensor:  # gamma (I - K^T B K), (B, H, T, D, D)
+        return gamma[..., None, None] * (eye - k.mT @ beta_k)
+
+    # 1. All S-token contractions of every frame at once: batched (D x S) @ (S x D) GEMMs. (gdn_fast builds
+    # them a few frames at a time to bound CPU memory; on a GPU one launch over all frames is what counts.)
     beta_k = beta[..., None] * k_num  # (B, H, T, S, D) = B K~
-    W = gamma[..., None, None] * (eye - k_num.mT @ beta_k)
+    W = transition(k_num, beta_k)
     U = v.mT @ beta_k
     # 2. The sequential part: one kernel per pass, state on chip.
     states, S_final = _scan_states(W, U, S0, chunk_lengths)
@@ -247,7 +251,7 @@ def gdn_triton(
         return num, S_final, None
 
     beta_k = beta[..., None] * k_den  # un-rotated keys for the normalizer
-    Wz = gamma[..., None, None] * (eye - k_den.mT @ beta_k)
+    Wz = transition(k_den, beta_k)
     u = beta_k.sum(dim=-2, keepdim=True)  # (B, H, T, 1, D): target value 1 for every token
     z_states, z_final = _scan_states(Wz, u, None if z0 is None else z0[:, :, None], chunk_lengths)
     den = q_den @ z_states.mT  # (B, H, T, S, 1)
