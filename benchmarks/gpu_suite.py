@@ -104,7 +104,9 @@ class Suite:
         return torch.cuda.memory_allocated(self.device) / 2**30 if self.cuda else None
 
     def time_s(self, fn: Callable[[], object]) -> float:
-        """Seconds ``fn`` takes: CUDA events on the GPU (the work queued, not the Python), wall clock on CPU."""
+        """Seconds ``fn`` takes: on the GPU, CUDA events around the work ``fn`` queues (from the start of the first
+        kernel to the end of the last, launch gaps included, so a launch-bound step shows as such); wall clock
+        on CPU."""
         if not self.cuda:
             start = time.perf_counter()
             fn()
