@@ -47,3 +47,24 @@ def test_flex_path_sees_no_later_chunk():
     out2 = _chunk_causal_flex(q, k2, v2, layout, 0.25, 0)
     torch.testing.assert_close(out2[:, :, :8], out[:, :, :8], rtol=0, atol=0)
     assert (out2[:, :, 8:] - out[:, :, 8:]).abs().max() > 0.1
+
+
+def test_model_with_the_flex_path_matches(tiny_model, monkeypatch):
+    """The tiny model's chunk-causal forward through Flex (as on CUDA, both branches) equals SDPA per chunk."""
+    from model_helpers import model_inputs, rel_err
+
+    import sana_wm.model.attention as attention
+
+    inputs = model_inputs(tiny_model.config, batch=1, frames=5)
+    with torch.no_grad():
+        expected = tiny_model(**inputs, mode="chunk_causal", chunk_lengths=[3, 2])
+        calls = []
+
+        def flex(*args):
+            calls.append(1)
+            return _chunk_causal_flex(*args)
+
+        monkeypatch.setattr(attention, "_chunk_causal_sdpa", flex)
+        actual = tiny_model(**inputs, mode="chunk_causal", chunk_lengths=[3, 2])
+    assert len(calls) == 2  # the one softmax block of the tiny config, main and camera branch
+    assert rel_err(actual, expected) <= 1e-5
