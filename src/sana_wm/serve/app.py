@@ -65,14 +65,16 @@ class Admission:
     async def leave(self, session_id: str) -> None:
         """A session ended (or gave up waiting): free its place and admit and renumber the waiting ones."""
         self.active.discard(session_id)
+        before = {sid: i for i, (sid, _, _) in enumerate(self.waiting)}
         self.waiting = [w for w in self.waiting if w[0] != session_id]
         while self.waiting and len(self.active) < self.max_active:
             sid, event, _ = self.waiting.pop(0)
             self.active.add(sid)
             event.set()
-        for position, (_, _, notify) in enumerate(self.waiting, start=1):
-            with contextlib.suppress(Exception):  # a waiting socket that just went away
-                await notify(position)
+        for position, (sid, _, notify) in enumerate(self.waiting, start=1):
+            if before[sid] + 1 != position:  # only those who moved up are told
+                with contextlib.suppress(Exception):  # a waiting socket that just went away
+                    await notify(position)
 
 
 @dataclass
@@ -86,6 +88,7 @@ class ServerState:
     tmp_root: Path
     admission: Admission
     sessions: dict[str, object] = field(default_factory=dict)  # id -> ClientSession, while its socket is open
+    ending: set[asyncio.Task] = field(default_factory=set)  # sessions closing their files
     closing: bool = False
 
 
@@ -128,7 +131,7 @@ def create_app(settings: ServeSettings, pipe=None):
             # Ctrl-C: uvicorn has closed the sockets; each session's handler closes its MP4 and removes its folder.
             state.closing = True
             deadline = time.monotonic() + 30
-            while state.sessions and time.monotonic() < deadline:
+            while (state.sessions or state.ending) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             state.worker.stop()
             shutil.rmtree(tmp_root, ignore_errors=True)
@@ -244,9 +247,19 @@ async def _run_session(ws: WebSocket, state: ServerState) -> None:
     except (WebSocketDisconnect, RuntimeError, ConnectionError):
         pass  # the page went away (or the socket closed under us): the finally block frees the session
     finally:
+        # The ending runs as its own task: the server may cancel this handler when the socket goes (the test
+        # client does), and the ending must still wait for the chunk in hand, close the MP4 and free the place.
         state.sessions.pop(session.id, None)
+        ending = asyncio.get_running_loop().create_task(_end_session(state, session))
+        state.ending.add(ending)
+        ending.add_done_callback(state.ending.discard)
+
+
+async def _end_session(state: ServerState, session) -> None:
+    try:
         await session.close()
-        await admission.leave(session.id)
+    finally:
+        await state.admission.leave(session.id)
 
 
 async def _wait_in_queue(ws, session, admitted: asyncio.Event) -> bool:

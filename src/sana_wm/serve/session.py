@@ -264,14 +264,17 @@ class ClientSession:
             return
         self.compute_s += chunk.seconds
         poses = chunk.poses
-        async with self._send_lock:
-            await self._send({"type": "chunk", "index": chunk.index, "frames": len(jpegs),
-                              "poses": pose_summary(poses), "held": "".join(sorted(chunk.held[-1])),
-                              "seconds": round(chunk.seconds, 4),
-                              "rtf": round(len(chunk.held) / self.app.pipe.fps / max(chunk.seconds, 1e-9), 3),
-                              "video_seconds": round(live.num_frames / self.app.pipe.fps, 3)})
-            for jpeg in jpegs:
-                await self._send_bytes(jpeg)
+        header = {"type": "chunk", "index": chunk.index, "frames": len(jpegs), "poses": pose_summary(poses),
+                  "held": "".join(sorted(chunk.held[-1])), "seconds": round(chunk.seconds, 4),
+                  "rtf": round(len(chunk.held) / self.app.pipe.fps / max(chunk.seconds, 1e-9), 3),
+                  "video_seconds": round(live.num_frames / self.app.pipe.fps, 3)}
+        try:
+            async with self._send_lock:
+                await self._send(header)
+                for jpeg in jpegs:
+                    await self._send_bytes(jpeg)
+        except Exception:  # the page went away while its chunk was made (each ASGI server says so its own way)
+            return
         done = live.chunks >= live.max_chunks or (self.planned is not None and not self.planned)
         if done:
             await self.finish()
