@@ -65,6 +65,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     where = "localhost" if settings.host in ("127.0.0.1", "::1", "localhost") else settings.host
     query = "/?token=SECRET" if settings.token else "/"
     print(f"sana-wm serve: open http://{where}:{settings.port}{query} (Ctrl-C to stop)", flush=True)
-    serve(settings)
+    try:
+        serve(settings)
+    except KeyboardInterrupt:  # uvicorn raises Ctrl-C again once it has shut down: stopping is the normal end
+        pass
     print("sana-wm serve: stopped; every session was closed", flush=True)
     return 0
