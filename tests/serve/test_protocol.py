@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import shlex
 import time
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from sana_wm.cli import main
 from sana_wm.pipeline.video import read_video
 from sana_wm.serve import ServeError, ServeSettings, create_app
 from sana_wm.serve.worker import ChunkWorker
@@ -55,9 +57,10 @@ def _wait_until(condition, timeout=60.0) -> None:
         time.sleep(0.05)
 
 
-def test_live_session_end_to_end(synth_pipe):
+def test_live_session_end_to_end(synth_pipe, tmp_path):
     with _client(synth_pipe) as client, client.websocket_connect("/ws") as ws:
-        assert ws.receive_json()["type"] == "ready"
+        ready = ws.receive_json()
+        assert ready["type"] == "ready" and ready["limits"]["max_upload_bytes"] == 8 * 2**20
         ws.send_json({"type": "start", "source": "example", "example": "room_walk", "seed": 3})
         started = ws.receive_json()
         assert started["type"] == "started" and started["frames_per_chunk"] == 24 and started["fps"] == 16
@@ -82,6 +85,12 @@ def test_live_session_end_to_end(synth_pipe):
         path = client.app.state.serve.sessions[finished["video"].split("/")[2]].folder / "video.mp4"
         decoded, fps = read_video(path)
         assert decoded.shape == (73, 128, 128, 3) and fps == 16
+        # The command the page shows makes the same video.
+        again = tmp_path / "again.mp4"
+        command = shlex.split(finished["command"])[1:]
+        command[command.index("--out") + 1] = str(again)
+        assert main(command) == 0
+        assert np.array_equal(read_video(again)[0], decoded)
         assert client.get("/download/someone-else/video.mp4").status_code == 404
 
 

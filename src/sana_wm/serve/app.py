@@ -92,6 +92,12 @@ class ServerState:
     closing: bool = False
 
 
+def _limits(s: ServeSettings) -> dict:
+    return {"max_sessions": s.max_sessions, "max_queue": s.max_queue, "idle_timeout_s": s.idle_timeout_s,
+            "max_session_s": s.max_session_s, "max_upload_bytes": s.max_upload_bytes,
+            "max_upload_pixels": s.max_upload_pixels, "max_message_bytes": s.max_message_bytes}
+
+
 def _authorized(settings: ServeSettings, given: str | None) -> bool:
     if settings.token is None:
         return True
@@ -154,13 +160,8 @@ def create_app(settings: ServeSettings, pipe=None):
     @app.get("/api/info")
     async def info():
         state = state_box["state"]
-        s = state.settings
-        return {"examples": list(state.examples), "presets": ACTION_PRESETS,
-                "limits": {"max_sessions": s.max_sessions, "max_queue": s.max_queue,
-                           "idle_timeout_s": s.idle_timeout_s, "max_session_s": s.max_session_s,
-                           "max_upload_bytes": s.max_upload_bytes, "max_upload_pixels": s.max_upload_pixels,
-                           "max_message_bytes": s.max_message_bytes},
-                "fps": state.pipe.fps, "model": s.model}
+        return {"examples": list(state.examples), "presets": ACTION_PRESETS, "limits": _limits(state.settings),
+                "fps": state.pipe.fps, "model": state.settings.model}
 
     @app.get("/api/examples/{name}.png")
     async def example_image(name: str):
@@ -218,7 +219,7 @@ async def _run_session(ws: WebSocket, state: ServerState) -> None:
             if not await _wait_in_queue(ws, session, admitted):
                 return
         await session.send({"type": "ready", "session": session.id, "examples": list(state.examples),
-                            "presets": ACTION_PRESETS})
+                            "presets": ACTION_PRESETS, "limits": _limits(settings)})
         last_message = time.monotonic()
         while True:
             idle_left = settings.idle_timeout_s - (time.monotonic() - last_message)

@@ -19,7 +19,7 @@ const S = {
   running: false, finished: false, requested: false, lastComputeS: 0.5,
   header: null, expect: 0, buffer: [], shown: 0, received: 0, chunks: 0,
   held: new Set(), pose: null, path: [], shownTimes: [], rtf: null,
-  video: null, sidecar: null, errors: [], closed: null, queued: null, ready: false,
+  video: null, sidecar: null, errors: [], closed: null, queued: null, ready: false, limits: null,
 };
 window.sanaWM = S;
 
@@ -51,6 +51,7 @@ ws.onmessage = (event) => {
 ws.onclose = () => { if (!S.closed) status("disconnected from the server; reload the page to start again", true); S.running = false; updateButtons(); };
 
 function setup(info) {
+  S.limits = info.limits;
   const box = $("examples");
   box.innerHTML = "";
   for (const name of info.examples) {
@@ -84,7 +85,13 @@ function updateButtons() {
 
 $("upload").onchange = async (event) => {
   const file = event.target.files[0];
-  if (file) ws.send(await file.arrayBuffer());
+  if (!file) return;
+  const limit = S.limits ? S.limits.max_upload_bytes : Infinity;
+  if (file.size > limit) {  // refused here: the server would close the socket on a message far above its limit
+    status(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MiB; the limit is ${(limit / 2 ** 20).toFixed(1)} MiB`, true);
+    return;
+  }
+  ws.send(await file.arrayBuffer());
 };
 $("mapping").onchange = () => { $("keyhelp").textContent = "Keys: " + HELP[$("mapping").value]; };
 $("keyhelp").textContent = "Keys: " + HELP.current;
