@@ -245,3 +245,19 @@ def test_worker_takes_sessions_in_turn():
         assert worker.stats.jobs == 12
     finally:
         worker.stop()
+
+
+def test_stop_while_a_chunk_is_made_keeps_that_chunk(synth_pipe):
+    with _client(synth_pipe) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "start", "source": "example", "example": "room_walk"})
+        ws.receive_json()
+        ws.send_json({"type": "next", "held": "w"})  # asked while chunk 0 is made: made right after it
+        ws.send_json({"type": "stop"})
+        header, frames = _chunk(ws)
+        assert header["index"] == 0 and len(frames) == 25
+        finished = ws.receive_json()
+        assert finished["type"] == "finished" and finished["frames"] == 25
+        ws.send_json({"type": "ping"})
+        assert ws.receive_json() == {"type": "pong"}  # nothing else came: the queued "next" was dropped
+        assert client.get(finished["video"]).status_code == 200

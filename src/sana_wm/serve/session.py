@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import secrets
 import shlex
 import shutil
@@ -46,6 +47,7 @@ __all__ = ["UPLOAD_FORMATS", "ClientSession", "ProtocolError"]
 UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}  # PIL format -> the file's suffix
 MODES = ("live", "action", "preset")
 MAX_SEED = 2**31 - 1
+logger = logging.getLogger(__name__)
 
 
 class ProtocolError(UserError, ValueError):
@@ -262,6 +264,11 @@ class ClientSession:
         except UserError as exc:
             await self.error(str(exc))
             return
+        except Exception as exc:  # a bug: logged with its traceback; the page is told instead of waiting forever
+            logger.exception("chunk %d of session %s failed", live.chunks, self.id)
+            await self.error(f"the server failed to make this chunk ({type(exc).__name__}: {exc}); "
+                             "stop and start again, and report this if it repeats")
+            return
         self.compute_s += chunk.seconds
         poses = chunk.poses
         header = {"type": "chunk", "index": chunk.index, "frames": len(jpegs), "poses": pose_summary(poses),
@@ -275,6 +282,8 @@ class ClientSession:
                     await self._send_bytes(jpeg)
         except Exception:  # the page went away while its chunk was made (each ASGI server says so its own way)
             return
+        if self.live is not live:  # stopped while this chunk was made: finish() takes it from here
+            return
         done = live.chunks >= live.max_chunks or (self.planned is not None and not self.planned)
         if done:
             await self.finish()
@@ -286,10 +295,10 @@ class ClientSession:
         live = self.live
         if live is None:
             return
-        if self.chunk_task is not None and not self.chunk_task.done() and self.chunk_task is not \
-                asyncio.current_task():
-            await asyncio.shield(self.chunk_task)
-        self.live, self.planned, self.queued_next = None, None, None
+        self.live, self.planned, self.queued_next = None, None, None  # nothing more starts on this video
+        task = self.chunk_task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            await asyncio.shield(task)  # the chunk in hand goes to the page and into the video first
         if live.chunks == 0:
             await self.app.worker.run(self.id, live.close)
             await self.send({"type": "finished", "video": None, "message": "stopped before the first chunk"})
