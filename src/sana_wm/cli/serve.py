@@ -23,7 +23,7 @@ def register(groups) -> None:
     p.add_argument("--model", default="sana-wm-synth", metavar="DIR_OR_HF_ID",
                    help="a streaming model folder or hub id (default: the bundled sana-wm-synth)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--token", metavar="SECRET",
                    help="a secret every request must carry (required with a --host other than loopback; "
                         "default: the SANA_WM_SERVE_TOKEN environment variable)")
@@ -36,7 +36,8 @@ def register(groups) -> None:
                    help="close a session whose page sent nothing for S seconds (default 120)")
     p.add_argument("--max-session-seconds", type=float, default=300.0, metavar="S",
                    help="the longest video one session makes, in seconds (default 300; the model's position "
-                        "table may allow less: 511.5 s for the bundled model)")
+                        "table may allow less: 511.5 s for the bundled model); a session also ends after twice "
+                        "that plus a minute of wall time")
     p.add_argument("--max-upload-mb", type=float, default=8.0, metavar="MB",
                    help="largest image file a page may upload (default 8 MiB)")
     p.add_argument("--max-upload-mpx", type=float, default=16.0, metavar="MPX",

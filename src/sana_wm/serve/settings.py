@@ -50,7 +50,7 @@ class ServeSettings:
     max_sessions: int = 2  # sessions generating at once; others wait in the queue
     max_queue: int = 16  # sessions waiting; more are refused
     idle_timeout_s: float = 120.0  # a session that sends nothing this long is closed
-    max_session_s: float = 300.0  # the longest video a session makes (wall time: twice that)
+    max_session_s: float = 300.0  # the longest video a session makes (and at most 2 x that + 60 s of wall time)
     max_message_bytes: int = 4096  # a text (JSON) message from the page
     max_upload_bytes: int = 8 * 2**20  # an uploaded image file
     max_upload_pixels: int = 16 * 2**20  # an uploaded image's width x height
@@ -64,8 +64,8 @@ class ServeSettings:
                              f"(or set {TOKEN_ENV}); every request must then carry it")
         if token is not None and len(token) < 8:
             raise ServeError("--token: use at least 8 characters (a guessable token protects nothing)")
-        if not 0 <= self.port <= 65535:
-            raise ServeError(f"--port {self.port}: must be between 0 and 65535 (0: any free port)")
+        if not 1 <= self.port <= 65535:
+            raise ServeError(f"--port {self.port}: must be between 1 and 65535")
         for name, low in (("max_sessions", 1), ("max_queue", 0), ("max_message_bytes", 256),
                           ("max_upload_bytes", 1024), ("max_upload_pixels", 64 * 64)):
             if int(getattr(self, name)) < low:
