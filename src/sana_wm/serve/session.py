@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import secrets
 import shlex
@@ -40,6 +39,7 @@ import numpy as np
 
 from sana_wm.camera.actions import ACTION_KEYS, MAPPINGS, ActionError, per_frame_keys
 from sana_wm.errors import UserError
+from sana_wm.limits import loads_json
 from sana_wm.serve.settings import ACTION_PRESETS, ServeSettings
 
 __all__ = ["UPLOAD_FORMATS", "ClientSession", "ProtocolError"]
@@ -107,10 +107,10 @@ class ClientSession:
             raise ProtocolError(f"message of {len(text)} characters refused: messages are at most "
                                 f"{self.settings.max_message_bytes} bytes (images go as one binary message)")
         try:
-            message = json.loads(text)
-        except json.JSONDecodeError:
-            raise ProtocolError("messages are JSON objects like {\"type\": \"start\", ...}; this one is not JSON") \
-                from None
+            message = loads_json(text, "message")  # nesting bounded before parsing
+        except UserError as exc:
+            raise ProtocolError(f"messages are JSON objects like {{\"type\": \"start\", ...}}; this one is not: "
+                                f"{str(exc).removeprefix('message: ')}") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise ProtocolError("messages are JSON objects with a \"type\" (start, next, keys, stop, ping)")
         kind = message["type"]
