@@ -175,7 +175,10 @@ def test_token_is_required_on_every_request(synth_pipe):
         assert client.get("/api/info?token=wrong-secret").status_code == 401
         assert client.get("/api/examples/room_walk.png").status_code == 401
         assert client.get("/api/info?token=a-long-secret").status_code == 200
-        assert client.get("/", headers={"Authorization": "Bearer a-long-secret"}).status_code == 200
+        page = client.get("/", headers={"Authorization": "Bearer a-long-secret"})
+        assert page.status_code == 200 and '"static/app.js?token=a-long-secret"' in page.text
+        assert client.get("/static/app.js?token=a-long-secret").status_code == 200
+        assert client.get("/static/app.js").status_code == 401
         with client.websocket_connect("/ws?token=nope") as ws:
             assert "wrong or missing token" in ws.receive_json()["message"]
             with pytest.raises(WebSocketDisconnect) as closed:

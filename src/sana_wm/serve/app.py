@@ -20,9 +20,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from sana_wm.serve.settings import ACTION_PRESETS, ServeSettings
@@ -153,7 +154,12 @@ def create_app(settings: ServeSettings, pipe=None):
 
     @app.get("/")
     async def index():
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+        html = (STATIC_DIR / "index.html").read_text()
+        if settings.token is not None:  # the page's own files are requests too: they carry the token
+            query = "?token=" + quote(settings.token, safe="")
+            html = html.replace('"static/style.css"', f'"static/style.css{query}"')
+            html = html.replace('"static/app.js"', f'"static/app.js{query}"')
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
