@@ -14,6 +14,7 @@ from /proc) is sampled every second.
 
     python benchmarks/bench_serve.py --sessions 1 2 3 --seconds 60 --threads 2 --out serve.json
     python benchmarks/bench_serve.py --long-minutes 10 --threads 2 --out serve-long.json
+    python benchmarks/bench_serve.py --chunk-steps 40 --threads 2      # the compute floor, no server
 
 A session is capped by the model's position table (511.5 s for the bundled model): the long run starts a new
 session on the same server whenever one reaches its cap, so its memory covers the whole run on one process.
@@ -254,17 +255,46 @@ async def _run(server: Server, sessions: int, seconds: float, restart: bool, exa
             "per_session": [c.summary() for c in clients], "memory": memory}
 
 
+def chunk_steps(steps: int, threads: int, model: str | None) -> dict:
+    """The compute floor without the server: ``steps`` chunks of one LiveSession in this process (keys cycling),
+    wall and CPU seconds per chunk (the first chunk, which includes the input image, reported apart)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from sana_wm.bundled import example_files
+    from sana_wm.pipeline import LiveSession, SanaWMPipeline
+
+    pipe = SanaWMPipeline.from_pretrained(model or "sana-wm-synth", device="cpu")
+    session = LiveSession(pipe, example_files()["room_walk"][0])
+    wall, cpu = [], []
+    for i in range(steps):
+        t, c = time.perf_counter(), time.process_time()
+        session.step(["w", "a", "", "dw"][i % 4])
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    later = wall[1:] or wall
+    return {"steps": steps, "first_chunk_s": _r(wall[0]), "wall_s": {f"p{q}": _r(percentile(later, q))
+                                                                      for q in (50, 90, 99)},
+            "cpu_s_p50": _r(percentile(cpu[1:] or cpu, 50)),
+            "realtime_factor_p50": _r(session.chunk_seconds / percentile(later, 50))}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, nargs="*", default=[], help="concurrent session counts to run")
     parser.add_argument("--seconds", type=float, default=60.0, help="wall seconds of each concurrent run")
     parser.add_argument("--long-minutes", type=float, default=0.0, help="one live session for this long")
+    parser.add_argument("--chunk-steps", type=int, default=0,
+                        help="also time this many chunks of one LiveSession in process (no server)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the server")
     parser.add_argument("--model", help="model (default: the bundled sana-wm-synth)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
     examples = ["room_walk", "corridor_walk", "open_orbit"]
     results: dict = {"load_average": os.getloadavg(), "threads": args.threads, "runs": []}
+    if args.chunk_steps:
+        results["chunk_steps"] = chunk_steps(args.chunk_steps, args.threads, args.model)
+        print(json.dumps(results["chunk_steps"]), flush=True)
     for n in args.sessions:
         server = Server(args.threads, args.model, max_sessions=n, max_session_s=511.5)
         try:

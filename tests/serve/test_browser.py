@@ -15,6 +15,7 @@ from serve_helpers import ServerProcess
 
 from sana_wm.pipeline.video import read_video
 
+TIMEOUT_MS = 120_000  # generous: a busy shared machine makes chunks many times slower than a quiet one
 CHROMIUM = "/usr/bin/chromium"  # Debian's chromium (apt-get install chromium); Playwright's own download is not used
 
 
@@ -38,27 +39,27 @@ def test_walk_forward_then_turn_in_the_browser(browser, tmp_path):
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(server.url + "/")
-        page.wait_for_function("window.sanaWM.ready", timeout=30_000)
+        page.wait_for_function("window.sanaWM.ready", timeout=TIMEOUT_MS)
         page.click("#examples button[data-example=room_walk]")
         page.click("#start")
-        page.wait_for_function("window.sanaWM.shown > 0", timeout=30_000)
+        page.wait_for_function("window.sanaWM.shown > 0", timeout=TIMEOUT_MS)
         first = page.evaluate("document.getElementById('frame').toDataURL()")
         page.click("#frame")  # the keys go to the page
 
+        # Each key is held until its motion is on screen (a few seconds: what is shown lags the keys by about a
+        # chunk), so the test does not depend on how fast this machine makes chunks.
         page.keyboard.down("w")
-        page.wait_for_timeout(3000)
+        page.wait_for_function("window.sanaWM.pose && window.sanaWM.pose[1] > 0.3", timeout=TIMEOUT_MS)
         page.keyboard.up("w")
         page.keyboard.down("a")
-        page.wait_for_timeout(3000)
+        page.wait_for_function("window.sanaWM.pose[2] < -5", timeout=TIMEOUT_MS)
         page.keyboard.up("a")
-        # What is shown lags the keys by up to about a chunk: wait until the turn is on screen.
-        page.wait_for_function("window.sanaWM.pose && window.sanaWM.pose[2] < -5", timeout=30_000)
         page.screenshot(path=str(shots / "serve-live.png"))
         state = page.evaluate("({shown: sanaWM.shown, path: sanaWM.path, chunks: sanaWM.chunks,"
                               " firstFrameS: sanaWM.firstFrameS, errors: sanaWM.errors})")
         later = page.evaluate("document.getElementById('frame').toDataURL()")
         assert later != first  # the picture changed
-        assert state["shown"] > 6 * 16 and not state["errors"] and not errors
+        assert state["shown"] > 3 * 24 and not state["errors"] and not errors
 
         # The path view: forward first (z grows, no turn yet), then the turn to the left (yaw < 0).
         path = state["path"]
@@ -68,7 +69,7 @@ def test_walk_forward_then_turn_in_the_browser(browser, tmp_path):
         assert path[-1][2] < -5 and path[-1][1] >= z
 
         page.click("#stop")
-        page.wait_for_selector("#downloads:not([hidden])", timeout=30_000)
+        page.wait_for_selector("#downloads:not([hidden])", timeout=TIMEOUT_MS)
         assert "--action" in page.text_content("#command")
         with page.expect_download() as download:
             page.click("#video-link")

@@ -22,7 +22,7 @@ def test_two_scripted_sessions_share_the_server(tmp_path):
     sessions = run["per_session"]
     assert [s["errors"] for s in sessions] == [[], []]
     chunks = [s["chunks"] for s in sessions]
-    assert min(chunks) >= 2 and max(chunks) - min(chunks) <= 2  # one worker, in turn
+    assert min(chunks) >= 1 and max(chunks) - min(chunks) <= 1  # one worker, in turn
     for s in sessions:
         assert s["first_frame_s"][0] > 0 and s["realtime_factor"] > 0
         assert 0 < s["chunk_latency_s"]["p50"] <= s["chunk_latency_s"]["p99"]
