@@ -51,6 +51,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sana_wm.limits import check_finite
 
     try:
+        import fastapi  # noqa: F401 - checked here so that a missing extra is a one-line message
+        import uvicorn  # noqa: F401
+
         from sana_wm.serve import ServeSettings, serve
     except ImportError as exc:
         raise CLIError(f"sana-wm serve needs the serve extra ({exc.name} is missing): "
