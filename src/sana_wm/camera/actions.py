@@ -57,6 +57,7 @@ __all__ = [
     "ACTION_KEYS",
     "MAPPINGS",
     "ActionConfig",
+    "ActionRollout",
     "ActionError",
     "action_to_c2w",
     "action_to_trajectory",
@@ -227,54 +228,75 @@ def _horizontal_unit(v: np.ndarray, eps: float) -> np.ndarray:
     return h
 
 
+class ActionRollout:
+    """The action language's camera, advanced one frame at a time: :meth:`advance` takes the keys held on the
+    next frame and returns its pose. Live driving feeds it keys as they are pressed; :func:`action_to_c2w` feeds
+    it a whole string, so both give the same poses bit for bit. Holds only the current pose and velocity."""
+
+    def __init__(self, mapping: str = "current", **overrides) -> None:
+        self.mapping = mapping
+        self.config = ActionConfig.for_mapping(mapping, **overrides)
+        self._keymap = _KEYMAPS[mapping]
+        self._pitch_limit = math.radians(self.config.pitch_limit_deg)
+        self._R = np.eye(3)
+        self._t = np.zeros(3)
+        self._pitch = 0.0
+        self._velocity = np.zeros(4)  # [forward m, strafe m, yaw rad, pitch rad] per frame
+        self._prev_held: frozenset[str] = frozenset()
+
+    @property
+    def pose(self) -> np.ndarray:
+        """The current ``(4, 4)`` float64 camera-to-world pose (the identity before the first frame)."""
+        pose = np.eye(4)
+        pose[:3, :3] = self._R
+        pose[:3, 3] = self._t
+        return pose
+
+    def advance(self, held: frozenset[str]) -> np.ndarray:
+        """Hold ``held`` (a set of action keys) for one frame; returns the new ``(4, 4)`` pose."""
+        cfg = self.config
+        target = _targets(held, self._keymap, cfg)
+        if not cfg.smoothing or (held - self._prev_held):
+            velocity = target
+        else:
+            tau = np.where(target != 0.0, cfg.tau_active_s, cfg.tau_coast_s)
+            alpha = 1.0 - np.exp(-cfg.dt_s / tau)
+            velocity = self._velocity + alpha * (target - self._velocity)
+        self._velocity = velocity
+        self._prev_held = held
+        v_fwd, v_strafe, v_yaw, v_pitch = (float(x) for x in velocity)
+
+        pitch, pitch_limit = self._pitch, self._pitch_limit
+        new_pitch = pitch + v_pitch
+        if cfg.pitch_limit_mode == "clamp":
+            new_pitch = min(max(new_pitch, -pitch_limit), pitch_limit)
+            pitch_step = new_pitch - pitch
+            self._pitch = new_pitch
+        elif -pitch_limit <= new_pitch <= pitch_limit:
+            pitch_step = v_pitch
+            self._pitch = new_pitch
+        else:  # "drop": a step that would cross the limit is skipped entirely
+            pitch_step = 0.0
+
+        self._R = rot_y(v_yaw) @ self._R @ rot_x(pitch_step)
+        forward = _horizontal_unit(self._R[:, 2], cfg.direction_eps)
+        right = _horizontal_unit(self._R[:, 0], cfg.direction_eps)
+        self._t = self._t + (forward * v_fwd + right * v_strafe)
+        return self.pose
+
+
 def action_to_c2w(action: str, mapping: str = "current", **overrides) -> np.ndarray:
     """Roll out ``action`` into ``(F + 1, 4, 4)`` float64 camera-to-world poses, identity first.
 
     ``overrides`` are :class:`ActionConfig` fields (``translation_speed``, ``rotation_speed_deg``,
     ``pitch_limit_deg``, ``smoothing``, ...) replacing the defaults of ``mapping``.
     """
-    cfg = ActionConfig.for_mapping(mapping, **overrides)
-    keymap = _KEYMAPS[mapping]
+    rollout = ActionRollout(mapping, **overrides)
     frames = per_frame_keys(action)
-    pitch_limit = math.radians(cfg.pitch_limit_deg)
-
     poses = np.empty((len(frames) + 1, 4, 4))
-    poses[0] = np.eye(4)
-    R = np.eye(3)
-    t = np.zeros(3)
-    pitch = 0.0
-    velocity = np.zeros(4)  # [forward m, strafe m, yaw rad, pitch rad] per frame
-    prev_held: frozenset[str] = frozenset()
+    poses[0] = rollout.pose
     for j, held in enumerate(frames, start=1):
-        target = _targets(held, keymap, cfg)
-        if not cfg.smoothing or (held - prev_held):
-            velocity = target
-        else:
-            tau = np.where(target != 0.0, cfg.tau_active_s, cfg.tau_coast_s)
-            alpha = 1.0 - np.exp(-cfg.dt_s / tau)
-            velocity = velocity + alpha * (target - velocity)
-        prev_held = held
-        v_fwd, v_strafe, v_yaw, v_pitch = (float(x) for x in velocity)
-
-        new_pitch = pitch + v_pitch
-        if cfg.pitch_limit_mode == "clamp":
-            new_pitch = min(max(new_pitch, -pitch_limit), pitch_limit)
-            pitch_step = new_pitch - pitch
-            pitch = new_pitch
-        elif -pitch_limit <= new_pitch <= pitch_limit:
-            pitch_step = v_pitch
-            pitch = new_pitch
-        else:  # "drop": a step that would cross the limit is skipped entirely
-            pitch_step = 0.0
-
-        R = rot_y(v_yaw) @ R @ rot_x(pitch_step)
-        forward = _horizontal_unit(R[:, 2], cfg.direction_eps)
-        right = _horizontal_unit(R[:, 0], cfg.direction_eps)
-        t = t + (forward * v_fwd + right * v_strafe)
-
-        poses[j] = np.eye(4)
-        poses[j, :3, :3] = R
-        poses[j, :3, 3] = t
+        poses[j] = rollout.advance(held)
     return poses
 
 

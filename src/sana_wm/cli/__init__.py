@@ -25,6 +25,7 @@ Command groups:
   model    inspect transformer configs and checkpoints (parameter count, block pattern)
   train    train or fine-tune a model from a YAML config
   vae      fit the bundled model's patch codec; encode datasets into latent caches
+  serve    walk through a generated world live in the browser, driven by the keyboard
 
 Run `sana-wm GROUP --help` or `sana-wm GROUP COMMAND --help` for details.
 """
@@ -50,7 +51,7 @@ def check_output_folder(folder: Path, flag: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sana_wm.cli import camera, data, evaluation, generate, model, train, vae
+    from sana_wm.cli import camera, data, evaluation, generate, model, serve, train, vae
 
     parser = argparse.ArgumentParser(
         prog="sana-wm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.register(groups)
     train.register(groups)
     vae.register(groups)
+    serve.register(groups)
     return parser
 
 

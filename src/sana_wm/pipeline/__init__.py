@@ -8,9 +8,11 @@
   transformer is :mod:`sana_wm.model.refiner`, its SDEdit loop :mod:`sana_wm.samplers.sdedit`);
 * :mod:`~sana_wm.pipeline.video` — progressive MP4 writing, reading, the action overlay;
 * :mod:`~sana_wm.pipeline.sidecar` — the JSON record next to each video and regeneration from it;
-* :mod:`~sana_wm.pipeline.resume` — the resume file of a streaming run, from which a killed run continues.
+* :mod:`~sana_wm.pipeline.resume` — the resume file of a streaming run, from which a killed run continues;
+* :mod:`~sana_wm.pipeline.live` — :class:`LiveSession`, a streaming video made one chunk per step from the keys held.
 """
 
+from sana_wm.pipeline.live import LiveChunk, LiveError, LiveSession
 from sana_wm.pipeline.pipeline import (
     OFFICIAL_REPOS,
     VARIANT_DEFAULTS,
@@ -38,6 +40,9 @@ __all__ = [
     "VARIANT_DEFAULTS",
     "GenerationRequest",
     "GenerationResult",
+    "LiveChunk",
+    "LiveError",
+    "LiveSession",
     "ModelFiles",
     "ModelFilesError",
     "OptionError",

@@ -755,6 +755,16 @@ class SanaWMPipeline:
             self._release(encoder)
 
     # -- conditioning helpers ------------------------------------------------------------------------
+    def encode_first_frame(self, pil, geometry: CropGeometry) -> torch.Tensor:
+        """The first latent frame ``(1, C, 1, h, w)`` on the compute device: ``pil`` (8-bit RGB) resized and
+        cropped by ``geometry`` to the model's size, then encoded."""
+        cropped = np.asarray(geometry.apply_to_image(pil), dtype=np.float32)
+        pixels = torch.from_numpy(cropped).permute(2, 0, 1)[None, :, None] / 127.5 - 1.0  # (1, 3, 1, H, W)
+        vae = self._use(self.vae)
+        first = vae.encode(pixels).to(self.device)
+        self._release(vae)
+        return first
+
     def _standing_camera(self, traj: Trajectory, first: torch.Tensor, geometry: CropGeometry):
         """The camera-guidance negative: ``traj``'s intrinsics on a camera that never moves (``first``: the
         first latent frame, for the model's extra conditioning; ``geometry``: the input image's resize and
@@ -996,11 +1006,7 @@ class SanaWMPipeline:
         refiner_text = self._refiner_text(plan.refiner_prompt) if plan.refiner is not None else None
         text = self._text(plan.prompt, False, request.instruction)
         negative = self._text(plan.negative_prompt, True, request.instruction) if plan.cfg != 1.0 else None
-        cropped = np.asarray(geometry.apply_to_image(pil), dtype=np.float32)
-        pixels = torch.from_numpy(cropped).permute(2, 0, 1)[None, :, None] / 127.5 - 1.0  # (1, 3, 1, H, W)
-        vae = self._use(self.vae)
-        first = vae.encode(pixels).to(self.device)
-        self._release(vae)
+        first = self.encode_first_frame(pil, geometry)
 
         model_dtype = self.transformer.dtype
         cond = Conditioning(text.embeds.to(self.device, model_dtype), text.mask.to(self.device),

@@ -48,7 +48,7 @@ from sana_wm.samplers.conditioning import (
 )
 from sana_wm.samplers.schedules import STREAMING_TIMESTEPS, SigmaSchedule
 
-__all__ = ["RELEASED_KV_WINDOW", "STEP_RULES", "StreamedChunk", "stream_sample", "streaming_sample"]
+__all__ = ["RELEASED_KV_WINDOW", "STEP_RULES", "StreamedChunk", "sample_chunk", "stream_sample", "streaming_sample"]
 
 RELEASED_KV_WINDOW = KVWindow(max_chunks=2, sink=True)  # --num_cached_blocks 2, sink token on
 STEP_RULES = ("euler", "renoise")
@@ -122,8 +122,6 @@ def stream_sample(
     if guidance is not None and guidance.chunks is not None and start_chunk > guidance.chunks:
         guidance = None  # guidance ended before this point: the cache already holds the conditional half only
     batch_cond = guided_batch(cond, guidance)
-    sigmas = schedule.sigmas.tolist()
-    timesteps = schedule.timesteps.tolist()
 
     start = sum(lengths[:start_chunk])
     bar = tqdm(total=(len(lengths) - start_chunk) * schedule.num_steps, disable=not progress, desc="streaming")
@@ -134,42 +132,77 @@ def stream_sample(
             guidance, batch_cond = None, cond
             if cache is not None:
                 cache = batch_rows(cache, B, 2 * B)
-        chunk_cond = batch_cond.frames(start, end)
-        window = kv_window if cache is None else None  # the window travels inside the cache afterwards
         if noise is None:
             x = draw_noise((B, C, n, H, W), generator, device)
         else:
             x = noise[:, :, start:end].to(device, torch.float32, copy=True)
-        noisy = torch.ones(n, device=device)
-        if index == 0:
-            x[:, :, :1] = first_frame
-            noisy[0] = 0.0  # the conditioning frame stays at sigma 0
-
-        for i in range(schedule.num_steps):
-            sigma, sigma_next = sigmas[i], sigmas[i + 1]
-            timestep = noisy * timesteps[i]  # (n,)
-            x_in, t_in = guided_input(x, timestep.expand(B, 1, n), guidance)
-            velocity, _ = model.forward_chunk(x_in, t_in, **chunk_cond.model_kwargs(), cache=cache,
-                                              kv_window=window)
-            velocity = guided_velocity(velocity, guidance)
-            x0 = x - _frames(noisy * sigma) * velocity
-            if step_rule == "euler" or sigma_next == 0:
-                x = x + _frames(noisy * (sigma_next - sigma)) * velocity
-            else:
-                eps = draw_noise(tuple(x.shape), generator, device)
-                x = (1 - sigma_next) * x0 + sigma_next * eps
-            if index == 0:
-                x[:, :, :1] = first_frame
-            bar.update()
-            if callback is not None:
-                callback(SamplerStep(i, schedule.num_steps, timestep, x, x0, start_frame=start, chunk=index))
-
-        # The cache the next chunk sees comes from this clean pass, not from the denoising steps.
-        x_in, t_in = guided_input(x, torch.zeros(B, 1, n, device=device), guidance)
-        _, cache = model.forward_chunk(x_in, t_in, **chunk_cond.model_kwargs(), cache=cache, kv_window=window)
-        yield StreamedChunk(index, start, x, cache)
+        chunk = sample_chunk(model, batch_cond.frames(start, end), x, schedule, index=index, start_frame=start,
+                             cache=cache, kv_window=kv_window, step_rule=step_rule, guidance=guidance,
+                             generator=generator, first_frame=first_frame if index == 0 else None,
+                             callback=callback, on_step=bar.update)
+        cache = chunk.cache
+        yield chunk
         start = end
     bar.close()
+
+
+@torch.no_grad()
+def sample_chunk(
+    model: ChunkVelocityModel,
+    chunk_cond: Conditioning,
+    x: Tensor,
+    schedule: SigmaSchedule,
+    *,
+    index: int,
+    start_frame: int,
+    cache: StreamCache | None,
+    kv_window: KVWindow = RELEASED_KV_WINDOW,
+    step_rule: str = "euler",
+    guidance: Guidance | None = None,
+    generator: torch.Generator | None = None,
+    first_frame: Tensor | None = None,
+    callback: StepCallback | None = None,
+    on_step=None,
+) -> StreamedChunk:
+    """One chunk of :func:`stream_sample` (steps 1-3 of the module docstring): denoise ``x (B, C, n, H, W)``, its
+    starting noise, against ``cache`` (None for chunk 0) with ``chunk_cond`` already cut to the chunk's latent
+    frames (and paired for ``guidance``), then run the clean pass whose cache the next chunk attends to.
+    ``first_frame``: chunk 0's clean conditioning latent, kept at sigma 0 in its frame 0. ``generator`` draws the
+    re-noising of ``step_rule="renoise"``. A caller that learns each chunk's camera only when the chunk starts
+    (live driving, :mod:`sana_wm.pipeline.live`) calls this directly, chunk after chunk."""
+    B, _, n = x.shape[:3]
+    device = x.device
+    sigmas = schedule.sigmas.tolist()
+    timesteps = schedule.timesteps.tolist()
+    window = kv_window if cache is None else None  # the window travels inside the cache afterwards
+    noisy = torch.ones(n, device=device)
+    if first_frame is not None:
+        x[:, :, :1] = first_frame
+        noisy[0] = 0.0  # the conditioning frame stays at sigma 0
+
+    for i in range(schedule.num_steps):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        timestep = noisy * timesteps[i]  # (n,)
+        x_in, t_in = guided_input(x, timestep.expand(B, 1, n), guidance)
+        velocity, _ = model.forward_chunk(x_in, t_in, **chunk_cond.model_kwargs(), cache=cache, kv_window=window)
+        velocity = guided_velocity(velocity, guidance)
+        x0 = x - _frames(noisy * sigma) * velocity
+        if step_rule == "euler" or sigma_next == 0:
+            x = x + _frames(noisy * (sigma_next - sigma)) * velocity
+        else:
+            eps = draw_noise(tuple(x.shape), generator, device)
+            x = (1 - sigma_next) * x0 + sigma_next * eps
+        if first_frame is not None:
+            x[:, :, :1] = first_frame
+        if on_step is not None:
+            on_step()
+        if callback is not None:
+            callback(SamplerStep(i, schedule.num_steps, timestep, x, x0, start_frame=start_frame, chunk=index))
+
+    # The cache the next chunk sees comes from this clean pass, not from the denoising steps.
+    x_in, t_in = guided_input(x, torch.zeros(B, 1, n, device=device), guidance)
+    _, cache = model.forward_chunk(x_in, t_in, **chunk_cond.model_kwargs(), cache=cache, kv_window=window)
+    return StreamedChunk(index, start_frame, x, cache)
 
 
 def streaming_sample(*args, **kwargs) -> Tensor:

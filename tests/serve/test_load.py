@@ -1,0 +1,37 @@
+"""The load test of benchmarks/bench_serve.py, short: two scripted live sessions at once on one server for a few
+seconds both get frames, in turn, with latencies, key-to-motion times and the server's memory recorded."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_serve.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_serve", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_scripted_sessions_share_the_server(tmp_path):
+    results = _bench().main(["--sessions", "2", "--seconds", "8", "--threads", "1", "--out", str(tmp_path / "r.json")])
+    (run,) = results["runs"]
+    sessions = run["per_session"]
+    assert [s["errors"] for s in sessions] == [[], []]
+    chunks = [s["chunks"] for s in sessions]
+    assert min(chunks) >= 1 and max(chunks) - min(chunks) <= 1  # one worker, in turn
+    for s in sessions:
+        assert s["first_frame_s"][0] > 0 and s["realtime_factor"] > 0
+        assert 0 < s["chunk_latency_s"]["p50"] <= s["chunk_latency_s"]["p99"]
+    assert run["chunk_latency_s"]["p90"] is not None and run["memory"]["peak_mib"] > 100
+    assert (tmp_path / "r.json").is_file()
+
+
+def test_percentile_matches_hand_computation():
+    percentile = _bench().percentile
+    assert percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 90) == 4.6
+    assert percentile([], 50) is None
