@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from sana_wm.eval.baselines import identity_trajectory, repeat_first_frame, static_camera
-from sana_wm.eval.pose_estimation import estimate_poses
+from sana_wm.geometry.odometry import estimate_poses
 from sana_wm.eval.pose_metrics import camera_errors
 from sana_wm.eval.synth_eval import build_clip, evaluate_synth, make_oracle, mark_frames, report_markdown
 

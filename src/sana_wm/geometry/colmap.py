@@ -1,0 +1,196 @@
+"""The pycolmap backend: COLMAP's incremental mapper on keyframes, then every frame registered.
+
+Per window of a shot (:func:`~sana_wm.geometry.windows.plan_windows`):
+
+1. keyframes by parallax (:func:`~sana_wm.geometry.keyframes.select_keyframes`);
+2. the keyframes are written as PNGs to a temporary folder (COLMAP reads images from files), SIFT
+   features extracted, matched sequentially (each keyframe against the next ``overlap`` ones) and
+   mapped incrementally with the given pinhole intrinsics held fixed (a video keeps one lens);
+3. every other frame is registered against the model: the 2D observations of the nearest registered
+   keyframe that carry a 3D point are tracked into the frame (Lucas-Kanade, checked both ways) and the
+   pose solved by PnP RANSAC with Levenberg-Marquardt refinement, starting from that keyframe's pose;
+4. the windows are joined by similarity fits on their shared frames
+   (:func:`~sana_wm.geometry.windows.join_windows`).
+
+The path is returned relative to the first registered frame of the first window.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sana_wm.camera.trajectory import Intrinsics, invert_se3
+from sana_wm.geometry.backends import PoseResult
+from sana_wm.geometry.keyframes import KeyframeConfig, _gray, select_keyframes, track_points
+from sana_wm.geometry.odometry import interpolate_poses
+from sana_wm.geometry.windows import join_windows, plan_windows
+
+__all__ = ["ColmapBackend", "ColmapConfig"]
+
+
+@dataclass(frozen=True)
+class ColmapConfig:
+    keyframes: KeyframeConfig = KeyframeConfig()
+    window: int = 300  # frames per window
+    window_overlap: int = 30
+    max_features: int = 2048  # SIFT features per keyframe
+    match_overlap: int = 8  # each keyframe is matched against the next this many
+    min_pnp_inliers: int = 15
+    pnp_threshold_px: float = 2.0
+    num_threads: int = 2
+    init_min_tri_angle_deg: float = 2.0
+    seed: int = 0
+
+
+class ColmapBackend:
+    name = "pycolmap"
+
+    def __init__(self, config: ColmapConfig | None = None):
+        self.config = config or ColmapConfig()
+
+    def estimate(self, frames: np.ndarray, intrinsics: Intrinsics, fps: float) -> PoseResult:
+        cfg = self.config
+        frames = np.asarray(frames)
+        F, H, W = frames.shape[:3]
+        intr = intrinsics if (intrinsics.width, intrinsics.height) == (W, H) else intrinsics.rescaled(W, H)
+        K = intr.matrices()[0]
+        windows = plan_windows(F, cfg.window, cfg.window_overlap) if F > 1 else [range(F)]
+        poses, oks, infos = [], [], []
+        for win in windows:
+            c2w, ok, info = self._window(frames[win.start:win.stop], K)
+            poses.append(c2w)
+            oks.append(ok)
+            infos.append(info)
+        joined = join_windows(F, windows, poses, oks)
+        registered = joined.registered
+        if not registered.any():
+            return PoseResult(np.tile(np.eye(4), (F, 1, 1)), registered, self.name, math.nan,
+                              {"windows": infos, "reason": "COLMAP reconstructed nothing"})
+        c2w = interpolate_poses(joined.c2w, registered)
+        c2w = invert_se3(c2w[np.argmax(registered)])[None] @ c2w
+        errors = [i["reprojection_error_px"] for i in infos if math.isfinite(i["reprojection_error_px"])]
+        return PoseResult(c2w, registered, self.name, float(np.mean(errors)) if errors else math.nan,
+                          {"windows": infos, "window_overlap_rmse": list(joined.overlap_rmse)})
+
+    # -- one window -------------------------------------------------------------------------------
+    def _window(self, frames: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+        import pycolmap
+
+        pycolmap.logging.minloglevel = 2  # COLMAP logs every image at INFO; keep warnings' absence quiet
+        cfg = self.config
+        F = len(frames)
+        keys = select_keyframes(frames, cfg.keyframes)
+        c2w = np.tile(np.eye(4), (F, 1, 1))
+        ok = np.zeros(F, bool)
+        info = {"frames": F, "keyframes": len(keys), "keyframes_registered": 0, "points": 0,
+                "reprojection_error_px": math.nan}
+        with tempfile.TemporaryDirectory(prefix="sana-wm-colmap-") as tmp:
+            tmp = Path(tmp)
+            images, out = tmp / "images", tmp / "sparse"
+            images.mkdir()
+            out.mkdir()
+            names = {}
+            for k in keys:
+                names[k] = f"{k:06d}.png"
+                cv2.imwrite(str(images / names[k]), cv2.cvtColor(frames[k], cv2.COLOR_RGB2BGR))
+            db = tmp / "database.db"
+            reader = pycolmap.ImageReaderOptions()
+            reader.camera_model = "PINHOLE"
+            reader.camera_params = ",".join(f"{v:.9g}" for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+            extraction = pycolmap.FeatureExtractionOptions()
+            extraction.num_threads = cfg.num_threads
+            extraction.sift.max_num_features = cfg.max_features
+            pycolmap.extract_features(db, images, image_names=[names[k] for k in keys],
+                                      camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
+                                      extraction_options=extraction, device=pycolmap.Device.cpu)
+            matching = pycolmap.FeatureMatchingOptions()
+            matching.num_threads = cfg.num_threads
+            pairing = pycolmap.SequentialPairingOptions()
+            pairing.overlap = cfg.match_overlap
+            pycolmap.match_sequential(db, matching_options=matching, pairing_options=pairing,
+                                      device=pycolmap.Device.cpu)
+            options = pycolmap.IncrementalPipelineOptions()
+            options.ba_refine_focal_length = False
+            options.ba_refine_principal_point = False
+            options.ba_refine_extra_params = False
+            options.multiple_models = False
+            options.num_threads = cfg.num_threads
+            options.random_seed = cfg.seed
+            # Video keyframes are close together: COLMAP's photo-collection defaults (16 degrees of
+            # triangulation angle to start a model) would refuse most walks.
+            options.mapper.init_min_tri_angle = cfg.init_min_tri_angle_deg
+            options.mapper.init_max_forward_motion = 1.0
+            options.mapper.abs_pose_min_num_inliers = cfg.min_pnp_inliers
+            models = pycolmap.incremental_mapping(db, images, out, options=options)
+            if not models:
+                return c2w, ok, info
+            rec = max(models.values(), key=lambda r: r.num_reg_images())
+            frame_of = {names[k]: k for k in keys}
+            observations: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+            for image in rec.images.values():
+                if not image.has_pose:
+                    continue
+                k = frame_of[image.name]
+                w2c = np.eye(4)
+                w2c[:3] = image.cam_from_world().matrix()
+                c2w[k] = invert_se3(w2c)
+                ok[k] = True
+                xy, xyz = [], []
+                for p in image.points2D:
+                    if p.has_point3D():
+                        xy.append(p.xy)
+                        xyz.append(rec.points3D[p.point3D_id].xyz)
+                observations[k] = (np.asarray(xy, np.float64).reshape(-1, 2),
+                                   np.asarray(xyz, np.float64).reshape(-1, 3))
+            info.update(keyframes_registered=int(ok.sum()), points=int(rec.num_points3D()),
+                        reprojection_error_px=float(rec.compute_mean_reprojection_error()))
+        self._register_rest(frames, K, c2w, ok, observations)
+        return c2w, ok, info
+
+    def _register_rest(self, frames: np.ndarray, K: np.ndarray, c2w: np.ndarray, ok: np.ndarray,
+                       observations: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+        cfg = self.config
+        keys = np.array(sorted(observations))
+        if len(keys) == 0:
+            return
+        grays: dict[int, np.ndarray] = {}
+
+        def gray(i: int) -> np.ndarray:
+            if i not in grays:
+                grays[i] = _gray(frames[i])
+            return grays[i]
+
+        for f in range(len(frames)):
+            if ok[f]:
+                continue
+            for k in keys[np.argsort(np.abs(keys - f), kind="stable")][:2]:  # nearest keyframe, then the next
+                xy, xyz = observations[int(k)]
+                if len(xy) < cfg.min_pnp_inliers:
+                    continue
+                moved, tracked = track_points(gray(int(k)), gray(f), xy.astype(np.float32))
+                if tracked.sum() < cfg.min_pnp_inliers:
+                    continue
+                w2c0 = invert_se3(c2w[int(k)])
+                rvec, _ = cv2.Rodrigues(w2c0[:3, :3])
+                tvec = w2c0[:3, 3].reshape(3, 1).copy()
+                obj, img = xyz[tracked], moved[tracked].astype(np.float64)
+                cv2.setRNGSeed(cfg.seed + f)
+                good, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, None, rvec, tvec, useExtrinsicGuess=True,
+                                                           iterationsCount=200, reprojectionError=cfg.pnp_threshold_px,
+                                                           confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
+                if not good or inl is None or len(inl) < cfg.min_pnp_inliers:
+                    continue
+                inl = inl.ravel()
+                rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, None, rvec, tvec)
+                w2c = np.eye(4)
+                w2c[:3, :3] = cv2.Rodrigues(rvec)[0]
+                w2c[:3, 3] = tvec.ravel()
+                c2w[f] = invert_se3(w2c)
+                ok[f] = True
+                break
