@@ -36,7 +36,8 @@ class PoseResult:
     registered: np.ndarray  # (F,) bool: frames the backend placed itself (others are interpolated)
     backend: str
     reprojection_error_px: float = math.nan  # mean over the reconstruction's observations, nan if unknown
-    diagnostics: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)  # JSON-ready facts about the run
+    K: np.ndarray | None = None  # (3, 3) intrinsics the backend refined, in pixels of the frames; None: as given
 
     @property
     def registered_fraction(self) -> float:

@@ -45,6 +45,7 @@ class ColmapConfig:
     pnp_threshold_px: float = 2.0
     num_threads: int = 2
     init_min_tri_angle_deg: float = 2.0
+    refine_focal_length: bool = False  # for a lens that was only guessed: bundle adjustment refines it
     seed: int = 0
 
 
@@ -61,12 +62,14 @@ class ColmapBackend:
         intr = intrinsics if (intrinsics.width, intrinsics.height) == (W, H) else intrinsics.rescaled(W, H)
         K = intr.matrices()[0]
         windows = plan_windows(F, cfg.window, cfg.window_overlap) if F > 1 else [range(F)]
-        poses, oks, infos = [], [], []
+        poses, oks, infos, Ks = [], [], [], []
         for win in windows:
-            c2w, ok, info = self._window(frames[win.start:win.stop], K)
+            c2w, ok, info, K_win = self._window(frames[win.start:win.stop], K)
             poses.append(c2w)
             oks.append(ok)
             infos.append(info)
+            if ok.any():
+                Ks.append(K_win)
         joined = join_windows(F, windows, poses, oks)
         registered = joined.registered
         if not registered.any():
@@ -76,10 +79,11 @@ class ColmapBackend:
         c2w = invert_se3(c2w[np.argmax(registered)])[None] @ c2w
         errors = [i["reprojection_error_px"] for i in infos if math.isfinite(i["reprojection_error_px"])]
         return PoseResult(c2w, registered, self.name, float(np.mean(errors)) if errors else math.nan,
-                          {"windows": infos, "window_overlap_rmse": list(joined.overlap_rmse)})
+                          {"windows": infos, "window_overlap_rmse": list(joined.overlap_rmse)},
+                          K=np.mean(Ks, axis=0) if cfg.refine_focal_length and Ks else None)
 
     # -- one window -------------------------------------------------------------------------------
-    def _window(self, frames: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    def _window(self, frames: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
         import pycolmap
 
         pycolmap.logging.minloglevel = 2  # COLMAP logs every image at INFO; keep warnings' absence quiet
@@ -101,8 +105,12 @@ class ColmapBackend:
                 cv2.imwrite(str(images / names[k]), cv2.cvtColor(frames[k], cv2.COLOR_RGB2BGR))
             db = tmp / "database.db"
             reader = pycolmap.ImageReaderOptions()
-            reader.camera_model = "PINHOLE"
-            reader.camera_params = ",".join(f"{v:.9g}" for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+            if cfg.refine_focal_length:  # one focal length to refine (square pixels), not two
+                reader.camera_model = "SIMPLE_PINHOLE"
+                reader.camera_params = ",".join(f"{v:.9g}" for v in (K[0, 0], K[0, 2], K[1, 2]))
+            else:
+                reader.camera_model = "PINHOLE"
+                reader.camera_params = ",".join(f"{v:.9g}" for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
             extraction = pycolmap.FeatureExtractionOptions()
             extraction.num_threads = cfg.num_threads
             extraction.sift.max_num_features = cfg.max_features
@@ -116,7 +124,7 @@ class ColmapBackend:
             pycolmap.match_sequential(db, matching_options=matching, pairing_options=pairing,
                                       device=pycolmap.Device.cpu)
             options = pycolmap.IncrementalPipelineOptions()
-            options.ba_refine_focal_length = False
+            options.ba_refine_focal_length = cfg.refine_focal_length
             options.ba_refine_principal_point = False
             options.ba_refine_extra_params = False
             options.multiple_models = False
@@ -129,8 +137,9 @@ class ColmapBackend:
             options.mapper.abs_pose_min_num_inliers = cfg.min_pnp_inliers
             models = pycolmap.incremental_mapping(db, images, out, options=options)
             if not models:
-                return c2w, ok, info
+                return c2w, ok, info, K
             rec = max(models.values(), key=lambda r: r.num_reg_images())
+            K = np.asarray(next(iter(rec.cameras.values())).calibration_matrix(), np.float64)
             frame_of = {names[k]: k for k in keys}
             observations: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             for image in rec.images.values():
@@ -150,8 +159,9 @@ class ColmapBackend:
                                    np.asarray(xyz, np.float64).reshape(-1, 3))
             info.update(keyframes_registered=int(ok.sum()), points=int(rec.num_points3D()),
                         reprojection_error_px=float(rec.compute_mean_reprojection_error()))
+            info["focal_px"] = float(K[0, 0])
         self._register_rest(frames, K, c2w, ok, observations)
-        return c2w, ok, info
+        return c2w, ok, info, K
 
     def _register_rest(self, frames: np.ndarray, K: np.ndarray, c2w: np.ndarray, ok: np.ndarray,
                        observations: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:

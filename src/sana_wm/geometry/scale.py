@@ -41,8 +41,9 @@ class ScaleEstimate:
     details: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"scale": self.scale, "source": self.source, "observable": self.observable, "spread": self.spread,
-                "uncertainty": self.uncertainty, "num_samples": self.num_samples, "reason": self.reason,
+        return {"scale": float(self.scale), "source": self.source, "observable": bool(self.observable),
+                "spread": float(self.spread), "uncertainty": float(self.uncertainty),
+                "num_samples": int(self.num_samples), "reason": self.reason,
                 **({"details": self.details} if self.details else {})}
 
 
@@ -72,7 +73,8 @@ def scale_from_depth_ratios(metric_depth: np.ndarray, reconstructed_depth: np.nd
     inliers = logs[np.abs(logs - med) <= max(3.0 * sigma, 1e-12)]
     mean = float(np.mean(inliers))
     spread = float(np.expm1(sigma))
-    return ScaleEstimate(float(np.exp(mean)), source, True, spread, spread / np.sqrt(len(inliers)), len(inliers),
+    return ScaleEstimate(float(np.exp(mean)), source, True, spread, float(spread / np.sqrt(len(inliers))),
+                         len(inliers),
                          details={"points": int(ok.sum()), "outliers": int(ok.sum() - len(inliers))})
 
 
@@ -118,5 +120,5 @@ def scale_from_camera_height(points: np.ndarray, c2w: np.ndarray, height_m: floa
         return scale_unobservable("the fitted ground plane is above the cameras", "camera_height")
     h = float(np.median(heights))
     spread = float(np.std(heights) / h)
-    return ScaleEstimate(height_m / h, "camera_height", True, spread, spread / np.sqrt(len(heights)), len(inl),
+    return ScaleEstimate(height_m / h, "camera_height", True, spread, float(spread / np.sqrt(len(heights))), len(inl),
                          details={"height_m": height_m, "plane_inliers": len(inl)})
