@@ -57,6 +57,7 @@ class AnnotateConfig:
     source: str = ""  # recorded per clip; default: the input's file name
     licence: str = ""
     caption_model: str | None = None
+    frames_codec: str = "mp4"  # how clips store frames: mp4 (small) or png (lossless, reproducible bytes)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -162,9 +163,16 @@ class _DepthSources:
 
 
 def _scale(frames: np.ndarray, src_index: np.ndarray, c2w: np.ndarray, K: np.ndarray, registered: np.ndarray,
-           depth: _DepthSources) -> tuple[ScaleEstimate, list[AnchorPoints]]:
+           depth: _DepthSources, points: list[AnchorPoints] | None = None
+           ) -> tuple[ScaleEstimate, list[AnchorPoints]]:
+    """The scale of one shot's reconstruction, from the backend's own ``points`` if it has them (bundle
+    adjusted, so better than two-view triangulation), else from points triangulated here."""
     cfg = depth.cfg
-    anchors = triangulate_anchors(frames, c2w, K, registered, anchor_step=max(len(frames) // 12, 1))
+    if points:  # at most ~12 frames' worth: depth models run on each of their frames
+        step = max(len(points) // 12, 1)
+        anchors = points[::step]
+    else:
+        anchors = triangulate_anchors(frames, c2w, K, registered, anchor_step=max(len(frames) // 12, 1))
     points = sum(len(a.depth) for a in anchors)
     if registered.mean() < 0.5:
         return scale_unobservable(f"only {registered.mean():.0%} of the frames were registered: too few to "
@@ -228,7 +236,8 @@ def annotate_video(path, config: AnnotateConfig | None = None, *, key: str | Non
             # length to be observable): the guess is used as it is, and the provenance says so.
             pose = backend.estimate(sf, intr, decoded.fps)
         shot_K = pose.K if pose.K is not None else K
-        scale, anchors = _scale(sf, src_index[shot.start:shot.stop], pose.c2w, shot_K, pose.registered, depth)
+        scale, anchors = _scale(sf, src_index[shot.start:shot.stop], pose.c2w, shot_K, pose.registered, depth,
+                                pose.points)
         c2w = relative_poses(pose.c2w)
         if scale.observable:
             c2w[:, :3, 3] *= scale.scale

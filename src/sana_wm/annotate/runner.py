@@ -12,7 +12,9 @@ Each input is annotated into ``videos/.partial-KEY-PID`` and renamed to ``videos
 complete, so a killed run leaves no half input and never a half clip; running the same command again
 skips the finished inputs. The dataset at the top is then assembled from the finished inputs by copying
 their shards (no re-encoding), in the order the inputs were given, so the result does not depend on how
-many workers ran or in which order they finished.
+many workers ran or in which order they finished. (With ``frames_codec="png"`` the bytes are equal too;
+x264 does not encode the same frames to the same bytes twice, measured even on one thread, so MP4 shards
+of two runs hold the same cameras and metadata and frames that differ by the encoder's noise.)
 
 Workers: ``workers > 1`` runs inputs in a process pool on this machine; ``ray_address`` runs them as Ray
 tasks (``"local"`` starts Ray on this machine; a cluster address needs ``OUT`` on a file system every
@@ -89,7 +91,7 @@ def _annotate_one(path: str, key: str, videos_dir: str, config: AnnotateConfig) 
                                 title=f"{c.key} ({'kept' if shot.kept else 'rejected'})")
                 picks = sorted({round(i * (c.num_frames - 1) / 7) for i in range(8)})
                 write_contact_sheet([(c.key, c.frames[picks])], previews / f"{c.key}.sheet.png")
-            write_clips(result.clips, tmp / "clips", frames_codec="mp4")
+            write_clips(result.clips, tmp / "clips", frames_codec=config.frames_codec)
         write_json_atomic(tmp / "record.json", record)
         if final.exists():  # an earlier run's copy of this input that the settings check let through
             shutil.rmtree(final)

@@ -61,6 +61,9 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="ignore VIDEO.depth.npz ground-truth depth beside the inputs")
     p.add_argument("--source", default="", help="source recorded in every clip (default: the input's file name)")
     p.add_argument("--licence", default="", help="licence recorded in every clip, e.g. CC-BY-4.0")
+    p.add_argument("--codec", default="mp4", choices=("mp4", "png"),
+                   help="frame storage of the clips: mp4 (H.264, small) or png (lossless; the same run gives the "
+                        "same bytes) (default: mp4)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="inputs annotated at once (default: 1)")
     p.add_argument("--ray", metavar="ADDRESS",
                    help="run inputs as Ray tasks on the cluster at ADDRESS ('local': start Ray here); needs the "
@@ -85,14 +88,17 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         raise CLIError(f"--workers {args.workers}: must be between 1 and {_MAX_WORKERS}")
     if args.ray and args.workers != 1:
         raise CLIError("--workers and --ray: choose one (Ray decides how many inputs run at once)")
-    check_finite(args.fov, "--fov", low=0.0, low_open=True, high=180.0)
+    from sana_wm.annotate.intrinsics import FOV_RANGE_DEG
+
+    check_finite(args.fov, "--fov", low=FOV_RANGE_DEG[0], high=FOV_RANGE_DEG[1])  # the lenses annotated
     check_finite(args.scale, "--scale", low=0.0, low_open=True)
     check_finite(args.camera_height, "--camera-height", low=0.0, low_open=True, high=100.0)
     check_output_folder(Path(args.out), "--out")
     cfg = AnnotateConfig(fps=args.fps, width=args.width or None, max_frames=args.max_frames, backend=args.backend,
                          fov=args.fov, intrinsics=args.intrinsics, scale=args.scale,
                          camera_height=args.camera_height, depth_model=args.depth_model,
-                         use_depth_sidecar=not args.no_depth_sidecar, source=args.source, licence=args.licence)
+                         use_depth_sidecar=not args.no_depth_sidecar, source=args.source, licence=args.licence,
+                         frames_codec=args.codec)
     s = annotate(args.inputs, args.out, cfg, workers=args.workers, ray_address=args.ray, overwrite=args.overwrite,
                  progress=not args.quiet)
     print(f"{s.out}: {s.clips_kept} clips kept, {s.clips_rejected} rejected, {s.shots_dropped} shots dropped, "

@@ -38,6 +38,9 @@ class PoseResult:
     reprojection_error_px: float = math.nan  # mean over the reconstruction's observations, nan if unknown
     diagnostics: dict = field(default_factory=dict)  # JSON-ready facts about the run
     K: np.ndarray | None = None  # (3, 3) intrinsics the backend refined, in pixels of the frames; None: as given
+    # Points the backend reconstructed itself (bundle-adjusted), as pixels and depths of the frames that see
+    # them, in the units of `c2w`; None: the scale solvers triangulate their own (geometry.triangulation).
+    points: list | None = None  # list[AnchorPoints]
 
     @property
     def registered_fraction(self) -> float:

@@ -8,8 +8,9 @@ camera and its encoder do to light, in this order:
    interval (``shutter`` of the frame time, centred on the frame's pose; the ground truth is the centre);
 2. **exposure drift**: a gain that wanders slowly over the clip (a smooth random walk, +-``exposure_drift``)
    with a vertical gradient that moves with it (rolling exposure change);
-3. **lens distortion**: radial ``k1`` (barrel when negative) applied to the image; the ground truth keeps the
-   pinhole intrinsics and ``k1`` so an evaluation can tell what an annotator could not know;
+3. **lens distortion**: radial ``k1`` (barrel when negative) applied to the image, rendered with a margin
+   so the wider view at the edges is real; the ground truth keeps the pinhole intrinsics and ``k1``, and
+   the depth sidecar is the pinhole camera's;
 4. **sensor noise**: Gaussian read noise plus signal-dependent shot noise, in 8-bit units;
 5. **H.264** at ``crf``, with no metadata beyond the frame rate.
 
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from sana_wm.camera.trajectory import Trajectory
+from sana_wm.camera.trajectory import Intrinsics, Trajectory
 from sana_wm.data.codecs import encode_mp4
 from sana_wm.io import atomic_write, write_bytes_atomic
 from sana_wm.synth.paths import exploration_path
@@ -80,13 +81,17 @@ def _subframe_poses(c2w: np.ndarray, subframes: int, shutter: float) -> np.ndarr
     return out
 
 
-def _distort(frames: np.ndarray, K: np.ndarray, k1: float) -> np.ndarray:
-    """Apply radial distortion ``x_d = x (1 + k1 r^2)`` (normalised coordinates) to every frame."""
-    if k1 == 0:
-        return frames
+def _distort(frames: np.ndarray, K: np.ndarray, k1: float, pad: tuple[int, int], size: tuple[int, int]
+             ) -> np.ndarray:
+    """Apply radial distortion ``x_d = x (1 + k1 r^2)`` (normalised coordinates of ``K``) to every frame.
+
+    ``frames`` are rendered ``pad = (px, py)`` pixels wider on each side than the output ``size = (H, W)``
+    with the same focal length: a barrel lens shows more than the pinhole's field of view at its edges,
+    and that content must exist (mirroring the border instead would add features no camera could see).
+    """
     import cv2
 
-    H, W = frames.shape[1:3]
+    H, W = size
     # For every output (distorted) pixel, the undistorted pixel it shows: invert x_d = x (1 + k1 r^2) by
     # fixed-point iteration (converges for the small |k1| used here).
     u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
@@ -95,9 +100,10 @@ def _distort(frames: np.ndarray, K: np.ndarray, k1: float) -> np.ndarray:
     for _ in range(10):
         f = 1 + k1 * (x * x + y * y)
         x, y = xd / f, yd / f
-    map_x = (x * K[0, 0] + K[0, 2]).astype(np.float32)
-    map_y = (y * K[1, 1] + K[1, 2]).astype(np.float32)
-    return np.stack([cv2.remap(f, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) for f in frames])
+    map_x = (x * K[0, 0] + K[0, 2] + pad[0]).astype(np.float32)
+    map_y = (y * K[1, 1] + K[1, 2] + pad[1]).astype(np.float32)
+    return np.stack([cv2.remap(f, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                     for f in frames])
 
 
 def make_footage(seed: int, config: FootageConfig | None = None, *, progress: bool = False) -> Footage:
@@ -108,21 +114,26 @@ def make_footage(seed: int, config: FootageConfig | None = None, *, progress: bo
     path = exploration_path(scene, seconds=cfg.seconds, fps=cfg.fps, style=cfg.style, seed=seed)
     sub = max(int(cfg.blur_subframes), 1)
     poses = _subframe_poses(path.c2w, sub, cfg.shutter)
-    result = render(scene, Trajectory(poses, None, cfg.fps * sub), W, H, fov_deg=cfg.fov_deg, progress=progress)
+    K = Intrinsics.from_fov(cfg.fov_deg, W, H).matrices()[0]
+    # a margin for the barrel distortion's wider view: |k1| r^2 of the corner, plus a pixel
+    corner = (W / 2 / K[0, 0]) ** 2 + (H / 2 / K[1, 1]) ** 2
+    px, py = (int(np.ceil(abs(min(cfg.k1, 0.0)) * corner * s / 2 * 1.5)) + 1 for s in (W, H))
+    big = Intrinsics.from_matrices([[K[0, 0], 0, K[0, 2] + px], [0, K[1, 1], K[1, 2] + py], [0, 0, 1]],
+                                   W + 2 * px, H + 2 * py)
+    result = render(scene, Trajectory(poses, big.broadcast_to(len(poses)), cfg.fps * sub), progress=progress)
     F = len(path.c2w)
-    linear = result.rgb.reshape(F, sub, H, W, 3).astype(np.float64).mean(axis=1)
+    linear = result.rgb.reshape(F, sub, H + 2 * py, W + 2 * px, 3).astype(np.float64).mean(axis=1)
     centre = sub // 2  # odd subframe counts put a render exactly at the frame's pose
-    depth = result.depth.reshape(F, sub, H, W)[:, centre]
+    depth = result.depth.reshape(F, sub, H + 2 * py, W + 2 * px)[:, centre, py:py + H, px:px + W]
     depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
     rng = np.random.default_rng([seed, 2024])
     drift = np.cumsum(rng.normal(0, 1, F))
     drift = drift - drift.mean()
     drift = cfg.exposure_drift * drift / max(np.abs(drift).max(), 1e-9)
-    rows = np.linspace(-0.5, 0.5, H)[None, :, None, None]
+    rows = np.linspace(-0.5, 0.5, linear.shape[1])[None, :, None, None]
     gain = (1 + drift)[:, None, None, None] * (1 + 0.5 * np.gradient(drift)[:, None, None, None] * rows)
     img = np.clip(linear * gain, 0, 255)
-    K = result.intrinsics.matrices()[0]
-    img = _distort(img.astype(np.float32), K, cfg.k1).astype(np.float64)
+    img = _distort(img.astype(np.float32), K, cfg.k1, (px, py), (H, W)).astype(np.float64)
     img = img + rng.normal(0, 1, img.shape) * (cfg.read_noise + cfg.shot_noise * np.sqrt(img) * np.sqrt(255.0) / 16)
     frames = np.clip(np.round(img), 0, 255).astype(np.uint8)
     return Footage(frames, path.c2w, K, depth, cfg, seed)
