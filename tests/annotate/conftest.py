@@ -8,12 +8,12 @@ from sana_wm.synth.footage import FootageConfig, write_footage
 
 # Small and quick, yet realistic: H.264, sensor noise, exposure drift and lens distortion; motion blur off
 # (it triples the render time) except where a test needs it.
-SMALL = FootageConfig(seconds=4.0, fps=10.0, size=(108, 192), style="orbit", blur_subframes=1, crf=18)
+SMALL = FootageConfig(seconds=6.0, fps=10.0, size=(108, 192), style="orbit", blur_subframes=1, crf=18)
 
 
 @pytest.fixture(scope="session")
 def footage(tmp_path_factory):
-    """A 4 s orbit at 10 fps, 192 x 108, as an MP4 with its ground truth and depth sidecar beside it."""
+    """A 6 s orbit at 10 fps, 192 x 108, as an MP4 with its ground truth and depth sidecar beside it."""
     root = tmp_path_factory.mktemp("footage")
     return write_footage(root / "orbit.mp4", 3, SMALL)
 
