@@ -56,7 +56,6 @@ class AnnotateConfig:
     quality: QualityConfig = QualityConfig()
     source: str = ""  # recorded per clip; default: the input's file name
     licence: str = ""
-    caption_model: str | None = None
     frames_codec: str = "mp4"  # how clips store frames: mp4 (small) or png (lossless, reproducible bytes)
 
     def to_json(self) -> dict:
