@@ -23,6 +23,7 @@ node sees).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -132,7 +133,7 @@ def _assemble(out: Path, keys: Sequence[str], videos_dir: Path) -> int:
             tmp = out / f".{name}.partial"
             shutil.copyfile(clips_dir / shard.name, tmp)
             os.replace(tmp, target)
-            clips = tuple(type(c)(**{**c.__dict__, "shard": name}) for c in shard.clips)
+            clips = tuple(dataclasses.replace(c, shard=name) for c in shard.clips)
             shards.append(ShardEntry(name, shard.bytes, clips))
     for stale in out.glob("shard-*.tar"):  # shards of an earlier, larger assembly
         if stale.name not in {s.name for s in shards}:
@@ -175,6 +176,8 @@ def annotate(inputs: Sequence, out, config: AnnotateConfig | None = None, *, wor
     with folder_lock(out, "sana-wm annotate"):
         _check_settings(annotate_dir, settings, overwrite)
         videos_dir.mkdir(parents=True, exist_ok=True)
+        for stale in videos_dir.glob(".partial-*"):  # a killed run's unfinished input (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
         todo = [(str(p), k) for p, k in zip(paths, keys, strict=True) if not (videos_dir / k / "record.json").exists()]
         skipped = len(paths) - len(todo)
         bar = tqdm(total=len(paths), initial=skipped, unit="video", desc="annotate", disable=not progress)
