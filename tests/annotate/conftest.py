@@ -1,6 +1,5 @@
 import shutil
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -30,7 +29,3 @@ def image_folder(tmp_path_factory, footage):
     shutil.copyfile(footage.with_suffix(".depth.npz"), folder.with_name(folder.name + ".depth.npz"))
     return folder
 
-
-def truth(footage):
-    with np.load(footage.with_suffix(".truth.npz")) as z:
-        return {k: z[k] for k in ("c2w", "K", "fps")}

@@ -232,8 +232,11 @@ def _run_ray(todo, videos_dir: str, cfg: AnnotateConfig, address: str, done) -> 
         raise AnnotateError("--ray needs Ray: pip install 'sana-wm[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        local = address == "local"
+        # Tasks return small records (the clips go to files), so a local Ray needs little object store;
+        # its default of 30 % of the memory would crowd out the tasks on a small machine.
+        ray.init(address=None if local else address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, **({"object_store_memory": 256 * 2**20} if local else {}))
     try:
         task = ray.remote(_annotate_one)
         pending = [task.remote(path, key, videos_dir, cfg) for path, key in todo]
