@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import truth
 from sana_wm.cli import main
 from sana_wm.data.shards import load_index, read_clips
 from sana_wm.geometry import trajectory_errors
@@ -18,6 +17,11 @@ ARGS = ["--width", "192", "--fov", "70", "--codec", "png", "--quiet"]
 
 def _annotate(inputs, out, *extra) -> int:
     return main(["annotate", *map(str, inputs), "--out", str(out), *ARGS, *extra])
+
+
+def truth(footage) -> dict[str, np.ndarray]:
+    with np.load(footage.with_suffix(".truth.npz")) as z:
+        return {k: z[k] for k in ("c2w", "K", "fps")}
 
 
 def _dataset_bytes(out) -> dict[str, bytes]:
