@@ -4,6 +4,9 @@ Each stage is a function of its own module, replaceable on its own (:mod:`.decod
 :mod:`.intrinsics`, :mod:`sana_wm.geometry` for poses and scale, :mod:`.quality`); this module only
 chains them for one input and records where every estimate came from (``Clip.meta["provenance"]``).
 
+Poses come from ``config.backend``; where it registers fewer than half of a shot's frames (COLMAP under
+a pure rotation), the OpenCV odometry is tried as a fallback and kept if it does better.
+
 Scale sources, the first available in this order: ``--scale``, ``--camera-height``, a ground-truth depth
 sidecar ``VIDEO.depth.npz`` (``depth (F, H, W)`` metres per source frame, as our synthetic footage
 has), ``--depth-model``. A shot whose camera only rotates has no observable scale whatever the source:
@@ -234,6 +237,12 @@ def annotate_video(path, config: AnnotateConfig | None = None, *, key: str | Non
             # A guessed lens that bundle adjustment could not refine (too little parallax for the focal
             # length to be observable): the guess is used as it is, and the provenance says so.
             pose = backend.estimate(sf, intr, decoded.fps)
+        if pose.registered_fraction < 0.5 and cfg.backend != "opencv":
+            # COLMAP cannot start a model without parallax (a camera turning on the spot); the frame-to-frame
+            # odometry can still follow the rotation. The clip's provenance names the backend that placed it.
+            fallback = make_backend("opencv").estimate(sf, intr, decoded.fps)
+            if fallback.registered_fraction > pose.registered_fraction:
+                pose = fallback
         shot_K = pose.K if pose.K is not None else K
         scale, anchors = _scale(sf, src_index[shot.start:shot.stop], pose.c2w, shot_K, pose.registered, depth,
                                 pose.points)
