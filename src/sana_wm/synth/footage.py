@@ -33,7 +33,7 @@ from sana_wm.camera.trajectory import Intrinsics, Trajectory
 from sana_wm.data.codecs import encode_mp4
 from sana_wm.io import atomic_write, write_bytes_atomic
 from sana_wm.synth.paths import exploration_path
-from sana_wm.synth.render import render
+from sana_wm.synth.render import default_intrinsics, render
 from sana_wm.synth.scene import generate_scene
 
 __all__ = ["Footage", "FootageConfig", "make_footage", "write_footage"]
@@ -114,10 +114,10 @@ def make_footage(seed: int, config: FootageConfig | None = None, *, progress: bo
     path = exploration_path(scene, seconds=cfg.seconds, fps=cfg.fps, style=cfg.style, seed=seed)
     sub = max(int(cfg.blur_subframes), 1)
     poses = _subframe_poses(path.c2w, sub, cfg.shutter)
-    K = Intrinsics.from_fov(cfg.fov_deg, W, H).matrices()[0]
+    K = default_intrinsics(W, H, cfg.fov_deg).matrices()[0]  # the renderer's own lens for this size
     # a margin for the barrel distortion's wider view: |k1| r^2 of the corner, plus a pixel
     corner = (W / 2 / K[0, 0]) ** 2 + (H / 2 / K[1, 1]) ** 2
-    px, py = (int(np.ceil(abs(min(cfg.k1, 0.0)) * corner * s / 2 * 1.5)) + 1 for s in (W, H))
+    px, py = ((int(np.ceil(abs(min(cfg.k1, 0.0)) * corner * s / 2 * 1.5)) + 1 if cfg.k1 else 0) for s in (W, H))
     big = Intrinsics.from_matrices([[K[0, 0], 0, K[0, 2] + px], [0, K[1, 1], K[1, 2] + py], [0, 0, 1]],
                                    W + 2 * px, H + 2 * py)
     result = render(scene, Trajectory(poses, big.broadcast_to(len(poses)), cfg.fps * sub), progress=progress)
@@ -133,7 +133,8 @@ def make_footage(seed: int, config: FootageConfig | None = None, *, progress: bo
     rows = np.linspace(-0.5, 0.5, linear.shape[1])[None, :, None, None]
     gain = (1 + drift)[:, None, None, None] * (1 + 0.5 * np.gradient(drift)[:, None, None, None] * rows)
     img = np.clip(linear * gain, 0, 255)
-    img = _distort(img.astype(np.float32), K, cfg.k1, (px, py), (H, W)).astype(np.float64)
+    if cfg.k1:
+        img = _distort(img.astype(np.float32), K, cfg.k1, (px, py), (H, W)).astype(np.float64)
     img = img + rng.normal(0, 1, img.shape) * (cfg.read_noise + cfg.shot_noise * np.sqrt(img) * np.sqrt(255.0) / 16)
     frames = np.clip(np.round(img), 0, 255).astype(np.uint8)
     return Footage(frames, path.c2w, K, depth, cfg, seed)
