@@ -44,9 +44,7 @@ def test_footage_and_image_folder_become_metric_clips(one_run, footage):
     gt = truth(footage)
     for clip in read_clips(one_run):
         assert clip.fps == 10.0 and clip.frames.shape[1:] == (108, 192, 3)
-        # --fov 70 gives the footage's focal length; the principal point W/2 (camera module) vs the renderer's
-        # (W - 1)/2 (pixel centres at integers) differ by half a pixel
-        np.testing.assert_allclose(clip.intrinsics[0], gt["K"][[0, 1, 0, 1], [0, 1, 2, 2]], rtol=1e-6, atol=0.5)
+        np.testing.assert_allclose(clip.intrinsics[0], gt["K"][[0, 1, 0, 1], [0, 1, 2, 2]], rtol=1e-6)
         prov = clip.meta["annotate"]["provenance"]
         assert prov["intrinsics"]["source"] == "user" and prov["poses"]["backend"] == "pycolmap"
         assert prov["scale"]["source"] == "depth:ground-truth sidecar" and prov["scale"]["observable"]

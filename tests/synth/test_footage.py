@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from sana_wm.camera.trajectory import Intrinsics
 from sana_wm.synth import generate_scene, render
 from sana_wm.synth.footage import FootageConfig, make_footage, write_footage
 from sana_wm.synth.paths import exploration_path
@@ -15,7 +16,8 @@ def test_without_degradations_the_footage_is_the_render():
     fo = make_footage(2, cfg)
     scene = generate_scene(2, "room")
     path = exploration_path(scene, seconds=0.5, fps=10.0, style="walk", seed=2)
-    plain = render(scene, path, SIZE[1], SIZE[0])
+    lens = Intrinsics.from_fov(70.0, SIZE[1], SIZE[0], len(path.c2w))
+    plain = render(scene, path.with_intrinsics(lens))
     np.testing.assert_array_equal(fo.frames, plain.rgb)
     np.testing.assert_allclose(fo.c2w, path.c2w)
     np.testing.assert_allclose(fo.K, plain.intrinsics.matrices()[0])

@@ -14,7 +14,7 @@ exposure_bright      fraction of pixels at luma >= 250                          
 speed_m_s            95th percentile camera speed (metres/s; needs a metric scale)     <= 5
 rotation_deg_s       95th percentile rotation rate (degrees/s)                         <= 120
 motion               path length (m) + total rotation (deg) / 30: 0 = a static camera  >= 0.05
-scale_spread         relative spread of the scale's single measurements                <= 0.5
+scale_spread         relative spread of the scale's single measurements                <= 0.75
 ==================== ================================================================ =============
 
 A clip whose scale is unobservable (pure rotation) is not rejected for it: its path is a rotation and
@@ -44,7 +44,9 @@ class QualityConfig:
     max_speed_m_s: float = 5.0
     max_rotation_deg_s: float = 120.0
     min_motion: float = 0.05
-    max_scale_spread: float = 0.5
+    # Measured: 0.03 on 640x360 footage, 0.5-0.6 on 192x108, 0.8 where odometry invents translation for a
+    # camera that only turns (the clip whose scale must not be trusted).
+    max_scale_spread: float = 0.75
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -33,7 +33,7 @@ from sana_wm.camera.trajectory import Intrinsics, Trajectory
 from sana_wm.data.codecs import encode_mp4
 from sana_wm.io import atomic_write, write_bytes_atomic
 from sana_wm.synth.paths import exploration_path
-from sana_wm.synth.render import default_intrinsics, render
+from sana_wm.synth.render import render
 from sana_wm.synth.scene import generate_scene
 
 __all__ = ["Footage", "FootageConfig", "make_footage", "write_footage"]
@@ -114,7 +114,7 @@ def make_footage(seed: int, config: FootageConfig | None = None, *, progress: bo
     path = exploration_path(scene, seconds=cfg.seconds, fps=cfg.fps, style=cfg.style, seed=seed)
     sub = max(int(cfg.blur_subframes), 1)
     poses = _subframe_poses(path.c2w, sub, cfg.shutter)
-    K = default_intrinsics(W, H, cfg.fov_deg).matrices()[0]  # the renderer's own lens for this size
+    K = Intrinsics.from_fov(cfg.fov_deg, W, H).matrices()[0]  # the lens --fov describes (camera module)
     # a margin for the barrel distortion's wider view: |k1| r^2 of the corner, plus a pixel
     corner = (W / 2 / K[0, 0]) ** 2 + (H / 2 / K[1, 1]) ** 2
     px, py = ((int(np.ceil(abs(min(cfg.k1, 0.0)) * corner * s / 2 * 1.5)) + 1 if cfg.k1 else 0) for s in (W, H))
