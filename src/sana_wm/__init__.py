@@ -27,6 +27,10 @@ _LAZY = {
     "run_training": "sana_wm.train",
     "generate_scene": "sana_wm.synth",
     "render": "sana_wm.synth",
+    "annotate": "sana_wm.annotate",
+    "AnnotateConfig": "sana_wm.annotate",
+    "make_backend": "sana_wm.geometry",
+    "trajectory_errors": "sana_wm.geometry",
 }
 
 __all__ = ["Intrinsics", "Trajectory", "TrajectoryError", "__version__", *_LAZY]

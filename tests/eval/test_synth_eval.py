@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 from sana_wm.eval.baselines import identity_trajectory, repeat_first_frame, static_camera
-from sana_wm.eval.pose_estimation import estimate_poses
 from sana_wm.eval.pose_metrics import camera_errors
 from sana_wm.eval.synth_eval import build_clip, evaluate_synth, make_oracle, mark_frames, report_markdown
+from sana_wm.geometry.odometry import estimate_poses
 
 SETUP = dict(seeds=[1], trajectories=["explore:walk", "explore:orbit"], size=(96, 128), fps=16,
              seconds_marks=(0.5, 1))

@@ -14,7 +14,7 @@ from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
 from sana_wm.data.shards import SampleError, ShardFiles, StoredClip, load_index
 from sana_wm.io import atomic_write, write_text_atomic
 
-__all__ = ["inspect_dataset"]
+__all__ = ["inspect_dataset", "write_contact_sheet"]
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,6 @@ def _read_cameras(root: Path, entries, files: ShardFiles, limit: int) -> tuple[d
 
 
 def _contact_sheet(root: Path, entries, files: ShardFiles, path: Path, clips: int, frames: int) -> Path:
-    from PIL import Image, ImageDraw
-
     rows = []
     for entry in _spread(list(entries), clips):
         indices = np.unique(np.linspace(0, entry.num_frames - 1, frames).round().astype(np.int64))
@@ -105,9 +103,19 @@ def _contact_sheet(root: Path, entries, files: ShardFiles, path: Path, clips: in
         except SampleError as err:
             log.warning("inspect: %s", err)
             continue
-        thumb_w = max(1, round(entry.width * _THUMB_HEIGHT / entry.height))
-        thumbs = [Image.fromarray(f).resize((thumb_w, _THUMB_HEIGHT), Image.Resampling.BILINEAR) for f in picked]
-        rows.append((f"{entry.key}  {entry.width}x{entry.height}  {entry.num_frames}f @ {entry.fps:g}fps", thumbs))
+        rows.append((f"{entry.key}  {entry.width}x{entry.height}  {entry.num_frames}f @ {entry.fps:g}fps", picked))
+    return write_contact_sheet(rows, path)
+
+
+def write_contact_sheet(rows: list[tuple[str, np.ndarray]], path: Path) -> Path:
+    """A PNG with one labelled row of thumbnails per ``(label, (N, H, W, 3) uint8 frames)``, written atomically."""
+    from PIL import Image, ImageDraw
+
+    def thumb(f: np.ndarray) -> Image.Image:
+        width = max(1, round(f.shape[1] * _THUMB_HEIGHT / f.shape[0]))
+        return Image.fromarray(f).resize((width, _THUMB_HEIGHT), Image.Resampling.BILINEAR)
+
+    rows = [(label, [thumb(f) for f in frames]) for label, frames in rows]
     label_h, pad = 14, 4
     width = max([sum(t.width + pad for t in thumbs) + pad for _, thumbs in rows], default=200)
     sheet = Image.new("RGB", (width, max(1, len(rows)) * (_THUMB_HEIGHT + label_h + pad) + pad), (24, 24, 24))

@@ -14,9 +14,9 @@ from sana_wm.eval.metrics import frame_metrics, psnr, psnr_frames, revisit_consi
 from sana_wm.eval.pose_metrics import ALIGNMENTS, CameraErrors, camera_errors, umeyama_sim3
 
 _LAZY = {
-    "PoseEstimate": "sana_wm.eval.pose_estimation",
-    "PoseEstimatorConfig": "sana_wm.eval.pose_estimation",
-    "estimate_poses": "sana_wm.eval.pose_estimation",
+    "PoseEstimate": "sana_wm.geometry.odometry",
+    "PoseEstimatorConfig": "sana_wm.geometry.odometry",
+    "estimate_poses": "sana_wm.geometry.odometry",
     "evaluate_synth": "sana_wm.eval.synth_eval",
     "make_oracle": "sana_wm.eval.synth_eval",
     "build_clip": "sana_wm.eval.synth_eval",

@@ -17,8 +17,9 @@ Conventions (``docs``: shared/reference/evaluation.md §1.3, §1.5, §1.10):
 
 * Per frame, then mean over frames: ``RotErr`` (geodesic angle, degrees), ``TransErr_rel``
   (``||c_gt - c_est'||``, reference units), ``CamMC_rel`` (Frobenius norm of the 3x4 c2w difference).
-* ``ATE``: RMSE of camera centres after a Umeyama Sim(3) fit on the centres (evo ``-as``), independent of
-  the alignment above; ``ScaleErr = |ln s|`` with ``s`` the alignment's scale (meaningful only when the
+* ``ATE``: RMSE of camera centres after a Umeyama Sim(3) fit on the centres (evo ``-as``,
+  :func:`sana_wm.geometry.metrics.ate`), independent of the alignment above;
+  ``ScaleErr = |ln s|`` with ``s`` the alignment's scale (meaningful only when the
   estimate claims metric scale).
 
 A reference that hardly moves (largest distance from the first camera below ``min_translation``) makes
@@ -34,6 +35,8 @@ import numpy as np
 
 from sana_wm.camera.stats import rotation_angles_deg
 from sana_wm.camera.trajectory import Trajectory, as_c2w_array, invert_se3, relative_poses
+from sana_wm.geometry.metrics import ate as ate_rmse
+from sana_wm.geometry.similarity import umeyama_sim3
 
 __all__ = [
     "ALIGNMENTS",
@@ -122,27 +125,6 @@ def align_scale(ref_c2w: np.ndarray, est_c2w: np.ndarray) -> tuple[np.ndarray, f
     return aligned, s
 
 
-def umeyama_sim3(source: np.ndarray, target: np.ndarray, *, with_scale: bool = True
-                 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """``(s, R, t)`` minimising ``sum ||target_i - (s R source_i + t)||^2`` (Umeyama 1991, reflection
-    guarded). ``source``, ``target``: ``(N, 3)``. A source collapsed to one point gets ``s = 0``."""
-    mx, my = source.mean(axis=0), target.mean(axis=0)
-    xc, yc = source - mx, target - my
-    var_x = float(np.mean(np.sum(xc * xc, axis=1)))
-    cov = yc.T @ xc / len(source)
-    U, D, Vt = np.linalg.svd(cov)
-    S = np.eye(3)
-    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
-        S[2, 2] = -1.0
-    R = U @ S @ Vt
-    if with_scale:
-        s = float(np.trace(np.diag(D) @ S) / var_x) if var_x > _EPS else 0.0
-    else:
-        s = 1.0
-    t = my - s * R @ mx
-    return s, R, t
-
-
 def camera_errors(reference, estimate, *, alignment: str = "sim3_extrinsics", drop_first: bool = False,
                   min_translation: float = MIN_TRANSLATION) -> CameraErrors:
     """Camera-following errors of ``estimate`` against ``reference`` (Trajectories or ``(N, 4, 4)`` c2w).
@@ -170,9 +152,7 @@ def camera_errors(reference, estimate, *, alignment: str = "sim3_extrinsics", dr
     if defined:
         trans = np.linalg.norm(ref[:, :3, 3] - aligned[:, :3, 3], axis=1)
         cammc = np.linalg.norm((ref[:, :3, :4] - aligned[:, :3, :4]).reshape(len(ref), -1), axis=1)
-        su, Ru, tu = umeyama_sim3(est[:, :3, 3], ref[:, :3, 3])
-        moved = (su * est[:, :3, 3] @ Ru.T) + tu
-        ate = float(np.sqrt(np.mean(np.sum((ref[:, :3, 3] - moved) ** 2, axis=1))))
+        ate = ate_rmse(ref, est)[0]
         scale = s
         scale_err = float(abs(np.log(s))) if s > 0 else float("inf")
     return CameraErrors(

@@ -16,7 +16,7 @@ For each held-out scene seed and each camera path, :func:`evaluate_synth`
      ``t`` seconds: the mean over frames ``round(t * fps) +- mark_window`` (clipped to the video; the
      default window 0 means exactly the frame at ``t``). A mark past the end of the video is ``None``.
      Also the mean over all frames after frame 0 (``all``).
-   * camera following: poses re-estimated from the video (:func:`~sana_wm.eval.pose_estimation.
+   * camera following: poses re-estimated from the video (:func:`~sana_wm.geometry.odometry.
      estimate_poses` with the true intrinsics) against the requested path (:func:`~sana_wm.eval.
      pose_metrics.camera_errors`, SANA-WM alignment: RotErr, TransErr_rel, CamMC_rel, ATE), over the
      whole video (``camera``) and **up to each mark** ``t`` (``camera_marks``: the estimator run again on
@@ -64,8 +64,8 @@ from sana_wm.camera.trajectory import Trajectory
 from sana_wm.eval.baselines import GenerateFn, repeat_first_frame, static_camera
 from sana_wm.eval.metrics import psnr_frames, ssim_frames
 from sana_wm.eval.motion import affine_flow, motion_agreement
-from sana_wm.eval.pose_estimation import PoseEstimatorConfig, estimate_poses
 from sana_wm.eval.pose_metrics import camera_errors
+from sana_wm.geometry.odometry import PoseEstimatorConfig, estimate_poses
 from sana_wm.io import atomic_write, write_text_atomic
 from sana_wm.synth.paths import PATH_STYLES, exploration_path
 from sana_wm.synth.render import render

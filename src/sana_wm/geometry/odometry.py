@@ -23,7 +23,8 @@ How a path is recovered (every choice is a knob of :class:`PoseEstimatorConfig`)
 
 The output path is relative to the first frame (frame 0 is the identity) and known up to one global scale
 (plus scale drift at resets), as every monocular estimate is: compare it with
-:func:`sana_wm.eval.pose_metrics.camera_errors`, which aligns the scale.
+:func:`sana_wm.eval.pose_metrics.camera_errors` or :func:`sana_wm.geometry.metrics.trajectory_errors`,
+which align the scale.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, invert_se3, relative_poses
 
-__all__ = ["PoseEstimate", "PoseEstimatorConfig", "estimate_poses", "available_features"]
+__all__ = ["PoseEstimate", "PoseEstimatorConfig", "available_features", "estimate_poses", "interpolate_poses"]
 
 
 def available_features() -> tuple[str, ...]:
@@ -295,7 +296,7 @@ def _translation_given_rotation(R: np.ndarray, X: np.ndarray, xy: np.ndarray) ->
     return np.linalg.lstsq(A, b, rcond=None)[0]
 
 
-def _interpolate(c2w: np.ndarray, known: np.ndarray) -> np.ndarray:
+def interpolate_poses(c2w: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Fill poses of frames where ``known`` is False: slerp/linear between known neighbours, held outside."""
     idx = np.flatnonzero(known)
     out = c2w.copy()
@@ -458,7 +459,7 @@ def estimate_poses(frames, intrinsics, *, fps: float = 16.0,
 
     c2w = invert_se3(w2c)
     known = np.array([m not in ("failed", "skipped") for m in method])
-    c2w = _interpolate(c2w, known)
+    c2w = interpolate_poses(c2w, known)
     c2w = relative_poses(c2w)
     traj = Trajectory(c2w, intr.take([0]), fps,
                       {"source": "estimate_poses", "feature": odo.feature})

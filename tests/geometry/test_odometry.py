@@ -4,8 +4,8 @@ import pytest
 from sana_wm.camera.presets import make_preset
 from sana_wm.camera.stats import describe
 from sana_wm.camera.trajectory import Trajectory
-from sana_wm.eval.pose_estimation import PoseEstimatorConfig, estimate_poses
 from sana_wm.eval.pose_metrics import camera_errors
+from sana_wm.geometry.odometry import PoseEstimatorConfig, estimate_poses
 from sana_wm.synth import generate_scene, render
 from sana_wm.synth.paths import exploration_path
 

@@ -1,0 +1,31 @@
+import shutil
+
+import pytest
+from PIL import Image
+
+from sana_wm.synth.footage import FootageConfig, write_footage
+
+# Small and quick, yet realistic: H.264, sensor noise, exposure drift and lens distortion; motion blur off
+# (it triples the render time) except where a test needs it.
+SMALL = FootageConfig(seconds=6.0, fps=10.0, size=(108, 192), style="orbit", blur_subframes=1, crf=18)
+
+
+@pytest.fixture(scope="session")
+def footage(tmp_path_factory):
+    """A 6 s orbit at 10 fps, 192 x 108, as an MP4 with its ground truth and depth sidecar beside it."""
+    root = tmp_path_factory.mktemp("footage")
+    return write_footage(root / "orbit.mp4", 3, SMALL)
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory, footage):
+    """The same footage's frames as a folder of PNG images, with the depth sidecar beside the folder."""
+    from sana_wm.annotate.decode import read_input
+
+    folder = tmp_path_factory.mktemp("images") / "orbit_frames"
+    folder.mkdir()
+    for i, frame in enumerate(read_input(footage, fps=10.0).frames):
+        Image.fromarray(frame).save(folder / f"{i:04d}.png")
+    shutil.copyfile(footage.with_suffix(".depth.npz"), folder.with_name(folder.name + ".depth.npz"))
+    return folder
+
