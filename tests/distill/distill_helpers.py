@@ -14,17 +14,31 @@ from sana_wm.distill import distill_config_from_dict  # noqa: E402
 __all__ = ["distill_config", "write_base_model", "write_dataset"]
 
 
+def write_model_config(path: Path) -> Path:
+    """The ``tiny`` transformer with 1-frame chunks: 4 latent frames make 3 chunks ``[2, 1, 1]``, so a rollout has
+    several chunks and a cache at the smallest cost."""
+    import dataclasses
+
+    from sana_wm.model import get_config
+
+    dataclasses.replace(get_config("tiny"), chunk_frames=1).save_json(path)
+    return path
+
+
 def distill_config(data_root: Path, output_dir: Path, teacher: Path, stage: str = "ode", **sections):
-    """A tiny distillation config: the ``tiny`` model on 49-frame clips of 32x32 (7 latent frames of 4x4:
-    chunks [4, 3]), batch 2, text hash; ``sections`` override (dicts are merged into their section)."""
+    """A tiny distillation config: the ``tiny`` model with 1-frame chunks on 25-frame clips of 16x16 (4 latent
+    frames of 2x2: chunks [2, 1, 1]), batch 2, text hash; ``sections`` override (dicts are merged into their
+    section)."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    model_config = write_model_config(output_dir.parent / "tiny-chunk1.json")
     raw = {
         "output_dir": str(output_dir),
         "seed": 0,
         "stage": stage,
         "steps": 3,
-        "model": {"name": "tiny", "teacher": str(teacher),
+        "model": {"name": None, "config_path": str(model_config), "teacher": str(teacher),
                   **({"generator_init": str(teacher), "score_init": str(teacher)} if stage == "self_forcing" else {})},
-        "data": {"root": str(data_root), "window": 49, "size": [32, 32], "spatial_stride": 8, "batch_size": 2,
+        "data": {"root": str(data_root), "window": 25, "size": [16, 16], "spatial_stride": 8, "batch_size": 2,
                  "shuffle": False, "window_mode": "start", "text": "hash"},
         "ode_data": {"dir": str(output_dir.parent / "ode_data"), "teacher_steps": 6, "teacher_shift": 3.0,
                      "clips_per_shard": 3},

@@ -21,6 +21,7 @@ Command groups:
   camera   make, convert, inspect, resample and plot camera trajectories
   generate generate a video from an image and a camera path (stage 1, and the refiner if the model has one)
   data     render synthetic datasets and inspect clip datasets
+  distill  distil a teacher into a few-step streaming student
   eval     score a model on the synthetic world (frames and camera following)
   model    inspect transformer configs and checkpoints (parameter count, block pattern)
   train    train or fine-tune a model from a YAML config
@@ -50,7 +51,7 @@ def check_output_folder(folder: Path, flag: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sana_wm.cli import camera, data, evaluation, generate, model, train, vae
+    from sana_wm.cli import camera, data, distill, evaluation, generate, model, train, vae
 
     parser = argparse.ArgumentParser(
         prog="sana-wm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.register(groups)
     train.register(groups)
     vae.register(groups)
+    distill.register(groups)
     return parser
 
 
