@@ -7,11 +7,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 
-from train_helpers import write_base_model, write_dataset  # noqa: E402
+from train_helpers import free_port, write_base_model, write_dataset  # noqa: E402
 
 from sana_wm.distill import distill_config_from_dict  # noqa: E402
 
-__all__ = ["distill_config", "write_base_model", "write_dataset"]
+__all__ = ["distill_config", "free_port", "rank_worker", "write_base_model", "write_dataset"]
 
 
 def write_model_config(path: Path) -> Path:
@@ -52,3 +52,21 @@ def distill_config(data_root: Path, output_dir: Path, teacher: Path, stage: str 
         else:
             raw[key] = value
     return distill_config_from_dict(raw)
+
+
+def rank_worker(rank: int, world_size: int, port: int, cfg, out: dict) -> None:
+    """One gloo rank of a ``torch.multiprocessing.spawn`` distillation run; every rank reports its exit steps."""
+    import os
+
+    import torch
+
+    from sana_wm.distill import run_distill
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    result = run_distill(cfg)
+    out[f"exit_steps_{rank}"] = result.exit_steps
+    if rank == 0:
+        out["losses"] = result.losses
+        out["student"] = str(result.student)
