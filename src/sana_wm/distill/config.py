@@ -44,6 +44,9 @@ class DistillModelConfig:
     generator_init: str | None = None
     # Self-Forcing: the bidirectional teacher; the critic ("fake score") and the frozen real score start from it.
     score_init: str | None = None
+    # Self-Forcing: the critic's starting weights when not the bidirectional teacher's (e.g. a previous
+    # Self-Forcing stage's critic/ checkpoint folder, to continue it at a longer clip length).
+    critic_init: str | None = None
     real_score_dtype: str = "fp32"  # "bf16" halves the frozen real score's memory (it takes no gradient)
     gradient_checkpointing: bool = False
 

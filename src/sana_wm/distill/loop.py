@@ -123,7 +123,7 @@ class DistillTrainer:
         self.gen_optimizer = _adamw(self.generator, cfg.optimizer)
         self.critic = self.real_score = self.critic_optimizer = None
         if cfg.stage == "self_forcing":
-            self.critic = self._load(m.score_init)
+            self.critic = self._load(m.critic_init or m.score_init)
             self.critic.train()
             self.critic.gradient_checkpointing = m.gradient_checkpointing
             _wrap(self.critic, env, strategy)

@@ -4,7 +4,8 @@
 
 * ``sana_dit/model.pt``: the released streaming layout, ``{"generator": state_dict, "critic": state_dict (empty
   after the ODE stage), "step": int, "denoising_step_list": [1000, ...]}``, loadable with ``weights_only=True``;
-* ``transformer/``: the generator in our format (``config.json`` + ``model.safetensors``);
+* ``transformer/``: the generator in our format (``config.json`` + ``model.safetensors``), and ``critic/`` the
+  critic after Self-Forcing (a later Self-Forcing stage continues it through ``model.critic_init``);
 * ``config.yaml``: a ``sana_wm`` section naming the transformer config, frame size, fps, text mode and the
   sampler's explicit timestep list (the student's own, which generate uses instead of the released one);
 * ``ltx2_causal_vae/``: a copy of ``export.vae``, when the config names one.
@@ -47,11 +48,14 @@ def write_student(trainer, step: int) -> Path | None:
     dit = tmp / DIT_FILES["streaming"]
     dit.parent.mkdir(parents=True)
     torch.save({"generator": generator, "critic": critic, "step": step, "denoising_step_list": timesteps}, dit)
-    (tmp / "transformer").mkdir()
-    save_file(generator, str(tmp / "transformer" / "model.safetensors"), metadata={"format": "pt"})
     model_config = json.loads(json.dumps(trainer.model_config.to_dict()))  # tuples -> lists, for YAML
-    (tmp / "transformer" / "config.json").write_text(
-        json.dumps({"_class_name": "SanaWMTransformer", **model_config}, indent=2, sort_keys=True) + "\n")
+    config_json = json.dumps({"_class_name": "SanaWMTransformer", **model_config}, indent=2, sort_keys=True) + "\n"
+    for name, state in (("transformer", generator), ("critic", critic)):
+        if state:
+            (tmp / name).mkdir()
+            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / name / "model.safetensors"),
+                      metadata={"format": "pt"})
+            (tmp / name / "config.json").write_text(config_json)
     if cfg.export.vae is not None:
         shutil.copytree(cfg.export.vae, tmp / VAE_DIRS["streaming"])
     settings = {"transformer": model_config, "image_size": list(cfg.export.image_size or cfg.data.size),
