@@ -131,8 +131,13 @@ class DistillTrainer:
             dtype = torch.bfloat16 if m.real_score_dtype == "bf16" else torch.float32
             self.real_score = self._load(m.score_init, dtype).eval().requires_grad_(False)
             _wrap(self.real_score, env, strategy)
-        self.trajectories = OdeTrajectories(cfg.ode_data.dir, cfg.denoising_steps) if cfg.stage == "ode" else None
-        self.data = DistillData(cfg, env, self.generator.y_embedder.y_embedding)
+        self.trajectories = None
+        if cfg.stage == "ode":
+            self.trajectories = OdeTrajectories(cfg.ode_data.dir, cfg.denoising_steps, window=cfg.data.window,
+                                                size=list(cfg.data.size))
+        # The ODE stage's clips must start where the trajectories' did: at each clip's first frame.
+        self.data = DistillData(cfg, env, self.generator.y_embedder.y_embedding,
+                                window_mode="start" if cfg.stage == "ode" else None)
         self.stream = SampleStream(self.data.dataset, cfg.data, env.rank)
         self.schedule = cfg.schedule
         self.exit_rng = torch.Generator().manual_seed(sample_seed(cfg.seed, "exit-steps"))

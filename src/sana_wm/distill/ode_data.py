@@ -193,7 +193,8 @@ def _trajectories(teacher, data, samples: list[dict], cfg, schedule: SigmaSchedu
 class OdeTrajectories:
     """Reads a trajectory folder: ``trajectories[key] -> (S, C, T, H, W)`` float32 snapshots."""
 
-    def __init__(self, folder: str | Path, timesteps: list[float]) -> None:
+    def __init__(self, folder: str | Path, timesteps: list[float], *, window: int | None = None,
+                 size: list[int] | None = None) -> None:
         self.folder = Path(folder)
         path = self.folder / INDEX
         if not path.is_file():
@@ -206,6 +207,11 @@ class OdeTrajectories:
         if stored != [float(t) for t in timesteps]:
             raise OdeDataError(f"{path}: the trajectories were stored at timesteps {stored}, the config's "
                                f"denoising_steps are {list(timesteps)}; make them again with ode-data")
+        settings = index["settings"]
+        for name, value in (("window", window), ("size", size)):
+            if value is not None and settings.get(name) != value:
+                raise OdeDataError(f"{path}: the trajectories were made from clips with data.{name} "
+                                   f"{settings.get(name)}, the config has {value}; use the same data settings")
         self.clips: dict[str, str] = index["clips"]
         for shard in set(self.clips.values()):
             if Path(shard).name != shard or not shard.endswith(".safetensors"):
