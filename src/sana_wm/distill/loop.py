@@ -52,6 +52,7 @@ from sana_wm.model import SanaWMTransformer, chunk_schedule, from_pretrained
 from sana_wm.model.cache import KVWindow
 from sana_wm.train.data import SampleStream
 from sana_wm.train.distributed import DistEnv, all_gather_objects, all_reduce_mean, init_distributed, shutdown
+from sana_wm.train.loop import trim_metrics
 from sana_wm.train.objective import make_noisy, sample_seed
 
 __all__ = ["DistillResult", "DistillTrainer", "run_distill"]
@@ -276,6 +277,7 @@ class DistillTrainer:
             from dataclasses import asdict
 
             write_json_atomic(Path(cfg.output_dir) / "config.json", asdict(cfg), indent=2)
+            trim_metrics(cfg.metrics_path, step)
         result = DistillResult(step=step)
         end = cfg.steps if stop_after is None else min(stop_after, cfg.steps)
         bar = tqdm(total=cfg.steps, initial=step, disable=not (cfg.logging.progress_bar and env.is_main),

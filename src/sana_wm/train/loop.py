@@ -371,25 +371,7 @@ class Trainer:
                     self._tensorboard.add_scalar(k, v, record["step"])
 
     def _trim_metrics(self, step: int) -> None:
-        """Drop the metrics records of steps after ``step`` (those a killed run logged after its last
-        checkpoint, which this run logs again) and a line cut off by the kill, so no step appears twice."""
-        path = self.cfg.metrics_path
-        if not path.is_file():
-            return
-        kept, dropped = [], 0
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-                keep = 0 < record["step"] <= step
-            except (ValueError, TypeError, KeyError):
-                keep = False
-            if keep:
-                kept.append(line)
-            else:
-                dropped += 1
-        if dropped:
-            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
-            log.info("%s: dropped %d record(s) after step %d, which this run writes again", path, dropped, step)
+        trim_metrics(self.cfg.metrics_path, step)
 
     def _open_tensorboard(self) -> None:
         if not (self.cfg.logging.tensorboard and self.env.is_main):
@@ -490,3 +472,24 @@ class Trainer:
             if self._tensorboard is not None:
                 self._tensorboard.close()
         return result
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop the records of a metrics JSONL file for steps after ``step`` (those a killed run logged after its last
+    checkpoint, which the resumed run logs again) and a line cut off by the kill, so no step appears twice."""
+    if not path.is_file():
+        return
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            keep = 0 < record["step"] <= step
+        except (ValueError, TypeError, KeyError):
+            keep = False
+        if keep:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+        log.info("%s: dropped %d record(s) after step %d, which this run writes again", path, dropped, step)
