@@ -55,3 +55,16 @@ def test_frechet_distance_of_unit_gaussians_by_hand():
     # N(0, I) vs N(1, 9 I) in 2-D: |mu|^2 = 2, trace term 2 * (1 + 9 - 2 * 3) = 8
     assert frechet_distance(a, b) == pytest.approx(10.0, rel=0.03)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_cli_refuses_a_missing_config_and_a_bare_ode_data(tmp_path, capsys):
+    from sana_wm.cli import main
+
+    assert main(["distill", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such distillation config" in capsys.readouterr().err
+    assert main(["distill", "ode-data"]) == 2
+    assert "give one config" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("stage: ode\nsteps: many\n")
+    assert main(["distill", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "steps: expected int, got 'many'" in err and len(err.strip().splitlines()) <= 2
