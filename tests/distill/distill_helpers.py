@@ -55,16 +55,20 @@ def distill_config(data_root: Path, output_dir: Path, teacher: Path, stage: str 
 
 
 def rank_worker(rank: int, world_size: int, port: int, cfg, out: dict) -> None:
-    """One gloo rank of a ``torch.multiprocessing.spawn`` distillation run; every rank reports its exit steps."""
+    """One gloo rank of a ``torch.multiprocessing.spawn`` run: ``ode-data`` for an ``ode`` config, else the stage
+    (every rank reports its exit steps)."""
     import os
 
     import torch
 
-    from sana_wm.distill import run_distill
+    from sana_wm.distill import run_distill, write_ode_data
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
+    if cfg.stage == "ode":  # the trajectories only
+        out["folder"] = str(write_ode_data(cfg, progress=False))
+        return
     result = run_distill(cfg)
     out[f"exit_steps_{rank}"] = result.exit_steps
     if rank == 0:

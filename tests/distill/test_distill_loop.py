@@ -82,3 +82,17 @@ def test_two_ranks_match_one_with_the_same_exit_steps(distill_dataset, teacher, 
     b = torch.load(f"{out['student']}/sana_dit/model.pt", weights_only=True)["generator"]
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
 
+
+
+def test_ode_data_on_two_ranks_equals_one_rank(distill_dataset, teacher, tmp_path):
+    one = write_ode_data(distill_config(distill_dataset, tmp_path / "one" / "run", teacher), progress=False)
+    two = distill_config(distill_dataset, tmp_path / "two" / "run", teacher)
+    out = mp.Manager().dict()
+    mp.spawn(rank_worker, args=(2, free_port(), two, out), nprocs=2)
+    assert sorted(p.name for p in (tmp_path / "two" / "ode_data").glob("*.safetensors")) == [
+        "rank00000-00000.safetensors", "rank00001-00000.safetensors"]  # each rank sampled its share
+    a = OdeTrajectories(one, two.denoising_steps)
+    b = OdeTrajectories(out["folder"], two.denoising_steps)
+    assert sorted(a.clips) == sorted(b.clips) == ["clip000", "clip001", "clip002", "clip003"]
+    for key in a.clips:  # a clip's noise is seeded by its key, not its rank or batch
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)
