@@ -118,11 +118,26 @@ def evaluate(teacher_path: Path, students: dict[str, Path], eval_data: Path, ref
             for name, (x, seconds) in rows.items()} | {"_clips": len(batch.keys)}
 
 
+def _finished(run: Path, steps: int, reuse: bool) -> Path | None:
+    """A training run's final checkpoint, when ``reuse`` and an earlier run wrote it."""
+    final = run / "checkpoints" / f"step-{steps:08d}"
+    return final if reuse and (final / "model.safetensors").is_file() else None
+
+
+def _student(run: Path, reuse: bool) -> Path | None:
+    student = run / "student"
+    return student if reuse and (student / "transformer" / "model.safetensors").is_file() else None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/bench_distill")
     p.add_argument("--scale", type=float, default=1.0, help="multiply scene counts and step counts")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ode-steps", type=int, help="ODE-regression steps (default: 200 x scale)")
+    p.add_argument("--sf-steps", type=int, help="Self-Forcing steps (default: 100 x scale)")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep what an earlier run in --out finished (teachers, trajectories, students)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from sana_wm.distill import run_distill, write_ode_data
@@ -135,6 +150,8 @@ def main() -> None:
     s = args.scale
     n = {"train_scenes": int(32 * s), "eval_scenes": max(4, int(16 * s)), "bi_steps": int(300 * s),
          "cc_steps": int(150 * s), "ode_steps": int(200 * s), "sf_steps": int(100 * s)}
+    n["ode_steps"] = args.ode_steps or n["ode_steps"]
+    n["sf_steps"] = args.sf_steps or n["sf_steps"]
     times = {}
     t0 = time.perf_counter()
     for name, count, seed in (("train", n["train_scenes"], 0), ("eval", n["eval_scenes"], 10_000)):
@@ -144,25 +161,27 @@ def main() -> None:
     times["render"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    bi = run_training(_train_config(out / "bidirectional", out / "train", n["bi_steps"], "bidirectional", None, 2e-3))
-    cc = run_training(_train_config(out / "chunk_causal", out / "train", n["cc_steps"], "chunk_causal",
-                                    str(bi.checkpoint), 1e-3))
+    bi = _finished(out / "bidirectional", n["bi_steps"], args.reuse) or run_training(
+        _train_config(out / "bidirectional", out / "train", n["bi_steps"], "bidirectional", None, 2e-3)).checkpoint
+    cc = _finished(out / "chunk_causal", n["cc_steps"], args.reuse) or run_training(
+        _train_config(out / "chunk_causal", out / "train", n["cc_steps"], "chunk_causal", str(bi), 1e-3)).checkpoint
     times["teachers"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ode_cfg = _distill_config(out / "ode", out / "train", "ode", n["ode_steps"], teacher=str(cc.checkpoint))
+    ode_cfg = _distill_config(out / "ode", out / "train", "ode", n["ode_steps"], teacher=str(cc))
     write_ode_data(ode_cfg)
     times["ode_data"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ode = run_distill(ode_cfg)
+    ode = _student(out / "ode", args.reuse) or run_distill(ode_cfg).student
     times["ode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sf = run_distill(_distill_config(out / "self_forcing", out / "train", "self_forcing", n["sf_steps"],
-                                     generator_init=str(ode.student / "transformer"), score_init=str(bi.checkpoint)))
+    sf = _student(out / "self_forcing", args.reuse) or run_distill(_distill_config(
+        out / "self_forcing", out / "train", "self_forcing", n["sf_steps"], generator_init=str(ode / "transformer"),
+        score_init=str(bi))).student
     times["self_forcing"] = time.perf_counter() - t0
 
-    rows = evaluate(cc.checkpoint, {"student after ODE, 4 steps": ode.student / "transformer",
-                                    "student after DMD, 4 steps": sf.student / "transformer"}, out / "eval")
+    rows = evaluate(cc, {"student after ODE, 4 steps": ode / "transformer",
+                         "student after DMD, 4 steps": sf / "transformer"}, out / "eval")
     clips = rows.pop("_clips")
     load = os.getloadavg()
     print(f"\n{clips} held-out clips, {FRAMES} frames at {SIZE}x{SIZE}; load average {load[0]:.2f} {load[1]:.2f} "
