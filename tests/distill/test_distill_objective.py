@@ -44,7 +44,7 @@ def test_dmd_gradient_and_generator_loss_by_hand():
         loss_sum += sample_loss
     x = x_gen.float().clone().requires_grad_(True)
     loss = generator_loss(x, grad, noisy)
-    assert float(loss) == pytest.approx(loss_sum / 2, rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(loss_sum / 2, rel=1e-6)
     loss.backward()
     torch.testing.assert_close(x.grad.double(), expect_grad, rtol=1e-5, atol=1e-7)
 
