@@ -22,6 +22,7 @@ Command groups:
   generate generate a video from an image and a camera path (stage 1, and the refiner if the model has one)
   data     render synthetic datasets and inspect clip datasets
   annotate turn videos into training clips with metric camera poses
+  distill  distil a teacher into a few-step streaming student
   eval     score a model on the synthetic world (frames and camera following)
   model    inspect transformer configs and checkpoints (parameter count, block pattern)
   train    train or fine-tune a model from a YAML config
@@ -52,7 +53,7 @@ def check_output_folder(folder: Path, flag: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sana_wm.cli import annotate, camera, data, evaluation, generate, model, serve, train, vae
+    from sana_wm.cli import annotate, camera, data, distill, evaluation, generate, model, serve, train, vae
 
     parser = argparse.ArgumentParser(
         prog="sana-wm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     vae.register(groups)
     serve.register(groups)
     annotate.register(groups)
+    distill.register(groups)
     return parser
 
 

@@ -89,6 +89,7 @@ from sana_wm.pipeline.sidecar import file_fingerprint, publish_video, sha256_fil
 from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
 from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, partial_video_path, to_uint8_frames
 from sana_wm.samplers.conditioning import guided_chunk_count
+from sana_wm.samplers.schedules import SigmaSchedule
 from sana_wm.vae import VideoVAE
 
 __all__ = [
@@ -145,7 +146,8 @@ VARIANT_DEFAULTS = {
     "chunk-causal": VariantDefaults(60, 5.0, 9.8),
     "streaming": VariantDefaults(4, 1.0, 8.0, (1000.0, 960.0, 889.0, 727.0, 0.0)),
 }
-SAMPLER_KEYS = frozenset({"steps", "cfg", "shift", "camera_cfg", "camera_cfg_chunks"})  # sana_wm.sampler
+# sana_wm.sampler; "timesteps": an explicit list used verbatim (a distilled student's own, sana_wm.distill)
+SAMPLER_KEYS = frozenset({"steps", "cfg", "shift", "camera_cfg", "camera_cfg_chunks", "timesteps"})
 DEFAULT_FOV_DEG = 60.0  # horizontal FOV assumed for a camera path without intrinsics
 EXTEND_MODES = ("error", "hold", "resample")  # what to do with a camera path shorter than the video
 STREAM_CHUNK_FRAMES = 3  # latent frames per streaming chunk: videos are snapped to 8 * 3k + 1 raw frames
@@ -215,6 +217,11 @@ def _read_settings(root: Path) -> dict:
                          f"got {sampler!r}")
     if sampler.get("camera_cfg_chunks") is not None:
         guided_chunk_count(sampler["camera_cfg_chunks"], f"{path}: sana_wm.sampler.camera_cfg_chunks")
+    if sampler.get("timesteps") is not None:
+        try:
+            SigmaSchedule.from_timesteps(sampler["timesteps"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: sana_wm.sampler.timesteps: {exc}") from None
     vae = section.get("vae")
     if vae is not None and (not isinstance(vae, str) or not vae or Path(vae).is_absolute() or ".." in Path(vae).parts):
         raise ValueError(f"{path}: sana_wm.vae must name a folder inside the model folder, got {vae!r}")
@@ -625,8 +632,12 @@ class SanaWMPipeline:
         own = self._sampler_settings
         if not own:
             return base
-        return VariantDefaults(int(own.get("steps", base.steps)), float(own.get("cfg", base.cfg)),
-                               float(own.get("shift", base.shift)), None,
+        timesteps = own.get("timesteps")
+        if timesteps is not None:  # the model's own explicit list (a distilled student's)
+            timesteps = tuple(float(t) for t in timesteps)
+        steps = len(timesteps) - 1 if timesteps is not None else int(own.get("steps", base.steps))
+        return VariantDefaults(steps, float(own.get("cfg", base.cfg)),
+                               float(own.get("shift", base.shift)), timesteps,
                                float(own.get("camera_cfg", base.camera_cfg)),
                                own.get("camera_cfg_chunks", base.camera_cfg_chunks))
 

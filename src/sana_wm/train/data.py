@@ -19,7 +19,7 @@ from sana_wm.camera.conditioning import TEMPORAL_STRIDE, identity_conditioning, 
 from sana_wm.data import LatentCache
 from sana_wm.train.objective import sample_seed
 
-__all__ = ["HashTextEncoder", "ModelBatch", "SyntheticEncoder", "build_batch"]
+__all__ = ["HashTextEncoder", "ModelBatch", "SampleStream", "SyntheticEncoder", "build_batch"]
 
 
 class SyntheticEncoder:
@@ -136,3 +136,43 @@ def build_batch(samples: list[dict], *, encoder, text_encoder, spatial_stride: i
     if wrapper is not None:
         batch.extra = wrapper.extra(batch.latents, poses)
     return batch
+
+
+class SampleStream:
+    """Endless samples of a :class:`~sana_wm.data.ClipDataset`, epoch after epoch (the trainer's and the
+    distiller's data source). Each sample is reported to the dataset (``update_progress``) as it is taken, so
+    the dataset's ``state_dict`` is the position of the next one. Two epochs in a row without a sample mean this
+    rank has no usable clip: an error naming the dataset, not an endless loop."""
+
+    def __init__(self, dataset, data, rank: int) -> None:
+        self.dataset, self.data, self.rank = dataset, data, rank
+        self._samples = None
+        self._yielded = 0
+        self._empty_epochs = 0
+
+    def take(self, n: int) -> list[dict]:
+        out = []
+        while len(out) < n:
+            if self._samples is None:
+                if self.data.num_workers:
+                    loader = torch.utils.data.DataLoader(self.dataset, batch_size=None,
+                                                         num_workers=self.data.num_workers)
+                    self._samples = iter(loader)
+                else:
+                    self._samples = iter(self.dataset)
+                self._yielded = 0
+            try:
+                sample = next(self._samples)
+            except StopIteration:
+                self._empty_epochs = self._empty_epochs + 1 if self._yielded == 0 else 0
+                if self._empty_epochs >= 2:
+                    raise RuntimeError(f"{self.data.root}: no usable clips for rank {self.rank} "
+                                       f"(window {self.data.window} frames at {self.data.fps} fps; see the log "
+                                       "for skipped clips)") from None
+                self.dataset.set_epoch(self.dataset.epoch + 1)
+                self._samples = None
+                continue
+            self._yielded += 1
+            self.dataset.update_progress(sample)
+            out.append(sample)
+        return out

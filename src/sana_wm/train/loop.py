@@ -32,7 +32,7 @@ from sana_wm.io import write_json_atomic, write_text_atomic
 from sana_wm.model import SanaWMConfig, SanaWMTransformer, chunk_schedule, from_pretrained
 from sana_wm.train.checkpoint import latest_checkpoint, latest_intact_checkpoint, load_checkpoint, save_checkpoint
 from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config, named_config
-from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, build_batch
+from sana_wm.train.data import HashTextEncoder, ModelBatch, SampleStream, SyntheticEncoder, build_batch
 from sana_wm.train.distributed import (
     DistEnv,
     all_gather_objects,
@@ -186,36 +186,11 @@ class Trainer:
                                      window_mode=self.data.window_mode, crop=self.data.crop)
         if data_state is not None:
             self.dataset.load_state_dict(data_state)
-        self._samples = None
-        self._empty_epochs = 0
+        self._stream = SampleStream(self.dataset, self.data, self.env.rank)
         self._val_set = None  # rebuilt at this stage's clip length and resolution
 
     def _next_samples(self, n: int) -> list[dict]:
-        out = []
-        while len(out) < n:
-            if self._samples is None:
-                if self.data.num_workers:
-                    loader = torch.utils.data.DataLoader(self.dataset, batch_size=None,
-                                                         num_workers=self.data.num_workers)
-                    self._samples = iter(loader)
-                else:
-                    self._samples = iter(self.dataset)
-                self._yielded = 0
-            try:
-                sample = next(self._samples)
-            except StopIteration:
-                self._empty_epochs = self._empty_epochs + 1 if self._yielded == 0 else 0
-                if self._empty_epochs >= 2:
-                    raise RuntimeError(f"{self.data.root}: no usable clips for rank {self.env.rank} "
-                                       f"(window {self.data.window} frames at {self.data.fps} fps; see the log "
-                                       "for skipped clips)") from None
-                self.dataset.set_epoch(self.dataset.epoch + 1)
-                self._samples = None
-                continue
-            self._yielded += 1
-            self.dataset.update_progress(sample)
-            out.append(sample)
-        return out
+        return self._stream.take(n)
 
     def _batch(self, samples: list[dict]) -> ModelBatch:
         return build_batch(samples, encoder=self.encoder, text_encoder=self.text_encoder,
@@ -396,25 +371,7 @@ class Trainer:
                     self._tensorboard.add_scalar(k, v, record["step"])
 
     def _trim_metrics(self, step: int) -> None:
-        """Drop the metrics records of steps after ``step`` (those a killed run logged after its last
-        checkpoint, which this run logs again) and a line cut off by the kill, so no step appears twice."""
-        path = self.cfg.metrics_path
-        if not path.is_file():
-            return
-        kept, dropped = [], 0
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-                keep = 0 < record["step"] <= step
-            except (ValueError, TypeError, KeyError):
-                keep = False
-            if keep:
-                kept.append(line)
-            else:
-                dropped += 1
-        if dropped:
-            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
-            log.info("%s: dropped %d record(s) after step %d, which this run writes again", path, dropped, step)
+        trim_metrics(self.cfg.metrics_path, step)
 
     def _open_tensorboard(self) -> None:
         if not (self.cfg.logging.tensorboard and self.env.is_main):
@@ -515,3 +472,24 @@ class Trainer:
             if self._tensorboard is not None:
                 self._tensorboard.close()
         return result
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop the records of a metrics JSONL file for steps after ``step`` (those a killed run logged after its last
+    checkpoint, which the resumed run logs again) and a line cut off by the kill, so no step appears twice."""
+    if not path.is_file():
+        return
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            keep = 0 < record["step"] <= step
+        except (ValueError, TypeError, KeyError):
+            keep = False
+        if keep:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+        log.info("%s: dropped %d record(s) after step %d, which this run writes again", path, dropped, step)

@@ -1,0 +1,200 @@
+"""Distillation works: a tiny teacher trained on the synthetic world, distilled into a 4-step streaming student
+(ODE regression, then Self-Forcing + DMD), scored against the teacher's 50-step samples.
+
+Everything runs on the CPU in one process, from scratch, seeded:
+
+1. render the synthetic world (train and held-out scenes, 25 frames at 32x32: 4 latent frames of 4x4 with the
+   synthetic encoder);
+2. train the ``tiny`` transformer with 1-frame chunks (chunks [2, 1, 1]: three streamed chunks at the least cost)
+   bidirectionally (the critic's and real score's start), then fine-tune it
+   chunk-causally (the teacher), text-free;
+3. `ode-data` on the train scenes, the ODE stage, then the Self-Forcing stage from the ODE student;
+4. on the held-out scenes, from the same noise: the teacher's ODE with 50 steps (the reference), the teacher
+   with the student's 4 timesteps, and both students streaming with them; latent PSNR against the reference,
+   Fréchet distances to the reference samples and to the data (:mod:`sana_wm.distill.evaluation`), and the
+   sampling time of each.
+
+    python benchmarks/bench_distill.py --out runs/bench_distill          # the table in docs/benchmarks.md
+    python benchmarks/bench_distill.py --out /tmp/b --scale 0.25         # a quick look (fewer scenes and steps)
+
+Prints a markdown table and writes ``results.json`` in ``--out``; the machine's load average is printed with it
+(timings on a shared machine are noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+SIZE, FRAMES, STRIDE, BATCH = 32, 25, 8, 4
+
+
+MODEL_CONFIG = Path("tiny-chunk1.json")  # set in main(), inside --out
+
+
+def _write_model_config(path: Path) -> Path:
+    import dataclasses
+
+    from sana_wm.model import get_config
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataclasses.replace(get_config("tiny"), chunk_frames=1).save_json(path)
+    return path
+
+
+def _train_config(out: Path, data: Path, steps: int, recipe: str, init_from: str | None, lr: float):
+    from sana_wm.train import config_from_dict
+
+    return config_from_dict({
+        "output_dir": str(out), "seed": 0,
+        "model": {"name": None, "config_path": str(MODEL_CONFIG), "init_from": init_from},
+        "data": {"root": str(data), "window": FRAMES, "size": [SIZE, SIZE], "spatial_stride": STRIDE,
+                 "batch_size": BATCH, "shuffle": True, "window_mode": "start", "text": "none"},
+        "objective": {"recipe": recipe, "shift": 3.0, "image_condition_prob": 1.0, "caption_dropout_prob": 0.0},
+        "optimizer": {"lr": lr, "grad_clip": 0.5},
+        "schedule": {"kind": "warmup", "warmup_steps": 20},
+        "stages": [{"steps": steps}],
+        "checkpoint": {"every": 0, "keep_last": 1},
+        "logging": {"progress_bar": True},
+    })
+
+
+def _distill_config(out: Path, data: Path, stage: str, steps: int, **model):
+    from sana_wm.distill import distill_config_from_dict
+
+    return distill_config_from_dict({
+        "output_dir": str(out), "seed": 0, "stage": stage, "steps": steps,
+        "model": {"name": None, "config_path": str(MODEL_CONFIG), **model},
+        "data": {"root": str(data), "window": FRAMES, "size": [SIZE, SIZE], "spatial_stride": STRIDE,
+                 "batch_size": BATCH, "shuffle": True, "window_mode": "start", "text": "none"},
+        "ode_data": {"dir": str(out.parent / "ode_data"), "teacher_steps": 50, "teacher_shift": 3.0},
+        # A tiny model a few hundred steps from its teacher: learning rates far above the released 2e-5 / 1e-5.
+        "optimizer": {"lr": 3e-4, "weight_decay": 0.01, "grad_clip": 1.0} if stage == "ode" else
+                     {"lr": 3e-5, "betas": [0.0, 0.999], "weight_decay": 0.0, "grad_clip": 10.0},
+        "self_forcing": {"critic_optimizer": {"lr": 1e-4, "betas": [0.0, 0.999], "weight_decay": 0.0,
+                                              "grad_clip": 10.0}},
+        "checkpoint": {"every": 0, "keep_last": 1},
+        "logging": {"progress_bar": True},
+    })
+
+
+def evaluate(teacher_path: Path, students: dict[str, Path], eval_data: Path, reference_steps: int = 50) -> dict:
+    """The table's rows: ``{name: {"psnr", "fd_teacher", "fd_data", "seconds"}}`` on every clip of ``eval_data``."""
+    from sana_wm.distill.data import DistillData, batch_conditioning
+    from sana_wm.distill.evaluation import frechet_distance, latent_psnr, student_samples, teacher_samples
+    from sana_wm.model import from_pretrained
+    from sana_wm.samplers import SigmaSchedule
+    from sana_wm.samplers.schedules import DISTILL_TIMESTEPS
+    from sana_wm.train.distributed import init_distributed
+
+    cfg = _distill_config(Path("/nonexistent/x"), eval_data, "ode", 1, teacher=str(teacher_path))
+    teacher = from_pretrained(teacher_path, dtype=torch.float32)
+    data = DistillData(cfg, init_distributed(), teacher.y_embedder.y_embedding, shuffle=False)
+    batch = data.batch(list(data.dataset))
+    cond, first, T = batch_conditioning(batch), batch.latents[:, :, :1], batch.latents.shape[2]
+    noise = torch.randn(batch.latents.shape, generator=torch.Generator().manual_seed(1234))
+    four = SigmaSchedule.from_timesteps(DISTILL_TIMESTEPS)
+
+    def timed(fn):
+        t0 = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t0
+
+    reference, ref_seconds = timed(lambda: teacher_samples(teacher, cond, first, T,
+                                                           SigmaSchedule.shifted(reference_steps, 3.0), noise))
+    rows = {f"teacher, {reference_steps} steps (reference)": (reference, ref_seconds),
+            "teacher, 4 steps": timed(lambda: teacher_samples(teacher, cond, first, T, four, noise))}
+    for name, path in students.items():
+        student = from_pretrained(path, dtype=torch.float32)
+        rows[name] = timed(lambda student=student: student_samples(student, cond, first, T, four, noise))
+    return {name: {"psnr": latent_psnr(x, reference) if x is not reference else float("inf"),
+                   "fd_teacher": frechet_distance(x, reference), "fd_data": frechet_distance(x, batch.latents),
+                   "seconds": seconds, "speedup": ref_seconds / seconds}
+            for name, (x, seconds) in rows.items()} | {"_clips": len(batch.keys)}
+
+
+def _finished(run: Path, steps: int, reuse: bool) -> Path | None:
+    """A training run's final checkpoint, when ``reuse`` and an earlier run wrote it."""
+    final = run / "checkpoints" / f"step-{steps:08d}"
+    return final if reuse and (final / "model.safetensors").is_file() else None
+
+
+def _student(run: Path, reuse: bool) -> Path | None:
+    student = run / "student"
+    return student if reuse and (student / "transformer" / "model.safetensors").is_file() else None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/bench_distill")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply scene counts and step counts")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ode-steps", type=int, help="ODE-regression steps (default: 200 x scale)")
+    p.add_argument("--sf-steps", type=int, help="Self-Forcing steps (default: 100 x scale)")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep what an earlier run in --out finished (teachers, trajectories, students)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    from sana_wm.distill import run_distill, write_ode_data
+    from sana_wm.synth.dataset import write_synthetic_dataset
+    from sana_wm.train import run_training
+
+    out = Path(args.out)
+    global MODEL_CONFIG
+    MODEL_CONFIG = _write_model_config(out / "tiny-chunk1.json")
+    s = args.scale
+    n = {"train_scenes": int(32 * s), "eval_scenes": max(4, int(16 * s)), "bi_steps": int(300 * s),
+         "cc_steps": int(150 * s), "ode_steps": int(200 * s), "sf_steps": int(100 * s)}
+    n["ode_steps"] = args.ode_steps or n["ode_steps"]
+    n["sf_steps"] = args.sf_steps or n["sf_steps"]
+    times = {}
+    t0 = time.perf_counter()
+    for name, count, seed in (("train", n["train_scenes"], 0), ("eval", n["eval_scenes"], 10_000)):
+        if not (out / name / "index.json").is_file():
+            write_synthetic_dataset(out / name, count, seed=seed, frames_codec="npz", seconds=(FRAMES - 1) / 16,
+                                    fps=16.0, size=(SIZE, SIZE), with_depth=False, progress=True)
+    times["render"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    bi = _finished(out / "bidirectional", n["bi_steps"], args.reuse) or run_training(
+        _train_config(out / "bidirectional", out / "train", n["bi_steps"], "bidirectional", None, 2e-3)).checkpoint
+    cc = _finished(out / "chunk_causal", n["cc_steps"], args.reuse) or run_training(
+        _train_config(out / "chunk_causal", out / "train", n["cc_steps"], "chunk_causal", str(bi), 1e-3)).checkpoint
+    times["teachers"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ode_cfg = _distill_config(out / "ode", out / "train", "ode", n["ode_steps"], teacher=str(cc))
+    write_ode_data(ode_cfg)
+    times["ode_data"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ode = _student(out / "ode", args.reuse) or run_distill(ode_cfg).student
+    times["ode"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sf = _student(out / "self_forcing", args.reuse) or run_distill(_distill_config(
+        out / "self_forcing", out / "train", "self_forcing", n["sf_steps"], generator_init=str(ode / "transformer"),
+        score_init=str(bi))).student
+    times["self_forcing"] = time.perf_counter() - t0
+
+    rows = evaluate(cc, {"student after ODE, 4 steps": ode / "transformer",
+                         "student after DMD, 4 steps": sf / "transformer"}, out / "eval")
+    clips = rows.pop("_clips")
+    load = os.getloadavg()
+    print(f"\n{clips} held-out clips, {FRAMES} frames at {SIZE}x{SIZE}; load average {load[0]:.2f} {load[1]:.2f} "
+          f"{load[2]:.2f}; stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+    print("| sampler | latent PSNR vs 50-step teacher (dB) | FD to teacher samples | FD to data | sampling s | "
+          "speed-up |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['psnr']:.2f} | {r['fd_teacher']:.4f} | {r['fd_data']:.4f} | {r['seconds']:.2f} | "
+              f"{r['speedup']:.1f}x |")
+    (out / "results.json").write_text(json.dumps({"rows": rows, "clips": clips, "sizes": n, "stage_seconds": times,
+                                                  "load_average": load}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
