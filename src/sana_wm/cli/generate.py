@@ -130,6 +130,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--no-validate", action="store_true",
                    help="experts: use the camera path without the checks of `sana-wm camera validate` "
                         "(orthonormal rotations, no reflections, field of view 25-120 degrees, finite values)")
+    p.add_argument("--skip-memory-check", action="store_true",
+                   help="experts: run even when the memory estimate (weights, activations, cache, frames) exceeds "
+                        "the free memory of the device (host RAM on the CPU); without it such a run is refused "
+                        "before sampling, with settings that would fit")
     p.add_argument("--out", "-o", metavar="VIDEO.mp4",
                    help="output video, a .mp4 file (required unless --list-examples or --resume)")
     p.add_argument("--resume", metavar="VIDEO.mp4",
@@ -144,6 +148,7 @@ def register(groups: argparse._SubParsersAction) -> None:
 # The pipeline's options that the CLI spells otherwise than "--" + the name with dashes.
 _FLAGS = {
     "output": "--out",
+    "memory_check": "--skip-memory-check",
     "refiner_settings.mode": "--refiner-mode",
     "refiner_settings.seed": "--refiner-seed",
     "refiner_settings.block_frames": "--refiner-block-frames",
@@ -249,7 +254,7 @@ def _check_output_folder(out: Path) -> None:
 
 
 # Flags that may come with --resume (where and how to run, not what to make); all others must be left unset.
-_RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "func", "group"}
+_RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "skip_memory_check", "func", "group"}
 _DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": []}  # argparse defaults not None
 
 
@@ -273,7 +278,8 @@ def _resume(args: argparse.Namespace) -> int:
         raise CLIError(f"--resume {video}: the recorded first frame {image} is missing; put it back to continue")
     device = args.device or record["settings"].get("device")
     result = regenerate_from_record(record, video, device=device, check_image=False, progress=not args.no_progress,
-                                    resume=True, resume_every=args.resume_every)
+                                    resume=True, resume_every=args.resume_every,
+                                    memory_check=not args.skip_memory_check)
     print(f"wrote {result.video_path} ({result.num_frames} frames at {result.fps:g} fps, resumed, "
           f"{result.seconds:.1f} s) and {result.sidecar}")
     return 0
@@ -380,7 +386,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                    camera_cfg_chunks=args.camera_cfg_chunks, seed=args.seed, output=args.out,
                                    progress=not args.no_progress, fov=args.fov, extend=args.extend,
                                    action=args.action, overlay_actions=not args.no_action_overlay,
-                                   refiner_settings=refiner_settings or None, resume_every=args.resume_every)
+                                   refiner_settings=refiner_settings or None, resume_every=args.resume_every,
+                                   memory_check=not args.skip_memory_check)
         except OptionError as exc:
             raise CLIError(exc.render(flag)) from None
     stage = "stage 1 + refiner" if pipe.refiner is not None else "stage 1"

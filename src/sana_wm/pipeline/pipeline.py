@@ -74,6 +74,14 @@ from sana_wm.camera.conditioning import (
 from sana_wm.camera.resample import fit_to_frames, snap_frame_count
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
 from sana_wm.pipeline.errors import ModelFilesError, OptionError, OptionWarning
+from sana_wm.pipeline.memory import (
+    LOADED,
+    MemoryEstimate,
+    available_bytes,
+    estimate_generation,
+    offloaded,
+    refusal,
+)
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.resume import (
     ResumeError,
@@ -107,7 +115,6 @@ __all__ = [
     "SamplingPlan",
     "SanaWMPipeline",
     "default_dtype",
-    "estimate_memory_gib",
     "resolve_model",
 ]
 
@@ -334,39 +341,6 @@ def _sampled_model(transformer, settings: dict, files: ModelFiles | None):
 
 
 # ------------------------------------------------------------------------------------------------
-# Memory
-# ------------------------------------------------------------------------------------------------
-def estimate_memory_gib(variant: str, latent_frames: int, latent_hw: tuple[int, int], *, hidden_size: int = 2240,
-                        transformer_params: float = 2.66e9, dtype_bytes: int = 2, cfg: bool = True,
-                        offload: bool = False, refiner_params: float = 0.0, refiner_hidden_size: int = 4096,
-                        refiner_mode: str = "bidirectional") -> float:
-    """A rough peak-GPU-memory estimate (GiB): stage-1 weights, plus text encoder and VAE unless offloaded,
-    plus activations of the frames the transformer sees at once (all for bidirectional/chunk-causal, one chunk
-    and a 2-chunk cache for streaming); with ``refiner_params`` > 0 also the refiner (its Gemma-3-12B unless
-    offloaded) and its activations (all frames at once, or a 3-frame block against an 11-frame window). Rough
-    by design: it is for advice, not a guarantee."""
-    weights = transformer_params * dtype_bytes
-    if not offload:
-        weights += 2.6e9 * dtype_bytes + 0.5e9 * dtype_bytes  # Gemma-2-2B and the LTX-2 VAE
-    frames = latent_frames if variant != "streaming" else min(latent_frames, 4 + 2 * STREAM_CHUNK_FRAMES)
-    tokens = frames * latent_hw[0] * latent_hw[1] * (2 if cfg and variant != "streaming" else 1)
-    activations = tokens * hidden_size * dtype_bytes * 24  # a block's working set, with headroom
-    if refiner_params:
-        weights += refiner_params * dtype_bytes + (0 if offload else 12e9 * dtype_bytes)  # + Gemma-3-12B
-        r_frames = latent_frames if refiner_mode == "bidirectional" else 3 + 11
-        r_tokens = r_frames * latent_hw[0] * latent_hw[1]
-        r_activations = r_tokens * refiner_hidden_size * dtype_bytes * 24
-        if refiner_mode == "streaming":  # the stage-1 chunk and the refiner block coexist with both caches
-            activations += r_activations
-        elif offload:  # stage 1 is done before the refiner starts
-            activations = max(activations, r_activations)
-        else:
-            activations += r_activations
-    decode = 3 * 1e9 if variant == "streaming" else min(latent_frames, 13) * 1.2e9  # VAE decode (tiled)
-    return (weights + activations + decode) / 2**30
-
-
-# ------------------------------------------------------------------------------------------------
 # The pipeline
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -395,6 +369,9 @@ class GenerationRequest:
     :data:`DEFAULT_RESUME_EVERY`; 0 = never) the run saves ``OUT.resume.safetensors``
     (:mod:`~sana_wm.pipeline.resume`), removed when it ends; ``resume=True`` continues an interrupted run of the
     same request from that file, to the same video an uninterrupted run makes.
+
+    ``memory_check`` (default on): before sampling, refuse a run whose memory estimate
+    (:meth:`SanaWMPipeline.memory_estimate`) exceeds what the device has free; False skips the check.
     """
 
     image: Any
@@ -424,6 +401,7 @@ class GenerationRequest:
     refiner_prompt: str | TextEmbedding | None = None
     resume: bool = False
     resume_every: int | None = None
+    memory_check: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.trajectory, Trajectory):
@@ -696,31 +674,45 @@ class SanaWMPipeline:
                                   f"{stride + 1} frames")
         return snap_frame_count(num_frames, stride, "down")
 
-    def check_memory(self, num_frames: int, *, cfg: float, refine: bool = True) -> str | None:
-        """On CUDA, a warning text when the estimate exceeds the free memory, saying what would fit; else None."""
-        if self.device.type != "cuda":
-            return None
-        free, _ = torch.cuda.mem_get_info(self.device)
-        free_gib = free / 2**30
-        hw = (self.image_size[0] // self.vae.spatial_stride, self.image_size[1] // self.vae.spatial_stride)
-        T = self.vae.num_latent_frames(num_frames)
-        cfg_on = cfg != 1.0
-        params = sum(p.numel() for p in self.transformer.parameters())
-        kw = dict(hidden_size=self.transformer.config.hidden_size, transformer_params=params, cfg=cfg_on)
-        if self.refiner is not None and refine:
-            kw.update(refiner_params=sum(p.numel() for p in self.refiner.transformer.parameters()),
-                      refiner_hidden_size=self.refiner.transformer.config.num_attention_heads
-                      * self.refiner.transformer.config.attention_head_dim,
-                      refiner_mode="streaming" if self.variant == "streaming" else "bidirectional")
-        need = estimate_memory_gib(self.variant, T, hw, offload=self.offload, **kw)
-        if need <= free_gib:
-            return None
-        options = [(v, o) for v in (self.variant, "streaming") for o in (False, True)]
-        fits = [f"--variant {v}" + (" --offload" if o else "") for v, o in options
-                if estimate_memory_gib(v, T, hw, offload=o, **kw) <= free_gib]
-        advice = f"; try {fits[0]}" if fits else "; ask for fewer frames"
-        return (f"estimated {need:.0f} GiB of GPU memory for {num_frames} frames with the {self.variant} variant "
-                f"but {free_gib:.0f} GiB are free{advice}")
+    def memory_estimate(self, num_frames: int, *, guided: bool, refine: bool = True, keep_frames: bool = False,
+                        variant: str | None = None) -> MemoryEstimate:
+        """The memory a generation of ``num_frames`` video frames needs on this pipeline's device, component by
+        component (:mod:`sana_wm.pipeline.memory`); ``variant``: as if it held that variant's weights."""
+        return estimate_generation(self, num_frames, guided=guided, refine=refine and self.refiner is not None,
+                                   keep_frames=keep_frames, variant=variant)
+
+    def check_memory(self, num_frames: int, *, guided: bool, refine: bool = True, keep_frames: bool = False) -> None:
+        """Refuse (:class:`~sana_wm.pipeline.memory.InsufficientMemoryError`) a generation whose estimate exceeds
+        the memory the device has free, naming settings that would fit; a no-op where that cannot be known."""
+        available = available_bytes(self.device)
+        if available is None:
+            return
+        options = dict(guided=guided, refine=refine, keep_frames=keep_frames)
+        estimate = self.memory_estimate(num_frames, **options)
+        if estimate.needed_bytes <= available:
+            return
+        room = available + estimate.stage_bytes(LOADED)  # what the device would have without our weights
+
+        def fits(candidate: MemoryEstimate) -> bool:
+            return candidate.peak_bytes <= room
+
+        advice = []
+        if self.variant != "streaming" and fits(self.memory_estimate(num_frames, variant="streaming", **options)):
+            advice.append("{variant} streaming (its weights make one chunk at a time)")
+        if self.device.type == "cuda" and not self.offload and fits(offloaded(estimate)):
+            advice.append("{offload}")
+        stride = self.vae.temporal_stride * (STREAM_CHUNK_FRAMES if self.variant == "streaming" else 1)
+        low, high = 0, (num_frames - 1) // stride  # frames = 1 + k * stride; find the largest k that fits
+        while low < high:
+            mid = (low + high + 1) // 2
+            if fits(self.memory_estimate(1 + mid * stride, **options)):
+                low = mid
+            else:
+                high = mid - 1
+        if low >= 1:
+            frames = 1 + low * stride
+            advice.append(f"{{num_frames}} {frames} ({(frames - 1) / self.fps:g} s)")
+        raise refusal(estimate, available, num_frames, self.fps, self.variant, advice)
 
     def _load_image(self, image):
         from PIL import Image
@@ -987,11 +979,9 @@ class SanaWMPipeline:
                                               temporal_stride=self.vae.temporal_stride,
                                               spatial_stride=self.vae.spatial_stride)
         T = self.vae.num_latent_frames(n)
-        if plan.cfg != 1.0 or plan.camera_cfg != 1.0 or self.device.type == "cuda":
-            message = self.check_memory(n, cfg=plan.cfg if plan.camera_cfg == 1.0 else plan.camera_cfg,
-                                        refine=plan.refiner is not None)
-            if message:
-                warnings.warn(message, stacklevel=3)
+        if request.memory_check:
+            self.check_memory(n, guided=plan.cfg != 1.0 or plan.camera_cfg != 1.0, refine=plan.refiner is not None,
+                              keep_frames=request.keep_frames or request.output is None)
 
         refiner_text = self._refiner_text(plan.refiner_prompt) if plan.refiner is not None else None
         text = self._text(plan.prompt, False, request.instruction)
