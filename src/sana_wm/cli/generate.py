@@ -9,8 +9,6 @@ from pathlib import Path
 from sana_wm.cli import CLIError
 from sana_wm.limits import check_finite, check_frames, check_image_pixels
 
-# Flow-matching samplers converge in tens of steps; a typo such as 10000000 would only burn compute.
-_MAX_STEPS = 1000
 _EXIF_ORIENTATION = 0x0112
 
 DESCRIPTION = """\
@@ -201,7 +199,7 @@ def _check_out_is_not_an_input(args: argparse.Namespace) -> None:
     """Refuse, before any work, a --out whose video, partial video or sidecar would replace an input: the same
     file under any name (links, ``..``), or a file inside an input folder (a --camera folder, the model's)."""
     from sana_wm.cli import CLIError
-    from sana_wm.io import same_file
+    from sana_wm.io import paths_overlap, same_file
     from sana_wm.pipeline.sidecar import sidecar_path
     from sana_wm.pipeline.video import partial_video_path
 
@@ -213,34 +211,32 @@ def _check_out_is_not_an_input(args: argparse.Namespace) -> None:
             continue
         source = Path(given)
         for target in written:
-            inside = source.is_dir() and Path(os.path.realpath(source)) in Path(os.path.realpath(target)).parents
-            if same_file(target, source) or inside:
+            if paths_overlap(target, source):
                 what = "is" if target == out else f"would write {target}, which is"
-                where = "inside " if inside else ""
+                where = "" if same_file(target, source) else "inside "
                 raise CLIError(f"--out {out} {what} {where}{flag(name)} {source}; writing it would replace an "
                                "input. Choose another --out")
-def _check_numbers(args: argparse.Namespace) -> None:
-    """Refuse non-finite and nonsensical numbers and sizes above the limits before any file is read."""
-    from sana_wm.camera.trajectory import DEFAULT_FOV_RANGE_DEG
 
-    check_finite(args.cfg, "--cfg", low=0.0)
-    check_finite(args.camera_cfg, "--camera-cfg", low=0.0)
-    check_finite(args.shift, "--shift", low=0.0, low_open=True)
-    check_finite(args.fov, "--fov", low=DEFAULT_FOV_RANGE_DEG[0], high=DEFAULT_FOV_RANGE_DEG[1])
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse non-finite and nonsensical numbers and sizes above the limits before any file is read, by the rules
+    the pipeline applies to every request (``check_generation_numbers``)."""
+    from sana_wm.pipeline import OptionError
+    from sana_wm.pipeline.pipeline import check_generation_numbers
+
     check_finite(args.seconds, "--seconds", low=0.0, low_open=True)
-    for name in ("num_frames", "steps", "camera_cfg_chunks", "refiner_block_frames", "refiner_kv_max_frames"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise CLIError(f"{flag(name)} {value}: must be at least 1")
-    if args.num_frames is not None:
-        check_frames(args.num_frames, f"--num-frames {args.num_frames}")
-    if args.steps is not None and args.steps > _MAX_STEPS:
-        raise CLIError(f"--steps {args.steps}: more than {_MAX_STEPS} steps changes nothing but the run time")
+    values = {name: getattr(args, name) for name in ("num_frames", "steps", "cfg", "camera_cfg", "shift", "fov",
+                                                      "camera_cfg_chunks", "resume_every")}
+    values["refiner_settings.block_frames"] = args.refiner_block_frames
+    values["refiner_settings.kv_max_frames"] = args.refiner_kv_max_frames
+    try:
+        check_generation_numbers(values)
+    except OptionError as exc:
+        raise CLIError(exc.render(flag)) from None
 
 
 def _check_output_folder(out: Path) -> None:
     """The folder of --out must exist and be writable before a model is loaded and sampled."""
-    import os
 
     folder = out.parent
     if out.is_dir():
@@ -365,7 +361,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     import torch
 
+    from sana_wm.io import check_free_space
     from sana_wm.pipeline import OptionError, SanaWMPipeline
+    from sana_wm.pipeline.pipeline import first_write_bytes
+
+    # Before a model is loaded: room for the first chunk (streaming) or the whole video, and the resume file.
+    check_free_space(Path(args.out).parent, first_write_bytes(args.model, args.variant, num_frames or traj.num_frames),
+                     f"--out {args.out}")
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     refiner = None if args.no_refiner else (args.refiner if args.refiner is not None else "auto")

@@ -86,10 +86,12 @@ def cmd_fit_pca(args: argparse.Namespace) -> int:
 
     from sana_wm.bundled.codec import fit_patch_pca, reconstruction_psnr
     from sana_wm.data.latents import frames_to_vae_input
-    from sana_wm.io import write_json_atomic
+    from sana_wm.io import check_free_space, write_json_atomic
 
     _check_frames(args.frames)
     _check_fit_out(args.out, args.data, args.overwrite)
+    # The codec: its mean and basis over patch pixels in float32, the config and report (a megabyte spares them).
+    check_free_space(args.out, 4 * 3 * args.patch_size ** 2 * (args.channels + 1) + 2**20, f"--out {args.out}")
     clips = load_frames(args.data, limit=args.max_clips + args.held_out)
     short = [i for i, c in enumerate(clips) if len(c) < args.frames]
     if short:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from sana_wm.errors import UserError
+from sana_wm.errors import ConfigError, UserError
 from sana_wm.limits import loads_json
 from sana_wm.model.config import SanaWMConfig, get_config
 from sana_wm.model.transformer import SanaWMTransformer
@@ -65,7 +65,7 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     try:
         return _DTYPES[str(dtype).lower()]
     except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}") from None
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}") from None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ frame fewer than stage 1, and its frame ``i`` shows pose ``i + 1`` of the trajec
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -72,7 +73,9 @@ from sana_wm.camera.conditioning import (
     relative_poses,
 )
 from sana_wm.camera.resample import fit_to_frames, snap_frame_count
-from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
+from sana_wm.camera.trajectory import DEFAULT_FOV_RANGE_DEG, Intrinsics, Trajectory, TrajectoryError
+from sana_wm.errors import InputError, LimitError
+from sana_wm.limits import check_frames
 from sana_wm.pipeline.errors import ModelFilesError, OptionError, OptionWarning
 from sana_wm.pipeline.memory import (
     LOADED,
@@ -114,7 +117,9 @@ __all__ = [
     "PreparedInputs",
     "SamplingPlan",
     "SanaWMPipeline",
+    "check_generation_numbers",
     "default_dtype",
+    "first_write_bytes",
     "resolve_model",
 ]
 
@@ -189,7 +194,7 @@ def _check_variant(variant: str | None) -> str | None:
         return None
     variant = variant.replace("_", "-")
     if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        raise OptionError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     return variant
 
 
@@ -202,29 +207,29 @@ def _read_settings(root: Path) -> dict:
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+        raise InputError(f"{path}: not valid YAML ({exc})") from None
     section = doc.get("sana_wm") if isinstance(doc, dict) else None
     if section is None:
         return {}
     if not isinstance(section, dict):
-        raise ValueError(f"{path}: the 'sana_wm' section must be a mapping (transformer, image_size, fps)")
+        raise InputError(f"{path}: the 'sana_wm' section must be a mapping (transformer, image_size, fps)")
     unknown = sorted(set(section) - SETTINGS_KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown} in the 'sana_wm' section; known: "
+        raise InputError(f"{path}: unknown keys {unknown} in the 'sana_wm' section; known: "
                          f"{', '.join(sorted(SETTINGS_KEYS))}")
     if section.get("text_encoder", "none") != "none":
-        raise ValueError(f"{path}: sana_wm.text_encoder may only be 'none' (a text-free model); give a text "
+        raise InputError(f"{path}: sana_wm.text_encoder may only be 'none' (a text-free model); give a text "
                          "encoder folder with --text-encoder or a text_encoder/ folder instead")
     sampler = section.get("sampler", {})
     if not isinstance(sampler, dict) or set(sampler) - SAMPLER_KEYS:
-        raise ValueError(f"{path}: sana_wm.sampler must be a mapping with keys among "
+        raise InputError(f"{path}: sana_wm.sampler must be a mapping with keys among "
                          f"{', '.join(sorted(SAMPLER_KEYS))}; "
                          f"got {sampler!r}")
     if sampler.get("camera_cfg_chunks") is not None:
         guided_chunk_count(sampler["camera_cfg_chunks"], f"{path}: sana_wm.sampler.camera_cfg_chunks")
     vae = section.get("vae")
     if vae is not None and (not isinstance(vae, str) or not vae or Path(vae).is_absolute() or ".." in Path(vae).parts):
-        raise ValueError(f"{path}: sana_wm.vae must name a folder inside the model folder, got {vae!r}")
+        raise InputError(f"{path}: sana_wm.vae must name a folder inside the model folder, got {vae!r}")
     return section
 
 
@@ -300,6 +305,56 @@ def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | 
     return ModelFiles(source, variant, root, dit, vae_dir, str(text_encoder), settings)
 
 
+# H.264 at CRF 18 stays under 2 bits a pixel on the videos these models make (the bundled model's: 0.45 bits).
+_VIDEO_BYTES_PER_PIXEL = 0.25
+# The sidecar and the resume file's request record carry every pose inline (about 200 bytes each) and the settings.
+_RECORD_BYTES_PER_FRAME, _RECORD_BYTES = 200, 64 * 1024
+
+
+def _vae_stride(vae_dir: Path) -> int:
+    """The spatial stride from a VAE folder's config.json, without loading it (32, the LTX-2 VAE's, if unreadable)."""
+    import json
+
+    try:
+        config = json.loads((vae_dir / "config.json").read_text())
+        return int(config.get("patch_size") or config.get("spatial_compression_ratio") or 32)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 32
+
+
+def first_write_bytes(source: str | Path, variant: str | None, num_frames: int) -> int:
+    """The disk space a generation needs in the output folder before its first chunk is safely written: the whole
+    MP4 for a variant that samples the whole clip at once; the first chunk's MP4 and its resume file (the streaming
+    cache and latents) when streaming; plus the sidecar. Read from the model folder's config without loading
+    weights (a hub id: the released size and the given variant, bidirectional when none)."""
+    source = str(source)
+    settings: dict = {}
+    if not _is_hub_id(source):
+        root = _bundled_root(source) or Path(source).expanduser()
+        if root.is_dir():
+            settings = _read_settings(root)
+            variant = variant or _detect_variant(root)
+    variant = variant or "bidirectional"
+    H, W = settings.get("image_size", DEFAULT_TARGET_SIZE)
+    config = _transformer_config(settings)
+    record = _RECORD_BYTES + _RECORD_BYTES_PER_FRAME * num_frames
+    if variant != "streaming":
+        return int(num_frames * H * W * _VIDEO_BYTES_PER_PIXEL) + record
+    first_frames = min(num_frames, 1 + 8 * STREAM_CHUNK_FRAMES)
+    stride = _vae_stride(root / settings.get("vae", VAE_DIRS[variant])) if settings else 32
+    hw = (H // stride) * (W // stride)
+    # The resume file of the first chunk, in float32 at most: per softmax block a K/V window of the sink and one
+    # chunk, per GDN block its short-conv tails (q, k, v) and its D x D states, both for the main and the camera
+    # branch; and the chunk's latents.
+    softmax = len(config.softmax_block_indices)
+    window = (2 * config.chunk_frames + 1) * hw
+    tails = (config.conv_kernel_size - 1) * hw * 3
+    cache = 2 * 4 * config.hidden_size * (softmax * 2 * window + (config.depth - softmax) * tails) \
+        + 2 * 4 * (config.depth - softmax) * config.num_heads * config.head_dim ** 2
+    latents = (config.chunk_frames + 1) * config.in_channels * hw * 4
+    return int(first_frames * H * W * _VIDEO_BYTES_PER_PIXEL) + cache + latents + 2 * record
+
+
 def _refiner_source(files: ModelFiles, refiner: str | Path | bool | None) -> str | Path | None:
     """What ``from_pretrained(..., refiner=...)`` loads: None, or a folder / hub id for :class:`Refiner`."""
     if refiner is None or refiner is False:
@@ -343,6 +398,53 @@ def _sampled_model(transformer, settings: dict, files: ModelFiles | None):
 # ------------------------------------------------------------------------------------------------
 # The pipeline
 # ------------------------------------------------------------------------------------------------
+# Flow-matching samplers converge in tens of steps; a typo such as 10000000 would only burn compute.
+MAX_STEPS = 1000
+# The number rules of a generation: (lowest, highest, lowest excluded, whole number). One table for the Python
+# API (GenerationRequest) and the command line, which checks them before it reads any file.
+_NUMBER_RULES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "num_frames": (1, None, False, True),  # and at most sana_wm.limits.max_frames()
+    "steps": (1, MAX_STEPS, False, True),
+    "cfg": (0.0, None, False, False),
+    "camera_cfg": (0.0, None, False, False),
+    "shift": (0.0, None, True, False),
+    "fov": (*DEFAULT_FOV_RANGE_DEG, False, False),
+    "camera_cfg_chunks": (1, None, False, True),
+    "resume_every": (0, None, False, True),
+    "refiner_settings.block_frames": (1, None, False, True),
+    "refiner_settings.kv_max_frames": (1, None, False, True),
+}
+
+
+class OptionLimitError(OptionError, LimitError):
+    """A frame count above :func:`sana_wm.limits.max_frames`, named as an option."""
+
+
+def check_generation_numbers(values: dict[str, Any]) -> None:
+    """Refuse non-finite, out-of-range or fractional numbers among ``values`` (option name -> value; None is
+    unset), naming the option (:class:`OptionError`, so the command line names its flag)."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        low, high, low_open, whole = _NUMBER_RULES[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise OptionError(f"{{{name}}} {value!r}: must be a number")
+        if not math.isfinite(value):
+            raise OptionError(f"{{{name}}} {value}: must be a finite number")
+        if whole and value != int(value):
+            raise OptionError(f"{{{name}}} {value}: must be a whole number")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if too_low or (high is not None and value > high):
+            lo = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
+            hi = "" if high is None else f"<= {high:g}"
+            raise OptionError(f"{{{name}}} {value:g}: must be {' and '.join(x for x in (lo, hi) if x)}")
+        if name == "num_frames":
+            try:
+                check_frames(value, f"{{{name}}} {value:g}")
+            except LimitError as exc:
+                raise OptionLimitError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """One generation as asked for: the input image, the camera path and every option, checked on construction.
@@ -408,31 +510,28 @@ class GenerationRequest:
             raise TypeError(f"trajectory must be a Trajectory, got {type(self.trajectory).__name__} (build one with "
                             "sana_wm.camera.actions.action_to_trajectory or sana_wm.camera.presets.make_preset)")
         if self.extend not in EXTEND_MODES:
-            raise ValueError(f"extend={self.extend!r}: choose one of {', '.join(EXTEND_MODES)}")
+            raise OptionError(f"{{extend}} {self.extend!r}: choose one of {', '.join(EXTEND_MODES)}")
         if self.output is not None:
             output = Path(self.output)
             if output.suffix.lower() != ".mp4":
                 raise OptionError(f"{{output}} {str(output)!r}: the video is written as H.264 MP4, so the file name "
                                   "must end in .mp4")
             object.__setattr__(self, "output", output)
-        if self.num_frames is not None and int(self.num_frames) < 1:
-            raise ValueError(f"num_frames={self.num_frames}: ask for at least one frame")
-        if self.resume_every is not None and int(self.resume_every) < 0:
-            raise OptionError(f"{{resume_every}} {self.resume_every}: give a number of chunks, or 0 for no resume "
-                              "file")
+        settings = self.refiner_settings if isinstance(self.refiner_settings, dict) else {}
+        check_generation_numbers({
+            "num_frames": self.num_frames, "steps": self.steps, "cfg": self.cfg, "shift": self.shift,
+            "camera_cfg": self.camera_cfg, "camera_cfg_chunks": self.camera_cfg_chunks, "fov": self.fov,
+            "resume_every": self.resume_every, "refiner_settings.block_frames": settings.get("block_frames"),
+            "refiner_settings.kv_max_frames": settings.get("kv_max_frames")})
         if self.resume and self.output is None:
             raise OptionError("{resume} continues the video named by {output}: give it")
-        if self.steps is not None and int(self.steps) < 1:
-            raise ValueError(f"steps={self.steps}: take at least one denoising step")
-        if self.fov is not None and not 0 < float(self.fov) < 180:
-            raise ValueError(f"fov={self.fov}: a horizontal field of view is between 0 and 180 degrees")
         if self.sigmas is not None:
             object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
         if isinstance(self.refiner_settings, dict):
             known = {f.name for f in fields(RefinerSettings)}
             unknown = sorted(set(self.refiner_settings) - known)
             if unknown:
-                raise ValueError(f"refiner_settings: unknown keys {unknown}; known: {sorted(known)}")
+                raise OptionError(f"{{refiner_settings}}: unknown keys {unknown}; known: {sorted(known)}")
             object.__setattr__(self, "refiner_settings", dict(self.refiner_settings))
 
 
@@ -595,7 +694,7 @@ class SanaWMPipeline:
         self.model = _sampled_model(transformer, settings, files)
         s = vae.spatial_stride
         if self.image_size[0] % s or self.image_size[1] % s:
-            raise ValueError(f"image size {self.image_size} must be a multiple of the VAE stride {s}")
+            raise InputError(f"image size {self.image_size} must be a multiple of the VAE stride {s}")
 
     def sampler_defaults(self, variant: str | None = None) -> VariantDefaults:
         """The sampling defaults: the variant's released ones, overridden by the model's ``sana_wm.sampler``."""
@@ -735,7 +834,7 @@ class SanaWMPipeline:
                 # A text-free model was trained on its null caption alone; any prompt is ignored.
                 y = self.transformer.y_embedder.y_embedding.detach()
                 return TextEmbedding(y[None].float().cpu(), torch.ones(1, y.shape[0], dtype=torch.bool))
-            raise ValueError("this pipeline has no text encoder; pass precomputed prompt embeddings")
+            raise OptionError("this pipeline has no text encoder; pass precomputed prompt embeddings")
         encoder = self._use(self.text_encoder)
         saved = encoder.instruction
         try:
@@ -853,7 +952,7 @@ class SanaWMPipeline:
 
         variant = _check_variant(request.variant) or self.variant
         if variant != self.variant:
-            raise ValueError(f"this pipeline holds {self.variant} weights; the {variant} variant needs its own "
+            raise OptionError(f"this pipeline holds {self.variant} weights; the {variant} variant needs its own "
                              f"weights (load them with from_pretrained(..., variant={variant!r}))")
         defaults = self.sampler_defaults(variant)
         steps = defaults.steps if request.steps is None else int(request.steps)
@@ -1114,7 +1213,7 @@ class SanaWMPipeline:
 
     def _refiner_settings(self, variant: str, settings: RefinerSettings | dict | None, seed: int) -> RefinerSettings:
         if self.refiner is None:
-            raise ValueError("no refiner is loaded: load one with SanaWMPipeline.from_pretrained(..., refiner=...) "
+            raise OptionError("no refiner is loaded: load one with SanaWMPipeline.from_pretrained(..., refiner=...) "
                              "or generate with refine=False")
         if isinstance(settings, RefinerSettings):
             resolved = settings
@@ -1123,7 +1222,7 @@ class SanaWMPipeline:
         if resolved.seed is None:
             resolved = resolved.replace(seed=int(seed))
         if variant == "streaming" and resolved.mode != "streaming":
-            raise ValueError("the streaming variant refines each chunk as it is sampled: use the refiner's "
+            raise OptionError("the streaming variant refines each chunk as it is sampled: use the refiner's "
                              "'streaming' mode (bidirectional refinement needs the whole video first)")
         return resolved
 
@@ -1131,7 +1230,7 @@ class SanaWMPipeline:
         if isinstance(prompt, TextEmbedding):
             return prompt
         if str(prompt).endswith(".safetensors"):
-            raise ValueError(f"the refiner encodes its prompt with its own Gemma-3 encoder and cannot reuse the "
+            raise OptionError(f"the refiner encodes its prompt with its own Gemma-3 encoder and cannot reuse the "
                              f"stage-1 embedding {prompt}; pass refiner_prompt= (the prompt text or a refiner "
                              "TextEmbedding)")
         encoder = self._use(self.refiner.text_encoder)

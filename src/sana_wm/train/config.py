@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from sana_wm.errors import UserError
+from sana_wm.errors import ConfigError
 from sana_wm.model.config import CONFIGS
 from sana_wm.train.objective import ObjectiveConfig
 
@@ -42,10 +42,6 @@ __all__ = [
 
 # The caption width of the released weights (Gemma-2-2B's hidden size): weights that read real text states.
 _GEMMA_CHANNELS = 2304
-
-
-class ConfigError(UserError, ValueError):
-    """A training config is invalid; the message starts with the key path (``stages[1].lr: ...``)."""
 
 
 @dataclass
