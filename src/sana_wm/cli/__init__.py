@@ -123,6 +123,8 @@ def user_error_message(exc: BaseException, args: argparse.Namespace | None = Non
             return f"{where}permission denied; choose a folder you can write to (or fix its permissions)"
         if isinstance(exc, (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)):
             return f"{where}{exc.strerror}" if exc.filename and exc.strerror else str(exc)
+        if exc.filename and exc.strerror:  # about a file the user named: a link loop, a name too long ...
+            return f"{where}{exc.strerror}"
         return None
     # Anything else, a plain ValueError included, is a bug: sana-wm raises UserError types for what the user gave.
     return None

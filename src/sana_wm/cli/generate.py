@@ -178,7 +178,12 @@ def _trajectory(args: argparse.Namespace, image_size: tuple[int, int]):
     from sana_wm.cli import CLIError
 
     if args.action is not None:
-        return action_to_trajectory(args.action, args.mapping)
+        from sana_wm.camera.trajectory import TrajectoryError
+
+        try:
+            return action_to_trajectory(args.action, args.mapping)
+        except TrajectoryError as exc:
+            raise CLIError(f"--action: {exc}") from None
     if args.camera is not None:
         return read_trajectory(args.camera, width=image_size[0], height=image_size[1])
     params = {}
@@ -226,7 +231,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
     check_finite(args.seconds, "--seconds", low=0.0, low_open=True)
     values = {name: getattr(args, name) for name in ("num_frames", "steps", "cfg", "camera_cfg", "shift", "fov",
-                                                      "camera_cfg_chunks", "resume_every")}
+                                                      "camera_cfg_chunks", "resume_every", "seed")}
+    values["refiner_settings.seed"] = args.refiner_seed
     values["refiner_settings.block_frames"] = args.refiner_block_frames
     values["refiner_settings.kv_max_frames"] = args.refiner_kv_max_frames
     try:
@@ -349,7 +355,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         try:
             traj.validate()
         except TrajectoryError as exc:
-            source = "--" + next(k for k in ("action", "camera", "preset") if getattr(args, k) is not None)
+            source = next(f"--{k} {getattr(args, k)}" for k in ("action", "camera", "preset")
+                          if getattr(args, k) is not None)
             raise CLIError(f"{source}: {exc}\n(check it with `sana-wm camera validate`; --no-validate uses it "
                            "anyway)") from None
     num_frames = args.num_frames

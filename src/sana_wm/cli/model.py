@@ -98,10 +98,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     from sana_wm.io import check_free_space
     from sana_wm.pipeline.export import export_model_folder
 
+    from sana_wm.limits import check_finite
+
     try:
         h, w = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         raise CLIError(f"--size {args.size!r}: write HxW, e.g. 128x128") from None
+    if not (1 <= h <= 4096 and 1 <= w <= 4096):
+        raise CLIError(f"--size {args.size}: each side must be between 1 and 4096 pixels")
+    check_finite(args.fps, "--fps", low=0.0, high=1000.0, low_open=True)
+    check_finite(args.shift, "--shift", low=0.0, low_open=True)
+    if args.steps is not None and not 1 <= args.steps <= 1000:
+        raise CLIError(f"--steps {args.steps}: must be between 1 and 1000")
     # The model folder holds the checkpoint's weights (at most as wide as float32) and a copy of the VAE folder.
     need = sum(f.stat().st_size for d in (args.checkpoint, args.vae) if Path(d).is_dir()
                for f in Path(d).rglob("*") if f.is_file())

@@ -33,8 +33,8 @@ def inspect_dataset(root, out_dir, *, sheet_clips: int = 8, sheet_frames: int = 
     from above, each relative to its first camera) and ``trajectory_<key>.png`` for ``plot_clips`` clips.
     """
     root, out_dir = Path(root), Path(out_dir)
+    index = load_index(root)  # a damaged or escaping index is refused before the output folder is made
     out_dir.mkdir(parents=True, exist_ok=True)
-    index = load_index(root)
     entries = index.entries
     totals = index.totals()
     quality: dict[str, list[float]] = {}

@@ -132,6 +132,14 @@ class SanaWMConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown SanaWMConfig fields {unknown}; known fields are {sorted(known)}")
+        for f in dataclasses.fields(cls):  # a config file is data: check each number's type before using it
+            value = d.get(f.name)
+            wrong = (f.type == "int" and (isinstance(value, bool) or not isinstance(value, int))) or \
+                (f.type == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)))) or \
+                (f.type == "bool" and not isinstance(value, bool))
+            if f.name in d and wrong:
+                raise ConfigError(f"{f.name}: expected {'a whole number' if f.type == 'int' else f'a {f.type}'}, "
+                                  f"got {value!r}")
         return cls(**d)
 
     def save_json(self, path: str | Path) -> None:
@@ -245,4 +253,11 @@ def get_config(name: str) -> SanaWMConfig:
     try:
         return CONFIGS[name]
     except KeyError:
-        raise KeyError(f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}") from None
+        raise UnknownConfigError(f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}") from None
+
+
+class UnknownConfigError(ConfigError, KeyError):
+    """A named config that does not exist (a KeyError too, as a lookup by name always was)."""
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return str(self.args[0])

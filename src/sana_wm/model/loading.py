@@ -156,7 +156,7 @@ def load_pt(path: str | Path, *, mmap: bool = False):
     or one that holds more than tensors raises :class:`CheckpointError` naming it."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint of plain tensors ({first}); "
                               "replace the file, or convert it to .safetensors") from None

@@ -74,7 +74,7 @@ from sana_wm.camera.conditioning import (
 )
 from sana_wm.camera.resample import fit_to_frames, snap_frame_count
 from sana_wm.camera.trajectory import DEFAULT_FOV_RANGE_DEG, Intrinsics, Trajectory, TrajectoryError
-from sana_wm.errors import InputError, LimitError
+from sana_wm.errors import ConfigError, InputError, LimitError
 from sana_wm.limits import check_frames
 from sana_wm.pipeline.errors import ModelFilesError, OptionError, OptionWarning
 from sana_wm.pipeline.memory import (
@@ -336,7 +336,7 @@ def first_write_bytes(source: str | Path, variant: str | None, num_frames: int) 
             variant = variant or _detect_variant(root)
     variant = variant or "bidirectional"
     H, W = settings.get("image_size", DEFAULT_TARGET_SIZE)
-    config = _transformer_config(settings)
+    config = _transformer_config(settings, root if settings else None)
     record = _RECORD_BYTES + _RECORD_BYTES_PER_FRAME * num_frames
     if variant != "streaming":
         return int(num_frames * H * W * _VIDEO_BYTES_PER_PIXEL) + record
@@ -377,11 +377,20 @@ def _refiner_source(files: ModelFiles, refiner: str | Path | bool | None) -> str
     return refiner
 
 
-def _transformer_config(settings: dict):
+def _transformer_config(settings: dict, root: Path | None = None):
+    """The transformer config a model folder's settings name; a bad one names ``root``'s config.yaml."""
     from sana_wm.model.config import SanaWMConfig, get_config
 
     spec = settings.get("transformer", "official-2.6b")
-    return get_config(spec) if isinstance(spec, str) else SanaWMConfig.from_dict(dict(spec))
+    try:
+        if isinstance(spec, str):
+            return get_config(spec)
+        if not isinstance(spec, dict):
+            raise ConfigError(f"must be a config name or a mapping of its fields, got {spec!r}")
+        return SanaWMConfig.from_dict(dict(spec))
+    except (ConfigError, KeyError) as exc:
+        where = f"{root / CONFIG_FILE}: " if root is not None else ""
+        raise ConfigError(f"{where}sana_wm.transformer: {exc}") from None
 
 
 def _sampled_model(transformer, settings: dict, files: ModelFiles | None):
@@ -413,6 +422,9 @@ _NUMBER_RULES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "resume_every": (0, None, False, True),
     "refiner_settings.block_frames": (1, None, False, True),
     "refiner_settings.kv_max_frames": (1, None, False, True),
+    # torch's generators take a 64-bit seed
+    "seed": (-(2**63), 2**64 - 1, False, True),
+    "refiner_settings.seed": (-(2**63), 2**64 - 1, False, True),
 }
 
 
@@ -521,7 +533,8 @@ class GenerationRequest:
         check_generation_numbers({
             "num_frames": self.num_frames, "steps": self.steps, "cfg": self.cfg, "shift": self.shift,
             "camera_cfg": self.camera_cfg, "camera_cfg_chunks": self.camera_cfg_chunks, "fov": self.fov,
-            "resume_every": self.resume_every, "refiner_settings.block_frames": settings.get("block_frames"),
+            "resume_every": self.resume_every, "seed": self.seed, "refiner_settings.seed": settings.get("seed"),
+            "refiner_settings.block_frames": settings.get("block_frames"),
             "refiner_settings.kv_max_frames": settings.get("kv_max_frames")})
         if self.resume and self.output is None:
             raise OptionError("{resume} continues the video named by {output}: give it")
@@ -730,7 +743,8 @@ class SanaWMPipeline:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = resolve_dtype(default_dtype(device) if dtype is None else dtype)
         idle = torch.device("cpu") if offload else device
-        transformer = load_transformer(files.dit, _transformer_config(files.settings), dtype=dtype, device=device)
+        transformer = load_transformer(files.dit, _transformer_config(files.settings, files.root), dtype=dtype,
+                                       device=device)
         # The VAE and text encoder in full precision on CPU (half-precision CPU kernels are slow or missing).
         aux_dtype = dtype if device.type == "cuda" else torch.float32
         video_vae = VideoVAE.from_pretrained(files.vae, dtype=aux_dtype, device=idle)
