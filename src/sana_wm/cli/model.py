@@ -96,9 +96,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from sana_wm.cli import CLIError
     from sana_wm.io import check_free_space
-    from sana_wm.pipeline.export import export_model_folder
-
     from sana_wm.limits import check_finite
+    from sana_wm.pipeline.export import export_model_folder
 
     try:
         h, w = (int(v) for v in args.size.lower().split("x"))
