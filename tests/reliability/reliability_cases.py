@@ -195,7 +195,7 @@ BASE_CASES: tuple[Case, ...] = (
     Case("numbers", "num-frames-1e9", _gen("--num-frames", "1000000000"), ("--num-frames", "SANA_WM_MAX_FRAMES")),
     Case("numbers", "steps-0", _gen("--steps", "0"), ("--steps",)),
     Case("numbers", "preset-seconds-1e9", _cmd("camera", "preset", "orbit", "--seconds", "1e9", "--out", "{ws}/p.npz"),
-         ("preset orbit", "SANA_WM_MAX_FRAMES")),
+         ("--seconds", "SANA_WM_MAX_FRAMES")),
     Case("numbers", "resample-fps-1e9",
          _cmd("camera", "resample", "{ws}/good.npz", "--to-fps", "1e9", "--snap", "none", "--out", "{ws}/r.npz"),
          ("--to-fps", "1000")),
@@ -424,6 +424,12 @@ _TRAJECTORY_CASES = (
 )
 
 
+# Files that read as a path whose poses are invalid: `camera convert` converts them with a warning (its documented
+# behaviour), every other reader refuses them.
+_INVALID_POSES = {"nan.npy", "reflection.npy", "bad-bottom-row.npy", "zero-focal.npz", "nan-pose.npz", "nerf-nan.json",
+                  "nerf-huge-number.json", "lingbot-nan", "re10k-nan.txt"}
+
+
 def _trajectory_family() -> list[Case]:
     cases = []
     for name, fmt in _TRAJECTORY_CASES:
@@ -431,8 +437,9 @@ def _trajectory_family() -> list[Case]:
         given = ["--from", fmt] if fmt else []
         size = ["--width", "64", "--height", "64"]
         cases.append(Case("trajectories", f"validate:{name}", _cmd("camera", "validate", src, *given, *size), (name,)))
-        cases.append(Case("trajectories", f"convert:{name}",
-                          _cmd("camera", "convert", src, "{ws}/converted.npz", *given, *size), (name,)))
+        if name not in _INVALID_POSES:
+            cases.append(Case("trajectories", f"convert:{name}",
+                              _cmd("camera", "convert", src, "{ws}/converted.npz", *given, *size), (name,)))
         if fmt is None:  # generate detects the format
             cases.append(Case("trajectories", f"generate:{name}", _gen("--camera", src), (name,)))
     # the generic bad files, read as trajectories by every command that reads one

@@ -9,8 +9,6 @@ from pathlib import Path
 from sana_wm.cli import CLIError
 from sana_wm.limits import check_finite, check_frames, check_image_pixels
 
-_EXIF_ORIENTATION = 0x0112
-
 DESCRIPTION = """\
 Generate a video from a first frame and a camera path with a SANA-WM model.
 
@@ -292,6 +290,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from sana_wm.bundled import bundled_model_dir, example_files
     from sana_wm.cli import CLIError
+    from sana_wm.pipeline.image import ImageError, load_image
 
     examples = example_files()
     if args.list_examples:
@@ -336,12 +335,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CLIError(f"--image {image}: file not found")
     try:
         with Image.open(image) as im:
-            image_size = im.size
-            check_image_pixels(*image_size, f"--image {image}")  # from the header, before any pixel is decoded
-            if im.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8):  # stored sideways: shown rotated by 90 degrees
-                image_size = image_size[::-1]
+            check_image_pixels(*im.size, f"--image {image}")  # from the header, before any pixel is decoded
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise CLIError(f"--image {image}: not a readable image ({exc})") from None
+    try:
+        # Decoded and converted now (EXIF orientation, bit depth), so a frame that cannot be used is refused before
+        # any model is loaded; its size is the one the camera path's intrinsics refer to.
+        image_size = load_image(image).size
+    except ImageError as exc:
+        raise CLIError(f"--image: {exc}") from None
     prompt = args.prompt
     if args.prompt_file is not None:
         if prompt is not None:
