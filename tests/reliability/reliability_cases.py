@@ -84,6 +84,8 @@ def build_workspace(root: Path) -> Path:
     _poison(state)
     torch.save(state, weights)
     (root / "bad_types.yaml").write_text("model:\n  config: tiny\ntraining:\n  steps: many\n")
+    # a camera path named like the sidecar of a video: generate --out v.mp4 would replace it
+    write_trajectory(good, root / "v.sana-wm.json", "nerf")
     _bad_files(root)
     _bad_trajectories(root)
     _bad_images(root)
@@ -134,6 +136,7 @@ class Case:
     patches: tuple[tuple[str, BaseException], ...] = ()  # (target, exception raised by it)
     env: dict[str, str] = field(default_factory=dict)
     free_bytes: int | None = None  # the free space every file system reports (shutil.disk_usage), when set
+    slow: bool = False  # loads a model, fits a codec or generates before it fails: count.py runs it, pytest not
 
 
 def _gen(*extra: str) -> Callable[[Path], list[str]]:
@@ -502,7 +505,8 @@ def _image_family() -> list[Case]:
     cases = [Case("images", f"generate:img/{name}", _gen("--image", f"{{ws}}/img/{name}"), (name,))
              for name in _IMAGE_CASES]
     for kind in _BAD_KINDS:
-        for ext in ("png", "mp4", "json"):
+        # (a PNG named .mp4 or .json is a good image: only the .png's other format is wrong)
+        for ext in ("png",) if kind == "wrong-format" else ("png", "mp4", "json"):
             cases.append(Case("images", f"generate:{kind}.{ext}", _gen("--image", _bad_file(ext, kind)),
                               ("--image", f"{kind}.{ext}")))
     return cases
@@ -551,8 +555,11 @@ def _bad_checkpoints(root: Path) -> None:
     cfg.write_text(cfg.read_text().replace("vae: patch_codec", "vae: ../../../etc"))
 
 
-_CHECKPOINT_FILES = ("truncated.safetensors", "header-only.safetensors", "huge-header.safetensors",
-                     "wrong-keys.safetensors", "nan.safetensors", "wrong-keys.pt", "truncated.pt", "reduce-payload.pt")
+# (`model info` describes any tensors it can read, so a file of other keys or NaN weights is no error for it.)
+_CHECKPOINT_FILES = ("truncated.safetensors", "header-only.safetensors", "huge-header.safetensors", "truncated.pt",
+                     "reduce-payload.pt")
+# folders whose fault shows only once the transformer (or more) is loaded
+_LOADING_MODEL_FOLDERS = {"model-wrong-weights", "model-bad-codec", "model-escaping-vae"}
 _MODEL_FOLDERS = ("model-wrong-config-type", "model-unknown-config-key", "model-garbage-weights",
                   "model-truncated-weights", "model-wrong-weights", "model-no-weights", "model-bad-codec",
                   "model-bad-yaml", "model-escaping-vae")
@@ -561,8 +568,8 @@ _MODEL_FOLDERS = ("model-wrong-config-type", "model-unknown-config-key", "model-
 def _checkpoint_family() -> list[Case]:
     cases = [Case("checkpoints", f"info:ckpt/{name}", _cmd("model", "info", f"{{ws}}/ckpt/{name}"), (name,))
              for name in _CHECKPOINT_FILES]
-    cases += [Case("checkpoints", f"generate:{name}", _gen("--model", f"{{ws}}/ckpt/{name}"), (name,))
-              for name in _MODEL_FOLDERS]
+    cases += [Case("checkpoints", f"generate:{name}", _gen("--model", f"{{ws}}/ckpt/{name}"), (name,),
+                   slow=name in _LOADING_MODEL_FOLDERS) for name in _MODEL_FOLDERS]
     for kind in _BAD_KINDS:
         for ext in ("safetensors", "pt"):
             cases.append(Case("checkpoints", f"info:{kind}.{ext}", _cmd("model", "info", _bad_file(ext, kind)),
@@ -570,7 +577,7 @@ def _checkpoint_family() -> list[Case]:
         cases.append(Case("checkpoints", f"generate-model:{kind}", _gen("--model", _bad_file("pt", kind)),
                           (f"{kind}.pt",)))
         cases.append(Case("checkpoints", f"generate-vae:{kind}", _gen("--vae", _bad_file("json", kind)),
-                          (f"{kind}.json",)))
+                          (f"{kind}.json",), slow=True))
         cases.append(Case("checkpoints", f"train-config:{kind}", _cmd("train", _bad_file("yaml", kind)),
                           (f"{kind}.yaml",)))
     return cases
@@ -595,15 +602,14 @@ def _datasets(root: Path) -> None:
                        ("index-empty", "")):
         shutil.copytree(d / "good", d / name)
         (d / name / INDEX_NAME).write_text(text)
-    shutil.copytree(d / "good", d / "no-index")
-    (d / "no-index" / INDEX_NAME).unlink()
     shutil.copytree(d / "good", d / "truncated-shard")
     shard = d / "truncated-shard" / "shard-000000.tar"
     shard.write_bytes(shard.read_bytes()[:2000])
 
 
+# (a folder of shards without its index is read by listing the shards: no error)
 _BAD_DATASETS = ("escaping-key", "absolute-key", "escaping-shard", "index-not-json", "index-wrong-types",
-                 "index-empty", "no-index", "truncated-shard")
+                 "index-empty", "truncated-shard")
 
 
 def _dataset_family() -> list[Case]:
@@ -613,7 +619,7 @@ def _dataset_family() -> list[Case]:
         cases.append(Case("paths", f"inspect:{name}", _cmd("data", "inspect", src, "--out", "{ws}/inspect"), (name,)))
         cases.append(Case("paths", f"fit-pca:{name}", _cmd("vae", "fit-pca", "--data", src, "--out", "{ws}/codec",
                                                           "--frames", "9", "--max-clips", "1", "--held-out", "0",
-                                                          "--channels", "4"), (name,)))
+                                                          "--channels", "4"), (name,), slow=True))
         cases.append(Case("paths", f"encode:{name}", _cmd("vae", "encode", src, "--vae",
                                                          str(bundled_model_dir() / "patch_codec"), "--frames", "9"),
                           (name,)))
@@ -701,11 +707,11 @@ def _file_flag_family() -> list[Case]:
                           ("--prompt-file", f"{kind}.txt")) if kind not in ("empty", "truncated", "wrong-format")
                      else Case("paths", f"generate--text-encoder:{kind}", _gen("--text-encoder",
                                                                                _bad_file("json", kind)),
-                               ("--text-encoder",)))
+                               (f"{kind}.json",)))
         cases.append(Case("paths", f"generate--resume:{kind}", _cmd("generate", "--resume", _bad_file("mp4", kind)),
-                          (f"{kind}.mp4",)))
+                          (f"{kind}.resume",)))
         cases.append(Case("paths", f"generate--refiner:{kind}", _gen("--refiner", _bad_file("json", kind)),
-                          (f"{kind}.json",)))
+                          (f"{kind}.json",), slow=True))
         cases.append(Case("paths", f"convert--intrinsics:{kind}",
                           _cmd("camera", "convert", "{ws}/traj/nan.npy", "{ws}/c.npz", "--intrinsics",
                                _bad_file("npy", kind)), (f"{kind}.npy",)))
@@ -719,7 +725,7 @@ def _file_flag_family() -> list[Case]:
                                                                     "--out", "{ws}/exported"), (f"{kind}.pt",)))
         cases.append(Case("paths", f"eval--model:{kind}", _cmd("eval", "synth", "--seeds", "1000", "--model",
                                                               _bad_file("pt", kind), "--out", "{ws}/eval"),
-                          (f"{kind}.pt",)))
+                          (f"{kind}.pt",), slow=True))
     return cases
 
 
@@ -734,7 +740,7 @@ _WRITERS = (
      _cmd("camera", "resample", "{ws}/good.npz", "--num-frames", "9", "--out", "{ws}/out.npz")),
     ("camera-show", "matplotlib.figure.Figure.savefig", _cmd("camera", "show", "{ws}/good.npz", "--out",
                                                              "{ws}/out.png")),
-    ("data-synth", "sana_wm.data.shards.ShardWriter.add",
+    ("data-synth", "sana_wm.data.shards.ShardWriter.write",
      _cmd("data", "synth", "--out", "{ws}/out", "--scenes", "1", "--seconds", "0.5", "--size", "32x32")),
     ("data-inspect", "sana_wm.data.inspection.write_text_atomic", _cmd("data", "inspect", "{ws}/data/good", "--out",
                                                                        "{ws}/out")),
@@ -747,6 +753,9 @@ _WRITERS = (
 )
 
 
+_SLOW_WRITERS = {"vae-fit-pca", "generate-video", "generate-sidecar", "camera-show", "data-inspect"}
+
+
 def _fault_family() -> list[Case]:
     faults = (("disk-full", lambda: _disk(errno.ENOSPC), "disk is full", 2),
               ("read-only", lambda: _disk(errno.EROFS), "read-only", 2),
@@ -756,7 +765,7 @@ def _fault_family() -> list[Case]:
     for writer, target, argv in _WRITERS:
         for name, make, words, status in faults:
             cases.append(Case("faults", f"{writer}:{name}", argv, (words,), status=status,
-                              patches=((target, make()),)))
+                              patches=((target, make()),), slow=writer in _SLOW_WRITERS))
     # a disk too full for what is about to be written, refused before any work
     for name, argv in (("generate", _gen("--out", "{ws}/out.mp4")),
                        ("data-synth", _cmd("data", "synth", "--out", "{ws}/out", "--scenes", "1")),
@@ -776,8 +785,6 @@ def _other_family() -> list[Case]:
                                                   "--out", "{ws}/good.npz"), ("good.npz",)),
         Case("other", "show-onto-input", _cmd("camera", "show", "{ws}/frame.png", "--out", "{ws}/frame.png",
                                               "--from", "npy"), ("frame.png",)),
-        Case("other", "generate-out-onto-camera", _gen("--camera", "{ws}/good.npz", "--out", "{ws}/earlier.mp4"),
-             ("--out",)),
         Case("other", "generate-out-inside-model", _gen("--model", "{ws}/nan_model", "--out",
                                                         "{ws}/nan_model/v.mp4"), ("--out", "--model")),
         Case("other", "generate-sidecar-onto-camera", _gen("--camera", "{ws}/v.sana-wm.json", "--out", "{ws}/v.mp4"),

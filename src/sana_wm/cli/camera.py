@@ -251,10 +251,23 @@ def _check_numbers(args: argparse.Namespace) -> None:
         check_frames(args.seconds * fps + 1, f"--seconds {args.seconds:g} at {fps:g} fps")
 
 
+def _check_output_is_not_the_input(args: argparse.Namespace) -> None:
+    """A command that reads a trajectory and writes one must not replace the file (or folder) it reads."""
+    from sana_wm.cli import CLIError
+    from sana_wm.io import paths_overlap
+
+    source = getattr(args, "input", None) or getattr(args, "traj", None)
+    target = getattr(args, "output", None) or getattr(args, "out", None)
+    if source and target and Path(source).exists() and paths_overlap(source, target):
+        raise CLIError(f"{target}: is the input {source} (or inside it); writing it would replace the input. "
+                       "Choose another output")
+
+
 def _checked(command):
-    """``command`` with the number flags checked first."""
+    """``command`` with the number flags and the output checked first."""
     def run(args: argparse.Namespace) -> int:
         _check_numbers(args)
+        _check_output_is_not_the_input(args)
         return command(args)
 
     run.__name__ = run.__qualname__ = command.__name__

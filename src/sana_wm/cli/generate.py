@@ -348,7 +348,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.prompt_file is not None:
         if prompt is not None:
             raise CLIError("give --prompt or --prompt-file, not both")
-        prompt = Path(args.prompt_file).read_text(encoding="utf-8").strip()
+        try:
+            prompt = Path(args.prompt_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
+            raise CLIError(f"--prompt-file {args.prompt_file}: cannot read it ({why})") from None
 
     traj = _trajectory(args, image_size)
     if not args.no_validate:
