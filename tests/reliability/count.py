@@ -1,6 +1,7 @@
 """Print the reliability counts of docs/reliability.md: run every case of the bad-input table once.
 
-    PYTHONPATH=src python tests/reliability/count.py
+    PYTHONPATH=src python tests/reliability/count.py            # every case
+    PYTHONPATH=src python tests/reliability/count.py --fast     # without the slow ones (as pytest runs them)
 
 Counts per class of case: cases run, clean refusals (the expected exit status, the culprit named, nothing
 changed), raw tracebacks, cases that changed or lost a file, cases stopped by the memory guard (an
@@ -47,6 +48,8 @@ def main() -> int:
         shutil.copytree(pristine, ws, symlinks=True)
         slow = []
         for case in CASES:
+            if case.slow and "--fast" in sys.argv:
+                continue
             started = time.perf_counter()
             resource.setrlimit(resource.RLIMIT_AS, (_GUARD_BYTES, hard))
             signal.signal(signal.SIGALRM, _hang)

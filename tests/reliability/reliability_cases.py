@@ -602,14 +602,12 @@ def _datasets(root: Path) -> None:
                        ("index-empty", "")):
         shutil.copytree(d / "good", d / name)
         (d / name / INDEX_NAME).write_text(text)
-    shutil.copytree(d / "good", d / "truncated-shard")
-    shard = d / "truncated-shard" / "shard-000000.tar"
-    shard.write_bytes(shard.read_bytes()[:2000])
 
 
-# (a folder of shards without its index is read by listing the shards: no error)
+# (a folder of shards without its index is read by listing the shards, and a truncated shard's clips are
+# skipped with a warning: no errors)
 _BAD_DATASETS = ("escaping-key", "absolute-key", "escaping-shard", "index-not-json", "index-wrong-types",
-                 "index-empty", "truncated-shard")
+                 "index-empty")
 
 
 def _dataset_family() -> list[Case]:
@@ -740,8 +738,6 @@ _WRITERS = (
      _cmd("camera", "resample", "{ws}/good.npz", "--num-frames", "9", "--out", "{ws}/out.npz")),
     ("camera-show", "matplotlib.figure.Figure.savefig", _cmd("camera", "show", "{ws}/good.npz", "--out",
                                                              "{ws}/out.png")),
-    ("data-synth", "sana_wm.data.shards.ShardWriter.write",
-     _cmd("data", "synth", "--out", "{ws}/out", "--scenes", "1", "--seconds", "0.5", "--size", "32x32")),
     ("data-inspect", "sana_wm.data.inspection.write_text_atomic", _cmd("data", "inspect", "{ws}/data/good", "--out",
                                                                        "{ws}/out")),
     ("vae-fit-pca", "sana_wm.bundled.codec.PatchPCACodec.save_pretrained",
@@ -790,14 +786,14 @@ def _other_family() -> list[Case]:
         Case("other", "generate-sidecar-onto-camera", _gen("--camera", "{ws}/v.sana-wm.json", "--out", "{ws}/v.mp4"),
              ("--out",)),
         Case("other", "synth-into-dataset", _cmd("data", "synth", "--out", "{ws}/data/good", "--scenes", "1"),
-             ("--out",)),
+             ("data/good", "--overwrite")),
         Case("other", "fit-pca-onto-data", _cmd("vae", "fit-pca", "--data", "{ws}/data/good", "--out",
                                                 "{ws}/data/good", "--overwrite"), ("--out", "--data")),
         Case("other", "fit-pca-inside-data", _cmd("vae", "fit-pca", "--data", "{ws}/data/good", "--out",
                                                   "{ws}/data/good/codec"), ("--out", "--data")),
         Case("other", "export-onto-existing", _cmd("model", "export", "{ws}/data", "--vae",
                                                    str(bundled_model_dir() / "patch_codec"), "--out", "{ws}/data"),
-             ("--overwrite",)),
+             ("--out", "overlaps")),
         Case("other", "inspect-out-is-a-file", _cmd("data", "inspect", "{ws}/data/good", "--out", "{ws}/a_file"),
              ("a_file",)),
         Case("other", "train-missing-config", _cmd("train", "{ws}/nowhere.yaml"), ("nowhere.yaml",)),
@@ -818,7 +814,7 @@ def _other_family() -> list[Case]:
                                                         "--out", "{ws}/p.npz"), ("radius",)),
         Case("other", "convert-unknown-format", _cmd("camera", "convert", "{ws}/good.npz", "{ws}/c.xyz"), ("c.xyz",)),
         Case("other", "convert-to-unknown", _cmd("camera", "convert", "{ws}/good.npz", "{ws}/c.npz", "--to", "vhs"),
-             ("--to",)),
+             ("vhs",)),
     ]
 
 

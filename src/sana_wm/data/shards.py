@@ -274,7 +274,7 @@ class ShardWriter:
         if existing and not resume:
             if not overwrite:
                 raise FileExistsError(f"{self.out_dir} already holds a dataset ({existing[0].name}, ...); "
-                                      "choose an empty directory or pass overwrite=True")
+                                      "choose an empty folder, or replace it with --overwrite (overwrite=True)")
             for p in existing + sorted(self.out_dir.glob(".*.partial")):
                 p.unlink()
         self.frames_codec = frames_codec
