@@ -241,7 +241,6 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 def _check_output_folder(out: Path) -> None:
     """The folder of --out must exist and be writable before a model is loaded and sampled."""
-
     folder = out.parent
     if out.is_dir():
         raise CLIError(f"--out {out}: is a folder; give a file name ending in .mp4")
@@ -290,7 +289,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from sana_wm.bundled import bundled_model_dir, example_files
     from sana_wm.cli import CLIError
-    from sana_wm.pipeline.image import ImageError, load_image
 
     examples = example_files()
     if args.list_examples:
@@ -338,6 +336,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             check_image_pixels(*im.size, f"--image {image}")  # from the header, before any pixel is decoded
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise CLIError(f"--image {image}: not a readable image ({exc})") from None
+    from sana_wm.pipeline.image import ImageError, load_image
+
     try:
         # Decoded and converted now (EXIF orientation, bit depth), so a frame that cannot be used is refused before
         # any model is loaded; its size is the one the camera path's intrinsics refer to.
