@@ -744,7 +744,7 @@ _WRITERS = (
      _cmd("vae", "fit-pca", "--data", "{ws}/data/good", "--out", "{ws}/out", "--frames", "9", "--max-clips", "1",
           "--held-out", "0", "--channels", "4")),
     ("generate-video", "sana_wm.pipeline.video.VideoWriter.write", _gen("--out", "{ws}/out.mp4", "--seconds", "1.5")),
-    ("generate-sidecar", "sana_wm.pipeline.sidecar.write_json_atomic", _gen("--out", "{ws}/out.mp4", "--seconds",
+    ("generate-sidecar", "sana_wm.io.write_json_atomic", _gen("--out", "{ws}/out.mp4", "--seconds",
                                                                             "1.5")),
 )
 
