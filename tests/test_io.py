@@ -100,3 +100,19 @@ def test_replace_folder_keeps_the_old_one_until_the_new_one_is_in(tmp_path, monk
     monkeypatch.undo()
     io.replace_folder(new, final)
     assert (final / "w").read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_check_free_space_refuses_naming_the_folder_the_need_and_what_is_free(tmp_path, monkeypatch):
+    import shutil
+
+    from sana_wm.errors import UserError
+    from sana_wm.io import DiskSpaceError, check_free_space
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=5_000_000))
+    check_free_space(tmp_path / "not" / "yet" / "made", 4_000_000, "--out x")  # the nearest existing folder counts
+    with pytest.raises(DiskSpaceError) as caught:
+        check_free_space(tmp_path / "out", 6_000_000, "--out x")
+    message = str(caught.value)
+    assert isinstance(caught.value, UserError)
+    assert "--out x" in message and str(tmp_path) in message and "6.0 MB" in message and "5.0 MB" in message

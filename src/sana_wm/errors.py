@@ -9,7 +9,7 @@ they have always been (``ValueError``, ``FileNotFoundError``), so existing ``exc
 
 from __future__ import annotations
 
-__all__ = ["LimitError", "UserError"]
+__all__ = ["ConfigError", "InputError", "LimitError", "UserError"]
 
 
 class UserError(Exception):
@@ -19,3 +19,13 @@ class UserError(Exception):
 class LimitError(UserError, ValueError):
     """A size the user asked for is above a bound that protects the host (frames, pixels, nesting depth);
     the message names the bound and how to raise it where that is legitimate."""
+
+
+class InputError(UserError, ValueError):
+    """A file or value the user gave is malformed or does not fit the rest (a model folder's config.yaml, a
+    dataset's index, a sidecar, an option out of its range), where no narrower type of the package applies."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config is invalid (a training YAML, a model config's fields or their types); the message starts with
+    the file or key path (``stages[1].lr: ...``)."""

@@ -1,7 +1,8 @@
 """Atomic file writes: a file is written under a temporary name in its own folder and renamed into place only
 when complete, so a full disk, an exception or a kill midway leaves the previous file (or no file) at the
 path, never a truncated one. The rename is atomic because the temporary file is in the same folder (the same
-file system).
+file system). Also the checks made before an output is written: free space, outputs that would replace inputs,
+and a lock against two runs writing into one folder.
 """
 
 from __future__ import annotations
@@ -9,14 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FolderLockedError", "atomic_write", "folder_lock", "paths_overlap", "replace_folder", "same_file",
-           "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+from sana_wm.errors import UserError
+
+__all__ = ["DiskSpaceError", "FolderLockedError", "atomic_write", "check_free_space", "folder_lock", "paths_overlap",
+           "replace_folder", "same_file", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
 
 def _temporary_path(path: Path) -> Path:
@@ -64,7 +68,6 @@ def replace_folder(complete: str | Path, final: str | Path) -> Path:
     """Move the finished folder ``complete`` (written beside ``final``) to ``final``. A folder already at
     ``final`` is first renamed aside and deleted only once the new one is in place, so it is never lost
     before its replacement is complete."""
-    import shutil
 
     complete, final = Path(complete), Path(final)
     old = None
@@ -100,6 +103,26 @@ def paths_overlap(a: str | Path, b: str | Path) -> bool:
     same path, or one lies inside the other."""
     ra, rb = Path(os.path.realpath(a)), Path(os.path.realpath(b))
     return same_file(a, b) or ra in rb.parents or rb in ra.parents
+
+
+class DiskSpaceError(UserError, OSError):
+    """An output folder has less free space than the work about to start needs (:func:`check_free_space`)."""
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n < 1e10 else f"{n / 1e9:,.1f} GB"
+
+
+def check_free_space(folder: str | Path, need: int, what: str) -> None:
+    """Refuse, before any work, to write ``need`` bytes into ``folder`` (or the nearest folder of it that exists)
+    when its file system has less free; ``what`` names the flag and the output, e.g. ``"--out v.mp4"``."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        raise DiskSpaceError(f"{what}: needs about {_megabytes(need)} free in {existing}, but only {_megabytes(free)} "
+                             "is free; free space or choose another output folder")
 
 
 class FolderLockedError(FileExistsError):

@@ -144,7 +144,7 @@ def test_camera_guidance_on_the_first_chunk_only(pipelines, image_path, tmp_path
     assert np.array_equal(regenerate_from_sidecar(out, tmp_path / "again.mp4", pipeline=pipe,
                                                   progress=False, keep_frames=True).frames, first)
     assert np.array_equal(run(camera_cfg=3.0, camera_cfg_chunks=2), everywhere)  # the video has 2 chunks
-    with pytest.raises(ValueError, match="camera_cfg_chunks must be a whole number >= 1"):
+    with pytest.raises(ValueError, match="camera_cfg_chunks 0: must be >= 1"):  # the request's number rules
         run(camera_cfg=3.0, camera_cfg_chunks=0)
     with pytest.raises(ValueError, match="the chunk-causal variant samples the whole clip at once"):
         pipelines["chunk-causal"].generate(image_path, moving, num_frames=25, steps=2, progress=False,

@@ -219,13 +219,17 @@ def test_explicit_refiner_must_exist(repos):
                                        text_encoder=repos["text_encoder"], dtype="fp32", device="cpu", refiner=True)
 
 
-def test_memory_estimate_counts_the_refiner():
-    from sana_wm.pipeline.pipeline import estimate_memory_gib
+def test_memory_estimate_counts_the_refiner(pipelines):
+    """The refiner's weights (its transformer and Gemma-3 with connectors) and its activations are components of
+    the estimate when it runs, and absent when it does not."""
+    from sana_wm.pipeline.memory import module_bytes
 
-    hw = (22, 40)
-    stage1 = estimate_memory_gib("bidirectional", 121, hw)
-    refined = estimate_memory_gib("bidirectional", 121, hw, refiner_params=19e9)
-    offloaded = estimate_memory_gib("bidirectional", 121, hw, refiner_params=19e9, offload=True)
-    streaming = estimate_memory_gib("streaming", 121, hw, refiner_params=19e9, refiner_mode="streaming", cfg=False)
-    assert stage1 + 19e9 * 2 / 2**30 < refined  # refiner weights, its Gemma-3 and its activations
-    assert offloaded < refined and streaming < refined
+    pipe = pipelines["bidirectional"]
+    with_refiner = pipe.memory_estimate(49, guided=False, refine=True)
+    without = pipe.memory_estimate(49, guided=False, refine=False)
+    names = {c.name: c.bytes for c in with_refiner.components}
+    assert names["refiner weights"] == module_bytes(pipe.refiner.transformer) > 0
+    assert names["refiner text encoder weights"] == module_bytes(pipe.refiner.text_encoder) > 0
+    assert names["refiner activations"] > 0
+    assert not {n for n in (c.name for c in without.components) if n.startswith("refiner")}
+    assert with_refiner.peak_bytes - without.peak_bytes >= names["refiner weights"] + names["refiner activations"]

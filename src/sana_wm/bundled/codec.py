@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from sana_wm.bundled import CODEC_CLASS_NAME, is_codec_dir
+from sana_wm.errors import InputError
 from sana_wm.io import replace_folder
 from sana_wm.vae import VideoVAE
 
@@ -66,9 +67,9 @@ class PatchPCAConfig:
 
     def __post_init__(self) -> None:
         if self.patch_size < 1 or self.temporal_compression_ratio < 1 or self.in_channels < 1:
-            raise ValueError(f"patch_size, temporal_compression_ratio and in_channels must be >= 1: {self}")
+            raise InputError(f"patch_size, temporal_compression_ratio and in_channels must be >= 1: {self}")
         if not 1 <= self.latent_channels <= self.patch_dim:
-            raise ValueError(f"latent_channels must be in 1..{self.patch_dim} (t * p * p * 3), "
+            raise InputError(f"latent_channels must be in 1..{self.patch_dim} (t * p * p * 3), "
                              f"got {self.latent_channels}")
 
 
@@ -112,12 +113,12 @@ class _Codec(torch.nn.Module):
         for name, tensor, shape in (("mean", mean, (D,)), ("basis", basis, (D, C)),
                                     ("latents_mean", latents_mean, (C,)), ("latents_std", latents_std, (C,))):
             if tuple(tensor.shape) != shape:
-                raise ValueError(f"patch codec tensor {name!r}: expected shape {shape}, got {tuple(tensor.shape)}")
+                raise InputError(f"patch codec tensor {name!r}: expected shape {shape}, got {tuple(tensor.shape)}")
             if not torch.isfinite(tensor).all():
-                raise ValueError(f"patch codec tensor {name!r} has non-finite values")
+                raise InputError(f"patch codec tensor {name!r} has non-finite values")
             self.register_buffer(name, tensor.detach().clone().float())
         if (self.latents_std <= 0).any():
-            raise ValueError("patch codec tensor 'latents_std' must be positive")
+            raise InputError("patch codec tensor 'latents_std' must be positive")
 
 
 class PatchPCACodec(VideoVAE):
@@ -143,20 +144,20 @@ class PatchPCACodec(VideoVAE):
         try:
             fields = json.loads(config_file.read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{config_file}: cannot read the patch codec's config: {err}") from None
+            raise InputError(f"{config_file}: cannot read the patch codec's config: {err}") from None
         if fields.get("_class_name") != CLASS_NAME:
-            raise ValueError(f"{config_file}: _class_name is {fields.get('_class_name')!r}, not {CLASS_NAME!r}")
+            raise InputError(f"{config_file}: _class_name is {fields.get('_class_name')!r}, not {CLASS_NAME!r}")
         known = {f for f in PatchPCAConfig.__dataclass_fields__}
         unknown = sorted(set(fields) - known - {"_class_name"})
         if unknown:
-            raise ValueError(f"{config_file}: unknown patch codec field(s) {', '.join(unknown)}")
+            raise InputError(f"{config_file}: unknown patch codec field(s) {', '.join(unknown)}")
         config = PatchPCAConfig(**{k: v for k, v in fields.items() if k in known})
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: the patch codec's tensors are missing")
         tensors = load_safetensors(weights)
         missing = [k for k in ("mean", "basis", "latents_mean", "latents_std") if k not in tensors]
         if missing:
-            raise ValueError(f"{weights}: missing tensor(s) {', '.join(missing)}")
+            raise InputError(f"{weights}: missing tensor(s) {', '.join(missing)}")
         return cls(config, tensors["mean"], tensors["basis"], tensors["latents_mean"],
                    tensors["latents_std"]).to(device)
 
@@ -264,16 +265,16 @@ def fit_patch_pca(videos: Iterable[Tensor], *, patch_size: int = 16, latent_chan
     for i, video in enumerate(videos):
         x = video if video.ndim == 5 else video.unsqueeze(0)
         if x.ndim != 5 or x.shape[1] != 3:
-            raise ValueError(f"fit_patch_pca: video {i}: expected (3, F, H, W) frames, got {tuple(video.shape)}")
+            raise InputError(f"fit_patch_pca: video {i}: expected (3, F, H, W) frames, got {tuple(video.shape)}")
         try:
             v = patch_vectors(x.float(), patch_size, temporal).reshape(-1, D).double()
         except ValueError as err:
-            raise ValueError(f"fit_patch_pca: video {i}: {err}") from None
+            raise InputError(f"fit_patch_pca: video {i}: {err}") from None
         total += v.sum(0)
         outer += v.T @ v
         count += v.shape[0]
     if count <= latent_channels:
-        raise ValueError(f"fit_patch_pca: {count} patch vectors cannot give {latent_channels} components; "
+        raise InputError(f"fit_patch_pca: {count} patch vectors cannot give {latent_channels} components; "
                          "fit on more (or longer) videos")
     mean = total / count
     cov = outer / count - torch.outer(mean, mean)

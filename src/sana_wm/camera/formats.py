@@ -352,7 +352,7 @@ def _save_npz(path: Path, **arrays) -> Path:
 def _load_npy(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise TrajectoryError(f"{path}: cannot read as a .npy array ({e})") from None
     if not isinstance(arr, np.ndarray):
         raise TrajectoryError(f"{path}: expected a single .npy array, found an .npz archive")
@@ -515,14 +515,14 @@ def _scalar(where: str, arr: np.ndarray) -> float:
 def _read_bench_npz(path: Path, args: _ReadArgs) -> Trajectory:
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise TrajectoryError(f"{path}: cannot read as an .npz archive ({e})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise TrajectoryError(f"{path}: expected an .npz archive, found a single .npy array")
     try:
         with data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise TrajectoryError(f"{path}: cannot read the arrays of the .npz archive ({e})") from None
     if "c2w" not in arrays:
         raise TrajectoryError(

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sana_wm.camera.trajectory import Trajectory
+from sana_wm.errors import InputError
 from sana_wm.io import atomic_write
 
 __all__ = ["DPI", "FIGSIZE_IN", "NOMINAL_FOV_DEG", "default_every", "plot_trajectory", "topdown_xy"]
@@ -88,7 +89,7 @@ def plot_trajectory(traj: Trajectory, out_path, *, every: int | None = None,
     if every is None:
         every = default_every(F)
     if every < 1:
-        raise ValueError(f"every must be a positive frame step, got {every}")
+        raise InputError(f"every must be a positive frame step, got {every}")
 
     positions = traj.positions
     times = np.arange(F) / traj.fps

@@ -103,11 +103,11 @@ def snap_frame_count(n: int, stride: int = 8, mode: str = "nearest") -> int:
     at least 1.
     """
     if int(n) != n or n < 1:
-        raise ValueError(f"frame count must be a positive integer, got {n!r}")
+        raise TrajectoryError(f"frame count must be a positive integer, got {n!r}")
     if int(stride) != stride or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        raise TrajectoryError(f"stride must be a positive integer, got {stride!r}")
     if mode not in SNAP_MODES:
-        raise ValueError(f"snap mode must be one of {', '.join(SNAP_MODES)}, got {mode!r}")
+        raise TrajectoryError(f"snap mode must be one of {', '.join(SNAP_MODES)}, got {mode!r}")
     n, stride = int(n), int(stride)
     down = n - (n - 1) % stride
     up = down if down == n else down + stride

@@ -94,8 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"sana-wm: error: {message}", file=sys.stderr)
-        if not args.debug and _wants_hint(exc):
-            print("sana-wm: (run with --debug for the traceback)", file=sys.stderr)
         return 2
 
 
@@ -104,11 +102,6 @@ _DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system 
 
 
 _HUB_FLAGS = ("model", "text_encoder", "refiner")  # the flags that accept a hub id
-
-
-def _wants_hint(exc: BaseException) -> bool:
-    """A plain ValueError may come from deep in a library; point at --debug in case it is not the user's."""
-    return type(exc) is ValueError
 
 
 def user_error_message(exc: BaseException, args: argparse.Namespace | None = None) -> str | None:
@@ -136,10 +129,10 @@ def user_error_message(exc: BaseException, args: argparse.Namespace | None = Non
             return f"{where}permission denied; choose a folder you can write to (or fix its permissions)"
         if isinstance(exc, (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)):
             return f"{where}{exc.strerror}" if exc.filename and exc.strerror else str(exc)
+        if exc.filename and exc.strerror:  # about a file the user named: a link loop, a name too long ...
+            return f"{where}{exc.strerror}"
         return None
-    if isinstance(exc, ValueError):
-        # The library checks its arguments with ValueError and names the culprit; reported as a user error.
-        return str(exc)
+    # Anything else, a plain ValueError included, is a bug: sana-wm raises UserError types for what the user gave.
     return None
 
 

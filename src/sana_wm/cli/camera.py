@@ -64,7 +64,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("output", metavar="OUT", help="output file or folder")
     p.add_argument("--to", dest="to_fmt", metavar="FMT", help="output format (default: from OUT's name)")
     _add_read_options(p)
-    p.set_defaults(func=cmd_convert)
+    p.set_defaults(func=_checked(cmd_convert))
 
     # -- action ----------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -93,7 +93,7 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="pitch limit in degrees (default: 60 current, 85 legacy)")
     p.add_argument("--fps", type=float, default=16.0, help="frames per second of the path (default: 16)")
     _add_out(p, "trajectory file to write; a .npy gets the (F+1,4,4) c2w array")
-    p.set_defaults(func=cmd_action)
+    p.set_defaults(func=_checked(cmd_action))
 
     # -- preset ----------------------------------------------------------------------------------
     from sana_wm.camera.presets import preset_help
@@ -111,7 +111,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="preset parameter, repeatable (e.g. --param radius=3)")
     _add_out(p, "trajectory file to write")
-    p.set_defaults(func=cmd_preset)
+    p.set_defaults(func=_checked(cmd_preset))
 
     # -- show --------------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -124,7 +124,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=int, metavar="N", help="draw a frustum every N frames (default: ~12 in all)")
     p.add_argument("--title", help="plot title")
     _add_out(p, "PNG file to write", default="trajectory.png", with_format=False)
-    p.set_defaults(func=cmd_show)
+    p.set_defaults(func=_checked(cmd_show))
 
     # -- info --------------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -134,7 +134,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     _add_source(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(func=cmd_info)
+    p.set_defaults(func=_checked(cmd_info))
 
     # -- validate ----------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -150,7 +150,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--fov-range", type=float, nargs=2, default=(25.0, 120.0), metavar=("MIN", "MAX"),
                    help="accepted field of view in degrees (default: 25 120)")
     p.add_argument("--require-intrinsics", action="store_true", help="fail when intrinsics are missing")
-    p.set_defaults(func=cmd_validate)
+    p.set_defaults(func=_checked(cmd_validate))
 
     # -- resample ----------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -168,7 +168,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--extend", choices=("error", "hold", "resample"), default="error",
                    help="what to do when the path is shorter than --num-frames (default: error)")
     _add_out(p, "trajectory file to write")
-    p.set_defaults(func=cmd_resample)
+    p.set_defaults(func=_checked(cmd_resample))
 
 
 TRAJ_SOURCE_HELP = """\
@@ -225,6 +225,54 @@ def _finish(traj: Trajectory, args: argparse.Namespace) -> Trajectory:
     if getattr(args, "orthonormalize", False):
         traj = traj.orthonormalized()
     return traj
+
+
+# The number flags of the camera commands: (lowest, highest, lowest excluded). Checked before any file is read,
+# so that a typo is named as the flag (the library names its own parameters).
+_NUMBER_FLAGS = {
+    "fps": (0.0, 1000.0, True), "to_fps": (0.0, 1000.0, True), "seconds": (0.0, None, True),
+    "translation_speed": (0.0, 100.0, False), "rotation_speed": (0.0, 180.0, False), "pitch_limit": (0.0, 90.0, False),
+    "width": (1, 65536, False), "height": (1, 65536, False), "fov": (0.0, 180.0, True), "every": (1, None, False),
+    "num_frames": (1, None, False), "min_frames": (1, None, False), "rotation_tol": (0.0, 1.0, True),
+}
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    from sana_wm.limits import check_finite, check_frames
+
+    for name, (low, high, low_open) in _NUMBER_FLAGS.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            check_finite(value, "--" + name.replace("_", "-"), low=low, high=high, low_open=low_open)
+    if getattr(args, "num_frames", None) is not None:
+        check_frames(args.num_frames, f"--num-frames {args.num_frames}")
+    if getattr(args, "seconds", None) is not None and (getattr(args, "preset", None) or not hasattr(args, "traj")):
+        fps = args.fps or 16.0
+        check_frames(args.seconds * fps + 1, f"--seconds {args.seconds:g} at {fps:g} fps")
+
+
+def _check_output_is_not_the_input(args: argparse.Namespace) -> None:
+    """A command that reads a trajectory and writes one must not replace the file (or folder) it reads."""
+    from sana_wm.cli import CLIError
+    from sana_wm.io import paths_overlap
+
+    source = getattr(args, "input", None) or getattr(args, "traj", None)
+    target = getattr(args, "output", None) or getattr(args, "out", None)
+    if source and target and Path(source).exists() and paths_overlap(source, target):
+        raise CLIError(f"{target}: is the input {source} (or inside it); writing it would replace the input. "
+                       "Choose another output")
+
+
+def _checked(command):
+    """``command`` with the number flags and the output checked first."""
+    def run(args: argparse.Namespace) -> int:
+        _check_numbers(args)
+        _check_output_is_not_the_input(args)
+        return command(args)
+
+    run.__name__ = run.__qualname__ = command.__name__
+    run.__doc__ = command.__doc__
+    return run
 
 
 def load_source(args: argparse.Namespace) -> Trajectory:
@@ -347,9 +395,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from sana_wm.camera.trajectory import TrajectoryError
+
     traj = load_source(args)
-    traj.validate(min_frames=args.min_frames, rotation_tol=args.rotation_tol,
-                  fov_range_deg=tuple(args.fov_range), require_intrinsics=args.require_intrinsics)
+    try:
+        traj.validate(min_frames=args.min_frames, rotation_tol=args.rotation_tol,
+                      fov_range_deg=tuple(args.fov_range), require_intrinsics=args.require_intrinsics)
+    except TrajectoryError as exc:
+        source = args.traj or (f"--action {args.action}" if args.action else f"--preset {args.preset}")
+        raise TrajectoryError(f"{source}: {exc}") from None
     print(f"ok: {traj.num_frames} frames, {traj.duration:.2f} s"
           + ("" if traj.intrinsics is None else f", intrinsics for {traj.intrinsics.width}x{traj.intrinsics.height}"))
     return 0

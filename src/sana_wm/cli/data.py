@@ -102,10 +102,15 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from sana_wm.cli import CLIError
+    from sana_wm.io import check_free_space
     from sana_wm.synth.dataset import write_synthetic_dataset
 
     _check_synth_numbers(args)
     check_output_folder(Path(args.out), "--out")
+    # Room for the first clip, uncompressed: RGB bytes and float32 depth per pixel of every frame.
+    height, width = args.size
+    frames = int(args.seconds * args.fps) + 1
+    check_free_space(args.out, frames * height * width * (3 + (0 if args.no_depth else 4)), f"--out {args.out}")
     kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else None
     if args.resume and args.overwrite:
         raise CLIError("--resume keeps the shards already written and --overwrite deletes them: give one")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
+
+from sana_wm.cli import check_output_folder
 
 
 def _floats(text: str) -> list[float]:
@@ -96,14 +99,34 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """The sampler's numbers by generate's rules, the lens and the time marks, before any model is loaded."""
+    from sana_wm.cli import CLIError
+    from sana_wm.cli.generate import flag
+    from sana_wm.limits import check_finite, check_frames
+    from sana_wm.pipeline import OptionError
+    from sana_wm.pipeline.pipeline import check_generation_numbers
+
+    values = {name: getattr(args, name) for name in ("steps", "shift", "camera_cfg", "camera_cfg_chunks", "fov",
+                                                      "seed")}
+    try:
+        check_generation_numbers(values)
+    except OptionError as exc:
+        raise CLIError(exc.render(flag)) from None
+    for mark in args.marks:
+        check_finite(mark, "--marks", low=0.0)
+    check_frames(max(args.marks) * 16 + 1, f"--marks {max(args.marks):g}")
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from sana_wm.eval.model_adapter import autoencoder_roundtrip_fn, pipeline_generate_fn, weights_fingerprint
     from sana_wm.eval.synth_eval import evaluate_synth
     from sana_wm.pipeline import SanaWMPipeline
 
+    _check_numbers(args)
+    check_output_folder(Path(args.out), "--out")
     if args.model is None:
         from sana_wm.bundled import bundled_model_dir
 

@@ -9,10 +9,6 @@ from pathlib import Path
 from sana_wm.cli import CLIError
 from sana_wm.limits import check_finite, check_frames, check_image_pixels
 
-# Flow-matching samplers converge in tens of steps; a typo such as 10000000 would only burn compute.
-_MAX_STEPS = 1000
-_EXIF_ORIENTATION = 0x0112
-
 DESCRIPTION = """\
 Generate a video from a first frame and a camera path with a SANA-WM model.
 
@@ -130,6 +126,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--no-validate", action="store_true",
                    help="experts: use the camera path without the checks of `sana-wm camera validate` "
                         "(orthonormal rotations, no reflections, field of view 25-120 degrees, finite values)")
+    p.add_argument("--skip-memory-check", action="store_true",
+                   help="experts: run even when the memory estimate (weights, activations, cache, frames) exceeds "
+                        "the free memory of the device (host RAM on the CPU); without it such a run is refused "
+                        "before sampling, with settings that would fit")
     p.add_argument("--out", "-o", metavar="VIDEO.mp4",
                    help="output video, a .mp4 file (required unless --list-examples or --resume)")
     p.add_argument("--resume", metavar="VIDEO.mp4",
@@ -144,6 +144,7 @@ def register(groups: argparse._SubParsersAction) -> None:
 # The pipeline's options that the CLI spells otherwise than "--" + the name with dashes.
 _FLAGS = {
     "output": "--out",
+    "memory_check": "--skip-memory-check",
     "refiner_settings.mode": "--refiner-mode",
     "refiner_settings.seed": "--refiner-seed",
     "refiner_settings.block_frames": "--refiner-block-frames",
@@ -175,7 +176,12 @@ def _trajectory(args: argparse.Namespace, image_size: tuple[int, int]):
     from sana_wm.cli import CLIError
 
     if args.action is not None:
-        return action_to_trajectory(args.action, args.mapping)
+        from sana_wm.camera.trajectory import TrajectoryError
+
+        try:
+            return action_to_trajectory(args.action, args.mapping)
+        except TrajectoryError as exc:
+            raise CLIError(f"--action: {exc}") from None
     if args.camera is not None:
         return read_trajectory(args.camera, width=image_size[0], height=image_size[1])
     params = {}
@@ -196,7 +202,7 @@ def _check_out_is_not_an_input(args: argparse.Namespace) -> None:
     """Refuse, before any work, a --out whose video, partial video or sidecar would replace an input: the same
     file under any name (links, ``..``), or a file inside an input folder (a --camera folder, the model's)."""
     from sana_wm.cli import CLIError
-    from sana_wm.io import same_file
+    from sana_wm.io import paths_overlap, same_file
     from sana_wm.pipeline.sidecar import sidecar_path
     from sana_wm.pipeline.video import partial_video_path
 
@@ -208,35 +214,33 @@ def _check_out_is_not_an_input(args: argparse.Namespace) -> None:
             continue
         source = Path(given)
         for target in written:
-            inside = source.is_dir() and Path(os.path.realpath(source)) in Path(os.path.realpath(target)).parents
-            if same_file(target, source) or inside:
+            if paths_overlap(target, source):
                 what = "is" if target == out else f"would write {target}, which is"
-                where = "inside " if inside else ""
+                where = "" if same_file(target, source) else "inside "
                 raise CLIError(f"--out {out} {what} {where}{flag(name)} {source}; writing it would replace an "
                                "input. Choose another --out")
-def _check_numbers(args: argparse.Namespace) -> None:
-    """Refuse non-finite and nonsensical numbers and sizes above the limits before any file is read."""
-    from sana_wm.camera.trajectory import DEFAULT_FOV_RANGE_DEG
 
-    check_finite(args.cfg, "--cfg", low=0.0)
-    check_finite(args.camera_cfg, "--camera-cfg", low=0.0)
-    check_finite(args.shift, "--shift", low=0.0, low_open=True)
-    check_finite(args.fov, "--fov", low=DEFAULT_FOV_RANGE_DEG[0], high=DEFAULT_FOV_RANGE_DEG[1])
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse non-finite and nonsensical numbers and sizes above the limits before any file is read, by the rules
+    the pipeline applies to every request (``check_generation_numbers``)."""
+    from sana_wm.pipeline import OptionError
+    from sana_wm.pipeline.pipeline import check_generation_numbers
+
     check_finite(args.seconds, "--seconds", low=0.0, low_open=True)
-    for name in ("num_frames", "steps", "camera_cfg_chunks", "refiner_block_frames", "refiner_kv_max_frames"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise CLIError(f"{flag(name)} {value}: must be at least 1")
-    if args.num_frames is not None:
-        check_frames(args.num_frames, f"--num-frames {args.num_frames}")
-    if args.steps is not None and args.steps > _MAX_STEPS:
-        raise CLIError(f"--steps {args.steps}: more than {_MAX_STEPS} steps changes nothing but the run time")
+    values = {name: getattr(args, name) for name in ("num_frames", "steps", "cfg", "camera_cfg", "shift", "fov",
+                                                      "camera_cfg_chunks", "resume_every", "seed")}
+    values["refiner_settings.seed"] = args.refiner_seed
+    values["refiner_settings.block_frames"] = args.refiner_block_frames
+    values["refiner_settings.kv_max_frames"] = args.refiner_kv_max_frames
+    try:
+        check_generation_numbers(values)
+    except OptionError as exc:
+        raise CLIError(exc.render(flag)) from None
 
 
 def _check_output_folder(out: Path) -> None:
     """The folder of --out must exist and be writable before a model is loaded and sampled."""
-    import os
-
     folder = out.parent
     if out.is_dir():
         raise CLIError(f"--out {out}: is a folder; give a file name ending in .mp4")
@@ -249,7 +253,7 @@ def _check_output_folder(out: Path) -> None:
 
 
 # Flags that may come with --resume (where and how to run, not what to make); all others must be left unset.
-_RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "func", "group"}
+_RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "skip_memory_check", "func", "group"}
 _DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": []}  # argparse defaults not None
 
 
@@ -273,7 +277,8 @@ def _resume(args: argparse.Namespace) -> int:
         raise CLIError(f"--resume {video}: the recorded first frame {image} is missing; put it back to continue")
     device = args.device or record["settings"].get("device")
     result = regenerate_from_record(record, video, device=device, check_image=False, progress=not args.no_progress,
-                                    resume=True, resume_every=args.resume_every)
+                                    resume=True, resume_every=args.resume_every,
+                                    memory_check=not args.skip_memory_check)
     print(f"wrote {result.video_path} ({result.num_frames} frames at {result.fps:g} fps, resumed, "
           f"{result.seconds:.1f} s) and {result.sidecar}")
     return 0
@@ -328,17 +333,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CLIError(f"--image {image}: file not found")
     try:
         with Image.open(image) as im:
-            image_size = im.size
-            check_image_pixels(*image_size, f"--image {image}")  # from the header, before any pixel is decoded
-            if im.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8):  # stored sideways: shown rotated by 90 degrees
-                image_size = image_size[::-1]
+            check_image_pixels(*im.size, f"--image {image}")  # from the header, before any pixel is decoded
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise CLIError(f"--image {image}: not a readable image ({exc})") from None
+    from sana_wm.pipeline.image import ImageError, load_image
+
+    try:
+        # Decoded and converted now (EXIF orientation, bit depth), so a frame that cannot be used is refused before
+        # any model is loaded; its size is the one the camera path's intrinsics refer to.
+        image_size = load_image(image).size
+    except ImageError as exc:
+        raise CLIError(f"--image: {exc}") from None
     prompt = args.prompt
     if args.prompt_file is not None:
         if prompt is not None:
             raise CLIError("give --prompt or --prompt-file, not both")
-        prompt = Path(args.prompt_file).read_text(encoding="utf-8").strip()
+        try:
+            prompt = Path(args.prompt_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
+            raise CLIError(f"--prompt-file {args.prompt_file}: cannot read it ({why})") from None
 
     traj = _trajectory(args, image_size)
     if not args.no_validate:
@@ -347,7 +361,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         try:
             traj.validate()
         except TrajectoryError as exc:
-            source = "--" + next(k for k in ("action", "camera", "preset") if getattr(args, k) is not None)
+            source = next(f"--{k} {getattr(args, k)}" for k in ("action", "camera", "preset")
+                          if getattr(args, k) is not None)
             raise CLIError(f"{source}: {exc}\n(check it with `sana-wm camera validate`; --no-validate uses it "
                            "anyway)") from None
     num_frames = args.num_frames
@@ -359,7 +374,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     import torch
 
+    from sana_wm.io import check_free_space
     from sana_wm.pipeline import OptionError, SanaWMPipeline
+    from sana_wm.pipeline.pipeline import first_write_bytes
+
+    # Before a model is loaded: room for the first chunk (streaming) or the whole video, and the resume file.
+    check_free_space(Path(args.out).parent, first_write_bytes(args.model, args.variant, num_frames or traj.num_frames),
+                     f"--out {args.out}")
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     refiner = None if args.no_refiner else (args.refiner if args.refiner is not None else "auto")
@@ -380,7 +401,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                    camera_cfg_chunks=args.camera_cfg_chunks, seed=args.seed, output=args.out,
                                    progress=not args.no_progress, fov=args.fov, extend=args.extend,
                                    action=args.action, overlay_actions=not args.no_action_overlay,
-                                   refiner_settings=refiner_settings or None, resume_every=args.resume_every)
+                                   refiner_settings=refiner_settings or None, resume_every=args.resume_every,
+                                   memory_check=not args.skip_memory_check)
         except OptionError as exc:
             raise CLIError(exc.render(flag)) from None
     stage = "stage 1 + refiner" if pipe.refiner is not None else "stage 1"

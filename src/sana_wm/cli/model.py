@@ -90,15 +90,29 @@ def cmd_configs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import torch
 
     from sana_wm.cli import CLIError
+    from sana_wm.io import check_free_space
+    from sana_wm.limits import check_finite
     from sana_wm.pipeline.export import export_model_folder
 
     try:
         h, w = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         raise CLIError(f"--size {args.size!r}: write HxW, e.g. 128x128") from None
+    if not (1 <= h <= 4096 and 1 <= w <= 4096):
+        raise CLIError(f"--size {args.size}: each side must be between 1 and 4096 pixels")
+    check_finite(args.fps, "--fps", low=0.0, high=1000.0, low_open=True)
+    check_finite(args.shift, "--shift", low=0.0, low_open=True)
+    if args.steps is not None and not 1 <= args.steps <= 1000:
+        raise CLIError(f"--steps {args.steps}: must be between 1 and 1000")
+    # The model folder holds the checkpoint's weights (at most as wide as float32) and a copy of the VAE folder.
+    need = sum(f.stat().st_size for d in (args.checkpoint, args.vae) if Path(d).is_dir()
+               for f in Path(d).rglob("*") if f.is_file())
+    check_free_space(args.out, need, f"--out {args.out}")
     sampler = {k: v for k, v in (("steps", args.steps), ("shift", args.shift)) if v is not None}
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     out = export_model_folder(args.checkpoint, args.vae, args.out, variant=args.variant, image_size=(h, w),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sana_wm.errors import ConfigError
+
 
 def register(groups: argparse._SubParsersAction) -> None:
     p = groups.add_parser(
@@ -50,7 +52,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.merge_lora:
         return _merge(args)
     if args.checkpoint or args.ema or args.overwrite:
-        raise ValueError("--checkpoint, --ema and --overwrite go with --merge-lora")
+        from sana_wm.cli import CLIError
+
+        raise CLIError("--checkpoint, --ema and --overwrite go with --merge-lora")
     result = run_training(args.config, resume=args.resume)
     last = max(result.losses) if result.losses else None
     summary = f"trained to step {result.step}"
@@ -69,7 +73,7 @@ def _merge(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     if cfg.lora is None:
-        raise ValueError(f"{args.config} has no lora section: its checkpoints hold full models already "
+        raise ConfigError(f"{args.config} has no lora section: its checkpoints hold full models already "
                          "(load checkpoints/step-N with sana_wm.model.from_pretrained)")
     source = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(cfg.checkpoint_dir)
     if source is None:

@@ -56,8 +56,20 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 def _check_frames(frames: int) -> None:
     """--frames of fit-pca and encode: a whole number of 8-frame latent groups after the first frame."""
-    if (frames - 1) % 8:
-        raise CLIError(f"--frames must be 8k+1, got {frames}")
+    from sana_wm.limits import check_frames
+
+    if frames < 1 or (frames - 1) % 8:
+        raise CLIError(f"--frames must be 8k+1 (9, 17, 25, ...), got {frames}")
+    check_frames(frames, f"--frames {frames}")
+
+
+def _check_fit_numbers(args) -> None:
+    """The sizes of fit-pca, before any clip is read."""
+    for name, low, high in (("patch_size", 1, 256), ("channels", 1, 65536), ("max_clips", 1, 1_000_000),
+                            ("held_out", 0, 1_000_000)):
+        value = getattr(args, name)
+        if not low <= value <= high:
+            raise CLIError(f"--{name.replace('_', '-')} {value}: must be between {low} and {high}")
 
 
 def _check_fit_out(out: str, data: list[str], overwrite: bool) -> None:
@@ -86,10 +98,13 @@ def cmd_fit_pca(args: argparse.Namespace) -> int:
 
     from sana_wm.bundled.codec import fit_patch_pca, reconstruction_psnr
     from sana_wm.data.latents import frames_to_vae_input
-    from sana_wm.io import write_json_atomic
+    from sana_wm.io import check_free_space, write_json_atomic
 
     _check_frames(args.frames)
+    _check_fit_numbers(args)
     _check_fit_out(args.out, args.data, args.overwrite)
+    # The codec: its mean and basis over patch pixels in float32, the config and report (a megabyte spares them).
+    check_free_space(args.out, 4 * 3 * args.patch_size ** 2 * (args.channels + 1) + 2**20, f"--out {args.out}")
     clips = load_frames(args.data, limit=args.max_clips + args.held_out)
     short = [i for i, c in enumerate(clips) if len(c) < args.frames]
     if short:

@@ -57,6 +57,7 @@ from sana_wm.data.transforms import (
     sample_trajectory,
     select_frames,
 )
+from sana_wm.errors import InputError
 
 __all__ = ["PROGRESS_FIELDS", "SKIP_REASONS", "ClipDataset", "DataStats", "plan_streams"]
 
@@ -140,15 +141,15 @@ class ClipDataset(IterableDataset):
                  validate: dict | None = None, rank: int | None = None, world_size: int | None = None):
         super().__init__()
         if crop not in CROP_MODES:
-            raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
+            raise InputError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
         if window_mode not in WINDOW_MODES:
-            raise ValueError(f"window_mode must be one of {', '.join(WINDOW_MODES)}, got {window_mode!r}")
+            raise InputError(f"window_mode must be one of {', '.join(WINDOW_MODES)}, got {window_mode!r}")
         if pose_mode not in POSE_MODES:
-            raise ValueError(f"pose_mode must be one of {', '.join(POSE_MODES)}, got {pose_mode!r}")
+            raise InputError(f"pose_mode must be one of {', '.join(POSE_MODES)}, got {pose_mode!r}")
         if window is not None and window < 1:
-            raise ValueError(f"window must be a positive frame count, got {window}")
+            raise InputError(f"window must be a positive frame count, got {window}")
         if fps is not None and not fps > 0:
-            raise ValueError(f"fps must be positive, got {fps}")
+            raise InputError(f"fps must be positive, got {fps}")
         self.root = Path(root)
         self.index = load_index(self.root)
         self.window, self.fps, self.size = window, fps, None if size is None else (int(size[0]), int(size[1]))
@@ -220,11 +221,11 @@ class ClipDataset(IterableDataset):
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("format") != _STATE_FORMAT:
-            raise ValueError("not a ClipDataset state (expected the dict returned by ClipDataset.state_dict())")
+            raise InputError("not a ClipDataset state (expected the dict returned by ClipDataset.state_dict())")
         mismatched = [f"{name}: saved {state[name]!r}, now {getattr(self, name)!r}"
                       for name in ("seed", "shuffle", "rank", "world_size") if state[name] != getattr(self, name)]
         if mismatched:
-            raise ValueError("cannot resume: the dataset differs from the saved one (" + "; ".join(mismatched)
+            raise InputError("cannot resume: the dataset differs from the saved one (" + "; ".join(mismatched)
                              + "). Each rank must load its own state with the same seed and world size.")
         self.epoch = int(state["epoch"])
         self._progress[self.epoch] = {int(s): list(row) for s, row in state["streams"].items()}
@@ -352,7 +353,7 @@ class CachedLatentDataset(ClipDataset):
 
     def __init__(self, root, *, subdir: str = "latents", **kwargs):
         if kwargs.get("window_mode", "random") != "start":
-            raise ValueError("CachedLatentDataset serves windows from each clip's first frame (as the latent cache "
+            raise InputError("CachedLatentDataset serves windows from each clip's first frame (as the latent cache "
                              "encodes them); pass window_mode='start'")
         kwargs["load_depth"] = False
         super().__init__(root, **kwargs)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -33,8 +36,7 @@ def inspect_dataset(root, out_dir, *, sheet_clips: int = 8, sheet_frames: int = 
     from above, each relative to its first camera) and ``trajectory_<key>.png`` for ``plot_clips`` clips.
     """
     root, out_dir = Path(root), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    index = load_index(root)
+    index = load_index(root)  # a damaged or escaping index is refused before the output folder is made
     entries = index.entries
     totals = index.totals()
     quality: dict[str, list[float]] = {}
@@ -52,20 +54,32 @@ def inspect_dataset(root, out_dir, *, sheet_clips: int = 8, sheet_frames: int = 
         "quality_ranges": {k: [min(v), max(v)] for k, v in sorted(quality.items())},
     }
 
-    files = ShardFiles(root, index)
+    # Everything is drawn into a staging folder beside out_dir and moved in file by file once complete, so a
+    # failure or an interrupt midway leaves out_dir as it was (an existing folder keeps its other files).
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
-        trajectories, problems = _read_cameras(root, entries, files, max_cameras)
-        summary["cameras_checked"] = len(trajectories) + sum(problems.values())
-        summary["cameras_rejected"] = dict(problems)
-        written = {"contact_sheet": str(_contact_sheet(root, entries, files, out_dir / "contact_sheet.png",
-                                                       sheet_clips, sheet_frames))}
+        files = ShardFiles(root, index)
+        try:
+            trajectories, problems = _read_cameras(root, entries, files, max_cameras)
+            summary["cameras_checked"] = len(trajectories) + sum(problems.values())
+            summary["cameras_rejected"] = dict(problems)
+            _contact_sheet(root, entries, files, staging / "contact_sheet.png", sheet_clips, sheet_frames)
+        finally:
+            files.close()
+        _topdown_all(trajectories, staging / "trajectories_topdown.png")
+        plotted = [f"trajectory_{key}.png" for key, t in _spread(list(trajectories.items()), plot_clips)
+                   if plot_trajectory(t, staging / f"trajectory_{key}.png", title=key)]
+        summary["written"] = {"contact_sheet": str(out_dir / "contact_sheet.png"),
+                              "topdown": str(out_dir / "trajectories_topdown.png"),
+                              "trajectories": [str(out_dir / name) for name in plotted]}
+        write_text_atomic(staging / "summary.json", json.dumps(summary, indent=2))
+        out_dir.mkdir(exist_ok=True)
+        for name in ("contact_sheet.png", "trajectories_topdown.png", *plotted, "summary.json"):
+            if (staging / name).exists():
+                os.replace(staging / name, out_dir / name)
     finally:
-        files.close()
-    written["topdown"] = str(_topdown_all(trajectories, out_dir / "trajectories_topdown.png"))
-    written["trajectories"] = [str(plot_trajectory(t, out_dir / f"trajectory_{key}.png", title=key))
-                               for key, t in _spread(list(trajectories.items()), plot_clips)]
-    summary["written"] = written
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
+        shutil.rmtree(staging, ignore_errors=True)
     return summary
 
 

@@ -21,6 +21,7 @@ import torch
 
 from sana_wm.data.clip import Clip, clip_fingerprint
 from sana_wm.data.transforms import resize_and_crop, sample_trajectory, select_frames
+from sana_wm.errors import InputError
 
 __all__ = ["CachedLatents", "LatentCache", "frames_to_vae_input", "prepare_clip"]
 
@@ -43,7 +44,7 @@ def prepare_clip(clip: Clip, *, size: tuple[int, int] | None = None, fps: float 
     traj = clip.trajectory
     sel = select_frames(clip.num_frames, clip.fps, window=num_frames, fps=fps, mode="start")
     if sel is None:
-        raise ValueError(f"clip {clip.key!r} has {clip.num_frames} frames at {clip.fps:g} fps; "
+        raise InputError(f"clip {clip.key!r} has {clip.num_frames} frames at {clip.fps:g} fps; "
                          f"{num_frames} frames at {fps or clip.fps:g} fps do not fit")
     out = sample_trajectory(traj, sel)
     frames = clip.frames_numpy()[sel.indices]

@@ -36,6 +36,7 @@ import numpy as np
 from sana_wm.data import codecs
 from sana_wm.data.clip import KEY_PATTERN, Clip, ClipError, to_numpy
 from sana_wm.data.codecs import FRAMES_CODECS, DecodeError
+from sana_wm.errors import InputError
 
 __all__ = [
     "FORMAT_NAME",
@@ -175,9 +176,9 @@ class DatasetIndex:
     @classmethod
     def from_json(cls, obj: dict, root: Path) -> DatasetIndex:
         if obj.get("format") != FORMAT_NAME:
-            raise ValueError(f"{root / INDEX_NAME}: not a {FORMAT_NAME} index (format={obj.get('format')!r})")
+            raise InputError(f"{root / INDEX_NAME}: not a {FORMAT_NAME} index (format={obj.get('format')!r})")
         if int(obj.get("version", -1)) > FORMAT_VERSION:
-            raise ValueError(f"{root / INDEX_NAME}: index version {obj['version']} is newer than this reader "
+            raise InputError(f"{root / INDEX_NAME}: index version {obj['version']} is newer than this reader "
                              f"({FORMAT_VERSION}); upgrade sana-wm")
         shards = tuple(ShardEntry(s["name"], int(s["bytes"]), tuple(ClipEntry.from_json(c, s["name"])
                                                                          for c in s["clips"]))
@@ -226,7 +227,7 @@ def encode_clip(clip: Clip, frames_codec: str, *, mp4_crf: int = 18) -> list[tup
     elif frames_codec == "npz":
         frame_members = [("frames.npz", codecs.encode_npz_frames(frames))]
     else:
-        raise ValueError(f"frames_codec must be one of {', '.join(FRAMES_CODECS)}, got {frames_codec!r}")
+        raise InputError(f"frames_codec must be one of {', '.join(FRAMES_CODECS)}, got {frames_codec!r}")
     body = [("camera.npz", codecs.encode_camera(to_numpy(clip.c2w), to_numpy(clip.intrinsics), clip.fps,
                                                 clip.intrinsics_size or (W, H)))]
     if depth is not None:
@@ -262,18 +263,18 @@ class ShardWriter:
     def __init__(self, out_dir, *, max_clips_per_shard: int = 64, max_shard_bytes: int = 1 << 30,
                  frames_codec: str = "mp4", mp4_crf: int = 18, overwrite: bool = False, resume: bool = False):
         if frames_codec not in FRAMES_CODECS:
-            raise ValueError(f"frames_codec must be one of {', '.join(FRAMES_CODECS)}, got {frames_codec!r}")
+            raise InputError(f"frames_codec must be one of {', '.join(FRAMES_CODECS)}, got {frames_codec!r}")
         if max_clips_per_shard < 1 or max_shard_bytes < 1:
-            raise ValueError("max_clips_per_shard and max_shard_bytes must be positive")
+            raise InputError("max_clips_per_shard and max_shard_bytes must be positive")
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if overwrite and resume:
-            raise ValueError("resume keeps the shards already written and overwrite deletes them: choose one")
+            raise InputError("resume keeps the shards already written and overwrite deletes them: choose one")
         existing = sorted(self.out_dir.glob("shard-*.tar")) + [p for p in [self.out_dir / INDEX_NAME] if p.exists()]
         if existing and not resume:
             if not overwrite:
                 raise FileExistsError(f"{self.out_dir} already holds a dataset ({existing[0].name}, ...); "
-                                      "choose an empty directory or pass overwrite=True")
+                                      "choose an empty folder, or replace it with --overwrite (overwrite=True)")
             for p in existing + sorted(self.out_dir.glob(".*.partial")):
                 p.unlink()
         self.frames_codec = frames_codec
@@ -288,7 +289,7 @@ class ShardWriter:
             self._shards = list(rebuild_index(self.out_dir, write=False).shards)
             names = [s.name for s in self._shards]
             if names != [shard_name(i) for i in range(len(names))]:
-                raise ValueError(f"{self.out_dir}: the shards are not numbered 0 to {len(names) - 1} "
+                raise InputError(f"{self.out_dir}: the shards are not numbered 0 to {len(names) - 1} "
                                  f"({', '.join(names[:4])}, ...); this folder cannot be resumed")
             self._keys = {c.key for shard in self._shards for c in shard.clips}
         self._tar: tarfile.TarFile | None = None

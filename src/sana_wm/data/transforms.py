@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from sana_wm.camera.resample import resample
 from sana_wm.camera.trajectory import Intrinsics, Trajectory
+from sana_wm.errors import InputError
 
 __all__ = ["CROP_MODES", "POSE_MODES", "WINDOW_MODES", "FrameSelection", "resize_and_crop", "sample_trajectory",
            "select_frames"]
@@ -46,7 +47,7 @@ def select_frames(num_frames: int, src_fps: float, *, window: int | None = None,
     starts that fit (``mode="random"``) or 0 (``"start"``). Returns ``None`` if the clip is too short.
     """
     if mode not in WINDOW_MODES:
-        raise ValueError(f"window mode must be one of {', '.join(WINDOW_MODES)}, got {mode!r}")
+        raise InputError(f"window mode must be one of {', '.join(WINDOW_MODES)}, got {mode!r}")
     out_fps = float(src_fps if fps is None else fps)
     step = src_fps / out_fps  # source frames per output frame
     last = num_frames - 1
@@ -79,7 +80,7 @@ def sample_trajectory(traj: Trajectory, selection: FrameSelection, mode: str = "
     if mode == "nearest":
         return replace(traj.take(selection.indices), fps=selection.fps)
     if mode != "interpolate":
-        raise ValueError(f"pose mode must be one of {', '.join(POSE_MODES)}, got {mode!r}")
+        raise InputError(f"pose mode must be one of {', '.join(POSE_MODES)}, got {mode!r}")
     first = int(selection.positions[0])  # starts are whole source frames
     end = min(traj.num_frames - 1, math.ceil(selection.positions[-1] - _TIME_TOL))
     span = traj.take(np.arange(first, end + 1))
@@ -103,7 +104,7 @@ def resize_and_crop(frames: np.ndarray, intrinsics: Intrinsics, size: tuple[int,
     an edge). Returns ``(frames, intrinsics, depth)`` with intrinsics exact for the output pixels.
     """
     if crop not in CROP_MODES:
-        raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
+        raise InputError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
     T, H, W = frames.shape[:3]
     out_h, out_w = int(size[0]), int(size[1])
     if (intrinsics.width, intrinsics.height) != (W, H):

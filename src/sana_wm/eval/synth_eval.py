@@ -60,7 +60,8 @@ from PIL import Image, ImageDraw
 
 from sana_wm.camera.formats import read_trajectory
 from sana_wm.camera.presets import PRESETS, make_preset
-from sana_wm.camera.trajectory import Trajectory
+from sana_wm.camera.trajectory import Trajectory, TrajectoryError
+from sana_wm.errors import InputError
 from sana_wm.eval.baselines import GenerateFn, repeat_first_frame, static_camera
 from sana_wm.eval.metrics import psnr_frames, ssim_frames
 from sana_wm.eval.motion import affine_flow, motion_agreement
@@ -120,7 +121,8 @@ def _place_path(scene: Scene, seed: int, spec: str, num_frames: int, fps: float)
     if spec.startswith("explore:"):
         style = spec.split(":", 1)[1]
         if style not in PATH_STYLES:
-            raise ValueError(f"trajectory {spec!r}: unknown exploration style; choose explore:<style> with style in "
+            raise TrajectoryError(f"trajectory {spec!r}: unknown exploration style; choose explore:<style> with "
+                                  f"style in "
                              f"{', '.join(PATH_STYLES)}")
         return exploration_path(scene, seconds=(num_frames - 1) / fps, fps=fps, style=style, seed=seed)
     spawn = scene.spawn_pose(np.random.default_rng(seed))
@@ -130,7 +132,7 @@ def _place_path(scene: Scene, seed: int, spec: str, num_frames: int, fps: float)
         rel = read_trajectory(spec).relative_to_first()
         rel = rel.take(np.arange(min(num_frames, rel.num_frames)))
     else:
-        raise ValueError(f"trajectory {spec!r} is neither 'explore:<style>', a preset ({', '.join(PRESETS)}) nor "
+        raise TrajectoryError(f"trajectory {spec!r} is neither 'explore:<style>', a preset ({', '.join(PRESETS)}) nor "
                          "an existing trajectory file")
     return Trajectory(spawn @ rel.c2w, None, fps, {"source": spec})
 
@@ -175,7 +177,7 @@ def make_oracle(seeds: Sequence[int], trajectories: Sequence[str], *, size: tupl
 
 def _num_frames(seconds_marks: Sequence[float], fps: float) -> int:
     if not seconds_marks or min(seconds_marks) < 0:
-        raise ValueError(f"seconds_marks must be non-negative times in seconds, got {seconds_marks!r}")
+        raise InputError(f"seconds_marks must be non-negative times in seconds, got {seconds_marks!r}")
     return int(round(max(seconds_marks) * fps)) + 1
 
 

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sana_wm.errors import ConfigError
+
 # Where the camera branch renormalises UCPE-transformed q/k/v (SanaWMConfig.ucpe_rms_renorm).
 BLOCK_KINDS = ("gdn", "softmax")
 UCPE_RENORM_RELEASE = ("softmax",)
@@ -86,7 +88,7 @@ class SanaWMConfig:
         if self.conv_kernel_size < 1 or self.t_kernel_size % 2 == 0 or self.spatial_kernel_size % 2 == 0:
             problems.append("conv_kernel_size must be >= 1 and t_kernel_size, spatial_kernel_size odd")
         if problems:
-            raise ValueError("invalid SanaWMConfig: " + "; ".join(problems))
+            raise ConfigError("invalid SanaWMConfig: " + "; ".join(problems))
 
     # -------------------------------------------------------------------------------------------
     @property
@@ -129,7 +131,15 @@ class SanaWMConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown SanaWMConfig fields {unknown}; known fields are {sorted(known)}")
+            raise ConfigError(f"unknown SanaWMConfig fields {unknown}; known fields are {sorted(known)}")
+        for f in dataclasses.fields(cls):  # a config file is data: check each number's type before using it
+            value = d.get(f.name)
+            wrong = (f.type == "int" and (isinstance(value, bool) or not isinstance(value, int))) or \
+                (f.type == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)))) or \
+                (f.type == "bool" and not isinstance(value, bool))
+            if f.name in d and wrong:
+                raise ConfigError(f"{f.name}: expected {'a whole number' if f.type == 'int' else f'a {f.type}'}, "
+                                  f"got {value!r}")
         return cls(**d)
 
     def save_json(self, path: str | Path) -> None:
@@ -156,13 +166,13 @@ class SanaWMConfig:
             if every_n is None and not self.softmax_block_indices:
                 every_n = 0
             if every_n is None:
-                raise ValueError(
+                raise ConfigError(
                     f"softmax blocks {self.softmax_block_indices} are not every n-th block, which is the only "
                     "pattern the diffusers format can express"
                 )
         if (self.spatial_kernel_size, self.rope_theta, self.rope_max_positions, self.timestep_channels,
                 self.gdn_eps, self.norm_eps) != (3, 10000.0, 1024, 256, 1e-8, 1e-5):
-            raise ValueError("the diffusers format fixes spatial_kernel_size 3, rope_theta 10000, "
+            raise ConfigError("the diffusers format fixes spatial_kernel_size 3, rope_theta 10000, "
                              "rope_max_positions 1024, timestep_channels 256, gdn_eps 1e-8 and norm_eps 1e-5")
         return {
             "_class_name": "SanaWMTransformer3DModel",
@@ -195,12 +205,12 @@ class SanaWMConfig:
         if d.get("chunk_plucker_post_attn_blocks", depth) not in (depth, -1):
             unsupported.append(f"chunk_plucker_post_attn_blocks={d['chunk_plucker_post_attn_blocks']}")
         if unsupported:
-            raise ValueError(f"diffusers config options not supported by sana-wm: {', '.join(unsupported)}")
+            raise ConfigError(f"diffusers config options not supported by sana-wm: {', '.join(unsupported)}")
         hidden = d.get("hidden_size", 2240)
         head_dim = d.get("linear_head_dim", 112)
         heads = d.get("num_attention_heads", 20)
         if hidden // head_dim != heads:
-            raise ValueError(f"diffusers config has {heads} cross-attention heads but {hidden // head_dim} "
+            raise ConfigError(f"diffusers config has {heads} cross-attention heads but {hidden // head_dim} "
                              "self-attention heads; sana-wm needs them equal")
         return cls(depth=depth, hidden_size=hidden, num_heads=heads, head_dim=head_dim,
                    in_channels=d.get("in_channels", 128), caption_channels=d.get("caption_channels", 2304),
@@ -243,4 +253,11 @@ def get_config(name: str) -> SanaWMConfig:
     try:
         return CONFIGS[name]
     except KeyError:
-        raise KeyError(f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}") from None
+        raise UnknownConfigError(f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}") from None
+
+
+class UnknownConfigError(ConfigError, KeyError):
+    """A named config that does not exist (a KeyError too, as a lookup by name always was)."""
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return str(self.args[0])

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from sana_wm.errors import UserError
+from sana_wm.errors import ConfigError, UserError
 from sana_wm.limits import loads_json
 from sana_wm.model.config import SanaWMConfig, get_config
 from sana_wm.model.transformer import SanaWMTransformer
@@ -65,7 +65,7 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     try:
         return _DTYPES[str(dtype).lower()]
     except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}") from None
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}") from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def load_pt(path: str | Path, *, mmap: bool = False):
     or one that holds more than tensors raises :class:`CheckpointError` naming it."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint of plain tensors ({first}); "
                               "replace the file, or convert it to .safetensors") from None
@@ -215,12 +215,13 @@ def build_model(config: SanaWMConfig | str, *, device: torch.device | str = "cpu
     return model if dtype is None else model.to(dtype)
 
 
-def load_weights(model: SanaWMTransformer, state_dict: Mapping[str, Tensor], *, strict: bool = True) -> None:
+def load_weights(model: SanaWMTransformer, state_dict: Mapping[str, Tensor], *, strict: bool = True,
+                 source: str | Path | None = None) -> None:
     """Copy ``state_dict`` (any supported layout) into ``model``, cast to the model's dtype.
 
-    Raises :class:`CheckpointError` naming every shape mismatch, and with ``strict`` every missing or
-    unexpected key. A model on the meta device receives the tensors themselves (no copy); buffers the
-    checkpoint lacks and the model never reads are then filled with zeros.
+    Raises :class:`CheckpointError` naming ``source`` (the file) and the first few shape mismatches, and with
+    ``strict`` missing or unexpected keys. A model on the meta device receives the tensors themselves (no
+    copy); buffers the checkpoint lacks and the model never reads are then filled with zeros.
     """
     sd = normalize_state_dict(state_dict)
     expected = model.state_dict()
@@ -228,16 +229,21 @@ def load_weights(model: SanaWMTransformer, state_dict: Mapping[str, Tensor], *, 
     unexpected = [k for k in sd if k not in expected]
     mismatched = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
                   for k in sd if k in expected and sd[k].shape != expected[k].shape]
+    def listed(what: str, keys: list[str]) -> str:  # a few names say enough; hundreds would bury the message
+        more = f", ... ({len(keys) - 4} more)" if len(keys) > 4 else ""
+        return f"{what} ({len(keys)}): {', '.join(keys[:4])}{more}"
+
     problems = []
     if mismatched:
-        problems.append("shape mismatches:\n  " + "\n  ".join(mismatched))
+        problems.append(listed("shape mismatches", mismatched))
     if strict and missing:
-        problems.append(f"missing keys ({len(missing)}):\n  " + "\n  ".join(missing))
+        problems.append(listed("missing keys", missing))
     if strict and unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}):\n  " + "\n  ".join(unexpected))
+        problems.append(listed("unexpected keys", unexpected))
     if problems:
-        raise CheckpointError("checkpoint does not fit the model config; check that the config matches the "
-                              "checkpoint (e.g. 'official-2.6b' for the released weights).\n" + "\n".join(problems))
+        where = f"{source}: " if source is not None else ""
+        raise CheckpointError(f"{where}checkpoint does not fit the model config; check that the config matches the "
+                              "checkpoint (e.g. 'official-2.6b' for the released weights).\n" + "; ".join(problems))
 
     on_meta = any(t.is_meta for t in expected.values())
     device = None if on_meta else next(iter(expected.values())).device
@@ -265,7 +271,7 @@ def from_pretrained(path: str | Path, config: SanaWMConfig | str | None = None, 
         config = "official-2.6b"
     check_finite_weights(state_dict, path)
     model = build_model(config, device="meta", dtype=resolve_dtype(dtype))
-    load_weights(model, state_dict, strict=strict)
+    load_weights(model, state_dict, strict=strict, source=path)
     return model.to(device).eval()
 
 

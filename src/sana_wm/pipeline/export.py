@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from sana_wm.io import replace_folder
+from sana_wm.model.loading import CheckpointError
 from sana_wm.pipeline.pipeline import CONFIG_FILE, DIT_FILES, VAE_DIRS, _check_variant
 
 __all__ = ["export_model_folder"]
@@ -57,7 +58,7 @@ def export_model_folder(checkpoint: str | Path, vae: str | Path, out: str | Path
         ema = load_file(str(ema_file))
         unknown = sorted(set(ema) - set(state))
         if unknown:
-            raise ValueError(f"{ema_file}: names not in the model: {unknown[:5]}")
+            raise CheckpointError(f"{ema_file}: names not in the model: {unknown[:5]}")
         state.update(ema)
         used_ema = True
     state = {k: v.to(dtype).contiguous() for k, v in state.items()}

@@ -54,6 +54,7 @@ frame fewer than stage 1, and its frame ``i`` shows pose ``i + 1`` of the trajec
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -72,8 +73,18 @@ from sana_wm.camera.conditioning import (
     relative_poses,
 )
 from sana_wm.camera.resample import fit_to_frames, snap_frame_count
-from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
+from sana_wm.camera.trajectory import DEFAULT_FOV_RANGE_DEG, Intrinsics, Trajectory, TrajectoryError
+from sana_wm.errors import ConfigError, InputError, LimitError
+from sana_wm.limits import check_frames
 from sana_wm.pipeline.errors import ModelFilesError, OptionError, OptionWarning
+from sana_wm.pipeline.memory import (
+    LOADED,
+    MemoryEstimate,
+    available_bytes,
+    estimate_generation,
+    offloaded,
+    refusal,
+)
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.resume import (
     ResumeError,
@@ -107,8 +118,9 @@ __all__ = [
     "PreparedInputs",
     "SamplingPlan",
     "SanaWMPipeline",
+    "check_generation_numbers",
     "default_dtype",
-    "estimate_memory_gib",
+    "first_write_bytes",
     "resolve_model",
 ]
 
@@ -184,7 +196,7 @@ def _check_variant(variant: str | None) -> str | None:
         return None
     variant = variant.replace("_", "-")
     if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        raise OptionError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     return variant
 
 
@@ -197,22 +209,22 @@ def _read_settings(root: Path) -> dict:
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+        raise InputError(f"{path}: not valid YAML ({exc})") from None
     section = doc.get("sana_wm") if isinstance(doc, dict) else None
     if section is None:
         return {}
     if not isinstance(section, dict):
-        raise ValueError(f"{path}: the 'sana_wm' section must be a mapping (transformer, image_size, fps)")
+        raise InputError(f"{path}: the 'sana_wm' section must be a mapping (transformer, image_size, fps)")
     unknown = sorted(set(section) - SETTINGS_KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown} in the 'sana_wm' section; known: "
+        raise InputError(f"{path}: unknown keys {unknown} in the 'sana_wm' section; known: "
                          f"{', '.join(sorted(SETTINGS_KEYS))}")
     if section.get("text_encoder", "none") != "none":
-        raise ValueError(f"{path}: sana_wm.text_encoder may only be 'none' (a text-free model); give a text "
+        raise InputError(f"{path}: sana_wm.text_encoder may only be 'none' (a text-free model); give a text "
                          "encoder folder with --text-encoder or a text_encoder/ folder instead")
     sampler = section.get("sampler", {})
     if not isinstance(sampler, dict) or set(sampler) - SAMPLER_KEYS:
-        raise ValueError(f"{path}: sana_wm.sampler must be a mapping with keys among "
+        raise InputError(f"{path}: sana_wm.sampler must be a mapping with keys among "
                          f"{', '.join(sorted(SAMPLER_KEYS))}; "
                          f"got {sampler!r}")
     if sampler.get("camera_cfg_chunks") is not None:
@@ -224,7 +236,7 @@ def _read_settings(root: Path) -> dict:
             raise ValueError(f"{path}: sana_wm.sampler.timesteps: {exc}") from None
     vae = section.get("vae")
     if vae is not None and (not isinstance(vae, str) or not vae or Path(vae).is_absolute() or ".." in Path(vae).parts):
-        raise ValueError(f"{path}: sana_wm.vae must name a folder inside the model folder, got {vae!r}")
+        raise InputError(f"{path}: sana_wm.vae must name a folder inside the model folder, got {vae!r}")
     return section
 
 
@@ -300,6 +312,56 @@ def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | 
     return ModelFiles(source, variant, root, dit, vae_dir, str(text_encoder), settings)
 
 
+# H.264 at CRF 18 stays under 2 bits a pixel on the videos these models make (the bundled model's: 0.45 bits).
+_VIDEO_BYTES_PER_PIXEL = 0.25
+# The sidecar and the resume file's request record carry every pose inline (about 200 bytes each) and the settings.
+_RECORD_BYTES_PER_FRAME, _RECORD_BYTES = 200, 64 * 1024
+
+
+def _vae_stride(vae_dir: Path) -> int:
+    """The spatial stride from a VAE folder's config.json, without loading it (32, the LTX-2 VAE's, if unreadable)."""
+    import json
+
+    try:
+        config = json.loads((vae_dir / "config.json").read_text())
+        return int(config.get("patch_size") or config.get("spatial_compression_ratio") or 32)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 32
+
+
+def first_write_bytes(source: str | Path, variant: str | None, num_frames: int) -> int:
+    """The disk space a generation needs in the output folder before its first chunk is safely written: the whole
+    MP4 for a variant that samples the whole clip at once; the first chunk's MP4 and its resume file (the streaming
+    cache and latents) when streaming; plus the sidecar. Read from the model folder's config without loading
+    weights (a hub id: the released size and the given variant, bidirectional when none)."""
+    source = str(source)
+    settings: dict = {}
+    if not _is_hub_id(source):
+        root = _bundled_root(source) or Path(source).expanduser()
+        if root.is_dir():
+            settings = _read_settings(root)
+            variant = variant or _detect_variant(root)
+    variant = variant or "bidirectional"
+    H, W = settings.get("image_size", DEFAULT_TARGET_SIZE)
+    config = _transformer_config(settings, root if settings else None)
+    record = _RECORD_BYTES + _RECORD_BYTES_PER_FRAME * num_frames
+    if variant != "streaming":
+        return int(num_frames * H * W * _VIDEO_BYTES_PER_PIXEL) + record
+    first_frames = min(num_frames, 1 + 8 * STREAM_CHUNK_FRAMES)
+    stride = _vae_stride(root / settings.get("vae", VAE_DIRS[variant])) if settings else 32
+    hw = (H // stride) * (W // stride)
+    # The resume file of the first chunk, in float32 at most: per softmax block a K/V window of the sink and one
+    # chunk, per GDN block its short-conv tails (q, k, v) and its D x D states, both for the main and the camera
+    # branch; and the chunk's latents.
+    softmax = len(config.softmax_block_indices)
+    window = (2 * config.chunk_frames + 1) * hw
+    tails = (config.conv_kernel_size - 1) * hw * 3
+    cache = 2 * 4 * config.hidden_size * (softmax * 2 * window + (config.depth - softmax) * tails) \
+        + 2 * 4 * (config.depth - softmax) * config.num_heads * config.head_dim ** 2
+    latents = (config.chunk_frames + 1) * config.in_channels * hw * 4
+    return int(first_frames * H * W * _VIDEO_BYTES_PER_PIXEL) + cache + latents + 2 * record
+
+
 def _refiner_source(files: ModelFiles, refiner: str | Path | bool | None) -> str | Path | None:
     """What ``from_pretrained(..., refiner=...)`` loads: None, or a folder / hub id for :class:`Refiner`."""
     if refiner is None or refiner is False:
@@ -322,11 +384,20 @@ def _refiner_source(files: ModelFiles, refiner: str | Path | bool | None) -> str
     return refiner
 
 
-def _transformer_config(settings: dict):
+def _transformer_config(settings: dict, root: Path | None = None):
+    """The transformer config a model folder's settings name; a bad one names ``root``'s config.yaml."""
     from sana_wm.model.config import SanaWMConfig, get_config
 
     spec = settings.get("transformer", "official-2.6b")
-    return get_config(spec) if isinstance(spec, str) else SanaWMConfig.from_dict(dict(spec))
+    try:
+        if isinstance(spec, str):
+            return get_config(spec)
+        if not isinstance(spec, dict):
+            raise ConfigError(f"must be a config name or a mapping of its fields, got {spec!r}")
+        return SanaWMConfig.from_dict(dict(spec))
+    except (ConfigError, KeyError) as exc:
+        where = f"{root / CONFIG_FILE}: " if root is not None else ""
+        raise ConfigError(f"{where}sana_wm.transformer: {exc}") from None
 
 
 def _sampled_model(transformer, settings: dict, files: ModelFiles | None):
@@ -341,41 +412,58 @@ def _sampled_model(transformer, settings: dict, files: ModelFiles | None):
 
 
 # ------------------------------------------------------------------------------------------------
-# Memory
-# ------------------------------------------------------------------------------------------------
-def estimate_memory_gib(variant: str, latent_frames: int, latent_hw: tuple[int, int], *, hidden_size: int = 2240,
-                        transformer_params: float = 2.66e9, dtype_bytes: int = 2, cfg: bool = True,
-                        offload: bool = False, refiner_params: float = 0.0, refiner_hidden_size: int = 4096,
-                        refiner_mode: str = "bidirectional") -> float:
-    """A rough peak-GPU-memory estimate (GiB): stage-1 weights, plus text encoder and VAE unless offloaded,
-    plus activations of the frames the transformer sees at once (all for bidirectional/chunk-causal, one chunk
-    and a 2-chunk cache for streaming); with ``refiner_params`` > 0 also the refiner (its Gemma-3-12B unless
-    offloaded) and its activations (all frames at once, or a 3-frame block against an 11-frame window). Rough
-    by design: it is for advice, not a guarantee."""
-    weights = transformer_params * dtype_bytes
-    if not offload:
-        weights += 2.6e9 * dtype_bytes + 0.5e9 * dtype_bytes  # Gemma-2-2B and the LTX-2 VAE
-    frames = latent_frames if variant != "streaming" else min(latent_frames, 4 + 2 * STREAM_CHUNK_FRAMES)
-    tokens = frames * latent_hw[0] * latent_hw[1] * (2 if cfg and variant != "streaming" else 1)
-    activations = tokens * hidden_size * dtype_bytes * 24  # a block's working set, with headroom
-    if refiner_params:
-        weights += refiner_params * dtype_bytes + (0 if offload else 12e9 * dtype_bytes)  # + Gemma-3-12B
-        r_frames = latent_frames if refiner_mode == "bidirectional" else 3 + 11
-        r_tokens = r_frames * latent_hw[0] * latent_hw[1]
-        r_activations = r_tokens * refiner_hidden_size * dtype_bytes * 24
-        if refiner_mode == "streaming":  # the stage-1 chunk and the refiner block coexist with both caches
-            activations += r_activations
-        elif offload:  # stage 1 is done before the refiner starts
-            activations = max(activations, r_activations)
-        else:
-            activations += r_activations
-    decode = 3 * 1e9 if variant == "streaming" else min(latent_frames, 13) * 1.2e9  # VAE decode (tiled)
-    return (weights + activations + decode) / 2**30
-
-
-# ------------------------------------------------------------------------------------------------
 # The pipeline
 # ------------------------------------------------------------------------------------------------
+# Flow-matching samplers converge in tens of steps; a typo such as 10000000 would only burn compute.
+MAX_STEPS = 1000
+# The number rules of a generation: (lowest, highest, lowest excluded, whole number). One table for the Python
+# API (GenerationRequest) and the command line, which checks them before it reads any file.
+_NUMBER_RULES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "num_frames": (1, None, False, True),  # and at most sana_wm.limits.max_frames()
+    "steps": (1, MAX_STEPS, False, True),
+    "cfg": (0.0, None, False, False),
+    "camera_cfg": (0.0, None, False, False),
+    "shift": (0.0, None, True, False),
+    "fov": (*DEFAULT_FOV_RANGE_DEG, False, False),
+    "camera_cfg_chunks": (1, None, False, True),
+    "resume_every": (0, None, False, True),
+    "refiner_settings.block_frames": (1, None, False, True),
+    "refiner_settings.kv_max_frames": (1, None, False, True),
+    # torch's generators take a 64-bit seed
+    "seed": (-(2**63), 2**64 - 1, False, True),
+    "refiner_settings.seed": (-(2**63), 2**64 - 1, False, True),
+}
+
+
+class OptionLimitError(OptionError, LimitError):
+    """A frame count above :func:`sana_wm.limits.max_frames`, named as an option."""
+
+
+def check_generation_numbers(values: dict[str, Any]) -> None:
+    """Refuse non-finite, out-of-range or fractional numbers among ``values`` (option name -> value; None is
+    unset), naming the option (:class:`OptionError`, so the command line names its flag)."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        low, high, low_open, whole = _NUMBER_RULES[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise OptionError(f"{{{name}}} {value!r}: must be a number")
+        if not math.isfinite(value):
+            raise OptionError(f"{{{name}}} {value}: must be a finite number")
+        if whole and value != int(value):
+            raise OptionError(f"{{{name}}} {value}: must be a whole number")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if too_low or (high is not None and value > high):
+            lo = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
+            hi = "" if high is None else f"<= {high:g}"
+            raise OptionError(f"{{{name}}} {value:g}: must be {' and '.join(x for x in (lo, hi) if x)}")
+        if name == "num_frames":
+            try:
+                check_frames(value, f"{{{name}}} {value:g}")
+            except LimitError as exc:
+                raise OptionLimitError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """One generation as asked for: the input image, the camera path and every option, checked on construction.
@@ -402,6 +490,9 @@ class GenerationRequest:
     :data:`DEFAULT_RESUME_EVERY`; 0 = never) the run saves ``OUT.resume.safetensors``
     (:mod:`~sana_wm.pipeline.resume`), removed when it ends; ``resume=True`` continues an interrupted run of the
     same request from that file, to the same video an uninterrupted run makes.
+
+    ``memory_check`` (default on): before sampling, refuse a run whose memory estimate
+    (:meth:`SanaWMPipeline.memory_estimate`) exceeds what the device has free; False skips the check.
     """
 
     image: Any
@@ -431,37 +522,36 @@ class GenerationRequest:
     refiner_prompt: str | TextEmbedding | None = None
     resume: bool = False
     resume_every: int | None = None
+    memory_check: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.trajectory, Trajectory):
             raise TypeError(f"trajectory must be a Trajectory, got {type(self.trajectory).__name__} (build one with "
                             "sana_wm.camera.actions.action_to_trajectory or sana_wm.camera.presets.make_preset)")
         if self.extend not in EXTEND_MODES:
-            raise ValueError(f"extend={self.extend!r}: choose one of {', '.join(EXTEND_MODES)}")
+            raise OptionError(f"{{extend}} {self.extend!r}: choose one of {', '.join(EXTEND_MODES)}")
         if self.output is not None:
             output = Path(self.output)
             if output.suffix.lower() != ".mp4":
                 raise OptionError(f"{{output}} {str(output)!r}: the video is written as H.264 MP4, so the file name "
                                   "must end in .mp4")
             object.__setattr__(self, "output", output)
-        if self.num_frames is not None and int(self.num_frames) < 1:
-            raise ValueError(f"num_frames={self.num_frames}: ask for at least one frame")
-        if self.resume_every is not None and int(self.resume_every) < 0:
-            raise OptionError(f"{{resume_every}} {self.resume_every}: give a number of chunks, or 0 for no resume "
-                              "file")
+        settings = self.refiner_settings if isinstance(self.refiner_settings, dict) else {}
+        check_generation_numbers({
+            "num_frames": self.num_frames, "steps": self.steps, "cfg": self.cfg, "shift": self.shift,
+            "camera_cfg": self.camera_cfg, "camera_cfg_chunks": self.camera_cfg_chunks, "fov": self.fov,
+            "resume_every": self.resume_every, "seed": self.seed, "refiner_settings.seed": settings.get("seed"),
+            "refiner_settings.block_frames": settings.get("block_frames"),
+            "refiner_settings.kv_max_frames": settings.get("kv_max_frames")})
         if self.resume and self.output is None:
             raise OptionError("{resume} continues the video named by {output}: give it")
-        if self.steps is not None and int(self.steps) < 1:
-            raise ValueError(f"steps={self.steps}: take at least one denoising step")
-        if self.fov is not None and not 0 < float(self.fov) < 180:
-            raise ValueError(f"fov={self.fov}: a horizontal field of view is between 0 and 180 degrees")
         if self.sigmas is not None:
             object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
         if isinstance(self.refiner_settings, dict):
             known = {f.name for f in fields(RefinerSettings)}
             unknown = sorted(set(self.refiner_settings) - known)
             if unknown:
-                raise ValueError(f"refiner_settings: unknown keys {unknown}; known: {sorted(known)}")
+                raise OptionError(f"{{refiner_settings}}: unknown keys {unknown}; known: {sorted(known)}")
             object.__setattr__(self, "refiner_settings", dict(self.refiner_settings))
 
 
@@ -624,7 +714,7 @@ class SanaWMPipeline:
         self.model = _sampled_model(transformer, settings, files)
         s = vae.spatial_stride
         if self.image_size[0] % s or self.image_size[1] % s:
-            raise ValueError(f"image size {self.image_size} must be a multiple of the VAE stride {s}")
+            raise InputError(f"image size {self.image_size} must be a multiple of the VAE stride {s}")
 
     def sampler_defaults(self, variant: str | None = None) -> VariantDefaults:
         """The sampling defaults: the variant's released ones, overridden by the model's ``sana_wm.sampler``."""
@@ -664,7 +754,8 @@ class SanaWMPipeline:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = resolve_dtype(default_dtype(device) if dtype is None else dtype)
         idle = torch.device("cpu") if offload else device
-        transformer = load_transformer(files.dit, _transformer_config(files.settings), dtype=dtype, device=device)
+        transformer = load_transformer(files.dit, _transformer_config(files.settings, files.root), dtype=dtype,
+                                       device=device)
         # The VAE and text encoder in full precision on CPU (half-precision CPU kernels are slow or missing).
         aux_dtype = dtype if device.type == "cuda" else torch.float32
         video_vae = VideoVAE.from_pretrained(files.vae, dtype=aux_dtype, device=idle)
@@ -707,31 +798,45 @@ class SanaWMPipeline:
                                   f"{stride + 1} frames")
         return snap_frame_count(num_frames, stride, "down")
 
-    def check_memory(self, num_frames: int, *, cfg: float, refine: bool = True) -> str | None:
-        """On CUDA, a warning text when the estimate exceeds the free memory, saying what would fit; else None."""
-        if self.device.type != "cuda":
-            return None
-        free, _ = torch.cuda.mem_get_info(self.device)
-        free_gib = free / 2**30
-        hw = (self.image_size[0] // self.vae.spatial_stride, self.image_size[1] // self.vae.spatial_stride)
-        T = self.vae.num_latent_frames(num_frames)
-        cfg_on = cfg != 1.0
-        params = sum(p.numel() for p in self.transformer.parameters())
-        kw = dict(hidden_size=self.transformer.config.hidden_size, transformer_params=params, cfg=cfg_on)
-        if self.refiner is not None and refine:
-            kw.update(refiner_params=sum(p.numel() for p in self.refiner.transformer.parameters()),
-                      refiner_hidden_size=self.refiner.transformer.config.num_attention_heads
-                      * self.refiner.transformer.config.attention_head_dim,
-                      refiner_mode="streaming" if self.variant == "streaming" else "bidirectional")
-        need = estimate_memory_gib(self.variant, T, hw, offload=self.offload, **kw)
-        if need <= free_gib:
-            return None
-        options = [(v, o) for v in (self.variant, "streaming") for o in (False, True)]
-        fits = [f"--variant {v}" + (" --offload" if o else "") for v, o in options
-                if estimate_memory_gib(v, T, hw, offload=o, **kw) <= free_gib]
-        advice = f"; try {fits[0]}" if fits else "; ask for fewer frames"
-        return (f"estimated {need:.0f} GiB of GPU memory for {num_frames} frames with the {self.variant} variant "
-                f"but {free_gib:.0f} GiB are free{advice}")
+    def memory_estimate(self, num_frames: int, *, guided: bool, refine: bool = True, keep_frames: bool = False,
+                        variant: str | None = None) -> MemoryEstimate:
+        """The memory a generation of ``num_frames`` video frames needs on this pipeline's device, component by
+        component (:mod:`sana_wm.pipeline.memory`); ``variant``: as if it held that variant's weights."""
+        return estimate_generation(self, num_frames, guided=guided, refine=refine and self.refiner is not None,
+                                   keep_frames=keep_frames, variant=variant)
+
+    def check_memory(self, num_frames: int, *, guided: bool, refine: bool = True, keep_frames: bool = False) -> None:
+        """Refuse (:class:`~sana_wm.pipeline.memory.InsufficientMemoryError`) a generation whose estimate exceeds
+        the memory the device has free, naming settings that would fit; a no-op where that cannot be known."""
+        available = available_bytes(self.device)
+        if available is None:
+            return
+        options = dict(guided=guided, refine=refine, keep_frames=keep_frames)
+        estimate = self.memory_estimate(num_frames, **options)
+        if estimate.needed_bytes <= available:
+            return
+        room = available + estimate.stage_bytes(LOADED)  # what the device would have without our weights
+
+        def fits(candidate: MemoryEstimate) -> bool:
+            return candidate.peak_bytes <= room
+
+        advice = []
+        if self.variant != "streaming" and fits(self.memory_estimate(num_frames, variant="streaming", **options)):
+            advice.append("{variant} streaming (its weights make one chunk at a time)")
+        if self.device.type == "cuda" and not self.offload and fits(offloaded(estimate)):
+            advice.append("{offload}")
+        stride = self.vae.temporal_stride * (STREAM_CHUNK_FRAMES if self.variant == "streaming" else 1)
+        low, high = 0, (num_frames - 1) // stride  # frames = 1 + k * stride; find the largest k that fits
+        while low < high:
+            mid = (low + high + 1) // 2
+            if fits(self.memory_estimate(1 + mid * stride, **options)):
+                low = mid
+            else:
+                high = mid - 1
+        if low >= 1:
+            frames = 1 + low * stride
+            advice.append(f"{{num_frames}} {frames} ({(frames - 1) / self.fps:g} s)")
+        raise refusal(estimate, available, num_frames, self.fps, self.variant, advice)
 
     def _load_image(self, image):
         from PIL import Image
@@ -754,7 +859,7 @@ class SanaWMPipeline:
                 # A text-free model was trained on its null caption alone; any prompt is ignored.
                 y = self.transformer.y_embedder.y_embedding.detach()
                 return TextEmbedding(y[None].float().cpu(), torch.ones(1, y.shape[0], dtype=torch.bool))
-            raise ValueError("this pipeline has no text encoder; pass precomputed prompt embeddings")
+            raise OptionError("this pipeline has no text encoder; pass precomputed prompt embeddings")
         encoder = self._use(self.text_encoder)
         saved = encoder.instruction
         try:
@@ -882,7 +987,7 @@ class SanaWMPipeline:
 
         variant = _check_variant(request.variant) or self.variant
         if variant != self.variant:
-            raise ValueError(f"this pipeline holds {self.variant} weights; the {variant} variant needs its own "
+            raise OptionError(f"this pipeline holds {self.variant} weights; the {variant} variant needs its own "
                              f"weights (load them with from_pretrained(..., variant={variant!r}))")
         defaults = self.sampler_defaults(variant)
         steps = defaults.steps if request.steps is None else int(request.steps)
@@ -1008,11 +1113,9 @@ class SanaWMPipeline:
                                               temporal_stride=self.vae.temporal_stride,
                                               spatial_stride=self.vae.spatial_stride)
         T = self.vae.num_latent_frames(n)
-        if plan.cfg != 1.0 or plan.camera_cfg != 1.0 or self.device.type == "cuda":
-            message = self.check_memory(n, cfg=plan.cfg if plan.camera_cfg == 1.0 else plan.camera_cfg,
-                                        refine=plan.refiner is not None)
-            if message:
-                warnings.warn(message, stacklevel=3)
+        if request.memory_check:
+            self.check_memory(n, guided=plan.cfg != 1.0 or plan.camera_cfg != 1.0, refine=plan.refiner is not None,
+                              keep_frames=request.keep_frames or request.output is None)
 
         refiner_text = self._refiner_text(plan.refiner_prompt) if plan.refiner is not None else None
         text = self._text(plan.prompt, False, request.instruction)
@@ -1141,7 +1244,7 @@ class SanaWMPipeline:
 
     def _refiner_settings(self, variant: str, settings: RefinerSettings | dict | None, seed: int) -> RefinerSettings:
         if self.refiner is None:
-            raise ValueError("no refiner is loaded: load one with SanaWMPipeline.from_pretrained(..., refiner=...) "
+            raise OptionError("no refiner is loaded: load one with SanaWMPipeline.from_pretrained(..., refiner=...) "
                              "or generate with refine=False")
         if isinstance(settings, RefinerSettings):
             resolved = settings
@@ -1150,7 +1253,7 @@ class SanaWMPipeline:
         if resolved.seed is None:
             resolved = resolved.replace(seed=int(seed))
         if variant == "streaming" and resolved.mode != "streaming":
-            raise ValueError("the streaming variant refines each chunk as it is sampled: use the refiner's "
+            raise OptionError("the streaming variant refines each chunk as it is sampled: use the refiner's "
                              "'streaming' mode (bidirectional refinement needs the whole video first)")
         return resolved
 
@@ -1158,7 +1261,7 @@ class SanaWMPipeline:
         if isinstance(prompt, TextEmbedding):
             return prompt
         if str(prompt).endswith(".safetensors"):
-            raise ValueError(f"the refiner encodes its prompt with its own Gemma-3 encoder and cannot reuse the "
+            raise OptionError(f"the refiner encodes its prompt with its own Gemma-3 encoder and cannot reuse the "
                              f"stage-1 embedding {prompt}; pass refiner_prompt= (the prompt text or a refiner "
                              "TextEmbedding)")
         encoder = self._use(self.refiner.text_encoder)

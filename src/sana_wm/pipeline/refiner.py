@@ -30,8 +30,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sana_wm.errors import InputError
 from sana_wm.model.refiner import RefinerTransformer
-from sana_wm.pipeline.errors import ModelFilesError
+from sana_wm.pipeline.errors import ModelFilesError, OptionError
 from sana_wm.pipeline.text import PromptCache, TextEmbedding
 from sana_wm.samplers.sdedit import (
     RELEASED_BLOCK_FRAMES,
@@ -96,7 +97,7 @@ class RefinerSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown refiner settings {unknown}; known: {sorted(known)}")
+            raise OptionError(f"unknown refiner settings {unknown}; known: {sorted(known)}")
         return cls(**d)
 
     def replace(self, **changes) -> RefinerSettings:
@@ -230,7 +231,7 @@ class RefinerTextEncoder:
                                                         torch_dtype=connectors_dtype or dtype)
         layers = model.config.get_text_config().num_hidden_layers + 1
         if connectors.config.text_proj_in_factor != layers:
-            raise ValueError(f"{files.connectors / 'config.json'}: text_proj_in_factor is "
+            raise InputError(f"{files.connectors / 'config.json'}: text_proj_in_factor is "
                              f"{connectors.config.text_proj_in_factor} but the Gemma-3 text encoder in "
                              f"{files.text_encoder} gives {layers} hidden states (embeddings + layers)")
         return cls(model.to(device), tokenizer, connectors.to(device), model_id=str(files.text_encoder), cache=cache)
@@ -301,7 +302,7 @@ class Refiner:
 
     def encode_prompt(self, prompt: str) -> TextEmbedding:
         if self.text_encoder is None:
-            raise ValueError("this refiner has no text encoder; pass a precomputed refiner prompt embedding")
+            raise OptionError("this refiner has no text encoder; pass a precomputed refiner prompt embedding")
         return self.text_encoder.encode(prompt)
 
     def stream(self, text: TextEmbedding, *, fps: float, settings: RefinerSettings | None = None,

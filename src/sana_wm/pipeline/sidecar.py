@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from sana_wm.camera.trajectory import Intrinsics, Trajectory
+from sana_wm.errors import InputError
 
 __all__ = [
     "SIDECAR_FORMAT",
@@ -108,7 +109,7 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     record = loads_json(path.read_text(), path)
     found = record.get("format") if isinstance(record, dict) else None
     if found != SIDECAR_FORMAT:
-        raise ValueError(f"{path}: not a sana-wm generation sidecar (format {found!r}, expected {SIDECAR_FORMAT!r})")
+        raise InputError(f"{path}: not a sana-wm generation sidecar (format {found!r}, expected {SIDECAR_FORMAT!r})")
     return record
 
 
@@ -136,7 +137,7 @@ def regenerate_from_record(record: dict[str, Any], output: str | Path, *, pipeli
     if not image_path.is_file():
         raise FileNotFoundError(f"the recorded input image {image_path} is missing; pass image=... to point at it")
     if check_image and sha256_file(image_path) != record["image"]["sha256"]:
-        raise ValueError(f"{image_path} differs from the image the video was made from (sha256 mismatch); pass "
+        raise InputError(f"{image_path} differs from the image the video was made from (sha256 mismatch); pass "
                          "check_image=False to use it anyway")
     settings = dict(record["settings"])
     refiner = settings.get("refiner")

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from sana_wm.errors import InputError
+
 __all__ = [
     "DEFAULT_PROMPT",
     "GEMMA_ID",
@@ -81,7 +83,7 @@ class TextEmbedding:
             raise FileNotFoundError(f"no prompt embedding file at {path}")
         data = load_safetensors(path)
         if set(data) != {"embeds", "mask"}:
-            raise ValueError(f"{path}: expected tensors 'embeds' (B, L, C) and 'mask' (B, L), got {sorted(data)}")
+            raise InputError(f"{path}: expected tensors 'embeds' (B, L, C) and 'mask' (B, L), got {sorted(data)}")
         return cls(data["embeds"], data["mask"])
 
 

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sana_wm.errors import InputError
+
 __all__ = [
     "ChunkVelocityModel",
     "Conditioning",
@@ -189,7 +191,7 @@ def guided_chunk_count(value, what: str) -> int:
     naming ``what``."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() and value >= 1
     if not ok:
-        raise ValueError(f"{what} must be a whole number >= 1 (or None: every chunk), got {value!r}")
+        raise InputError(f"{what} must be a whole number >= 1 (or None: every chunk), got {value!r}")
     return int(value)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from sana_wm.data import Clip, ShardWriter
+from sana_wm.errors import InputError
 from sana_wm.io import folder_lock, write_json_atomic
 from sana_wm.synth.paths import exploration_path
 from sana_wm.synth.render import render
@@ -73,7 +74,7 @@ def synthetic_clips(num_scenes: int, *, seed: int = 0, kinds: Sequence[str] | No
     given scene kinds (default: each drawn from its seed). ``start``: skip the first clips (a resumed run)."""
     for k in kinds or ():
         if k not in SCENE_KINDS:
-            raise ValueError(f"unknown scene kind {k!r}; choose from {', '.join(SCENE_KINDS)}")
+            raise InputError(f"unknown scene kind {k!r}; choose from {', '.join(SCENE_KINDS)}")
     for i in range(start, num_scenes):
         kind = kinds[i % len(kinds)] if kinds else None
         yield synthetic_clip(seed + i, kind=kind, **clip_kwargs)
@@ -135,9 +136,9 @@ def _check_resumable(out_dir: Path, settings: dict) -> None:
     try:
         saved = json.loads(run_file.read_text())
     except (OSError, ValueError) as err:
-        raise ValueError(f"{run_file} is damaged ({err}); start again with --overwrite") from None
+        raise InputError(f"{run_file} is damaged ({err}); start again with --overwrite") from None
     changed = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
     if changed:
         k = changed[0]
-        raise ValueError(f"{_FLAGS.get(k, k)} was {saved.get(k)!r} in the run being resumed and is {settings.get(k)!r} "
+        raise InputError(f"{_FLAGS.get(k, k)} was {saved.get(k)!r} in the run being resumed and is {settings.get(k)!r} "
                          "now; --resume must repeat the settings of the run it continues")

@@ -23,6 +23,7 @@ import numpy as np
 from sana_wm.camera.actions import action_to_c2w
 from sana_wm.camera.presets import make_preset
 from sana_wm.camera.trajectory import Trajectory
+from sana_wm.errors import InputError
 from sana_wm.synth.scene import Scene, SceneError
 
 __all__ = ["PATH_STYLES", "exploration_path", "path_is_free"]
@@ -131,10 +132,10 @@ def exploration_path(scene: Scene, *, seconds: float = 10.0, fps: float = 16.0, 
     unset: the renderer's ``fov_deg`` (or explicit intrinsics) decides the lens.
     """
     if style not in PATH_STYLES:
-        raise ValueError(f"unknown path style {style!r}; choose one of {', '.join(PATH_STYLES)}")
+        raise InputError(f"unknown path style {style!r}; choose one of {', '.join(PATH_STYLES)}")
     num_frames = int(round(seconds * fps)) + 1
     if num_frames < 2:
-        raise ValueError(f"a path needs at least 2 frames, got seconds={seconds} at fps={fps}")
+        raise InputError(f"a path needs at least 2 frames, got seconds={seconds} at fps={fps}")
     if style == "mixed":  # drawn from its own stream, so "mixed" equals the style it resolved to
         style = str(np.random.default_rng([seed, 1]).choice(["walk", "walk", "orbit", "look_around", "revisit"]))
     # A long walk can corner itself against a wall; such a path is redrawn from a derived stream

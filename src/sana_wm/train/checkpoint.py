@@ -38,6 +38,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from sana_wm.model.loading import CheckpointError
 from sana_wm.train.distributed import DistEnv, barrier
 from sana_wm.train.lora import LoraAdapter, check_fingerprint, read_adapter, write_adapter
 
@@ -268,16 +269,17 @@ def load_checkpoint(path: str | Path, *, env: DistEnv, model: nn.Module, optimiz
     path = Path(path)
     state = json.loads((path / "trainer.json").read_text())
     if state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a sana-wm training checkpoint (trainer.json format {state.get('format')!r})")
+        raise CheckpointError(f"{path} is not a sana-wm training checkpoint (trainer.json format "
+                              f"{state.get('format')!r})")
     if state["world_size"] != env.world_size:
-        raise ValueError(f"{path} was written by {state['world_size']} ranks but this run has {env.world_size}; "
+        raise CheckpointError(f"{path} was written by {state['world_size']} ranks but this run has {env.world_size}; "
                          "an exact resume needs the same world size (the data position is per rank)")
     has_adapter = (path / "adapter").is_dir()
     if lora is None and has_adapter:
-        raise ValueError(f"{path} holds a LoRA adapter, not a full model; the config has no lora section (the run "
+        raise CheckpointError(f"{path} holds a LoRA adapter, not a full model; the config has no lora section (the run "
                          "that wrote it had one)")
     if lora is not None and not has_adapter:
-        raise ValueError(f"{path} holds a full model, not a LoRA adapter; the config has a lora section (the run "
+        raise CheckpointError(f"{path} holds a full model, not a LoRA adapter; the config has a lora section (the run "
                          "that wrote it had none): remove it, or start the LoRA run in another output_dir")
     if lora is None:
         set_model_state_dict(model, load_file(str(path / "model.safetensors")), options=_FULL)

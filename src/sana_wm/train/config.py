@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from sana_wm.errors import UserError
+from sana_wm.errors import ConfigError
 from sana_wm.model.config import CONFIGS
 from sana_wm.train.objective import ObjectiveConfig
 
@@ -42,10 +42,6 @@ __all__ = [
 
 # The caption width of the released weights (Gemma-2-2B's hidden size): weights that read real text states.
 _GEMMA_CHANNELS = 2304
-
-
-class ConfigError(UserError, ValueError):
-    """A training config is invalid; the message starts with the key path (``stages[1].lr: ...``)."""
 
 
 @dataclass
@@ -253,9 +249,11 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     """Read a YAML training config (``overrides`` merged on top, nested dicts key by key) and check it."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a YAML text file (not UTF-8)") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
     if overrides:

@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from sana_wm.errors import ConfigError
+
 __all__ = ["DistEnv", "all_gather_objects", "all_reduce_mean", "barrier", "init_distributed", "shutdown",
            "wrap_model"]
 
@@ -82,7 +84,7 @@ def wrap_model(model: nn.Module, env: DistEnv, strategy: str = "auto") -> nn.Mod
         # Some parameters are never used by the forward (the legacy raymap input, GDN gates of softmax blocks).
         return nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda"
                                                    else None, find_unused_parameters=True)
-    raise ValueError(f"unknown distributed strategy {strategy!r}")
+    raise ConfigError(f"unknown distributed strategy {strategy!r}")
 
 
 def barrier(env: DistEnv) -> None:

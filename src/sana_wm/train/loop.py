@@ -28,8 +28,10 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
+from sana_wm.errors import ConfigError
 from sana_wm.io import write_json_atomic, write_text_atomic
 from sana_wm.model import SanaWMConfig, SanaWMTransformer, chunk_schedule, from_pretrained
+from sana_wm.model.loading import CheckpointError
 from sana_wm.train.checkpoint import latest_checkpoint, latest_intact_checkpoint, load_checkpoint, save_checkpoint
 from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config, named_config
 from sana_wm.train.data import HashTextEncoder, ModelBatch, SampleStream, SyntheticEncoder, build_batch
@@ -181,7 +183,7 @@ class Trainer:
         if not any(p.requires_grad for p in self.raw_model.parameters()):
             among = (" of the LoRA adapter (names like blocks.0.attn.qkv.lora_A.default.weight)"
                      if self.lora is not None else "")
-            raise ValueError(f"stages[{index}].trainable: the patterns {stage.trainable} match no parameter{among}")
+            raise ConfigError(f"stages[{index}].trainable: the patterns {stage.trainable} match no parameter{among}")
         self.dataset = self._dataset(self.data, root=self.data.root, shuffle=self.data.shuffle,
                                      window_mode=self.data.window_mode, crop=self.data.crop)
         if data_state is not None:
@@ -407,7 +409,8 @@ class Trainer:
                 if env.is_main:
                     log.warning("skipping the damaged checkpoint %s: %s", path, why)
             if ckpt is None:
-                raise ValueError(f"{cfg.checkpoint_dir}: every checkpoint is damaged (newest: {skipped[0][0].name}: "
+                raise CheckpointError(f"{cfg.checkpoint_dir}: every checkpoint is damaged (newest: "
+                                      f"{skipped[0][0].name}: "
                                  f"{skipped[0][1]}); remove them to start again, or restore one from a copy")
         if resume and ckpt is not None:
             state = load_checkpoint(ckpt, env=env, model=self.model, optimizer=self.optimizer, ema=self.ema,

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from sana_wm.model.loading import CheckpointError
 from sana_wm.train.config import ConfigError, LoraConfig
 
 __all__ = [
@@ -131,12 +132,12 @@ def check_fingerprint(expected: dict, actual: dict, what: str) -> None:
     if expected.keys() != actual.keys():
         missing = sorted(expected.keys() - actual.keys())[:3]
         extra = sorted(actual.keys() - expected.keys())[:3]
-        raise ValueError(f"{what}: the base model has other tensors than the one the adapter was trained on "
+        raise CheckpointError(f"{what}: the base model has other tensors than the one the adapter was trained on "
                          f"(missing {missing}, unexpected {extra})")
     for name, (s, q) in expected.items():
         s2, q2 = actual[name]
         if not (math.isclose(s, s2, rel_tol=1e-6, abs_tol=1e-6) and math.isclose(q, q2, rel_tol=1e-6, abs_tol=1e-6)):
-            raise ValueError(f"{what}: the base weights differ from those the adapter was trained on (first at "
+            raise CheckpointError(f"{what}: the base weights differ from those the adapter was trained on (first at "
                              f"{name}); use the same base model (model.init_from)")
 
 
@@ -183,14 +184,15 @@ class LoraAdapter:
         missing = sorted(names.keys() - state.keys())
         unexpected = sorted(state.keys() - names.keys())
         if missing or unexpected:
-            raise ValueError(f"the adapter file does not fit this LoRA config (rank, targets): missing {missing[:3]}, "
+            raise CheckpointError(f"the adapter file does not fit this LoRA config (rank, targets): missing "
+                                  f"{missing[:3]}, "
                              f"unexpected {unexpected[:3]}")
         out = {names[k]: t for k, t in state.items()}
         params = dict(self.model.named_parameters())
         for n, t in out.items():
             shape = tuple(params[n].shape)  # a DTensor's shape is the full one
             if tuple(t.shape) != shape:
-                raise ValueError(f"the adapter file does not fit this LoRA config: {self.file_keys[n]} has shape "
+                raise CheckpointError(f"the adapter file does not fit this LoRA config: {self.file_keys[n]} has shape "
                                  f"{tuple(t.shape)}, the model expects {shape} (another lora.rank?)")
         return out
 
@@ -270,7 +272,7 @@ def merge_lora(adapter: str | Path, out_dir: str | Path, *, base: str | Path | N
     if base is None:
         base = base_info.get("init_from") or adapter_config.get("base_model_name_or_path")
         if not base:
-            raise ValueError(f"{adapter} does not record its base model; pass base=")
+            raise CheckpointError(f"{adapter} does not record its base model; pass base=")
     base = Path(base)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; choose another directory or pass overwrite")

@@ -32,6 +32,8 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
+from sana_wm.errors import ConfigError
+
 __all__ = [
     "CHUNK_STRATEGIES",
     "LOSS_WEIGHTINGS",
@@ -100,30 +102,30 @@ class ObjectiveConfig:
     def validate(self, where: str = "objective") -> None:
         """Raise ``ValueError`` naming the offending key."""
         if self.recipe not in RECIPES:
-            raise ValueError(f"{where}.recipe: expected one of {', '.join(RECIPES)}, got {self.recipe!r}")
+            raise ConfigError(f"{where}.recipe: expected one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if not self.shift > 0:
-            raise ValueError(f"{where}.shift: must be positive, got {self.shift}")
+            raise ConfigError(f"{where}.shift: must be positive, got {self.shift}")
         if not self.logit_std > 0:
-            raise ValueError(f"{where}.logit_std: must be positive, got {self.logit_std}")
+            raise ConfigError(f"{where}.logit_std: must be positive, got {self.logit_std}")
         for name in ("image_condition_prob", "caption_dropout_prob", "camera_dropout_prob"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{where}.{name}: a probability must lie in [0, 1], got {p}")
+                raise ConfigError(f"{where}.{name}: a probability must lie in [0, 1], got {p}")
         if self.null_caption not in ("null_embedding", "empty_prompt"):
-            raise ValueError(f"{where}.null_caption: expected 'null_embedding' or 'empty_prompt', "
+            raise ConfigError(f"{where}.null_caption: expected 'null_embedding' or 'empty_prompt', "
                              f"got {self.null_caption!r}")
         if self.loss_weighting not in LOSS_WEIGHTINGS:
-            raise ValueError(f"{where}.loss_weighting: expected one of {', '.join(LOSS_WEIGHTINGS)}, "
+            raise ConfigError(f"{where}.loss_weighting: expected one of {', '.join(LOSS_WEIGHTINGS)}, "
                              f"got {self.loss_weighting!r}")
         if not self.channel_weight_power >= 0:
-            raise ValueError(f"{where}.channel_weight_power: must be >= 0, got {self.channel_weight_power}")
+            raise ConfigError(f"{where}.channel_weight_power: must be >= 0, got {self.channel_weight_power}")
         unknown = sorted(set(self.chunk_mixture) - set(CHUNK_STRATEGIES))
         if unknown:
-            raise ValueError(f"{where}.chunk_mixture: unknown strategies {unknown}; "
+            raise ConfigError(f"{where}.chunk_mixture: unknown strategies {unknown}; "
                              f"known: {', '.join(CHUNK_STRATEGIES)}")
         weights = list(self.chunk_mixture.values())
         if any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError(f"{where}.chunk_mixture: weights must be >= 0 with a positive sum, got {weights}")
+            raise ConfigError(f"{where}.chunk_mixture: weights must be >= 0 with a positive sum, got {weights}")
 
 
 @dataclass
@@ -262,10 +264,10 @@ def channel_loss_weights(source: str | Path, power: float, channels: int) -> Ten
                            f"(keys: {', '.join(sorted(f.keys())) or 'none'})")
         std = f.get_tensor("latents_std").double().flatten()
     if std.numel() != channels:
-        raise ValueError(f"objective.channel_weights: {path} has latents_std for {std.numel()} channels, "
+        raise ConfigError(f"objective.channel_weights: {path} has latents_std for {std.numel()} channels, "
                          f"the model takes {channels}")
     if not bool((std > 0).all()):
-        raise ValueError(f"objective.channel_weights: {path} has non-positive latents_std values")
+        raise ConfigError(f"objective.channel_weights: {path} has non-positive latents_std values")
     w = std.pow(2 * power)
     return (w / w.mean()).float()
 

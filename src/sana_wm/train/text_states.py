@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from sana_wm.errors import InputError
 from sana_wm.pipeline.text import PromptCache, TextEmbedding, TextEncoder
 
 __all__ = ["TEXT_STATES_DIR", "CaptionStates", "encode_captions", "read_captions"]
@@ -96,18 +97,18 @@ class CaptionStates:
                     f"write them once with `sana-wm data encode-text {root} --text-encoder DIR`")
             manifest = json.loads(path.read_text())
             if manifest.get("format") != _FORMAT:
-                raise ValueError(f"{path}: not a caption-state manifest (format {manifest.get('format')!r})")
+                raise InputError(f"{path}: not a caption-state manifest (format {manifest.get('format')!r})")
             manifests.append((path, manifest))
             self.caches.append(PromptCache(directory))
         (first_path, first), *rest = manifests
         for path, other in rest:
             if other != first:
-                raise ValueError(f"{path} and {first_path} hold caption states of different encoders "
+                raise InputError(f"{path} and {first_path} hold caption states of different encoders "
                                  f"({other['model_id']} and {first['model_id']}); encode both datasets with one")
         self.model_id, self.instruction = first["model_id"], first["instruction"]
         self.max_tokens, self.channels = int(first["max_tokens"]), int(first["channels"])
         if channels is not None and channels != self.channels:
-            raise ValueError(f"{first_path}: the caption states have {self.channels} channels (encoder "
+            raise InputError(f"{first_path}: the caption states have {self.channels} channels (encoder "
                              f"{self.model_id}), the model reads {channels}; encode with the model's text encoder")
 
     def _load(self, caption: str, instruction: str) -> TextEmbedding:

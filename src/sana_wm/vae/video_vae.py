@@ -31,6 +31,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from sana_wm.errors import InputError
+
 __all__ = ["CODEC_CLASSES", "StreamingDecoder", "VideoVAE", "num_latent_frames", "num_video_frames"]
 
 RELEASED_TEMPORAL_TILING = (96, 64)  # (tile_sample_min_num_frames, tile_sample_stride_num_frames), reference §4
@@ -83,7 +85,7 @@ class VideoVAE:
         try:
             class_name = json.loads((path / "config.json").read_text()).get("_class_name")
         except (OSError, json.JSONDecodeError, AttributeError) as err:
-            raise ValueError(f"{path / 'config.json'}: not a readable VAE config: {err}") from None
+            raise InputError(f"{path / 'config.json'}: not a readable VAE config: {err}") from None
         if cls is VideoVAE and class_name in CODEC_CLASSES:
             module, name = CODEC_CLASSES[class_name].split(":")
             codec = getattr(importlib.import_module(module), name)
