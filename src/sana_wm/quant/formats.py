@@ -18,7 +18,8 @@ Formats (the grids are derived from the bit layouts, :func:`float_grid`):
   always round to nearest even.
 * **RHT** (random Hadamard transform): ``x -> x @ M`` with ``M = diag(signs) @ H_16 / 4`` applied to each
   16-element block of the inner dimension of *both* GEMM operands. ``M`` is orthogonal, so
-  ``(x M)(w M)^T = x w^T`` in exact arithmetic, while outliers are spread over their block before rounding.
+  ``(x M)(w M)^T = x w^T`` in exact arithmetic, while an outlier is spread over its block before rounding
+  instead of setting the block's scale alone.
 * **int8 / int4 weight-only**: one scale per group of consecutive input channels. int8 is symmetric (group
   128, ``scale = amax / 127.5``, values clamped to [-128, 127]: torchao's int8 weight-only rule, so the two
   are tested equal); int4 is asymmetric (group 32, 16 levels spanning each group's [min, max]): with only 16
@@ -138,8 +139,9 @@ def _blocks(x: Tensor, size: int) -> tuple[Tensor, int]:
 
 
 def _safe_scale(amax: Tensor, top: float) -> Tensor:
-    """``amax / top``, with all-zero blocks given scale 1 (their values quantize to 0 whatever the scale)."""
-    return torch.where(amax > 0, amax / top, torch.ones_like(amax))
+    """``amax / top`` rounded to float32 (the scales' storage type), returned in ``amax``'s dtype; all-zero
+    blocks get scale 1 (their values quantize to 0 whatever the scale)."""
+    return torch.where(amax > 0, amax / top, torch.ones_like(amax)).float().to(amax.dtype)
 
 
 def quantize_fp8(x: Tensor, *, scaling: str = "row", role: str = "weight") -> Tensor:
@@ -153,7 +155,7 @@ def quantize_fp8(x: Tensor, *, scaling: str = "row", role: str = "weight") -> Te
     dtype = _work_dtype(x)
     xf = x.to(dtype)
     if scaling == "row":
-        scale = _safe_scale(xf.abs().amax(-1, keepdim=True).float(), E4M3.max_value).to(dtype)
+        scale = _safe_scale(xf.abs().amax(-1, keepdim=True), E4M3.max_value)
         return round_to_grid(xf / scale, E4M3).mul(scale).to(x.dtype)
     if role == "weight":
         if x.ndim != 2:
@@ -161,33 +163,32 @@ def quantize_fp8(x: Tensor, *, scaling: str = "row", role: str = "weight") -> Te
         N = x.shape[0]
         cols, K = _blocks(xf, FP8_BLOCK)  # (N, Kb, 128)
         tiles, _ = _blocks(cols.permute(1, 2, 0), FP8_BLOCK)  # (Kb, 128, Nb, 128): tiles over (K, N)
-        amax = tiles.abs().amax(dim=(1, 3), keepdim=True).float()
-        scale = _safe_scale(amax, E4M3.max_value).to(dtype)
+        scale = _safe_scale(tiles.abs().amax(dim=(1, 3), keepdim=True), E4M3.max_value)
         q = round_to_grid(tiles / scale, E4M3).mul(scale)
         q = q.flatten(2)[..., :N].permute(2, 0, 1)  # (N, Kb, 128)
         return q.flatten(-2)[..., :K].to(x.dtype)
     blocks, K = _blocks(xf, FP8_BLOCK)
-    scale = _safe_scale(blocks.abs().amax(-1, keepdim=True).float(), E4M3.max_value).to(dtype)
+    scale = _safe_scale(blocks.abs().amax(-1, keepdim=True), E4M3.max_value)
     return round_to_grid(blocks / scale, E4M3).mul(scale).flatten(-2)[..., :K].to(x.dtype)
 
 
 def quantize_nvfp4(x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     """NVFP4 quantize-dequantize of a GEMM operand ``x (..., K)`` (K the inner dimension, in blocks of 16).
 
-    Global (per-tensor, float32) encode scale ``g = 448 * 6 / amax(x)``; per block the decode scale
+    Global (per-tensor, rounded to float32) encode scale ``g = 448 * 6 / amax(x)``; per block the decode scale
     ``amax_b / 6`` is stored as ``E4M3(amax_b / 6 * g)`` (round to nearest even); the values are
     ``E2M1(x / (stored / g))``, rounded to nearest even or stochastically with ``generator``."""
     dtype = _work_dtype(x)
     xf = x.to(dtype)
-    amax = xf.abs().amax().float()
+    amax = xf.abs().amax()
     if not torch.isfinite(amax):
         raise ValueError("nvfp4: the tensor holds inf or NaN; its global scale is undefined")
     if amax == 0:
         return torch.zeros_like(x)
-    g = (E4M3.max_value * E2M1.max_value / amax).to(dtype)
+    g = (E4M3.max_value * E2M1.max_value / amax).float().to(dtype)  # an FP32 scale
     blocks, K = _blocks(xf, NVFP4_BLOCK)
     block_amax = blocks.abs().amax(-1, keepdim=True)
-    stored = round_to_grid((block_amax / E2M1.max_value * g).float(), E4M3).to(dtype)  # the E4M3 block scale
+    stored = round_to_grid(block_amax / E2M1.max_value * g, E4M3)  # the E4M3 block scale
     decode = stored / g
     safe = torch.where(decode > 0, decode, torch.ones_like(decode))  # a block whose scale underflows is all zeros
     q = round_to_grid(blocks / safe, E2M1, generator=generator) * decode
@@ -196,20 +197,20 @@ def quantize_nvfp4(x: Tensor, *, generator: torch.Generator | None = None) -> Te
 
 def quantize_int8(w: Tensor, *, group_size: int = INT8_GROUP) -> Tensor:
     """int8 weight-only, symmetric, one float32 scale ``amax / 127.5`` per group of ``group_size`` input
-    channels, values ``clamp(round(w / scale), -128, 127)`` (torchao's rule)."""
+    channels, values ``clamp(round(w * (1 / scale)), -128, 127)`` (torchao's rule, to the rounding)."""
     dtype = _work_dtype(w)
     groups, K = _blocks(w.to(dtype), group_size)
-    scale = _safe_scale(groups.abs().amax(-1, keepdim=True).float(), 127.5).to(dtype)
-    q = torch.round(groups / scale).clamp(-128, 127)
+    scale = _safe_scale(groups.abs().amax(-1, keepdim=True), 127.5)
+    q = torch.round(groups * (1 / scale)).clamp(-128, 127)  # torchao multiplies by the reciprocal: same ties
     return (q * scale).flatten(-2)[..., :K].to(w.dtype)
 
 
 def int4_codes(w: Tensor, *, group_size: int = INT4_GROUP) -> tuple[Tensor, Tensor, Tensor]:
-    """int4 asymmetric codes ``(..., K)`` uint8 in [0, 15], and per-group ``scale`` and ``minimum``:
+    """int4 asymmetric codes ``(..., K)`` uint8 in [0, 15], and per-group float32 ``scale`` and ``minimum``:
     ``scale = (max - min) / 15``, ``code = round((w - min) / scale)``; dequantized ``code * scale + min``."""
     dtype = _work_dtype(w)
     groups, K = _blocks(w.to(dtype), group_size)
-    lo = groups.amin(-1, keepdim=True)
+    lo = groups.amin(-1, keepdim=True).float().to(dtype)  # scale and minimum are stored in float32
     hi = groups.amax(-1, keepdim=True)
     scale = _safe_scale(hi - lo, 15.0)
     codes = torch.round((groups - lo) / scale).clamp(0, 15)
