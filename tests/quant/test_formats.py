@@ -199,7 +199,7 @@ def test_int8_matches_reference():
             group = w[r, j:j + 128]
             scale = float(torch.tensor(group.abs().max().item() / 127.5, dtype=torch.float32))
             expected[r, j:j + 128] = torch.round(group * (1 / scale)).clamp(-128, 127) * scale
-    assert torch.equal(quantize_int8(w), expected)
+    assert torch.equal(quantize_int8(w, group_size=128), expected)
 
 
 def test_int8_matches_torchao_weight_only():
@@ -213,7 +213,7 @@ def test_int8_matches_torchao_weight_only():
     quantize_(lin, Int8WeightOnlyConfig(granularity=PerGroup(128)))
     q = lin.weight
     dequantized = q.qdata.float().view(24, 2, 128) * q.scale.view(24, 2, 1)
-    assert torch.equal(quantize_int8(w), dequantized.view(24, 256))
+    assert torch.equal(quantize_int8(w, group_size=128), dequantized.view(24, 256))
 
 
 def test_int4_matches_reference_and_packs():

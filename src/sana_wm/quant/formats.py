@@ -20,9 +20,11 @@ Formats (the grids are derived from the bit layouts, :func:`float_grid`):
   16-element block of the inner dimension of *both* GEMM operands. ``M`` is orthogonal, so
   ``(x M)(w M)^T = x w^T`` in exact arithmetic, while an outlier is spread over its block before rounding
   instead of setting the block's scale alone.
-* **int8 / int4 weight-only**: one scale per group of consecutive input channels. int8 is symmetric (group
-  128, ``scale = amax / 127.5``, values clamped to [-128, 127]: torchao's int8 weight-only rule, so the two
-  are tested equal); int4 is asymmetric (group 32, 16 levels spanning each group's [min, max]): with only 16
+* **int8 / int4 weight-only**: int8 is symmetric with one scale per output row (``scale = amax / 127.5``,
+  values clamped to [-128, 127]: torchao's int8 weight-only rule, so the two are tested equal; torchao's
+  groups of 128 do not divide the release's width 2240, its rows do), groups of any size on request; int4 is
+  asymmetric, one scale and minimum per group of 32 input channels (16 levels spanning the group's
+  [min, max]; 32 divides every width of the release and of the refiner): with only 16
   levels a symmetric grid wastes a level and half its range on groups whose values are one-sided, and
   torchao's int4 weight-only (tinygemm) layout is asymmetric too.
 """
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import Tensor
@@ -41,7 +43,6 @@ __all__ = [
     "E4M3",
     "FP8_BLOCK",
     "INT4_GROUP",
-    "INT8_GROUP",
     "NVFP4_BLOCK",
     "FloatFormat",
     "float_grid",
@@ -59,7 +60,6 @@ __all__ = [
 
 FP8_BLOCK = 128  # DeepSeek-style block scaling: 128 x 128 weight tiles, 1 x 128 activation tiles
 NVFP4_BLOCK = 16  # elements per E4M3 block scale (and per Hadamard block)
-INT8_GROUP = 128
 INT4_GROUP = 32
 
 
@@ -83,7 +83,7 @@ E4M3 = FloatFormat("e4m3", 4, 3, 7, 448.0)
 E2M1 = FloatFormat("e2m1", 2, 1, 1, 6.0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _grid_values(fmt: FloatFormat) -> tuple[float, ...]:
     values = set()
     for e in range(2**fmt.exponent_bits):
@@ -195,11 +195,12 @@ def quantize_nvfp4(x: Tensor, *, generator: torch.Generator | None = None) -> Te
     return q.flatten(-2)[..., :K].to(x.dtype)
 
 
-def quantize_int8(w: Tensor, *, group_size: int = INT8_GROUP) -> Tensor:
-    """int8 weight-only, symmetric, one float32 scale ``amax / 127.5`` per group of ``group_size`` input
-    channels, values ``clamp(round(w * (1 / scale)), -128, 127)`` (torchao's rule, to the rounding)."""
+def quantize_int8(w: Tensor, *, group_size: int | None = None) -> Tensor:
+    """int8 weight-only, symmetric, one float32 scale ``amax / 127.5`` per row (``group_size`` None) or per
+    group of ``group_size`` input channels, values ``clamp(round(w * (1 / scale)), -128, 127)`` (torchao's rule,
+    to the rounding)."""
     dtype = _work_dtype(w)
-    groups, K = _blocks(w.to(dtype), group_size)
+    groups, K = _blocks(w.to(dtype), group_size or w.shape[-1])
     scale = _safe_scale(groups.abs().amax(-1, keepdim=True), 127.5)
     q = torch.round(groups * (1 / scale)).clamp(-128, 127)  # torchao multiplies by the reciprocal: same ties
     return (q * scale).flatten(-2)[..., :K].to(w.dtype)

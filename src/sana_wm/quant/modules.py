@@ -28,7 +28,7 @@ EMULATED_PRECISIONS = {
     "fp8": "FP8 E4M3 weights and activations, one scale per row",
     "fp8-block": "FP8 E4M3 weights in 128x128 blocks, activations in 1x128 blocks",
     "nvfp4": "NVFP4: E2M1 in 16-element blocks, E4M3 block scales, FP32 global scale",
-    "int8": "int8 weights, symmetric, groups of 128 (activations unquantized)",
+    "int8": "int8 weights, symmetric, one scale per row (activations unquantized)",
     "int4": "int4 weights, asymmetric, groups of 32 (activations unquantized)",
 }
 

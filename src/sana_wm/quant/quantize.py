@@ -6,7 +6,7 @@ Backends:
 * ``"emulate"``: :class:`~sana_wm.quant.modules.EmulatedLinear`, the exact quantize-dequantize emulation,
   on any device. Slower than the unquantized model and no smaller in memory: it is there to measure quality.
 * ``"torchao"``: torchao's kernels. fp8 (W8A8, one scale per row) on CUDA sm_89 or newer; nvfp4 (its
-  prototype W4A4) on sm_100 or newer; int8 (groups of 128) and int4 (groups of 32) weight-only on CUDA
+  prototype W4A4) on sm_100 or newer; int8 (one scale per row) and int4 (groups of 32) weight-only on CUDA
   GPUs; int8 also on the CPU.
 * ``"te"``: TransformerEngine. Not built yet: refused with the alternative.
 * ``"auto"``: the emulation on the CPU (said in :attr:`QuantReport.note`), torchao on CUDA, after checking the
@@ -156,12 +156,10 @@ def _torchao_config(precision: str):
         Int8WeightOnlyConfig,
         PerRow,
     )
-    from torchao.quantization.granularity import PerGroup
-
     if precision == "fp8":
         return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
     if precision == "int8":
-        return Int8WeightOnlyConfig(granularity=PerGroup(128))
+        return Int8WeightOnlyConfig(granularity=PerRow())
     if precision == "int4":
         return Int4WeightOnlyConfig(group_size=32, int4_packing_format="tile_packed_to_4d")
     from torchao.prototype.mx_formats.inference_workflow import NVFP4DynamicActivationNVFP4WeightConfig
@@ -207,6 +205,10 @@ def quantize_model(model, precision: str, backend: str = "auto", *, device: torc
     if choice.backend == "torchao" and nvfp4 and (report.hadamard or report.stochastic_rounding):
         raise PrecisionError(f"the {rules.name} model's nvfp4 recipe needs the Hadamard transform and stochastic "
                              f"rounding, which torchao's nvfp4 does not do; use {flag} fp8")
+    for path in quantized:  # checked before the model is changed
+        if not isinstance(module.get_submodule(path), (nn.Linear, nn.Conv2d)):
+            raise ValueError(f"{rules.name} rules quantize {path}, a {type(module.get_submodule(path)).__name__}: "
+                             "only linears and 1x1 Conv2d can be quantized")
     targets = set()
     for path in quantized:
         parent_path, _, leaf = path.rpartition(".")
@@ -215,6 +217,7 @@ def quantize_model(model, precision: str, backend: str = "auto", *, device: torc
         if isinstance(gemm, nn.Conv2d):
             gemm = PointwiseLinear.from_conv(gemm)
             setattr(parent, leaf, gemm)
+
         if choice.backend == "emulate":
             emulated = EmulatedLinear(linear_of(gemm), precision, name=path, hadamard=report.hadamard,
                                       stochastic_rounding=report.stochastic_rounding)

@@ -1,7 +1,7 @@
 """Which of a model's GEMMs are quantized, and how: one named list per model, the only place these choices live.
 
 A rule set names, as ``fnmatch`` patterns over ``named_modules()`` paths, the modules to quantize and the ones
-kept in the model's dtype. Every ``nn.Linear`` and every 1x1 ``nn.Conv2d`` of the model must match exactly one
+kept in the model's dtype. Every ``nn.Linear`` and every pointwise convolution of the model must match exactly one
 of the two lists (:func:`classify` refuses a module that matches neither or both), so a module added to the
 model later is never quantized, or left alone, by accident.
 
@@ -81,16 +81,15 @@ REFINER_RULES = ModuleRules(
 RULES = {rules.name: rules for rules in (STAGE1_RULES, REFINER_RULES)}
 
 
+def _pointwise(module: nn.Module) -> bool:
+    """An ungrouped convolution with a 1x..x1 kernel: a matrix product over the channels."""
+    return (isinstance(module, (nn.Conv2d, nn.Conv3d)) and all(k == 1 for k in module.kernel_size)
+            and all(s == 1 for s in module.stride) and module.groups == 1)
+
+
 def gemm_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The model's GEMMs: every ``nn.Linear`` and every 1x1 ``nn.Conv2d`` (ungrouped), with their paths."""
-    found = []
-    for path, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            found.append((path, module))
-        elif (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
-              and module.stride == (1, 1) and module.dilation == (1, 1)):
-            found.append((path, module))
-    return found
+    """The model's GEMMs: every ``nn.Linear`` and every pointwise (1x1, 1x1x1) convolution, with their paths."""
+    return [(path, m) for path, m in model.named_modules() if isinstance(m, nn.Linear) or _pointwise(m)]
 
 
 def classify(model: nn.Module, rules: ModuleRules) -> tuple[list[str], list[str]]:
