@@ -121,6 +121,15 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="keep the refiner's first (sink) frame, so the video has 8k+1 frames")
     p.add_argument("--offload", action="store_true",
                    help="keep the text encoders, VAE and refiner on the CPU while they are idle (less GPU memory)")
+    precisions = ("bf16", "fp8", "nvfp4", "int8", "int4")
+    p.add_argument("--stage1-precision", choices=precisions, default="bf16",
+                   help="quantize stage 1's block GEMMs (embedders, camera projections and the final layer stay "
+                        "unquantized): fp8 (W8A8, GPUs sm_89+), nvfp4 (W4A4 with the Hadamard transform and "
+                        "stochastic rounding, sm_100+), int8/int4 (weight-only, any CUDA GPU); on the CPU an exact "
+                        "emulation, slower, for measuring quality. Default bf16: not quantized (see --dtype)")
+    p.add_argument("--refiner-precision", choices=precisions,
+                   help="the same for the refiner's blocks (its input/output projections, time embedding and "
+                        "caption projection stay unquantized); default bf16")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"),
                    help="transformer precision (default: bf16 on GPU, fp32 on CPU)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
@@ -250,7 +259,8 @@ def _check_output_folder(out: Path) -> None:
 
 # Flags that may come with --resume (where and how to run, not what to make); all others must be left unset.
 _RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "func", "group"}
-_DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": []}  # argparse defaults not None
+_DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": [],  # argparse defaults not None
+             "stage1_precision": "bf16"}
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -373,7 +383,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder,
                                                   vae=args.vae, device=device, dtype=args.dtype, offload=args.offload,
                                                   prompt_cache=args.prompt_cache, refiner=refiner,
-                                                  refiner_text_encoder=args.refiner_text_encoder)
+                                                  refiner_text_encoder=args.refiner_text_encoder,
+                                                  stage1_precision=args.stage1_precision,
+                                                  refiner_precision=args.refiner_precision)
             result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt,
                                    negative_prompt=args.negative_prompt, steps=args.steps, cfg=args.cfg,
                                    shift=args.shift, camera_cfg=args.camera_cfg,

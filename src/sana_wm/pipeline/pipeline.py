@@ -88,6 +88,7 @@ from sana_wm.pipeline.resume import (
 from sana_wm.pipeline.sidecar import file_fingerprint, publish_video, sha256_file, trajectory_to_dict
 from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
 from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, partial_video_path, to_uint8_frames
+from sana_wm.quant import DeviceInfo, QuantReport, choose_backend, quantize_model
 from sana_wm.samplers.conditioning import guided_chunk_count
 from sana_wm.vae import VideoVAE
 
@@ -611,6 +612,8 @@ class SanaWMPipeline:
         self.files = files
         self.offload = offload
         self.refiner = refiner  # stage 2, applied to the latents before decoding (None: stage 1 only)
+        # what quantize_model did to each transformer ("stage1", "refiner"); empty: built unquantized
+        self.quantization: dict[str, QuantReport] = {}
         settings = files.settings if files is not None else {}
         self.text_free = text_encoder is None and settings.get("text_encoder") == TEXT_FREE
         self._sampler_settings = dict(settings.get("sampler", {}))
@@ -637,7 +640,9 @@ class SanaWMPipeline:
                         dtype: str | torch.dtype | None = None, offload: bool = False,
                         prompt_cache: str | Path | None = None, instruction: str | None = None,
                         refiner: str | Path | bool | None = None,
-                        refiner_text_encoder: str | Path | None = None) -> SanaWMPipeline:
+                        refiner_text_encoder: str | Path | None = None, stage1_precision: str = "bf16",
+                        refiner_precision: str | None = None, quant_backend: str = "auto",
+                        text_encoders: bool = True) -> SanaWMPipeline:
         """Load a released (or released-layout) model folder, an official hub id, or the bundled model by its
         name, ``"sana-wm-synth"`` (module docstring).
 
@@ -645,7 +650,15 @@ class SanaWMPipeline:
         :func:`default_dtype` of the device, bf16 on CUDA and float32 on CPU. ``refiner``: None/False for
         stage 1 only; True for the model's own refiner (an error if it has none); "auto" for the model's refiner
         when it has one; or a refiner folder / model folder / hub id.
-        ``refiner_text_encoder`` overrides its Gemma-3 folder."""
+        ``refiner_text_encoder`` overrides its Gemma-3 folder.
+
+        ``stage1_precision`` / ``refiner_precision`` (default "bf16": not quantized, the transformers run in
+        ``dtype``): "fp8", "nvfp4", "int8" or "int4", applied by :func:`sana_wm.quant.quantize_model` under its
+        rules on ``quant_backend`` ("auto": torchao on a GPU that runs the precision, else a
+        :class:`~sana_wm.quant.PrecisionError` naming the alternative; on the CPU the exact emulation, said in a
+        warning). ``text_encoders=False`` loads neither text encoder: prompts must then be precomputed
+        (:class:`~sana_wm.pipeline.prompt_embeds.PromptEmbeds`), which lets the encoders run and be freed before
+        the transformers load."""
         from sana_wm.model.loading import from_pretrained as load_transformer
         from sana_wm.model.loading import resolve_dtype
 
@@ -653,26 +666,40 @@ class SanaWMPipeline:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = resolve_dtype(default_dtype(device) if dtype is None else dtype)
         idle = torch.device("cpu") if offload else device
+        choose_backend(stage1_precision, DeviceInfo.of(device), quant_backend)  # refuse before any loading
+        if refiner_precision is not None:
+            choose_backend(refiner_precision, DeviceInfo.of(device), quant_backend, flag="--refiner-precision")
         transformer = load_transformer(files.dit, _transformer_config(files.settings), dtype=dtype, device=device)
+        quantization = {"stage1": quantize_model(transformer, stage1_precision, quant_backend, device=device)}
         # The VAE and text encoder in full precision on CPU (half-precision CPU kernels are slow or missing).
         aux_dtype = dtype if device.type == "cuda" else torch.float32
         video_vae = VideoVAE.from_pretrained(files.vae, dtype=aux_dtype, device=idle)
         cache = PromptCache(prompt_cache) if prompt_cache is not None else None
         encoder = None
-        if files.text_encoder != TEXT_FREE:
+        if files.text_encoder != TEXT_FREE and text_encoders:
             encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=aux_dtype, device=idle, cache=cache,
                                                   instruction=instruction)
         refiner_source = _refiner_source(files, refiner)
         if refiner_source is None and refiner_text_encoder is not None:
             warnings.warn(OptionWarning("{refiner_text_encoder} is ignored: no refiner is loaded"), stacklevel=2)
+        if refiner_source is None and refiner_precision is not None:
+            warnings.warn(OptionWarning("{refiner_precision} is ignored: no refiner is loaded"), stacklevel=2)
         stage2 = None
         if refiner_source is not None:
             stage2 = Refiner.from_pretrained(refiner_source, text_encoder=refiner_text_encoder, dtype=dtype,
-                                             device=idle, text_dtype=aux_dtype, text_device=idle, cache=cache)
+                                             device=idle, text_dtype=aux_dtype, text_device=idle, cache=cache,
+                                             load_text_encoder=text_encoders)
+            quantization["refiner"] = quantize_model(stage2.transformer, refiner_precision or "bf16", quant_backend,
+                                                     device=device, flag="--refiner-precision")
+        for report in quantization.values():
+            if report.note is not None:
+                warnings.warn(report.summary(), stacklevel=2)
         image_size = tuple(files.settings.get("image_size", DEFAULT_TARGET_SIZE))
-        return cls(transformer, video_vae, encoder, variant=files.variant, image_size=image_size,
+        pipe = cls(transformer, video_vae, encoder, variant=files.variant, image_size=image_size,
                    fps=float(files.settings.get("fps", 16.0)), device=device, files=files, offload=offload,
                    refiner=stage2)
+        pipe.quantization = quantization
+        return pipe
 
     # -- helpers ------------------------------------------------------------------------------------
     def _use(self, module):
@@ -934,6 +961,8 @@ class SanaWMPipeline:
                    "(only streaming runs can)")
         elif refiner is not None:
             why = "the refiner's stream state is not saved, so a run with the refiner cannot be continued"
+        elif "stage1" in self.quantization and self.quantization["stage1"].stochastic_rounding:
+            why = "the stochastic rounding of the nvfp4 stage 1 is not saved, so a run with it cannot be continued"
         if why is not None:
             if request.resume:
                 raise OptionError(f"{{resume}}: {why}; generate the video again")
@@ -1150,6 +1179,10 @@ class SanaWMPipeline:
         finally:
             self._release(encoder)
 
+    def _precision(self, model: str) -> str:
+        report = self.quantization.get(model)
+        return "bf16" if report is None else report.precision
+
     def _record(self, request: GenerationRequest, plan: SamplingPlan, inputs: PreparedInputs) -> dict[str, Any]:
         """The sidecar: the settings that took effect (None for options that could not act), the inputs and the
         model files, enough for :func:`~sana_wm.pipeline.sidecar.regenerate_from_sidecar`."""
@@ -1196,6 +1229,10 @@ class SanaWMPipeline:
                 "text_encoder_id": None if encoder is None else encoder.model_id,
                 "camera_cfg": plan.camera_cfg, "camera_cfg_chunks": plan.camera_cfg_chunks,
                 "refiner": None if plan.refiner is None else plan.refiner.to_dict(),
+                "stage1_precision": self._precision("stage1"),
+                "refiner_precision": None if plan.refiner is None else self._precision("refiner"),
+                "quantization": {name: report.to_dict() for name, report in self.quantization.items()
+                                 if report.precision != "bf16" and (name == "stage1" or plan.refiner is not None)},
                 "refiner_prompt": None if refiner_prompt is None else _text_field(refiner_prompt),
             },
         }
