@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from sana_wm.cli import CLIError
@@ -77,6 +79,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", metavar="TEXT", help="scene description (default: a generic static-scene prompt; "
                    "describe the scene, not the camera motion)")
     p.add_argument("--prompt-file", metavar="FILE", help="read the prompt from a UTF-8 text file")
+    p.add_argument("--prompt-embeds", metavar="FILE.safetensors",
+                   help="prompt states written by `sana-wm encode-prompt` for this model, in place of --prompt "
+                        "(the text encoders are then not loaded at all). Without it the text encoders run first "
+                        "and are freed before the transformers load")
     p.add_argument("--negative-prompt", metavar="TEXT", help="negative prompt of text guidance (default: empty; "
                    "used only when --cfg is not 1)")
     p.add_argument("--model", metavar="DIR_OR_HF_ID",
@@ -177,6 +183,14 @@ def _show_option_warning(message, category, filename, lineno, file=None, line=No
         print(f"sana-wm: warning: {message}", file=sys.stderr)
 
 
+@contextmanager
+def show_option_warnings():
+    """Within the block, warnings print as one line each, options spelled as flags."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_option_warning
+        yield
+
+
 def _trajectory(args: argparse.Namespace, image_size: tuple[int, int]):
     from sana_wm.camera.actions import action_to_trajectory
     from sana_wm.camera.formats import read_trajectory
@@ -198,7 +212,8 @@ def _trajectory(args: argparse.Namespace, image_size: tuple[int, int]):
 
 
 # Flags naming files or folders that generate reads; --out (and the files written beside it) may be none of them.
-_INPUT_FLAGS = ("image", "camera", "prompt_file", "model", "vae", "text_encoder", "refiner", "refiner_text_encoder")
+_INPUT_FLAGS = ("image", "camera", "prompt_file", "prompt_embeds", "model", "vae", "text_encoder", "refiner",
+                "refiner_text_encoder")
 
 
 def _check_out_is_not_an_input(args: argparse.Namespace) -> None:
@@ -289,6 +304,21 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _encode_first(args: argparse.Namespace, prompt: str | None, refiner, device):
+    """The prompt states, from the model's text encoders loaded and freed here, before any transformer loads
+    (None for a model that takes no text: the pipeline then reports a given prompt as ignored)."""
+    from sana_wm.pipeline.pipeline import TEXT_FREE, resolve_model
+    from sana_wm.pipeline.prompt_embeds import encode_for_files
+    from sana_wm.pipeline.text import DEFAULT_PROMPT
+
+    files = resolve_model(args.model, args.variant, vae=args.vae, text_encoder=args.text_encoder)
+    if files.text_encoder == TEXT_FREE:
+        return None
+    return encode_for_files(files, DEFAULT_PROMPT if prompt is None else prompt,
+                            negative_prompt=args.negative_prompt or "", refiner=refiner,
+                            refiner_text_encoder=args.refiner_text_encoder, device=device, cache=args.prompt_cache)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from PIL import Image, UnidentifiedImageError
 
@@ -301,12 +331,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"{name:16s} {image_file}  {camera_file}")
         return 0
     if args.resume is not None:
-        import warnings
-
         from sana_wm.pipeline import OptionError
 
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_option_warning
+        with show_option_warnings():
             try:
                 return _resume(args)
             except OptionError as exc:
@@ -349,6 +376,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if prompt is not None:
             raise CLIError("give --prompt or --prompt-file, not both")
         prompt = Path(args.prompt_file).read_text(encoding="utf-8").strip()
+    if args.prompt_embeds is not None:
+        given = [name for name in ("prompt", "prompt_file", "negative_prompt") if getattr(args, name) is not None]
+        if given:
+            raise CLIError(f"--prompt-embeds holds the encoded prompts: drop {flag(given[0])} (or encode it into the "
+                           "file with `sana-wm encode-prompt`)")
 
     traj = _trajectory(args, image_size)
     if not args.no_validate:
@@ -365,8 +397,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         check_frames(args.seconds * traj.fps + 1, f"--seconds {args.seconds:g}")
         num_frames = int(round(args.seconds * traj.fps)) + 1
 
-    import warnings
-
     import torch
 
     from sana_wm.pipeline import OptionError, SanaWMPipeline
@@ -377,16 +407,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     given = {"mode": args.refiner_mode, "seed": args.refiner_seed, "block_frames": args.refiner_block_frames,
              "kv_max_frames": args.refiner_kv_max_frames, "keep_sink_frame": args.keep_sink_frame or None}
     refiner_settings = {key: value for key, value in given.items() if value is not None}
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_option_warning  # one line per warning, options named as flags
+    from sana_wm.quant import DeviceInfo, choose_backend
+
+    info = DeviceInfo.of(device)  # a precision this device cannot run is refused before anything loads
+    choose_backend(args.stage1_precision, info)
+    if args.refiner_precision is not None:
+        choose_backend(args.refiner_precision, info, flag="--refiner-precision")
+    with show_option_warnings():
         try:
+            embeds = args.prompt_embeds or _encode_first(args, prompt, refiner, device)
             pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder,
                                                   vae=args.vae, device=device, dtype=args.dtype, offload=args.offload,
                                                   prompt_cache=args.prompt_cache, refiner=refiner,
                                                   refiner_text_encoder=args.refiner_text_encoder,
                                                   stage1_precision=args.stage1_precision,
-                                                  refiner_precision=args.refiner_precision)
-            result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt,
+                                                  refiner_precision=args.refiner_precision,
+                                                  text_encoders=embeds is None)
+            if embeds is not None:
+                prompt = args.negative_prompt = None
+            result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt, prompt_embeds=embeds,
                                    negative_prompt=args.negative_prompt, steps=args.steps, cfg=args.cfg,
                                    shift=args.shift, camera_cfg=args.camera_cfg,
                                    camera_cfg_chunks=args.camera_cfg_chunks, seed=args.seed, output=args.out,

@@ -74,6 +74,7 @@ from sana_wm.camera.conditioning import (
 from sana_wm.camera.resample import fit_to_frames, snap_frame_count
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
 from sana_wm.pipeline.errors import ModelFilesError, OptionError, OptionWarning
+from sana_wm.pipeline.prompt_embeds import PromptEmbeds, encoder_fingerprint, refiner_encoder_fingerprint
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.resume import (
     ResumeError,
@@ -86,7 +87,14 @@ from sana_wm.pipeline.resume import (
     save_resume_point,
 )
 from sana_wm.pipeline.sidecar import file_fingerprint, publish_video, sha256_file, trajectory_to_dict
-from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
+from sana_wm.pipeline.text import (
+    DEFAULT_PROMPT,
+    GEMMA_ID,
+    PromptCache,
+    TextEmbedding,
+    TextEncoder,
+    default_instruction,
+)
 from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, partial_video_path, to_uint8_frames
 from sana_wm.quant import DeviceInfo, QuantReport, choose_backend, quantize_model
 from sana_wm.samplers.conditioning import guided_chunk_count
@@ -392,6 +400,10 @@ class GenerationRequest:
     :class:`~sana_wm.pipeline.refiner.RefinerSettings` or a dict of its fields over the variant's defaults; its
     seed defaults to ``seed``) on ``refiner_prompt`` (default: ``prompt``, which must then be text).
 
+    ``prompt_embeds``: a :class:`~sana_wm.pipeline.prompt_embeds.PromptEmbeds` (or its file) in place of
+    ``prompt``, ``negative_prompt`` and ``refiner_prompt``: states encoded beforehand, refused when another
+    encoder made them.
+
     Resuming (streaming without a refiner, with ``output``): every ``resume_every`` chunks (default
     :data:`DEFAULT_RESUME_EVERY`; 0 = never) the run saves ``OUT.resume.safetensors``
     (:mod:`~sana_wm.pipeline.resume`), removed when it ends; ``resume=True`` continues an interrupted run of the
@@ -425,6 +437,7 @@ class GenerationRequest:
     refiner_prompt: str | TextEmbedding | None = None
     resume: bool = False
     resume_every: int | None = None
+    prompt_embeds: PromptEmbeds | str | Path | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.trajectory, Trajectory):
@@ -451,6 +464,14 @@ class GenerationRequest:
             raise ValueError(f"fov={self.fov}: a horizontal field of view is between 0 and 180 degrees")
         if self.sigmas is not None:
             object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
+        if self.prompt_embeds is not None:
+            given = [name for name in ("prompt", "negative_prompt", "refiner_prompt")
+                     if getattr(self, name) is not None]
+            if given:
+                raise OptionError(f"{{prompt_embeds}} hold the encoded prompts: drop {{{given[0]}}} (encode it into "
+                                  "the file with `sana-wm encode-prompt`)")
+            if not isinstance(self.prompt_embeds, PromptEmbeds):
+                object.__setattr__(self, "prompt_embeds", PromptEmbeds.load(self.prompt_embeds))
         if isinstance(self.refiner_settings, dict):
             known = {f.name for f in fields(RefinerSettings)}
             unknown = sorted(set(self.refiner_settings) - known)
@@ -475,6 +496,7 @@ class SamplingPlan:
     negative_prompt: str | TextEmbedding | None  # None unless text guidance is on
     refiner_prompt: str | TextEmbedding | None  # what the refiner encodes; None without a refiner
     resume_every: int = 0  # save a resume file every N chunks; 0 = never
+    prompt_embeds: PromptEmbeds | None = None  # where prompt, negative and refiner states came from
 
 
 @dataclass(frozen=True)
@@ -897,6 +919,13 @@ class SanaWMPipeline:
         camera_cfg = defaults.camera_cfg if request.camera_cfg is None else float(request.camera_cfg)
         prompt = DEFAULT_PROMPT if request.prompt is None else request.prompt
         negative = "" if request.negative_prompt is None else request.negative_prompt
+        embeds = request.prompt_embeds
+        if embeds is not None and self.text_free:
+            _warn("{prompt_embeds} is ignored: this model takes no text (its config.yaml says text_encoder: none)")
+            embeds = None
+        if embeds is not None:
+            self._check_stage1_embeds(embeds, request.instruction)
+            prompt, negative = embeds.stage1, embeds.negative
         if self.text_free:
             # A text-free model was trained on its null caption alone: prompts and text guidance cannot act.
             if isinstance(request.prompt, str) and request.prompt not in ("", DEFAULT_PROMPT):
@@ -910,7 +939,8 @@ class SanaWMPipeline:
             cfg = 1.0
             prompt = negative = None
         elif cfg == 1.0:
-            if isinstance(request.negative_prompt, str) and request.negative_prompt:
+            given_negative = request.negative_prompt if embeds is None else embeds.negative_prompt
+            if isinstance(given_negative, str) and given_negative:
                 _warn("{negative_prompt} is ignored: text guidance is off ({cfg} 1)")
             negative = None
         chunks = request.camera_cfg_chunks if request.camera_cfg_chunks is not None else defaults.camera_cfg_chunks
@@ -938,6 +968,10 @@ class SanaWMPipeline:
         if refine:
             refiner = self._refiner_settings(variant, request.refiner_settings, request.seed)
             refiner_prompt = prompt if request.refiner_prompt is None else request.refiner_prompt
+            if embeds is not None:
+                embeds.check_refiner(str(self.refiner.files.text_encoder) if self.refiner.files else "?",
+                                     refiner_encoder_fingerprint(self.refiner.files) if self.refiner.files else "?")
+                refiner_prompt = embeds.refiner
             if refiner_prompt is None:  # a text-free stage 1 still hands the refiner a prompt
                 refiner_prompt = DEFAULT_PROMPT
         else:
@@ -951,7 +985,18 @@ class SanaWMPipeline:
                 _warn(f"{{refiner_prompt}} is ignored: {why}")
         resume_every = self._resume_every(request, variant, refiner)
         return SamplingPlan(schedule.num_steps, cfg, shift, schedule, camera_cfg, chunks, refiner, prompt, negative,
-                            refiner_prompt, resume_every)
+                            refiner_prompt, resume_every, embeds)
+
+    def _check_stage1_embeds(self, embeds: PromptEmbeds, instruction: str | None) -> None:
+        """Refuse prompt embeddings of another text encoder, instruction prefix or width."""
+        if instruction is None:
+            instruction = self.text_encoder.instruction if self.text_encoder is not None else default_instruction()
+        channels = self.transformer.config.caption_channels
+        if self.files is None:  # a pipeline built by hand: only the width can be checked
+            embeds.check_stage1(embeds.stage1_encoder, embeds.stage1_fingerprint, instruction, channels)
+            return
+        encoder = str(self.files.text_encoder)
+        embeds.check_stage1(encoder, encoder_fingerprint(encoder), instruction, channels)
 
     def _resume_every(self, request: GenerationRequest, variant: str, refiner: RefinerSettings | None) -> int:
         """How often the run saves a resume file (0: never); raises when ``request.resume`` cannot work."""
@@ -1203,11 +1248,16 @@ class SanaWMPipeline:
             model["refiner"] = self.refiner.files.fingerprint(hash_contents=request.hash_weights)
         encoder = self.text_encoder
         refiner_prompt = None if plan.refiner is None or request.refiner_prompt is None else plan.refiner_prompt
+        embeds = plan.prompt_embeds
+        prompt, negative = _text_field(plan.prompt), _text_field(plan.negative_prompt)
+        if embeds is not None:  # the texts the states were encoded from: regenerating encodes them again
+            prompt, negative = embeds.prompt, None if plan.negative_prompt is None else embeds.negative_prompt
+        instruction_sha = None if encoder is None else _sha(request.instruction or encoder.instruction)
         return {
             "sana_wm_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "prompt": _text_field(plan.prompt),
-            "negative_prompt": _text_field(plan.negative_prompt),
+            "prompt": prompt,
+            "negative_prompt": negative,
             "seed": int(request.seed),
             "num_frames": inputs.num_frames,
             "requested_frames": inputs.requested_frames,
@@ -1225,8 +1275,10 @@ class SanaWMPipeline:
                 "dtype": str(self.transformer.dtype).removeprefix("torch."), "offload": self.offload,
                 "device": str(self.device), "overlay_actions": bool(request.overlay_actions),
                 "instruction": request.instruction,
-                "instruction_sha256": None if encoder is None else _sha(request.instruction or encoder.instruction),
-                "text_encoder_id": None if encoder is None else encoder.model_id,
+                "instruction_sha256": embeds.instruction_sha256 if embeds is not None else instruction_sha,
+                "text_encoder_id": embeds.stage1_encoder if embeds is not None else (
+                    None if encoder is None else encoder.model_id),
+                "prompt_embeds": None if embeds is None else embeds.meta(),
                 "camera_cfg": plan.camera_cfg, "camera_cfg_chunks": plan.camera_cfg_chunks,
                 "refiner": None if plan.refiner is None else plan.refiner.to_dict(),
                 "stage1_precision": self._precision("stage1"),
