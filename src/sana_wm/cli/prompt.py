@@ -15,7 +15,7 @@ saved, and, when the model has a refiner (or --refiner is given), the refiner's 
 Only the text encoders are loaded, on --device (default: cuda if available, else cpu), and they
 are freed before the command ends, so `generate --prompt-embeds` never needs them next to the
 transformers. The file names the encoders by a fingerprint of their folders (configs, tokenizers,
-weight headers); `generate` refuses a file made by other encoders.
+weights sampled); `generate` refuses a file made by other encoders.
 """
 
 

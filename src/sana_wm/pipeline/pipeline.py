@@ -256,17 +256,18 @@ def _download(repo_id: str, patterns: list[str]) -> Path:
 
 
 def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | Path | None = None,
-                  text_encoder: str | Path | None = None) -> ModelFiles:
+                  text_encoder: str | Path | None = None, text_only: bool = False) -> ModelFiles:
     """Find (downloading official hub ids with ``huggingface_hub``; nothing else) the files of ``variant``
-    (detected from the folder's contents when None). Raises :class:`ModelFilesError` naming missing files."""
+    (detected from the folder's contents when None). Raises :class:`ModelFilesError` naming missing files.
+    ``text_only``: only what the text encoders need (the transformer and VAE are neither fetched nor checked)."""
     variant = _check_variant(variant)
     source = str(source)
     if _is_hub_id(source):
         if variant is None:
             variant = next((v for v, r in OFFICIAL_REPOS.items() if r == source), "bidirectional")
-        patterns = [DIT_FILES[variant], f"{VAE_DIRS[variant]}/*", CONFIG_FILE]
+        patterns = [CONFIG_FILE] if text_only else [DIT_FILES[variant], f"{VAE_DIRS[variant]}/*", CONFIG_FILE]
         root = _download(source, patterns)
-        if vae is None and not (root / VAE_DIRS[variant]).is_dir() and variant == "chunk-causal":
+        if not text_only and vae is None and not (root / VAE_DIRS[variant]).is_dir() and variant == "chunk-causal":
             vae = _download(OFFICIAL_REPOS["bidirectional"], ["vae/*"]) / "vae"
     else:
         root = _bundled_root(source) or Path(source).expanduser()
@@ -288,7 +289,7 @@ def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | 
         missing.append(str(vae_dir / "config.json"))
     elif not any(vae_dir.glob("*.safetensors")):
         missing.append(str(vae_dir / "diffusion_pytorch_model.safetensors"))
-    if missing:
+    if missing and not text_only:
         hint = ""
         if variant == "chunk-causal" and vae is None:
             hint = (" (the chunk-causal release ships no VAE: pass vae=/--vae the bidirectional release's vae/ "

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +27,11 @@ __all__ = ["PromptEmbeds", "encode_for_files", "encode_prompt", "encoder_fingerp
 
 _FORMAT = "sana-wm-prompt-embeds"
 _VERSION = "1"
-# A weight file is fingerprinted by its name, size and safetensors header (tensor names, shapes, dtypes and
-# offsets), not its bytes: reading 5-24 GB to encode one prompt would cost more than the encoding.
+# A large weight file is fingerprinted by its name, size and three 1 MiB samples of its bytes, not all of them:
+# reading 5-24 GB to encode one prompt would cost more than the encoding, and fine-tunes of one architecture have
+# the same names, sizes and headers but different bytes everywhere. Smaller files are hashed whole.
 _SMALL_FILE = 64 * 2**20
+_SAMPLE = 2**20
 
 
 def _sha(text: str) -> str:
@@ -38,8 +39,9 @@ def _sha(text: str) -> str:
 
 
 def encoder_fingerprint(*sources: str | Path) -> str:
-    """A short sha256 of encoder folders: every small file's bytes (configs, tokenizers) and each weight file's
-    name, size and safetensors header; a hub id that is not a local folder is fingerprinted by its name."""
+    """A short sha256 of encoder folders: every file's name and size, the bytes of files up to 64 MiB (configs,
+    tokenizers, small weights) and three 1 MiB samples of larger ones; a hub id that is not a local folder is
+    fingerprinted by its name."""
     h = hashlib.sha256()
     for source in sources:
         folder = Path(source)
@@ -51,11 +53,12 @@ def encoder_fingerprint(*sources: str | Path) -> str:
             size = path.stat().st_size
             h.update(str(size).encode() + b"\0")
             with open(path, "rb") as f:
-                if path.suffix == ".safetensors" and size >= 8:
-                    (length,) = struct.unpack("<Q", f.read(8))
-                    h.update(f.read(min(length, _SMALL_FILE)))
-                elif size <= _SMALL_FILE:
+                if size <= _SMALL_FILE:
                     h.update(f.read())
+                    continue
+                for fraction in (0.25, 0.5, 0.75):
+                    f.seek(int(size * fraction))
+                    h.update(f.read(_SAMPLE))
     return h.hexdigest()[:16]
 
 
@@ -175,7 +178,7 @@ def encode_prompt(model: str | Path, prompt: str, *, negative_prompt: str = "", 
     instruction prefix."""
     from sana_wm.pipeline.pipeline import resolve_model
 
-    files = resolve_model(model, variant, text_encoder=text_encoder)
+    files = resolve_model(model, variant, text_encoder=text_encoder, text_only=True)
     return encode_for_files(files, prompt, negative_prompt=negative_prompt, refiner=refiner,
                             refiner_text_encoder=refiner_text_encoder, device=device, instruction=instruction,
                             cache=cache)
