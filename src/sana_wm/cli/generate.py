@@ -48,6 +48,11 @@ takes 3 steps with the first latent frame as a clean sink: all frames at once fo
 and chunk-causal, chunk by chunk (blocks of 3 latent frames, 11-frame K/V window) for streaming.
 As in the release, the refined video drops the first (sink) frame: 8k frames instead of 8k+1
 (--keep-sink-frame keeps it).
+
+Low precision: --stage1-precision / --refiner-precision quantize the transformers' block GEMMs
+(fp8, nvfp4, int8, int4; torchao on a GPU that runs them, an exact but slow emulation on the CPU).
+Prompts: the text encoders run first and are freed before the transformers load; with
+--prompt-embeds (from `sana-wm encode-prompt`) they are not loaded at all.
 """
 
 

@@ -8,7 +8,8 @@
   transformer is :mod:`sana_wm.model.refiner`, its SDEdit loop :mod:`sana_wm.samplers.sdedit`);
 * :mod:`~sana_wm.pipeline.video` — progressive MP4 writing, reading, the action overlay;
 * :mod:`~sana_wm.pipeline.sidecar` — the JSON record next to each video and regeneration from it;
-* :mod:`~sana_wm.pipeline.resume` — the resume file of a streaming run, from which a killed run continues.
+* :mod:`~sana_wm.pipeline.resume` — the resume file of a streaming run, from which a killed run continues;
+* :mod:`~sana_wm.pipeline.prompt_embeds` — prompt states encoded before generation (``sana-wm encode-prompt``).
 """
 
 from sana_wm.pipeline.pipeline import (
@@ -24,6 +25,7 @@ from sana_wm.pipeline.pipeline import (
     SanaWMPipeline,
     resolve_model,
 )
+from sana_wm.pipeline.prompt_embeds import PromptEmbeds, encode_prompt
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.resume import ResumeError, resume_path
 from sana_wm.pipeline.sidecar import read_sidecar, regenerate_from_sidecar, sidecar_path
@@ -43,6 +45,7 @@ __all__ = [
     "OptionError",
     "OptionWarning",
     "PromptCache",
+    "PromptEmbeds",
     "Refiner",
     "RefinerSettings",
     "ResumeError",
@@ -52,6 +55,7 @@ __all__ = [
     "TextEncoder",
     "VideoVAE",
     "VideoWriter",
+    "encode_prompt",
     "find_refiner",
     "read_sidecar",
     "read_video",
