@@ -74,7 +74,7 @@ from sana_wm.camera.conditioning import (
 from sana_wm.camera.resample import fit_to_frames, snap_frame_count
 from sana_wm.camera.trajectory import Intrinsics, Trajectory, TrajectoryError
 from sana_wm.pipeline.errors import ModelFilesError, OptionError, OptionWarning
-from sana_wm.pipeline.prompt_embeds import PromptEmbeds, encoder_fingerprint, refiner_encoder_fingerprint
+from sana_wm.pipeline.prompt_embeds import PromptEmbeds, encoder_fingerprint
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.resume import (
     ResumeError,
@@ -970,8 +970,7 @@ class SanaWMPipeline:
             refiner = self._refiner_settings(variant, request.refiner_settings, request.seed)
             refiner_prompt = prompt if request.refiner_prompt is None else request.refiner_prompt
             if embeds is not None:
-                embeds.check_refiner(str(self.refiner.files.text_encoder) if self.refiner.files else "?",
-                                     refiner_encoder_fingerprint(self.refiner.files) if self.refiner.files else "?")
+                embeds.check_refiner(self.refiner.files)
                 refiner_prompt = embeds.refiner
             if refiner_prompt is None:  # a text-free stage 1 still hands the refiner a prompt
                 refiner_prompt = DEFAULT_PROMPT

@@ -144,11 +144,15 @@ class PromptEmbeds:
             raise OptionError(f"{{prompt_embeds}} hold {self.stage1.embeds.shape[-1]}-channel states but the model "
                               f"reads {caption_channels}; encode the prompt again with this model")
 
-    def check_refiner(self, encoder: str, fingerprint: str) -> None:
-        """Refuse a file without refiner states, or with states of another refiner encoder."""
+    def check_refiner(self, files) -> None:
+        """Refuse a file without refiner states, or with states of another refiner's text path than the one in
+        ``files`` (a :class:`~sana_wm.pipeline.refiner.RefinerFiles`; None: a refiner built by hand, unchecked)."""
         if self.refiner is None:
             raise OptionError("{prompt_embeds} hold no refiner states (encoded for a model without a refiner); "
                               "encode the prompt again with the refiner, or generate without it")
+        if files is None:
+            return
+        encoder, fingerprint = str(files.text_encoder), refiner_encoder_fingerprint(files)
         if fingerprint != self.refiner_fingerprint:
             raise OptionError(f"{{prompt_embeds}} hold refiner states of {self.refiner_encoder} (fingerprint "
                               f"{self.refiner_fingerprint}), but this refiner's encoder is {encoder} "
