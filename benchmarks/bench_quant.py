@@ -6,8 +6,8 @@ Three parts (each optional):
   depth (``--depth``, one GDN block and one softmax block by default) with random weights (camera paths
   included), on a small latent grid. For each precision: the relative error of one denoising step (the
   velocity) against the float32 model, the relative error of the *camera effect* (velocity with the moving
-  path minus velocity with a standing camera: the small residual the release says NVFP4 loses without the
-  Hadamard transform), and the relative error of the first 4-step streaming chunk (released timesteps
+  path minus velocity with a standing camera, both with the same stochastic-rounding draws: the small residual
+  the release says NVFP4 loses without the Hadamard transform), and the relative error of the first 4-step streaming chunk (released timesteps
   1000, 960, 889, 727).
 * ``refiner``: the LTX-2 refiner's block shapes (width 4096, 32 heads, FFN 16384, caption 3840) at
   ``--refiner-depth`` layers with random weights; relative error of one velocity on a small block.
@@ -65,6 +65,17 @@ def quantized_copy(model, precision: str):
     return q
 
 
+def reseed(model: torch.nn.Module) -> None:
+    """Restart every stochastic-rounding generator of an emulated model from its seed."""
+    import zlib
+
+    from sana_wm.quant.modules import EmulatedLinear
+
+    for m in model.modules():
+        if isinstance(m, EmulatedLinear) and m.generator is not None:
+            m.generator.manual_seed(zlib.crc32(m.name.encode("utf-8")))
+
+
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm())
 
@@ -111,6 +122,7 @@ def bench_stage1(depth: int, frames: int, height: int, width: int, precisions) -
         t0 = time.perf_counter()
 
         def v(camera):
+            reseed(m)  # common random numbers: both camera paths see the same stochastic-rounding draws
             return m(latents=latents.to(dtype), timestep=timestep, text=text.to(dtype), text_mask=text_mask,
                      camera_vector=camera[0], plucker=camera[1].to(dtype)).float()
 
