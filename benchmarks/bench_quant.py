@@ -7,8 +7,8 @@ Three parts (each optional):
   included), on a small latent grid. For each precision: the relative error of one denoising step (the
   velocity) against the float32 model, the relative error of the *camera effect* (velocity with the moving
   path minus velocity with a standing camera, both with the same stochastic-rounding draws: the small residual
-  the release says NVFP4 loses without the Hadamard transform), and the relative error of the first 4-step streaming chunk (released timesteps
-  1000, 960, 889, 727).
+  the release says NVFP4 loses without the Hadamard transform), and the relative error of the first 4-step
+  streaming chunk (released timesteps 1000, 960, 889, 727).
 * ``refiner``: the LTX-2 refiner's block shapes (width 4096, 32 heads, FFN 16384, caption 3840) at
   ``--refiner-depth`` layers with random weights; relative error of one velocity on a small block.
 * ``bundled``: the bundled model ``sana-wm-synth`` through the synthetic-world protocol
