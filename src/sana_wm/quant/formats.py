@@ -48,14 +48,12 @@ __all__ = [
     "float_grid",
     "int4_codes",
     "hadamard_rotation",
-    "pack_int4",
     "quantize_fp8",
     "quantize_int4",
     "quantize_int8",
     "quantize_nvfp4",
     "random_hadamard",
     "round_to_grid",
-    "unpack_int4",
 ]
 
 FP8_BLOCK = 128  # DeepSeek-style block scaling: 128 x 128 weight tiles, 1 x 128 activation tiles
@@ -223,19 +221,6 @@ def quantize_int4(w: Tensor, *, group_size: int = INT4_GROUP) -> Tensor:
     codes, scale, lo = int4_codes(w, group_size=group_size)
     groups, K = _blocks(codes.to(scale.dtype), group_size)
     return (groups * scale + lo).flatten(-2)[..., :K].to(w.dtype)
-
-
-def pack_int4(codes: Tensor) -> Tensor:
-    """Two 4-bit codes per byte along the last dim (even index in the low nibble); the last dim must be even."""
-    if codes.shape[-1] % 2:
-        raise ValueError(f"int4 packing needs an even last dimension, got {codes.shape[-1]}")
-    c = codes.to(torch.uint8)
-    return c[..., 0::2] | (c[..., 1::2] << 4)
-
-
-def unpack_int4(packed: Tensor) -> Tensor:
-    """The inverse of :func:`pack_int4`."""
-    return torch.stack([packed & 0xF, packed >> 4], dim=-1).flatten(-2)
 
 
 # ------------------------------------------------------------------------------------------------
