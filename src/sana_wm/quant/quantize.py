@@ -57,9 +57,9 @@ class DeviceInfo:
     @classmethod
     def of(cls, device: torch.device | str) -> DeviceInfo:
         device = torch.device(device)
-        if device.type == "cuda":
+        if device.type == "cuda" and torch.cuda.is_available():
             return cls("cuda", tuple(torch.cuda.get_device_capability(device)))
-        return cls(device.type)
+        return cls(device.type)  # without CUDA, loading onto "cuda" fails later with torch's own message
 
     @property
     def sm(self) -> str:
