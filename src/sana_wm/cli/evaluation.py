@@ -84,6 +84,9 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="camera guidance scale, as in `generate` (default: the model's, else 1 = off)")
     p.add_argument("--camera-cfg-chunks", type=int, metavar="N",
                    help="streaming: guide only the first N chunks, as in `generate` (default: the model's, else all)")
+    p.add_argument("--stage1-precision", choices=("bf16", "fp8", "nvfp4", "int8", "int4"), default="bf16",
+                   help="quantize stage 1 as `generate --stage1-precision` does (on the CPU: the exact emulation), "
+                        "to measure what a precision costs (default: bf16, not quantized)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--seeds", type=_ints, default=list(range(1000, 1004)), metavar="LIST",
                    help="held-out scene seeds, e.g. 1000-1003 or 1000,1007 (default: 1000-1003)")
@@ -131,7 +134,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         from sana_wm.bundled import bundled_model_dir
 
         args.model = str(bundled_model_dir())
-    pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder, vae=args.vae)
+    pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder, vae=args.vae,
+                                          stage1_precision=args.stage1_precision)
     chosen = (("steps", args.steps), ("shift", args.shift), ("camera_cfg", args.camera_cfg),
               ("camera_cfg_chunks", args.camera_cfg_chunks))
     kwargs = {k: v for k, v in chosen if v is not None}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from sana_wm.cli import CLIError
@@ -42,6 +44,11 @@ takes 3 steps with the first latent frame as a clean sink: all frames at once fo
 and chunk-causal, chunk by chunk (blocks of 3 latent frames, 11-frame K/V window) for streaming.
 As in the release, the refined video drops the first (sink) frame: 8k frames instead of 8k+1
 (--keep-sink-frame keeps it).
+
+Low precision: --stage1-precision / --refiner-precision quantize the transformers' block GEMMs
+(fp8, nvfp4, int8, int4; torchao on a GPU that runs them, an exact but slow emulation on the CPU).
+Prompts: the text encoders run first and are freed before the transformers load; with
+--prompt-embeds (from `sana-wm encode-prompt`) they are not loaded at all.
 """
 
 
@@ -73,6 +80,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", metavar="TEXT", help="scene description (default: a generic static-scene prompt; "
                    "describe the scene, not the camera motion)")
     p.add_argument("--prompt-file", metavar="FILE", help="read the prompt from a UTF-8 text file")
+    p.add_argument("--prompt-embeds", metavar="FILE.safetensors",
+                   help="prompt states written by `sana-wm encode-prompt` for this model, in place of --prompt "
+                        "(the text encoders are then not loaded at all). Without it the text encoders run first "
+                        "and are freed before the transformers load")
     p.add_argument("--negative-prompt", metavar="TEXT", help="negative prompt of text guidance (default: empty; "
                    "used only when --cfg is not 1)")
     p.add_argument("--model", metavar="DIR_OR_HF_ID",
@@ -117,6 +128,15 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="keep the refiner's first (sink) frame, so the video has 8k+1 frames")
     p.add_argument("--offload", action="store_true",
                    help="keep the text encoders, VAE and refiner on the CPU while they are idle (less GPU memory)")
+    precisions = ("bf16", "fp8", "nvfp4", "int8", "int4")
+    p.add_argument("--stage1-precision", choices=precisions, default="bf16",
+                   help="quantize stage 1's block GEMMs (embedders, camera projections and the final layer stay "
+                        "unquantized): fp8 (W8A8, GPUs sm_89+), nvfp4 (W4A4 with the Hadamard transform and "
+                        "stochastic rounding, sm_100+), int8/int4 (weight-only, any CUDA GPU); on the CPU an exact "
+                        "emulation, slower, for measuring quality. Default bf16: not quantized (see --dtype)")
+    p.add_argument("--refiner-precision", choices=precisions,
+                   help="the same for the refiner's blocks (its input/output projections, time embedding and "
+                        "caption projection stay unquantized); default bf16")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"),
                    help="transformer precision (default: bf16 on GPU, fp32 on CPU)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
@@ -169,6 +189,14 @@ def _show_option_warning(message, category, filename, lineno, file=None, line=No
         print(f"sana-wm: warning: {message}", file=sys.stderr)
 
 
+@contextmanager
+def show_option_warnings():
+    """Within the block, warnings print as one line each, options spelled as flags."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_option_warning
+        yield
+
+
 def _trajectory(args: argparse.Namespace, image_size: tuple[int, int]):
     from sana_wm.camera.actions import action_to_trajectory
     from sana_wm.camera.formats import read_trajectory
@@ -195,7 +223,8 @@ def _trajectory(args: argparse.Namespace, image_size: tuple[int, int]):
 
 
 # Flags naming files or folders that generate reads; --out (and the files written beside it) may be none of them.
-_INPUT_FLAGS = ("image", "camera", "prompt_file", "model", "vae", "text_encoder", "refiner", "refiner_text_encoder")
+_INPUT_FLAGS = ("image", "camera", "prompt_file", "prompt_embeds", "model", "vae", "text_encoder", "refiner",
+                "refiner_text_encoder")
 
 
 def _check_out_is_not_an_input(args: argparse.Namespace) -> None:
@@ -254,7 +283,8 @@ def _check_output_folder(out: Path) -> None:
 
 # Flags that may come with --resume (where and how to run, not what to make); all others must be left unset.
 _RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "skip_memory_check", "func", "group"}
-_DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": []}  # argparse defaults not None
+_DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": [],  # argparse defaults not None
+             "stage1_precision": "bf16"}
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -284,6 +314,21 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _encode_first(args: argparse.Namespace, prompt: str | None, refiner, device):
+    """The prompt states, from the model's text encoders loaded and freed here, before any transformer loads
+    (None for a model that takes no text: the pipeline then reports a given prompt as ignored)."""
+    from sana_wm.pipeline.pipeline import TEXT_FREE, resolve_model
+    from sana_wm.pipeline.prompt_embeds import encode_for_files
+    from sana_wm.pipeline.text import DEFAULT_PROMPT
+
+    files = resolve_model(args.model, args.variant, vae=args.vae, text_encoder=args.text_encoder)
+    if files.text_encoder == TEXT_FREE:
+        return None
+    return encode_for_files(files, DEFAULT_PROMPT if prompt is None else prompt,
+                            negative_prompt=args.negative_prompt or "", refiner=refiner,
+                            refiner_text_encoder=args.refiner_text_encoder, device=device, cache=args.prompt_cache)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from PIL import Image, UnidentifiedImageError
 
@@ -296,12 +341,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"{name:16s} {image_file}  {camera_file}")
         return 0
     if args.resume is not None:
-        import warnings
-
         from sana_wm.pipeline import OptionError
 
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_option_warning
+        with show_option_warnings():
             try:
                 return _resume(args)
             except OptionError as exc:
@@ -353,6 +395,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
             raise CLIError(f"--prompt-file {args.prompt_file}: cannot read it ({why})") from None
+    if args.prompt_embeds is not None:
+        given = [name for name in ("prompt", "prompt_file", "negative_prompt") if getattr(args, name) is not None]
+        if given:
+            raise CLIError(f"--prompt-embeds holds the encoded prompts: drop {flag(given[0])} (or encode it into the "
+                           "file with `sana-wm encode-prompt`)")
 
     traj = _trajectory(args, image_size)
     if not args.no_validate:
@@ -370,8 +417,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         check_frames(args.seconds * traj.fps + 1, f"--seconds {args.seconds:g}")
         num_frames = int(round(args.seconds * traj.fps)) + 1
 
-    import warnings
-
     import torch
 
     from sana_wm.io import check_free_space
@@ -388,14 +433,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     given = {"mode": args.refiner_mode, "seed": args.refiner_seed, "block_frames": args.refiner_block_frames,
              "kv_max_frames": args.refiner_kv_max_frames, "keep_sink_frame": args.keep_sink_frame or None}
     refiner_settings = {key: value for key, value in given.items() if value is not None}
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_option_warning  # one line per warning, options named as flags
+    from sana_wm.quant import DeviceInfo, choose_backend
+
+    info = DeviceInfo.of(device)  # a precision this device cannot run is refused before anything loads
+    choose_backend(args.stage1_precision, info)
+    if args.refiner_precision is not None:
+        choose_backend(args.refiner_precision, info, flag="--refiner-precision")
+    with show_option_warnings():
         try:
+            embeds = args.prompt_embeds or _encode_first(args, prompt, refiner, device)
             pipe = SanaWMPipeline.from_pretrained(args.model, args.variant, text_encoder=args.text_encoder,
                                                   vae=args.vae, device=device, dtype=args.dtype, offload=args.offload,
                                                   prompt_cache=args.prompt_cache, refiner=refiner,
-                                                  refiner_text_encoder=args.refiner_text_encoder)
-            result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt,
+                                                  refiner_text_encoder=args.refiner_text_encoder,
+                                                  stage1_precision=args.stage1_precision,
+                                                  refiner_precision=args.refiner_precision,
+                                                  text_encoders=embeds is None)
+            if embeds is not None:
+                prompt = args.negative_prompt = None
+            result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt, prompt_embeds=embeds,
                                    negative_prompt=args.negative_prompt, steps=args.steps, cfg=args.cfg,
                                    shift=args.shift, camera_cfg=args.camera_cfg,
                                    camera_cfg_chunks=args.camera_cfg_chunks, seed=args.seed, output=args.out,

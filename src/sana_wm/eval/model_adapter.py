@@ -33,7 +33,8 @@ def pipeline_generate_fn(pipeline, *, variant: str | None = None, seed: int = 0,
 
 def weights_fingerprint(pipeline) -> dict:
     """What a pipeline's videos depend on besides the sampler settings, by content: the SHA-256 of the
-    transformer file and of every file of the codec (VAE) folder, and the model folder's settings. The
+    transformer file and of every file of the codec (VAE) folder, the model folder's settings and the
+    quantization applied to the transformers, if any. The
     synthetic-world protocol keys its clip cache on it, so new weights written over old ones (a retrained
     model in the same folder) are evaluated afresh, and a renamed folder is not."""
     from sana_wm.pipeline.sidecar import sha256_file
@@ -43,9 +44,14 @@ def weights_fingerprint(pipeline) -> dict:
         raise ValueError("weights_fingerprint: this pipeline was built from modules, not loaded from a model folder; "
                          "pass evaluate_synth a weights fingerprint of your own")
     codec = sorted(p for p in files.vae.rglob("*") if p.is_file())
-    return {"transformer": sha256_file(files.dit),
-            "codec": {str(p.relative_to(files.vae)): sha256_file(p) for p in codec},
-            "settings": dict(files.settings)}
+    fingerprint = {"transformer": sha256_file(files.dit),
+                   "codec": {str(p.relative_to(files.vae)): sha256_file(p) for p in codec},
+                   "settings": dict(files.settings)}
+    quantized = {name: report.to_dict() for name, report in getattr(pipeline, "quantization", {}).items()
+                 if report.precision != "bf16"}
+    if quantized:  # the same files quantized make other videos (absent when not, so earlier caches still hit)
+        fingerprint["quantization"] = quantized
+    return fingerprint
 
 
 def autoencoder_roundtrip_fn(pipeline):

@@ -10,6 +10,7 @@
 * :mod:`~sana_wm.pipeline.sidecar` — the JSON record next to each video and regeneration from it;
 * :mod:`~sana_wm.pipeline.resume` — the resume file of a streaming run, from which a killed run continues;
 * :mod:`~sana_wm.pipeline.live` — :class:`LiveSession`, a streaming video made one chunk per step from the keys held.
+* :mod:`~sana_wm.pipeline.prompt_embeds` — prompt states encoded before generation (``sana-wm encode-prompt``).
 """
 
 from sana_wm.pipeline.live import LiveChunk, LiveError, LiveSession
@@ -26,6 +27,7 @@ from sana_wm.pipeline.pipeline import (
     SanaWMPipeline,
     resolve_model,
 )
+from sana_wm.pipeline.prompt_embeds import PromptEmbeds, encode_prompt
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.resume import ResumeError, resume_path
 from sana_wm.pipeline.sidecar import read_sidecar, regenerate_from_sidecar, sidecar_path
@@ -48,6 +50,7 @@ __all__ = [
     "OptionError",
     "OptionWarning",
     "PromptCache",
+    "PromptEmbeds",
     "Refiner",
     "RefinerSettings",
     "ResumeError",
@@ -57,6 +60,7 @@ __all__ = [
     "TextEncoder",
     "VideoVAE",
     "VideoWriter",
+    "encode_prompt",
     "find_refiner",
     "read_sidecar",
     "read_video",

@@ -85,6 +85,7 @@ from sana_wm.pipeline.memory import (
     offloaded,
     refusal,
 )
+from sana_wm.pipeline.prompt_embeds import PromptEmbeds, encoder_fingerprint
 from sana_wm.pipeline.refiner import Refiner, RefinerSettings, find_refiner, resolve_refiner
 from sana_wm.pipeline.resume import (
     ResumeError,
@@ -97,8 +98,16 @@ from sana_wm.pipeline.resume import (
     save_resume_point,
 )
 from sana_wm.pipeline.sidecar import file_fingerprint, publish_video, sha256_file, trajectory_to_dict
-from sana_wm.pipeline.text import DEFAULT_PROMPT, GEMMA_ID, PromptCache, TextEmbedding, TextEncoder
+from sana_wm.pipeline.text import (
+    DEFAULT_PROMPT,
+    GEMMA_ID,
+    PromptCache,
+    TextEmbedding,
+    TextEncoder,
+    default_instruction,
+)
 from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, partial_video_path, to_uint8_frames
+from sana_wm.quant import DeviceInfo, QuantReport, choose_backend, quantize_model
 from sana_wm.samplers.conditioning import guided_chunk_count
 from sana_wm.samplers.schedules import SigmaSchedule
 from sana_wm.vae import VideoVAE
@@ -266,17 +275,18 @@ def _download(repo_id: str, patterns: list[str]) -> Path:
 
 
 def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | Path | None = None,
-                  text_encoder: str | Path | None = None) -> ModelFiles:
+                  text_encoder: str | Path | None = None, text_only: bool = False) -> ModelFiles:
     """Find (downloading official hub ids with ``huggingface_hub``; nothing else) the files of ``variant``
-    (detected from the folder's contents when None). Raises :class:`ModelFilesError` naming missing files."""
+    (detected from the folder's contents when None). Raises :class:`ModelFilesError` naming missing files.
+    ``text_only``: only what the text encoders need (the transformer and VAE are neither fetched nor checked)."""
     variant = _check_variant(variant)
     source = str(source)
     if _is_hub_id(source):
         if variant is None:
             variant = next((v for v, r in OFFICIAL_REPOS.items() if r == source), "bidirectional")
-        patterns = [DIT_FILES[variant], f"{VAE_DIRS[variant]}/*", CONFIG_FILE]
+        patterns = [CONFIG_FILE] if text_only else [DIT_FILES[variant], f"{VAE_DIRS[variant]}/*", CONFIG_FILE]
         root = _download(source, patterns)
-        if vae is None and not (root / VAE_DIRS[variant]).is_dir() and variant == "chunk-causal":
+        if not text_only and vae is None and not (root / VAE_DIRS[variant]).is_dir() and variant == "chunk-causal":
             vae = _download(OFFICIAL_REPOS["bidirectional"], ["vae/*"]) / "vae"
     else:
         root = _bundled_root(source) or Path(source).expanduser()
@@ -298,7 +308,7 @@ def resolve_model(source: str | Path, variant: str | None = None, *, vae: str | 
         missing.append(str(vae_dir / "config.json"))
     elif not any(vae_dir.glob("*.safetensors")):
         missing.append(str(vae_dir / "diffusion_pytorch_model.safetensors"))
-    if missing:
+    if missing and not text_only:
         hint = ""
         if variant == "chunk-causal" and vae is None:
             hint = (" (the chunk-causal release ships no VAE: pass vae=/--vae the bidirectional release's vae/ "
@@ -486,6 +496,10 @@ class GenerationRequest:
     :class:`~sana_wm.pipeline.refiner.RefinerSettings` or a dict of its fields over the variant's defaults; its
     seed defaults to ``seed``) on ``refiner_prompt`` (default: ``prompt``, which must then be text).
 
+    ``prompt_embeds``: a :class:`~sana_wm.pipeline.prompt_embeds.PromptEmbeds` (or its file) in place of
+    ``prompt``, ``negative_prompt`` and ``refiner_prompt``: states encoded beforehand, refused when another
+    encoder made them.
+
     Resuming (streaming without a refiner, with ``output``): every ``resume_every`` chunks (default
     :data:`DEFAULT_RESUME_EVERY`; 0 = never) the run saves ``OUT.resume.safetensors``
     (:mod:`~sana_wm.pipeline.resume`), removed when it ends; ``resume=True`` continues an interrupted run of the
@@ -523,6 +537,7 @@ class GenerationRequest:
     resume: bool = False
     resume_every: int | None = None
     memory_check: bool = True
+    prompt_embeds: PromptEmbeds | str | Path | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.trajectory, Trajectory):
@@ -547,6 +562,14 @@ class GenerationRequest:
             raise OptionError("{resume} continues the video named by {output}: give it")
         if self.sigmas is not None:
             object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
+        if self.prompt_embeds is not None:
+            given = [name for name in ("prompt", "negative_prompt", "refiner_prompt")
+                     if getattr(self, name) is not None]
+            if given:
+                raise OptionError(f"{{prompt_embeds}} hold the encoded prompts: drop {{{given[0]}}} (encode it into "
+                                  "the file with `sana-wm encode-prompt`)")
+            if not isinstance(self.prompt_embeds, PromptEmbeds):
+                object.__setattr__(self, "prompt_embeds", PromptEmbeds.load(self.prompt_embeds))
         if isinstance(self.refiner_settings, dict):
             known = {f.name for f in fields(RefinerSettings)}
             unknown = sorted(set(self.refiner_settings) - known)
@@ -571,6 +594,7 @@ class SamplingPlan:
     negative_prompt: str | TextEmbedding | None  # None unless text guidance is on
     refiner_prompt: str | TextEmbedding | None  # what the refiner encodes; None without a refiner
     resume_every: int = 0  # save a resume file every N chunks; 0 = never
+    prompt_embeds: PromptEmbeds | None = None  # where prompt, negative and refiner states came from
 
 
 @dataclass(frozen=True)
@@ -708,6 +732,8 @@ class SanaWMPipeline:
         self.files = files
         self.offload = offload
         self.refiner = refiner  # stage 2, applied to the latents before decoding (None: stage 1 only)
+        # what quantize_model did to each transformer ("stage1", "refiner"); empty: built unquantized
+        self.quantization: dict[str, QuantReport] = {}
         settings = files.settings if files is not None else {}
         self.text_free = text_encoder is None and settings.get("text_encoder") == TEXT_FREE
         self._sampler_settings = dict(settings.get("sampler", {}))
@@ -738,7 +764,9 @@ class SanaWMPipeline:
                         dtype: str | torch.dtype | None = None, offload: bool = False,
                         prompt_cache: str | Path | None = None, instruction: str | None = None,
                         refiner: str | Path | bool | None = None,
-                        refiner_text_encoder: str | Path | None = None) -> SanaWMPipeline:
+                        refiner_text_encoder: str | Path | None = None, stage1_precision: str = "bf16",
+                        refiner_precision: str | None = None, quant_backend: str = "auto",
+                        text_encoders: bool = True) -> SanaWMPipeline:
         """Load a released (or released-layout) model folder, an official hub id, or the bundled model by its
         name, ``"sana-wm-synth"`` (module docstring).
 
@@ -746,7 +774,15 @@ class SanaWMPipeline:
         :func:`default_dtype` of the device, bf16 on CUDA and float32 on CPU. ``refiner``: None/False for
         stage 1 only; True for the model's own refiner (an error if it has none); "auto" for the model's refiner
         when it has one; or a refiner folder / model folder / hub id.
-        ``refiner_text_encoder`` overrides its Gemma-3 folder."""
+        ``refiner_text_encoder`` overrides its Gemma-3 folder.
+
+        ``stage1_precision`` / ``refiner_precision`` (default "bf16": not quantized, the transformers run in
+        ``dtype``): "fp8", "nvfp4", "int8" or "int4", applied by :func:`sana_wm.quant.quantize_model` under its
+        rules on ``quant_backend`` ("auto": torchao on a GPU that runs the precision, else a
+        :class:`~sana_wm.quant.PrecisionError` naming the alternative; on the CPU the exact emulation, said in a
+        warning). ``text_encoders=False`` loads neither text encoder: prompts must then be precomputed
+        (:class:`~sana_wm.pipeline.prompt_embeds.PromptEmbeds`), which lets the encoders run and be freed before
+        the transformers load."""
         from sana_wm.model.loading import from_pretrained as load_transformer
         from sana_wm.model.loading import resolve_dtype
 
@@ -754,27 +790,41 @@ class SanaWMPipeline:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = resolve_dtype(default_dtype(device) if dtype is None else dtype)
         idle = torch.device("cpu") if offload else device
+        choose_backend(stage1_precision, DeviceInfo.of(device), quant_backend)  # refuse before any loading
+        if refiner_precision is not None:
+            choose_backend(refiner_precision, DeviceInfo.of(device), quant_backend, flag="--refiner-precision")
         transformer = load_transformer(files.dit, _transformer_config(files.settings, files.root), dtype=dtype,
                                        device=device)
+        quantization = {"stage1": quantize_model(transformer, stage1_precision, quant_backend, device=device)}
         # The VAE and text encoder in full precision on CPU (half-precision CPU kernels are slow or missing).
         aux_dtype = dtype if device.type == "cuda" else torch.float32
         video_vae = VideoVAE.from_pretrained(files.vae, dtype=aux_dtype, device=idle)
         cache = PromptCache(prompt_cache) if prompt_cache is not None else None
         encoder = None
-        if files.text_encoder != TEXT_FREE:
+        if files.text_encoder != TEXT_FREE and text_encoders:
             encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=aux_dtype, device=idle, cache=cache,
                                                   instruction=instruction)
         refiner_source = _refiner_source(files, refiner)
         if refiner_source is None and refiner_text_encoder is not None:
             warnings.warn(OptionWarning("{refiner_text_encoder} is ignored: no refiner is loaded"), stacklevel=2)
+        if refiner_source is None and refiner_precision is not None:
+            warnings.warn(OptionWarning("{refiner_precision} is ignored: no refiner is loaded"), stacklevel=2)
         stage2 = None
         if refiner_source is not None:
             stage2 = Refiner.from_pretrained(refiner_source, text_encoder=refiner_text_encoder, dtype=dtype,
-                                             device=idle, text_dtype=aux_dtype, text_device=idle, cache=cache)
+                                             device=idle, text_dtype=aux_dtype, text_device=idle, cache=cache,
+                                             load_text_encoder=text_encoders)
+            quantization["refiner"] = quantize_model(stage2.transformer, refiner_precision or "bf16", quant_backend,
+                                                     device=device, flag="--refiner-precision")
+        for report in quantization.values():
+            if report.note is not None:
+                warnings.warn(report.summary(), stacklevel=2)
         image_size = tuple(files.settings.get("image_size", DEFAULT_TARGET_SIZE))
-        return cls(transformer, video_vae, encoder, variant=files.variant, image_size=image_size,
+        pipe = cls(transformer, video_vae, encoder, variant=files.variant, image_size=image_size,
                    fps=float(files.settings.get("fps", 16.0)), device=device, files=files, offload=offload,
                    refiner=stage2)
+        pipe.quantization = quantization
+        return pipe
 
     # -- helpers ------------------------------------------------------------------------------------
     def _use(self, module):
@@ -996,6 +1046,13 @@ class SanaWMPipeline:
         camera_cfg = defaults.camera_cfg if request.camera_cfg is None else float(request.camera_cfg)
         prompt = DEFAULT_PROMPT if request.prompt is None else request.prompt
         negative = "" if request.negative_prompt is None else request.negative_prompt
+        embeds = request.prompt_embeds
+        if embeds is not None and self.text_free:
+            _warn("{prompt_embeds} is ignored: this model takes no text (its config.yaml says text_encoder: none)")
+            embeds = None
+        if embeds is not None:
+            self._check_stage1_embeds(embeds, request.instruction)
+            prompt, negative = embeds.stage1, embeds.negative
         if self.text_free:
             # A text-free model was trained on its null caption alone: prompts and text guidance cannot act.
             if isinstance(request.prompt, str) and request.prompt not in ("", DEFAULT_PROMPT):
@@ -1009,7 +1066,8 @@ class SanaWMPipeline:
             cfg = 1.0
             prompt = negative = None
         elif cfg == 1.0:
-            if isinstance(request.negative_prompt, str) and request.negative_prompt:
+            given_negative = request.negative_prompt if embeds is None else embeds.negative_prompt
+            if isinstance(given_negative, str) and given_negative:
                 _warn("{negative_prompt} is ignored: text guidance is off ({cfg} 1)")
             negative = None
         chunks = request.camera_cfg_chunks if request.camera_cfg_chunks is not None else defaults.camera_cfg_chunks
@@ -1037,6 +1095,9 @@ class SanaWMPipeline:
         if refine:
             refiner = self._refiner_settings(variant, request.refiner_settings, request.seed)
             refiner_prompt = prompt if request.refiner_prompt is None else request.refiner_prompt
+            if embeds is not None:
+                embeds.check_refiner(self.refiner.files)
+                refiner_prompt = embeds.refiner
             if refiner_prompt is None:  # a text-free stage 1 still hands the refiner a prompt
                 refiner_prompt = DEFAULT_PROMPT
         else:
@@ -1050,7 +1111,18 @@ class SanaWMPipeline:
                 _warn(f"{{refiner_prompt}} is ignored: {why}")
         resume_every = self._resume_every(request, variant, refiner)
         return SamplingPlan(schedule.num_steps, cfg, shift, schedule, camera_cfg, chunks, refiner, prompt, negative,
-                            refiner_prompt, resume_every)
+                            refiner_prompt, resume_every, embeds)
+
+    def _check_stage1_embeds(self, embeds: PromptEmbeds, instruction: str | None) -> None:
+        """Refuse prompt embeddings of another text encoder, instruction prefix or width."""
+        if instruction is None:
+            instruction = self.text_encoder.instruction if self.text_encoder is not None else default_instruction()
+        channels = self.transformer.config.caption_channels
+        if self.files is None:  # a pipeline built by hand: only the width can be checked
+            embeds.check_stage1(embeds.stage1_encoder, embeds.stage1_fingerprint, instruction, channels)
+            return
+        encoder = str(self.files.text_encoder)
+        embeds.check_stage1(encoder, encoder_fingerprint(encoder), instruction, channels)
 
     def _resume_every(self, request: GenerationRequest, variant: str, refiner: RefinerSettings | None) -> int:
         """How often the run saves a resume file (0: never); raises when ``request.resume`` cannot work."""
@@ -1060,6 +1132,8 @@ class SanaWMPipeline:
                    "(only streaming runs can)")
         elif refiner is not None:
             why = "the refiner's stream state is not saved, so a run with the refiner cannot be continued"
+        elif "stage1" in self.quantization and self.quantization["stage1"].stochastic_rounding:
+            why = "the stochastic rounding of the nvfp4 stage 1 is not saved, so a run with it cannot be continued"
         if why is not None:
             if request.resume:
                 raise OptionError(f"{{resume}}: {why}; generate the video again")
@@ -1270,6 +1344,10 @@ class SanaWMPipeline:
         finally:
             self._release(encoder)
 
+    def _precision(self, model: str) -> str:
+        report = self.quantization.get(model)
+        return "bf16" if report is None else report.precision
+
     def _record(self, request: GenerationRequest, plan: SamplingPlan, inputs: PreparedInputs) -> dict[str, Any]:
         """The sidecar: the settings that took effect (None for options that could not act), the inputs and the
         model files, enough for :func:`~sana_wm.pipeline.sidecar.regenerate_from_sidecar`."""
@@ -1290,11 +1368,16 @@ class SanaWMPipeline:
             model["refiner"] = self.refiner.files.fingerprint(hash_contents=request.hash_weights)
         encoder = self.text_encoder
         refiner_prompt = None if plan.refiner is None or request.refiner_prompt is None else plan.refiner_prompt
+        embeds = plan.prompt_embeds
+        prompt, negative = _text_field(plan.prompt), _text_field(plan.negative_prompt)
+        if embeds is not None:  # the texts the states were encoded from: regenerating encodes them again
+            prompt, negative = embeds.prompt, None if plan.negative_prompt is None else embeds.negative_prompt
+        instruction_sha = None if encoder is None else _sha(request.instruction or encoder.instruction)
         return {
             "sana_wm_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "prompt": _text_field(plan.prompt),
-            "negative_prompt": _text_field(plan.negative_prompt),
+            "prompt": prompt,
+            "negative_prompt": negative,
             "seed": int(request.seed),
             "num_frames": inputs.num_frames,
             "requested_frames": inputs.requested_frames,
@@ -1312,10 +1395,16 @@ class SanaWMPipeline:
                 "dtype": str(self.transformer.dtype).removeprefix("torch."), "offload": self.offload,
                 "device": str(self.device), "overlay_actions": bool(request.overlay_actions),
                 "instruction": request.instruction,
-                "instruction_sha256": None if encoder is None else _sha(request.instruction or encoder.instruction),
-                "text_encoder_id": None if encoder is None else encoder.model_id,
+                "instruction_sha256": embeds.instruction_sha256 if embeds is not None else instruction_sha,
+                "text_encoder_id": embeds.stage1_encoder if embeds is not None else (
+                    None if encoder is None else encoder.model_id),
+                "prompt_embeds": None if embeds is None else embeds.meta(),
                 "camera_cfg": plan.camera_cfg, "camera_cfg_chunks": plan.camera_cfg_chunks,
                 "refiner": None if plan.refiner is None else plan.refiner.to_dict(),
+                "stage1_precision": self._precision("stage1"),
+                "refiner_precision": None if plan.refiner is None else self._precision("refiner"),
+                "quantization": {name: report.to_dict() for name, report in self.quantization.items()
+                                 if report.precision != "bf16" and (name == "stage1" or plan.refiner is not None)},
                 "refiner_prompt": None if refiner_prompt is None else _text_field(refiner_prompt),
             },
         }

@@ -284,15 +284,17 @@ class Refiner:
     def from_pretrained(cls, source: str | Path, *, text_encoder: str | Path | None = None,
                         dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu",
                         text_dtype: torch.dtype | None = None, text_device: torch.device | str | None = None,
-                        cache: PromptCache | None = None) -> Refiner:
+                        cache: PromptCache | None = None, load_text_encoder: bool = True) -> Refiner:
         """Load from a refiner folder, a model folder holding one, or a hub id (:func:`resolve_refiner`).
         The Gemma-3 encoder and connectors load in ``text_dtype`` on ``text_device`` (default: as the
-        transformer)."""
+        transformer); ``load_text_encoder=False`` leaves them out (prompts then come precomputed)."""
         files = resolve_refiner(source, text_encoder=text_encoder)
         transformer = RefinerTransformer.from_pretrained(files.transformer, dtype=dtype, device=device)
-        encoder = RefinerTextEncoder.from_pretrained(files, dtype=text_dtype or dtype,
-                                                     device=text_device if text_device is not None else device,
-                                                     cache=cache)
+        encoder = None
+        if load_text_encoder:
+            encoder = RefinerTextEncoder.from_pretrained(files, dtype=text_dtype or dtype,
+                                                         device=text_device if text_device is not None else device,
+                                                         cache=cache)
         return cls(transformer, encoder, files)
 
     def to(self, device=None) -> Refiner:
