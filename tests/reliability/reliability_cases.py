@@ -137,6 +137,9 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     free_bytes: int | None = None  # the free space every file system reports (shutil.disk_usage), when set
     slow: bool = False  # loads a model, fits a codec or generates before it fails: count.py runs it, pytest not
+    # new files the command keeps on purpose when it fails (a finished video under its partial name, when only its
+    # sidecar could not be written); anything else that appears, or any earlier file that changes, counts
+    leaves: tuple[str, ...] = ()
 
 
 def _gen(*extra: str) -> Callable[[Path], list[str]]:
@@ -286,7 +289,11 @@ def run_case(case: Case, ws: Path) -> Outcome:
             escaped = type(exc).__name__
             traceback.print_exc(file=err)  # what a user would have seen
     after = snapshot(ws)
-    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    changed = sorted(k for k in set(before) | set(after)
+                     if before.get(k) != after.get(k) and not (k in case.leaves and k not in before))
+    for name in case.leaves:  # kept on purpose: removed here so that the next case finds the workspace as it was
+        if name not in before:
+            (ws / name).unlink(missing_ok=True)
     stderr = err.getvalue()
     printed = "Traceback (most recent call last)" in stderr
     return Outcome(status, stderr, escaped is not None or printed, changed, escaped)
@@ -744,11 +751,13 @@ _WRITERS = (
      _cmd("vae", "fit-pca", "--data", "{ws}/data/good", "--out", "{ws}/out", "--frames", "9", "--max-clips", "1",
           "--held-out", "0", "--channels", "4")),
     ("generate-video", "sana_wm.pipeline.video.VideoWriter.write", _gen("--out", "{ws}/out.mp4", "--seconds", "1.5")),
-    ("generate-sidecar", "sana_wm.io.write_json_atomic", _gen("--out", "{ws}/out.mp4", "--seconds",
+    ("generate-sidecar", "sana_wm.pipeline.pipeline.publish_video", _gen("--out", "{ws}/out.mp4", "--seconds",
                                                                             "1.5")),
 )
 
 
+# the video is complete when its sidecar fails: it stays under its partial name (see docs/reliability.md)
+_KEPT_ON_FAILURE = {"generate-sidecar": ("out.partial.mp4",)}
 _SLOW_WRITERS = {"vae-fit-pca", "generate-video", "generate-sidecar", "camera-show", "data-inspect"}
 
 
@@ -761,7 +770,8 @@ def _fault_family() -> list[Case]:
     for writer, target, argv in _WRITERS:
         for name, make, words, status in faults:
             cases.append(Case("faults", f"{writer}:{name}", argv, (words,), status=status,
-                              patches=((target, make()),), slow=writer in _SLOW_WRITERS))
+                              patches=((target, make()),), slow=writer in _SLOW_WRITERS,
+                              leaves=_KEPT_ON_FAILURE.get(writer, ())))
     # a disk too full for what is about to be written, refused before any work
     for name, argv in (("generate", _gen("--out", "{ws}/out.mp4")),
                        ("data-synth", _cmd("data", "synth", "--out", "{ws}/out", "--scenes", "1")),
