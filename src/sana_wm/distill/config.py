@@ -23,6 +23,7 @@ from sana_wm.train.config import (
     _check_size,
     _check_window,
     _choice,
+    check_model_source,
     named_config,
 )
 
@@ -167,10 +168,7 @@ def _check_optim(where: str, o: OptimConfig) -> None:
 def check_distill_config(cfg: DistillConfig) -> None:
     """Cross-field checks; raises :class:`ConfigError` naming the key."""
     m = cfg.model
-    if (m.name is None) == (m.config_path is None):
-        raise ConfigError("model.name: set exactly one of model.name and model.config_path")
-    if m.name is not None:
-        named_config(m.name)
+    check_model_source(m)
     _choice("stage", cfg.stage, STAGES)
     _choice("precision", cfg.precision, ("fp32", "bf16"))
     _choice("model.real_score_dtype", m.real_score_dtype, ("fp32", "bf16"))

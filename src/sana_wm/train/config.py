@@ -387,13 +387,18 @@ def _check_size(path: str, size: list[int] | None, stride: int) -> None:
         raise ConfigError(f"{path}: {size} must be multiples of data.spatial_stride ({stride}) pixels")
 
 
-def check_config(cfg: TrainConfig) -> None:
-    """Cross-field checks (types were checked while building); raises :class:`ConfigError`."""
-    m = cfg.model
+def check_model_source(m) -> None:
+    """A model section names exactly one of a built-in config (``model.name``, which must exist) and a file."""
     if (m.name is None) == (m.config_path is None):
         raise ConfigError("model.name: set exactly one of model.name and model.config_path")
     if m.name is not None:
         named_config(m.name)
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Cross-field checks (types were checked while building); raises :class:`ConfigError`."""
+    m = cfg.model
+    check_model_source(m)
     _choice("precision", cfg.precision, ("fp32", "bf16"))
     if m.wrapper is not None:
         from sana_wm.bundled.training import split_wrapper_spec
