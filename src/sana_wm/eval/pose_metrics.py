@@ -72,6 +72,10 @@ class CameraErrors:
     num_frames: int
     translation_defined: bool
     reference_extent: float  # max distance of a reference camera from the first one
+    # The two paths as compared: (N, 4, 4) c2w after truncation, frame-0 drop and relativisation; the estimate
+    # after the alignment (for plots of the estimated path over the requested one).
+    reference_c2w: np.ndarray | None = None
+    aligned_c2w: np.ndarray | None = None
 
     def summary(self) -> dict:
         """The scalar fields as a JSON-ready dict."""
@@ -162,4 +166,5 @@ def camera_errors(reference, estimate, *, alignment: str = "sim3_extrinsics", dr
         ATE=ate, ScaleErr=scale_err, scale=scale,
         rot_err_per_frame=rot, trans_err_per_frame=trans, cammc_per_frame=cammc,
         alignment=alignment, num_frames=len(ref), translation_defined=defined, reference_extent=extent,
+        reference_c2w=ref, aligned_c2w=aligned,
     )

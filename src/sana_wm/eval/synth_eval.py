@@ -56,7 +56,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from sana_wm.camera.formats import read_trajectory
 from sana_wm.camera.presets import PRESETS, make_preset
@@ -66,8 +66,12 @@ from sana_wm.eval.baselines import GenerateFn, repeat_first_frame, static_camera
 from sana_wm.eval.metrics import psnr_frames, ssim_frames
 from sana_wm.eval.motion import affine_flow, motion_agreement
 from sana_wm.eval.pose_metrics import camera_errors
+from sana_wm.eval.reporting import cell as _cell
+from sana_wm.eval.reporting import contact_sheet as _contact_sheet
+from sana_wm.eval.reporting import json_ready as _json_ready
+from sana_wm.eval.reporting import save_png as _save_png
 from sana_wm.geometry.odometry import PoseEstimatorConfig, estimate_poses
-from sana_wm.io import atomic_write, write_text_atomic
+from sana_wm.io import write_text_atomic
 from sana_wm.synth.paths import PATH_STYLES, exploration_path
 from sana_wm.synth.render import render
 from sana_wm.synth.scene import Scene, generate_scene
@@ -241,42 +245,6 @@ def _camera_marks(video: np.ndarray, clip: SynthClip, marks: Sequence[float], po
     return out
 
 
-def _contact_sheet(rows: list[tuple[str, np.ndarray]], marks: Sequence[float], fps: float) -> Image.Image:
-    """Rows of frames at the marks, each row labelled on the left, each column with its time on top."""
-    h, w = rows[0][1].shape[1:3]
-    label_w, title_h, pad = 96, 14, 2
-    cols = [int(round(t * fps)) for t in marks]
-    sheet = Image.new("RGB", (label_w + len(cols) * (w + pad), title_h + len(rows) * (h + pad)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for c, (t, idx) in enumerate(zip(marks, cols, strict=True)):
-        draw.text((label_w + c * (w + pad) + 2, 1), f"t={t:g}s (f{idx})", fill=(0, 0, 0))
-    for r, (name, video) in enumerate(rows):
-        y = title_h + r * (h + pad)
-        draw.text((2, y + h // 2 - 5), name, fill=(0, 0, 0))
-        for c, idx in enumerate(cols):
-            if idx < len(video):
-                sheet.paste(Image.fromarray(video[idx]), (label_w + c * (w + pad), y))
-    return sheet
-
-
-def _json_ready(obj):
-    """Floats that JSON cannot hold become strings ('inf', '-inf') or null (nan); arrays become lists."""
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_ready(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        if math.isnan(v):
-            return None
-        return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def _as_float(v) -> float | None:
     if v is None:
         return None
@@ -436,13 +404,6 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell(value, digits: int) -> str:
-    """A number rounded for a table; None as '-', and non-numbers (the JSON-safe 'inf') as they are."""
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
-
-
 def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectories: Sequence[str],
                    size: tuple[int, int] = (128, 128), fps: float = 16.0,
                    seconds_marks: Sequence[float] = (1, 5, 10), out_dir, mark_window: int = 0,
@@ -533,8 +494,3 @@ def evaluate_synth(generate_fn: GenerateFn, *, seeds: Sequence[int], trajectorie
             y += s.height + 6
         _save_png(whole, out / "contact_sheet.png")
     return report
-
-
-def _save_png(image, path: Path) -> None:
-    with atomic_write(path) as tmp:
-        image.save(tmp, format="PNG")
