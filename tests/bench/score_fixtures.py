@@ -42,12 +42,14 @@ class FixtureScene:
 
 def synth_scene(name: str, seed: int, *, seconds: float = 3.0, fps: float = 16.0, size=(128, 96),
                 style: str = "walk", pairs=((0, 40),)) -> tuple[FixtureScene, object]:
-    """A synthetic scene's path and its exact render; returns ``(scene, synth Scene)``."""
+    """A synthetic scene's path and its exact render; returns ``(scene, synth Scene)``. The path is drawn at
+    16 fps (its speeds are per frame) and keeps every ``16 / fps``-th pose."""
     world = generate_scene(seed)
-    path = exploration_path(world, seconds=seconds, fps=fps, style=style, seed=seed)
-    res = render(world, path, size[0], size[1])
+    path = exploration_path(world, seconds=seconds, fps=16.0, style=style, seed=seed)
+    c2w = path.c2w[::int(round(16.0 / fps))]
+    res = render(world, Trajectory(c2w, None, fps), size[0], size[1])
     K = res.intrinsics.matrices()[0]
-    return FixtureScene(name, path.c2w, K, size, fps, res.rgb[0], list(pairs), truth=res.rgb), world
+    return FixtureScene(name, c2w, K, size, fps, res.rgb[0], list(pairs), truth=res.rgb), world
 
 
 def render_along(world, c2w: np.ndarray, K: np.ndarray, size, fps: float) -> np.ndarray:
