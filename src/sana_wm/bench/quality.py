@@ -7,7 +7,7 @@ the same windows:
 
 * **sharpness**: the variance of the 3x3 Laplacian of the grey image (0-255), mean over the window's frames.
   Blur lowers it; ``delta_log_sharpness = ln(first) - ln(last)`` is positive when the end is blurrier, and does
-  not depend on the scene's own contrast (a ratio).
+  not depend on the scene's own contrast (a ratio). Noise raises it, so read it together with the noise below.
 * **noise**: Immerkaer's estimate of the standard deviation of white noise (J. Immerkaer, "Fast noise variance
   estimation", CVIU 1996): ``sigma = sqrt(pi/2) / (6 (W-2)(H-2)) * sum |I * N|`` with ``N`` the difference of
   two Laplacians ``[[1,-2,1],[-2,4,-2],[1,-2,1]]``, which cancels smooth image structure. ``delta_noise = last -
