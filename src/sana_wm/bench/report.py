@@ -34,7 +34,9 @@ PUBLISHED = (
 
 
 def _mean(values) -> float | None:
-    vals = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    """Mean of the numbers among ``values`` (JSON's "inf"/"-inf" strings count as infinities); None if none."""
+    vals = [float(v) for v in values
+            if (isinstance(v, (int, float)) and not isinstance(v, bool)) or v in ("inf", "-inf")]
     return float(np.mean(vals)) if vals else None
 
 
@@ -94,10 +96,12 @@ def report_markdown(report: dict) -> str:
     run, agg = report["run"], report["aggregate"]
     split, cats = agg["split"], agg["categories"]
     est = report.get("estimator") or "?"
+    interval = (report.get("settings") or {}).get("interval", 4)
+    nth = {1: "every frame", 2: "every 2nd frame", 3: "every 3rd frame"}.get(interval, f"every {interval}th frame")
     lines = [f"# Benchmark scores: {run['model']} on {run['split']}", "",
              f"Run `{run['run_dir']}`; refiner {'on' if run['refiner'] else 'off'} (frame 0 "
              f"{'dropped' if run['refiner'] else 'kept'} in the camera metrics); videos at {run['fps']:g} fps; "
-             f"poses from `{est}` on every 4th frame; {split['scenes']} of {len(report['scenes_requested'])} "
+             f"poses from `{est}` on {nth}; {split['scenes']} of {len(report['scenes_requested'])} "
              "scenes scored.", "",
              "## Table 2 layout", "",
              "| Method | Split | RotErr (deg) | TransErr | CamMC | Revisit PSNR | Revisit SSIM | Revisit LPIPS "

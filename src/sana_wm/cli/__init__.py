@@ -29,7 +29,6 @@ Command groups:
   train    train or fine-tune a model from a YAML config
   vae      fit the bundled model's patch codec; encode datasets into latent caches
   serve    walk through a generated world live in the browser, driven by the keyboard
-  bench    the one-minute benchmark: score a run (bench score)
 
 Run `sana-wm GROUP --help` or `sana-wm GROUP COMMAND --help` for details.
 """
@@ -76,9 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(groups)
     annotate.register(groups)
     distill.register(groups)
-    from sana_wm.cli import bench_score
-
-    bench_score.register(groups)  # after any module that makes the `bench` group: it adds `score` to it
     return parser
 
 

@@ -27,8 +27,8 @@ Use --report-only to rebuild the report from the scene files without estimating 
 """
 
 
-def add_score_parser(sub: argparse._SubParsersAction) -> None:
-    """Add `score` to the `bench` group's subcommands."""
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `score` to the `bench` group's subcommands (``sub``; the group is made by cli/bench.py)."""
     from sana_wm.bench.score import ESTIMATORS
 
     p = sub.add_parser("score", help="score a bench run: camera accuracy, revisit consistency, degradation",
@@ -52,19 +52,6 @@ def add_score_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="rebuild report.json, report.md and the plots from the scene files already in --out")
     p.set_defaults(func=cmd_score)
-
-
-def register(groups: argparse._SubParsersAction) -> None:
-    """Add `score` to the `bench` group, creating the group when no other module has."""
-    bench = groups.choices.get("bench")
-    if bench is None:
-        bench = groups.add_parser("bench", help="the one-minute benchmark (SANA-WM-Bench): score runs",
-                                  description="SANA-WM-Bench, the one-minute benchmark.")
-        sub = bench.add_subparsers(dest="command", metavar="COMMAND")
-        sub.required = True
-    else:
-        sub = next(a for a in bench._actions if isinstance(a, argparse._SubParsersAction))
-    add_score_parser(sub)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
