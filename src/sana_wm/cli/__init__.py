@@ -25,6 +25,7 @@ Command groups:
   annotate turn videos into training clips with metric camera poses
   distill  distil a teacher into a few-step streaming student
   eval     score a model on the synthetic world (frames and camera following)
+  bench    SANA-WM-Bench, the one-minute benchmark: run a model on it, build one with ground truth
   model    inspect transformer configs and checkpoints (parameter count, block pattern)
   train    train or fine-tune a model from a YAML config
   vae      fit the bundled model's patch codec; encode datasets into latent caches
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(groups)
     annotate.register(groups)
     distill.register(groups)
+    from sana_wm.cli.bench import register as register_bench
+    register_bench(groups)
     return parser
 
 

@@ -58,11 +58,14 @@ class VideoWriter:
     """``with VideoWriter(path, fps) as w: w.write(frames)`` — frames are ``(N, H, W, 3)`` uint8 (or a single
     ``(H, W, 3)`` frame); every call may add any number of frames; the size is fixed by the first call.
 
-    ``crf``: x264 quality (lower is better; 18 is visually lossless-ish). ``keep_frames`` also keeps the
-    uint8 frames handed in (``frames`` property), e.g. to compare runs without the codec in the way.
+    ``crf``: x264 quality (lower is better; 18 is visually lossless-ish). ``lossless``: RGB H.264 at qp 0
+    (libx264rgb) instead, so :func:`read_video` gives back exactly the frames written (ground truth kept as
+    video; any size, no padding). ``keep_frames`` also keeps the uint8 frames handed in (``frames`` property),
+    e.g. to compare runs without the codec in the way.
     """
 
-    def __init__(self, path: str | Path, fps: float, *, crf: int = 18, keep_frames: bool = False) -> None:
+    def __init__(self, path: str | Path, fps: float, *, crf: int = 18, keep_frames: bool = False,
+                 lossless: bool = False) -> None:
         import av
 
         if not fps > 0:
@@ -72,10 +75,11 @@ class VideoWriter:
         self.fps = fps
         self._container = av.open(str(self.path), mode="w", format="mp4", options=dict(_MP4_OPTIONS))
         rate = Fraction(fps).limit_denominator(1001)
-        self._stream = self._container.add_stream("libx264", rate=rate)
-        self._stream.pix_fmt = "yuv420p"
+        self._pad = not lossless  # yuv420p needs even sides
+        self._stream = self._container.add_stream("libx264rgb" if lossless else "libx264", rate=rate)
+        self._stream.pix_fmt = "rgb24" if lossless else "yuv420p"
         # zerolatency: no lookahead or B-frames, so each frame is muxed as soon as it is encoded.
-        self._stream.options = {"crf": str(crf), "tune": "zerolatency"}
+        self._stream.options = {"qp" if lossless else "crf": "0" if lossless else str(crf), "tune": "zerolatency"}
         self._size: tuple[int, int] | None = None  # (H, W) of the input frames
         self._kept: list[np.ndarray] | None = [] if keep_frames else None
         self.num_frames = 0
@@ -100,12 +104,13 @@ class VideoWriter:
         H, W = frames.shape[1:3]
         if self._size is None:
             self._size = (H, W)
-            self._stream.height, self._stream.width = H + H % 2, W + W % 2
+            pad_h, pad_w = (H % 2, W % 2) if self._pad else (0, 0)
+            self._stream.height, self._stream.width = H + pad_h, W + pad_w
         elif self._size != (H, W):
             raise ValueError(f"frames are {W}x{H} but this video is {self._size[1]}x{self._size[0]}")
         if self._kept is not None:
             self._kept.append(frames.copy())
-        if H % 2 or W % 2:
+        if self._pad and (H % 2 or W % 2):
             frames = np.pad(frames, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)), mode="edge")
         for frame in frames:
             packets = self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24"))

@@ -26,7 +26,7 @@ from sana_wm.camera.trajectory import Trajectory
 from sana_wm.errors import InputError
 from sana_wm.synth.scene import Scene, SceneError
 
-__all__ = ["PATH_STYLES", "exploration_path", "path_is_free"]
+__all__ = ["PATH_STYLES", "WALK_SEGMENTS", "WALK_WEIGHTS", "exploration_path", "path_is_free", "walk_poses"]
 
 PATH_STYLES = ("walk", "orbit", "look_around", "revisit", "mixed")
 
@@ -45,12 +45,20 @@ def path_is_free(scene: Scene, c2w: np.ndarray, radius: float = BODY_RADIUS) -> 
     return scene.is_free(body.reshape(-1, 3), radius).reshape(-1, 3).all(axis=1)
 
 
-def _walk_actions(scene: Scene, spawn: np.ndarray, num_frames: int, rng: np.random.Generator) -> np.ndarray:
-    """A collision-free random walk of ``num_frames`` poses: segments are drawn one at a time and a
-    segment whose rollout would enter geometry is replaced by a turn on the spot."""
+WALK_SEGMENTS = ("forward", "curve", "turn", "pause", "glance")
+WALK_WEIGHTS = (0.4, 0.25, 0.15, 0.1, 0.1)  # how often each of WALK_SEGMENTS is drawn
+
+
+def walk_poses(scene: Scene, spawn: np.ndarray, num_frames: int, rng: np.random.Generator, *,
+               turn_speed: float = TURN_SPEED, weights: tuple[float, ...] = WALK_WEIGHTS) -> np.ndarray:
+    """A collision-free random walk of ``num_frames`` poses from ``spawn`` (scene coordinates): segments of
+    :data:`WALK_SEGMENTS`, drawn with ``weights``, are added one at a time, and a segment whose rollout would
+    enter geometry is replaced by a turn on the spot. ``turn_speed``: degrees per frame of turns and glances."""
     segments: list[str] = []
     frames = 0
-    speeds = {"translation_speed": WALK_SPEED, "rotation_speed_deg": TURN_SPEED}
+    speeds = {"translation_speed": WALK_SPEED, "rotation_speed_deg": turn_speed}
+    total = float(sum(weights))
+    p = list(weights) if math.isclose(total, 1.0) else [w / total for w in weights]  # as given: same draws
 
     def rollout(segs: list[str]) -> np.ndarray:
         return spawn @ action_to_c2w(",".join(segs), **speeds)
@@ -58,7 +66,7 @@ def _walk_actions(scene: Scene, spawn: np.ndarray, num_frames: int, rng: np.rand
     pitch_keys = ""
     while frames < num_frames - 1:
         remaining = num_frames - 1 - frames
-        kind = rng.choice(["forward", "curve", "turn", "pause", "glance"], p=[0.4, 0.25, 0.15, 0.1, 0.1])
+        kind = rng.choice(list(WALK_SEGMENTS), p=p)
         length = int(min(remaining, rng.integers(8, 40)))
         if kind == "forward":
             keys = "w"
@@ -144,7 +152,7 @@ def exploration_path(scene: Scene, *, seconds: float = 10.0, fps: float = 16.0, 
         rng = np.random.default_rng(seed if attempt == 0 else [seed, 7919, attempt])
         spawn = scene.spawn_pose(rng, radius=BODY_RADIUS)
         if style == "walk":
-            c2w = _walk_actions(scene, spawn, num_frames, rng)
+            c2w = walk_poses(scene, spawn, num_frames, rng)
         elif style == "orbit":
             c2w = _orbit(scene, spawn, num_frames, fps, rng)
         elif style == "look_around":
