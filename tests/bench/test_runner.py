@@ -134,6 +134,19 @@ def test_refuses_a_run_folder_made_with_other_settings(bench, cli_run, pipe):
     assert _sha(cli_run / "run.json") == before
 
 
+def test_options_that_cannot_act_are_warned_about_once(bench, cli_run, pipe):
+    from sana_wm.pipeline.errors import OptionWarning
+
+    with pytest.warns(OptionWarning) as caught:
+        done = run_bench(bench, "simple_60s", cli_run, RunSettings(seconds=SECONDS, refiner_seed=3),
+                         pipeline=pipe, progress=False)
+    assert done.skipped == list(SCENES)  # the same settings take effect: nothing to generate
+    messages = [str(w.message) for w in caught]
+    assert messages == ["refiner_settings['seed'] is ignored: no refiner is loaded"]
+    with pytest.raises(BenchError, match="--refine on: the model sana-wm-synth has no refiner"):
+        run_bench(bench, "simple_60s", cli_run, RunSettings(seconds=SECONDS, refine="on"), pipeline=pipe)
+
+
 def test_a_path_too_short_for_the_model_is_refused_naming_the_scene(bench, pipe, tmp_path):
     with pytest.raises(BenchError, match="scene indoor_001: .*too short.*--seconds"):
         run_bench(bench, "simple_60s", tmp_path / "r", RunSettings(seconds=1.0), pipeline=pipe, progress=False)
