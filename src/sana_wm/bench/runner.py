@@ -136,7 +136,7 @@ def scene_trajectory(scene: BenchScene, fps: float, seconds: float | None, snap)
     return traj.take(np.arange(n)), wanted
 
 
-def _load_pipeline(settings: RunSettings, shard: Shard):
+def _load_pipeline(settings: RunSettings):
     import torch
 
     from sana_wm.pipeline import SanaWMPipeline
@@ -172,7 +172,7 @@ def _resolved_settings(pipe, settings: RunSettings, scene: BenchScene) -> dict:
 def _request_options(pipe, settings: RunSettings, scene: BenchScene) -> dict:
     options = {"steps": settings.steps, "cfg": settings.cfg, "shift": settings.shift, "seed": settings.seed,
                "prompt": None if pipe.text_free else scene.prompt}
-    if pipe.refiner is not None:
+    if pipe.refiner is not None or settings.refiner_seed is not None:  # without a refiner the plan warns
         options["refiner_settings"] = {"seed": settings.seed if settings.refiner_seed is None
                                        else settings.refiner_seed}
     return options
@@ -247,7 +247,9 @@ def run_bench(bench: Path, split: str, out: Path, settings: RunSettings | None =
         raise BenchError(f"--bench {bench}: split {split} lists no scenes")
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out}: is a file, not a folder")
-    pipe = pipeline if pipeline is not None else _load_pipeline(settings, shard)
+    pipe = pipeline if pipeline is not None else _load_pipeline(settings)
+    if settings.refine == "on" and pipe.refiner is None:
+        raise BenchError(f"--refine on: the model {settings.model} has no refiner; use --refine auto or off")
     resolved = _resolved_settings(pipe, settings, all_scenes[0])
     info = RunInfo(run_dir=out, bench_root=bench.resolve(), split=split,
                    scenes=tuple(s.name for s in all_scenes), model=settings.model, settings=resolved,

@@ -127,7 +127,8 @@ def benchmark_paths(scene, seed: int, num_frames: int) -> dict[str, np.ndarray]:
 
 def revisit_pairs(c2w: np.ndarray, fps: float, *, max_pairs: int = MAX_PAIRS, min_gap_s: float = 2.0) -> list[dict]:
     """Frame pairs of ``c2w`` that see the same place (module docstring), best first, spread over the path: a
-    pair is kept only if each of its frames is at least half a second from the frames of the pairs kept before."""
+    pair is kept only if each of its frames is at least half a second, and ``(n - 1) / (4 max_pairs)`` frames,
+    from the frames of the pairs kept before."""
     n = len(c2w)
     step = max(1, n // 480)  # candidates on a grid of at most ~480 frames: the pair matrix stays small
     idx = np.arange(0, n, step)
@@ -140,7 +141,7 @@ def revisit_pairs(c2w: np.ndarray, fps: float, *, max_pairs: int = MAX_PAIRS, mi
     a, b = np.nonzero(ok)
     score = dist[a, b] / REVISIT_DISTANCE + angle[a, b] / REVISIT_ANGLE_DEG
     order = np.lexsort((idx[b], idx[a], np.round(score, 9)))
-    spread = max(1, int(round(0.5 * fps)))
+    spread = max(1, int(round(0.5 * fps)), (n - 1) // (4 * max_pairs))
     kept: list[dict] = []
     used: list[int] = []
     for k in order:

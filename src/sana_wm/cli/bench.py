@@ -139,7 +139,8 @@ def _size(text: str | None) -> tuple[int, int] | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sana_wm.bench.runner import RunSettings, parse_shard, run_bench, run_bench_ray
-    from sana_wm.cli.generate import show_option_warnings
+    from sana_wm.cli.generate import flag, show_option_warnings
+    from sana_wm.pipeline.errors import OptionError
 
     check_output_folder(args.out, "--out")
     if args.ray_tasks is not None:
@@ -154,14 +155,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                            seed=args.seed, refine=args.refine, refiner_seed=args.refiner_seed, seconds=args.seconds,
                            device=args.device, dtype=args.dtype)
     with show_option_warnings():
-        if args.ray is not None:
-            results = run_bench_ray(args.bench, args.split, args.out, settings, tasks=args.ray_tasks,
-                                    address=args.ray, scenes=scenes, overwrite=args.overwrite,
-                                    progress=not args.quiet)
-        else:
-            shard = None if args.shard is None else parse_shard(args.shard)
-            results = [run_bench(args.bench, args.split, args.out, settings, scenes=scenes, shard=shard,
-                                 overwrite=args.overwrite, progress=not args.quiet)]
+        try:
+            if args.ray is not None:
+                results = run_bench_ray(args.bench, args.split, args.out, settings, tasks=args.ray_tasks,
+                                        address=args.ray, scenes=scenes, overwrite=args.overwrite,
+                                        progress=not args.quiet)
+            else:
+                shard = None if args.shard is None else parse_shard(args.shard)
+                results = [run_bench(args.bench, args.split, args.out, settings, scenes=scenes, shard=shard,
+                                     overwrite=args.overwrite, progress=not args.quiet)]
+        except OptionError as exc:
+            raise CLIError(exc.render(flag)) from None
     made = sum(len(r.generated) for r in results)
     kept = sum(len(r.skipped) for r in results)
     shards = f" ({len(results)} shards)" if len(results) > 1 else ""
