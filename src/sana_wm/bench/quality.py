@@ -85,7 +85,8 @@ class MusiqScorer:
         try:
             import pyiqa
         except ImportError:
-            raise BenchError("--musiq-weights needs the pyiqa package: pip install pyiqa (or sana-wm[bench])") from None
+            raise BenchError("--musiq-weights needs the pyiqa package: pip install pyiqa "
+                             "(or sana-wm[bench-score])") from None
         self.metric = pyiqa.create_metric("musiq-spaq", device="cpu", as_loss=False,
                                           pretrained_model_path=str(weights))
         self.batch_size = batch_size

@@ -195,7 +195,7 @@ class LpipsScorer:
             import lpips
         except ImportError:
             raise BenchError("--lpips-weights needs the lpips package (with torchvision): pip install lpips "
-                             "(or sana-wm[bench])") from None
+                             "(or sana-wm[bench-score])") from None
         import torch
 
         # pnet_rand: the backbone starts random instead of being downloaded; the user's weights replace it below.
