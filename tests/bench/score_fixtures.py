@@ -41,7 +41,7 @@ class FixtureScene:
 
 
 def synth_scene(name: str, seed: int, *, seconds: float = 3.0, fps: float = 16.0, size=(128, 96),
-                style: str = "walk", pairs=((0, 40),)) -> tuple[FixtureScene, object]:
+                style: str = "walk", pairs=((0, 8),)) -> tuple[FixtureScene, object]:
     """A synthetic scene's path and its exact render; returns ``(scene, synth Scene)``. The path is drawn at
     16 fps (its speeds are per frame) and keeps every ``16 / fps``-th pose."""
     world = generate_scene(seed)

@@ -72,8 +72,14 @@ def test_report_only_rebuilds_without_estimating(scored, monkeypatch):
     assert json.loads((out / "report.json").read_text())["resumed"] == ["open_001", "indoor_001"]
 
 
-def test_cli_refusals(scored, capsys):
+def test_cli_refusals(scored, capsys, monkeypatch):
     run, out = scored
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vbench" else find_spec(name, *a))
+    assert main(["bench", "score", str(run), "--estimator", "opencv", "--out", str(out), "--vbench"]) == 2
+    assert "--vbench needs the vbench package" in capsys.readouterr().err
     assert main(["bench", "score", str(run), "--out", str(out), "--report-only", "--lpips-weights", "x.pth"]) == 2
     assert "--lpips-weights has no effect with --report-only" in capsys.readouterr().err
     assert main(["bench", "score", str(run), "--estimator", "opencv", "--weights", "w"]) == 2

@@ -50,7 +50,7 @@ from sana_wm.eval.pose_metrics import camera_errors
 from sana_wm.eval.reporting import contact_sheet, json_ready, save_png
 from sana_wm.geometry.backends import PoseBackend, make_backend
 from sana_wm.geometry.metrics import trajectory_errors
-from sana_wm.io import write_text_atomic
+from sana_wm.io import folder_lock, write_text_atomic
 
 __all__ = ["ESTIMATORS", "GT_MARKS", "INTERVAL", "MAX_PAIRS", "LpipsScorer", "ScoreSettings", "camera_accuracy",
            "ground_truth_scores", "remap_frame", "revisit_scores", "sample_frames", "score_run", "score_scene"]
@@ -208,7 +208,7 @@ class LpipsScorer:
         import torch
 
         def tensor(x):
-            return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).double().float() / 127.5 - 1.0
+            return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
         with torch.no_grad():
             return self.net(tensor(a), tensor(b)).reshape(-1).double().numpy()
@@ -350,9 +350,6 @@ def score_run(run_dir: Path, settings: ScoreSettings | None = None, *, out: Path
               scenes: Sequence[str] | None = None, progress: bool = False) -> dict:
     """Score every scene of the run that has a video (or ``scenes``), resumably, then write the report.
     Returns the report (:func:`sana_wm.bench.report.write_report`)."""
-    from sana_wm.bench.report import write_report
-    from sana_wm.pipeline.video import read_video
-
     settings = settings or ScoreSettings()
     info: RunInfo = read_run(run_dir)
     out = Path(out) if out is not None else Path(run_dir) / "scores"
@@ -362,6 +359,15 @@ def score_run(run_dir: Path, settings: ScoreSettings | None = None, *, out: Path
         raise BenchError(f"--scenes: {', '.join(unknown)} not in the run {run_dir} (its scenes: "
                          f"{', '.join(info.scenes[:5])}{', ...' if len(info.scenes) > 5 else ''})")
     bench = {s.name: s for s in read_bench(info.bench_root, info.split, wanted)}
+    with folder_lock(out, "sana-wm bench score"):  # two scorers never write into one report folder
+        return _score_scenes(info, bench, wanted, settings, out, progress)
+
+
+def _score_scenes(info: RunInfo, bench: dict[str, BenchScene], wanted: list[str], settings: ScoreSettings, out: Path,
+                  progress: bool) -> dict:
+    from sana_wm.bench.report import write_report
+    from sana_wm.pipeline.video import read_video
+
     fingerprint = settings.fingerprint()
     tools: _Tools | None = None  # built on the first scene that needs scoring (loading weights takes time)
     (out / SCENES_FOLDER).mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from sana_wm.bench.report import write_report
     from sana_wm.bench.score import ScoreSettings, score_run
     from sana_wm.cli import CLIError
+    from sana_wm.io import folder_lock
 
     run = Path(args.run)
     out = Path(args.out) if args.out else run / "scores"
@@ -71,7 +72,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         scenes = args.scenes or list(info.scenes)
         if not (out / "scenes").is_dir():
             raise CLIError(f"--report-only: {out / 'scenes'} does not exist; score the run first")
-        report = write_report(out, info, scenes=scenes)
+        with folder_lock(out, "sana-wm bench score --report-only"):
+            report = write_report(out, info, scenes=scenes)
     else:
         check_output_folder(out, "--out")
         settings = ScoreSettings(estimator=args.estimator, estimator_weights=args.weights,
