@@ -118,6 +118,8 @@ def test_a_scene_without_a_matching_sidecar_is_made_again(bench, cli_run, pipe, 
     c2w = traj.c2w.copy()
     c2w[3, 0, 3] += 0.01  # the benchmark's path changed since
     assert not _finished(video, resolved, replace(traj, c2w=c2w))
+    lens = replace(traj, intrinsics=traj.intrinsics.rescaled(192, 144))  # or its intrinsics
+    assert not _finished(video, resolved, lens)
     record = json.loads(sidecar_path(video).read_text())
     sidecar_path(video).write_text(json.dumps({**record, "settings": {}}))
     assert not _finished(video, resolved, traj)
