@@ -118,6 +118,8 @@ def test_a_scene_without_a_matching_sidecar_is_made_again(bench, cli_run, pipe, 
     c2w = traj.c2w.copy()
     c2w[3, 0, 3] += 0.01  # the benchmark's path changed since
     assert not _finished(video, resolved, replace(traj, c2w=c2w))
+    lens = replace(traj, intrinsics=traj.intrinsics.rescaled(192, 144))  # or its intrinsics
+    assert not _finished(video, resolved, lens)
     record = json.loads(sidecar_path(video).read_text())
     sidecar_path(video).write_text(json.dumps({**record, "settings": {}}))
     assert not _finished(video, resolved, traj)
@@ -150,6 +152,28 @@ def test_options_that_cannot_act_are_warned_about_once(bench, cli_run, pipe):
 def test_a_path_too_short_for_the_model_is_refused_naming_the_scene(bench, pipe, tmp_path):
     with pytest.raises(BenchError, match="scene indoor_001: .*too short.*--seconds"):
         run_bench(bench, "simple_60s", tmp_path / "r", RunSettings(seconds=1.0), pipeline=pipe, progress=False)
+
+
+def test_runs_on_a_bench_synth_folder_and_overwrite_regenerates(pipe, tmp_path):
+    from sana_wm.bench import ground_truth_video
+    from sana_wm.bench.synth import build_synth_bench
+    from sana_wm.eval.metrics import psnr
+
+    bench = tmp_path / "synth"
+    build_synth_bench(bench, num_scenes=1, seconds=SECONDS, progress=False)  # 128x128: the bundled model's size
+    out = tmp_path / "run"
+    assert run_bench(bench, "hard_60s", out, SETTINGS, pipeline=pipe, progress=False).generated == ["room_001"]
+    frames, _ = read_video(video_path(out, "room_001"))
+    truth, _ = read_video(ground_truth_video(bench, "hard_60s", "room_001"))
+    assert frames.shape == truth.shape == (25, 128, 128, 3)
+    assert psnr(frames[0], truth[0]) > 25.0  # the conditioning frame, through the model's codec
+    before = _sha(video_path(out, "room_001"))
+    other = RunSettings(seconds=SECONDS, seed=7)
+    with pytest.raises(BenchError, match=r"seed \(42 -> 7\)"):
+        run_bench(bench, "hard_60s", out, other, pipeline=pipe, progress=False)
+    again = run_bench(bench, "hard_60s", out, other, pipeline=pipe, progress=False, overwrite=True)
+    assert again.generated == ["room_001"] and read_run(out).settings["seed"] == 7
+    assert _sha(video_path(out, "room_001")) != before
 
 
 def test_shards_partition_the_scenes():

@@ -31,6 +31,17 @@ def test_odd_size_is_padded_to_even(tmp_path):
     assert frames.shape == (3, 34, 48, 3) and fps == 8
 
 
+def test_lossless_gives_back_exactly_the_frames_written(tmp_path):
+    # Noise at an odd size: the hardest case for a codec and the case yuv420p would pad; not one level may move.
+    frames = np.random.default_rng(0).integers(0, 256, (6, 33, 47, 3), dtype=np.uint8)
+    with VideoWriter(tmp_path / "truth.mp4", 16, lossless=True) as w:
+        w.write(frames[:2])
+        w.write(frames[2:])
+    back, fps = read_video(tmp_path / "truth.mp4")
+    assert fps == 16
+    np.testing.assert_array_equal(back, frames)
+
+
 def test_exception_inside_with_keeps_written_frames(tmp_path):
     path = tmp_path / "partial.mp4"
     with pytest.raises(RuntimeError):

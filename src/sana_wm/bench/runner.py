@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,8 @@ from sana_wm.bench.layout import (
     run_info_json,
     video_path,
 )
+from sana_wm.camera.trajectory import Trajectory, TrajectoryError
+from sana_wm.errors import UserError
 from sana_wm.limits import check_finite
 
 __all__ = ["REFINE_MODES", "RunSettings", "RunSummary", "Shard", "parse_shard", "run_bench", "run_bench_ray",
@@ -117,9 +119,10 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)  # finished by an earlier run
 
 
-def scene_trajectory(scene: BenchScene, fps: float, seconds: float | None, snap) -> tuple:
+def scene_trajectory(scene: BenchScene, fps: float, seconds: float | None,
+                     snap: Callable[[int], int]) -> tuple[Trajectory, int]:
     """The scene's camera path as generated: resampled in time to ``fps``, its first ``seconds`` kept, cut to
-    ``snap(frames)`` frames. Returns ``(trajectory, frames asked for)``."""
+    ``snap(frames)`` frames (the model's frame grid). Returns ``(trajectory, frames asked for)``."""
     from sana_wm.camera.resample import resample
 
     traj = scene.trajectory()
@@ -130,7 +133,7 @@ def scene_trajectory(scene: BenchScene, fps: float, seconds: float | None, snap)
         wanted = min(wanted, int(round(seconds * fps)) + 1)
     try:
         n = snap(wanted)
-    except Exception as exc:  # TrajectoryError: too short for the model's frame grid
+    except TrajectoryError as exc:  # too short for the model's frame grid
         raise BenchError(f"scene {scene.name}: {exc} (the path gives {wanted} frames at {fps:g} fps); "
                          "use a longer --seconds") from None
     return traj.take(np.arange(n)), wanted
@@ -187,15 +190,19 @@ def _finished(video: Path, resolved: dict, traj) -> bool:
     try:
         record = read_sidecar(sidecar_path(video))
         s = record["settings"]
+        refiner_seed = None if s["refiner"] is None else s["refiner"]["seed"]
         same = (record["seed"] == resolved["seed"] and s["steps"] == resolved["steps"]
                 and s["cfg"] == resolved["cfg"] and s["shift"] == resolved["shift"]
-                and s["variant"] == resolved["variant"] and (s["refiner"] is not None) == resolved["refine"]
-                and record["num_frames"] == traj.num_frames)
+                and s["variant"] == resolved["variant"] and refiner_seed == resolved["refiner_seed"]
+                and (s["refiner"] is not None) == resolved["refine"] and record["num_frames"] == traj.num_frames)
         if not same:
             return False
         c2w = np.asarray(record["trajectory"]["c2w"], dtype=np.float64)
-        return c2w.shape == traj.c2w.shape and np.allclose(c2w, traj.c2w, rtol=0, atol=1e-9)
-    except Exception:  # a damaged or foreign sidecar: the scene is simply made again
+        intr = np.asarray(record["trajectory"]["intrinsics"]["values"], dtype=np.float64)
+        return (c2w.shape == traj.c2w.shape and np.allclose(c2w, traj.c2w, rtol=0, atol=1e-9)
+                and intr.shape == traj.intrinsics.values.shape
+                and np.allclose(intr, traj.intrinsics.values, rtol=1e-12, atol=1e-9))
+    except (KeyError, TypeError, ValueError, UserError):  # a damaged or foreign sidecar: the scene is made again
         return False
 
 
