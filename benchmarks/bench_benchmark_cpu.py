@@ -7,7 +7,8 @@ Steps (each resumable: rerunning with the same --out reuses what is there):
 2. `bench run` of the bundled model on ``--split``.
 3. The two baselines as runs in the same layout: the first-frame image repeated for as many frames as the
    model's video (a model that ignores time), and the bundled model asked for a camera that stands still
-   (``sana_wm.eval.baselines.identity_trajectory``) -- both scored against the requested paths.
+   (``sana_wm.eval.baselines.identity_trajectory``) -- both scored against the requested paths; and the exact
+   ground-truth renders as a run of their own, whose camera score is the estimator's floor.
 4. `bench score` of the three runs (``--estimator``, default opencv: pycolmap is fragile on 128-pixel frames).
 
 Prints the aggregate of each run as a Markdown table, the time of each stage and the load average, and writes
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sana_wm.bench.layout import RunInfo, read_bench, run_info_json, video_path
+from sana_wm.bench.layout import RunInfo, ground_truth_video, read_bench, run_info_json, video_path
 from sana_wm.bench.runner import RunSettings, run_bench, scene_trajectory
 from sana_wm.bench.score import ScoreSettings, score_run
 from sana_wm.bench.synth import build_synth_bench
@@ -36,6 +38,7 @@ from sana_wm.pipeline.video import VideoWriter, read_video
 
 
 def _write_run_json(run: Path, bench: Path, split: str, scenes, model: str, fps: float) -> None:
+    """run.json of a run made here rather than by `bench run` (no refiner: frame 0 is kept, as for the model)."""
     info = RunInfo(run_dir=run, bench_root=bench.resolve(), split=split, scenes=tuple(scenes), model=model,
                    settings={"baseline": model, "seconds": None}, refiner=False, fps=fps)
     run.mkdir(parents=True, exist_ok=True)
@@ -95,9 +98,18 @@ def main() -> None:
                 w.write(repeat_first_frame(first, None, len(model_frames)))
     times["repeat-first baseline"] = time.perf_counter() - t
 
+    # The exact renders scored as a run: what a perfect model gets, i.e. the estimator's own floor.
+    truth_run = out / "run_ground_truth"
+    _write_run_json(truth_run, bench, args.split, names, "ground truth render", scenes[0].fps)
+    for scene in scenes:
+        target = video_path(truth_run, scene.name)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ground_truth_video(bench, args.split, scene.name), target)
+
     rows = {}
     for label, run in (("sana-wm-synth", out / "run_model"), ("static camera", static),
-                       ("repeat first frame", repeat)):
+                       ("repeat first frame", repeat), ("ground truth (estimator floor)", truth_run)):
         t = time.perf_counter()
         report = score_run(run, ScoreSettings(estimator=args.estimator), progress=True)
         times[f"bench score ({label})"] = time.perf_counter() - t
@@ -109,12 +121,11 @@ def main() -> None:
     for label, agg in rows.items():
         c, r = agg["camera"], agg["revisit"]
         gt = agg.get("ground_truth", {})
-        gts = "/".join("-" if gt.get(m, {}).get("PSNR") is None else f"{gt[m]['PSNR']:.1f}"
-                       for m in ("1", "5", "10", "30", "60"))
 
         def f(v, d=2):
             return "-" if v is None else (f"{v:.{d}f}" if isinstance(v, (int, float)) else str(v))
 
+        gts = "/".join(f(gt.get(m, {}).get("PSNR"), 1) for m in ("1", "5", "10", "30", "60"))
         lines.append(f"| {label} | {f(c['RotErr'])} | {f(c['TransErr'])} | {f(c['CamMC'])} | {f(c['ATE'], 3)} | "
                      f"{f(c['RPE_rot_deg_per_s'])} | {c['frames_failed']} of {c['frames']} | {f(r['PSNR'])} | "
                      f"{f(r['SSIM'], 3)} | {gts} | {f(agg['temporal']['delta_log_sharpness'], 3)} |")
