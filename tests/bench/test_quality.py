@@ -43,6 +43,8 @@ def test_noise_estimate_reads_the_added_noise():
 def test_windows_are_10_s_for_a_minute_and_sixths_for_shorter_videos():
     first, last, rule = quality_windows(961, 16.0)
     assert (first, last) == (range(0, 160), range(801, 961)) and rule.startswith("first and last 10 s")
+    first, last, rule = quality_windows(953, 16.0)  # a minute snapped to a streaming model's grid
+    assert (first, last) == (range(0, 160), range(793, 953))
     first, last, rule = quality_windows(60, 16.0)
     assert (first, last) == (range(0, 10), range(50, 60)) and "sixth" in rule
 

@@ -13,8 +13,9 @@ the same windows:
   two Laplacians ``[[1,-2,1],[-2,4,-2],[1,-2,1]]``, which cancels smooth image structure. ``delta_noise = last -
   first`` (grey levels) is positive when the end is noisier.
 
-Windows: the first and the last 10 s of the video; a video shorter than 60 s uses its first and last sixth
-instead (10 s is a sixth of the benchmark's minute), so short runs are judged on the same share of their length.
+Windows: the first and the last 10 s of the video; a video shorter than 59 s (a minute-long path snapped to a
+model's frame grid may lose a few frames) uses its first and last sixth instead (10 s is a sixth of the
+benchmark's minute), so short runs are judged on the same share of their length.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = ["MusiqScorer", "WINDOW_SECONDS", "frame_noise", "frame_sharpness", "q
            "temporal_degradation", "vbench_refusal"]
 
 WINDOW_SECONDS = 10.0
-FULL_LENGTH_SECONDS = 60.0
+FULL_LENGTH_SECONDS = 59.0  # a minute-long path snapped to a model's frame grid may lose a few frames
 
 _LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64)
 _NOISE_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
@@ -69,7 +70,7 @@ def quality_windows(num_frames: int, fps: float) -> tuple[range, range, str]:
     if num_frames / fps >= FULL_LENGTH_SECONDS:
         n, rule = int(round(WINDOW_SECONDS * fps)), f"first and last {WINDOW_SECONDS:g} s"
     else:
-        n, rule = max(1, num_frames // 6), "first and last sixth (video shorter than 60 s)"
+        n, rule = max(1, num_frames // 6), "first and last sixth (video shorter than 59 s)"
     return range(0, n), range(num_frames - n, num_frames), rule
 
 
