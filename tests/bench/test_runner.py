@@ -176,6 +176,31 @@ def test_runs_on_a_bench_synth_folder_and_overwrite_regenerates(pipe, tmp_path):
     assert _sha(video_path(out, "room_001")) != before
 
 
+def test_a_model_with_text_and_a_refiner_runs_with_the_reference_settings(bench, tmp_path):
+    """The tiny bidirectional model in the released layout, with a text encoder and a refiner: the prompt is
+    used, the refiner runs with the seed, and the refined video drops the sink frame as released."""
+    from pipeline_helpers import build_repos
+
+    from sana_wm.pipeline import SanaWMPipeline
+
+    repos = build_repos(tmp_path / "models")
+    pipe = SanaWMPipeline.from_pretrained(repos["bidirectional"], text_encoder=repos["text_encoder"], refiner="auto")
+    out = tmp_path / "run"
+    settings = RunSettings(model=str(repos["bidirectional"]), seconds=1.0, steps=2)
+    done = run_bench(bench, "simple_60s", out, settings, scenes=["indoor_001"], pipeline=pipe, progress=False)
+    assert done.generated == ["indoor_001"]
+    info = read_run(out)
+    assert info.refiner is True and info.settings["refine"] is True and info.settings["refiner_seed"] == 42
+    # The released bidirectional settings, except the steps asked for.
+    assert (info.settings["steps"], info.settings["cfg"], info.settings["shift"]) == (2, 5.0, 8.0)
+    assert info.settings["prompts"] == "used"
+    record = json.loads(sidecar_path(video_path(out, "indoor_001")).read_text())
+    assert record["prompt"] == "a walk through scene 0" and record["settings"]["refiner"]["seed"] == 42
+    assert (record["num_frames"], record["first_pose"], record["video_frames"]) == (17, 1, 16)
+    frames, _ = read_video(video_path(out, "indoor_001"))
+    assert frames.shape == (16, 64, 96, 3)
+
+
 def test_shards_partition_the_scenes():
     scenes = [f"s{i}" for i in range(7)]
     parts = [Shard(i, 3).take(scenes) for i in range(3)]

@@ -79,7 +79,8 @@ class VideoWriter:
         self._stream = self._container.add_stream("libx264rgb" if lossless else "libx264", rate=rate)
         self._stream.pix_fmt = "rgb24" if lossless else "yuv420p"
         # zerolatency: no lookahead or B-frames, so each frame is muxed as soon as it is encoded.
-        self._stream.options = {"qp" if lossless else "crf": "0" if lossless else str(crf), "tune": "zerolatency"}
+        quality = {"qp": "0"} if lossless else {"crf": str(crf)}
+        self._stream.options = {**quality, "tune": "zerolatency"}
         self._size: tuple[int, int] | None = None  # (H, W) of the input frames
         self._kept: list[np.ndarray] | None = [] if keep_frames else None
         self.num_frames = 0
