@@ -28,8 +28,8 @@ from scipy.ndimage import correlate
 
 from sana_wm.bench.layout import BenchError
 
-__all__ = ["MusiqScorer", "WINDOW_SECONDS", "frame_noise", "frame_sharpness", "quality_windows",
-           "temporal_degradation", "vbench_refusal"]
+__all__ = ["VBENCH_DIMENSIONS", "WINDOW_SECONDS", "MusiqScorer", "frame_noise", "frame_sharpness", "quality_windows",
+           "temporal_degradation", "vbench_refusal", "vbench_scores"]
 
 WINDOW_SECONDS = 10.0
 FULL_LENGTH_SECONDS = 59.0  # a minute-long path snapped to a model's frame grid may lose a few frames
