@@ -70,6 +70,9 @@ def test_report_only_rebuilds_without_estimating(scored, monkeypatch):
     # Scoring again resumes every scene: nothing is estimated either.
     assert main(["bench", "score", str(run), "--estimator", "opencv", "--out", str(out)]) == 0
     assert json.loads((out / "report.json").read_text())["resumed"] == ["open_001", "indoor_001"]
+    # A subset of the scenes: the report covers those only.
+    assert main(["bench", "score", str(run), "--out", str(out), "--report-only", "--scenes", "open_001"]) == 0
+    assert [s["scene"] for s in json.loads((out / "report.json").read_text())["scenes"]] == ["open_001"]
 
 
 def test_cli_refusals(scored, capsys, monkeypatch):

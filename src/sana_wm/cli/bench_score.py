@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "only the classical sharpness/noise measures are reported")
     p.add_argument("--vbench", action="store_true",
                    help="also run VBench's quality dimensions (needs vbench and its weights installed)")
-    p.add_argument("--scenes", nargs="+", metavar="SCENE", help="score only these scenes (default: all of the run)")
+    p.add_argument("--scenes", metavar="A,B,...", help="score only these scenes (default: every scene of the run)")
     p.add_argument("--out", metavar="DIR", help="report folder (default: RUN/scores)")
     p.add_argument("--report-only", action="store_true",
                    help="rebuild report.json, report.md and the plots from the scene files already in --out")
@@ -63,13 +63,14 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     out = Path(args.out) if args.out else run / "scores"
+    scenes = None if args.scenes is None else [s.strip() for s in args.scenes.split(",") if s.strip()]
     if args.report_only:
         for flag, value in (("--weights", args.weights), ("--lpips-weights", args.lpips_weights),
                             ("--musiq-weights", args.musiq_weights), ("--vbench", args.vbench)):
             if value:
                 raise CLIError(f"{flag} has no effect with --report-only (nothing is scored); leave one of them out")
         info = read_run(run)
-        scenes = args.scenes or list(info.scenes)
+        scenes = scenes or list(info.scenes)
         if not (out / "scenes").is_dir():
             raise CLIError(f"--report-only: {out / 'scenes'} does not exist; score the run first")
         with folder_lock(out, "sana-wm bench score --report-only"):
@@ -79,7 +80,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         settings = ScoreSettings(estimator=args.estimator, estimator_weights=args.weights,
                                  lpips_weights=args.lpips_weights, musiq_weights=args.musiq_weights,
                                  vbench=args.vbench)
-        report = score_run(run, settings, out=out, scenes=args.scenes, progress=True)
+        report = score_run(run, settings, out=out, scenes=scenes, progress=True)
     cam = report["aggregate"]["split"]["camera"]
     print(f"{report['aggregate']['split']['scenes']} scenes: RotErr {cam['RotErr']}, TransErr {cam['TransErr']}, "
           f"CamMC {cam['CamMC']}")
