@@ -144,7 +144,7 @@ class ScriptedSession:
                 play_clock = now
             self.chunk_latency_s.append(now - asked)
             self.compute_s.append(header["seconds"])
-            lead = header["lead_s"]
+            lead = header.get("lead_s", max(0.4, 1.5 * header["seconds"] + 0.2))  # (module docstring)
             self.lead_s.append(lead)
             # The player: frames left from earlier chunks play first; an empty buffer before now was a stall.
             shown_until = play_clock + queued / fps
@@ -212,10 +212,11 @@ def _r(x: float | None) -> float | None:
 
 
 class Server:
-    def __init__(self, threads: int, model: str | None, max_sessions: int, max_session_s: float) -> None:
+    def __init__(self, threads: int, model: str | None, max_sessions: int, max_session_s: float,
+                 src: Path | None = None) -> None:
         self.port = _free_port()
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-        src = Path(__file__).resolve().parents[1] / "src"
+        src = src or Path(__file__).resolve().parents[1] / "src"
         env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
         command = [sys.executable, "-m", "sana_wm", "serve", "--port", str(self.port), "--max-sessions",
                    str(max_sessions), "--max-session-seconds", str(max_session_s), "--idle-seconds", "600"]
@@ -314,15 +315,20 @@ def main(argv: list[str] | None = None) -> dict:
                         help="also time this many chunks of one LiveSession in process (no server)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the server")
     parser.add_argument("--model", help="model (default: the bundled sana-wm-synth)")
+    parser.add_argument("--server-src", type=Path,
+                        help="run the server from this checkout's src/ instead (an A/B against another version at "
+                             "the same load; a server that sends no lead_s is asked at its former mark, "
+                             "max(0.4, 1.5 x the last chunk's compute + 0.2) s)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
     examples = ["room_walk", "corridor_walk", "open_orbit"]
-    results: dict = {"load_average": os.getloadavg(), "threads": args.threads, "runs": []}
+    results: dict = {"load_average": os.getloadavg(), "threads": args.threads, "runs": [],
+                     "server_src": str(args.server_src or "this checkout")}
     if args.chunk_steps:
         results["chunk_steps"] = chunk_steps(args.chunk_steps, args.threads, args.model)
         print(json.dumps(results["chunk_steps"]), flush=True)
     for n in args.sessions:
-        server = Server(args.threads, args.model, max_sessions=n, max_session_s=511.5)
+        server = Server(args.threads, args.model, max_sessions=n, max_session_s=511.5, src=args.server_src)
         try:
             run = asyncio.run(_run(server, n, args.seconds, False, examples))
         finally:
@@ -331,7 +337,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["runs"].append(run)
         print(json.dumps(run, indent=1), flush=True)
     if args.long_minutes > 0:
-        server = Server(args.threads, args.model, max_sessions=1, max_session_s=511.5)
+        server = Server(args.threads, args.model, max_sessions=1, max_session_s=511.5, src=args.server_src)
         try:
             results["long"] = asyncio.run(_run(server, 1, args.long_minutes * 60, True, examples))
         finally:
