@@ -281,7 +281,20 @@ async def _run(server: Server, sessions: int, seconds: float, restart: bool, exa
 def chunk_steps(steps: int, threads: int, model: str | None) -> dict:
     """The compute floor without the server: ``steps`` chunks of one LiveSession in this process (keys cycling),
     wall and CPU seconds per chunk (the first chunk, which includes the input image, reported apart), split into the
-    step (keys to frames, what a key waits for) and the clean pass (``settle``, run while the frames play)."""
+    step (keys to frames, what a key waits for) and the clean pass (``settle``, run while the frames play); then the
+    CPU seconds per chunk of ``generate`` making the same video. Run on a second thread, as the server's worker
+    runs: on the main thread of an overloaded machine two OpenMP threads spend most of their time spinning in
+    barriers (20x the CPU time per chunk measured at load 15-19), which the worker thread does not show."""
+    import threading
+
+    box: dict = {}
+    worker = threading.Thread(target=lambda: box.update(result=_chunk_steps(steps, threads, model)))
+    worker.start()
+    worker.join()
+    return box["result"]
+
+
+def _chunk_steps(steps: int, threads: int, model: str | None) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -299,7 +312,15 @@ def chunk_steps(steps: int, threads: int, model: str | None) -> dict:
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     later = wall[1:] or wall
-    return {"steps": steps, "first_chunk_s": _r(wall[0]),
+    # The same video made offline by generate (one call, all chunks): its CPU seconds per chunk, to compare with a
+    # live chunk's (the wall times of both swing with the machine's load; CPU time much less).
+    from sana_wm.camera.actions import action_to_trajectory
+
+    c = time.process_time()
+    pipe.generate(example_files()["room_walk"][0], action_to_trajectory(session.action, fps=pipe.fps), seed=42,
+                  progress=False)
+    generate_cpu = (time.process_time() - c) / steps
+    return {"steps": steps, "first_chunk_s": _r(wall[0]), "generate_cpu_s_per_chunk": _r(generate_cpu),
             "wall_s": {f"p{q}": _r(percentile(later, q)) for q in (50, 90, 99)},
             "step_s": {f"p{q}": _r(percentile(step[1:] or step, q)) for q in (50, 90, 99)},
             "cpu_s_p50": _r(percentile(cpu[1:] or cpu, 50)),
