@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from starlette.testclient import TestClient
@@ -51,10 +52,9 @@ def test_keys_are_read_when_the_chunk_starts(synth_pipe):
 
         ws.send_json({"type": "ping"})  # answered after the clean pass was queued: wait for it to run
         assert ws.receive_json() == {"type": "pong"}
-        deadline = 120
-        while session.live.unsettled is not None and deadline > 0:
-            threading.Event().wait(0.05)
-            deadline -= 0.05
+        deadline = time.monotonic() + 120
+        while session.live.unsettled is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert session.live.unsettled is None and session.live.chunks == 1  # settled, and no chunk unasked
 
         began, gate = threading.Event(), threading.Event()
