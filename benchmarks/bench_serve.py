@@ -2,15 +2,17 @@
 
 The server runs as its own process (`python -m sana_wm serve`, the bundled model unless ``--model``). Each scripted
 client behaves like the page (sana_wm/serve/static/app.js): it starts a live session on a bundled example, plays
-the frames on a virtual clock at the video's frame rate, and asks for the next chunk, with the keys it holds at
-that moment, when less than ``max(0.4, 1.5 x the last chunk's compute + 0.2)`` seconds of video are left to play.
-Its keys follow a script (w for 3 s, a for 1.5 s, nothing for 1.5 s, dw for 3 s, then again).
+the frames on a virtual clock at the video's frame rate, sends the keys it holds whenever they change, and asks for
+the next chunk when less video is left to play than the lead mark of the last chunk header (``lead_s``,
+sana_wm/serve/pacing.py). Its keys follow a script: w, a, nothing, dw, again and again, each held for a time drawn
+uniformly from 1.6-3.2 s (seeded per session), so key changes fall at every phase of the 1.5-s chunk cadence.
 
 Per session it records: the first frame's time after "start"; each chunk's latency (the "next" sent -> its last
 frame received) and compute time (as the server reports it); the real-time factor (video seconds received / wall
 seconds since the first frame), and stalls (wall time the virtual player had nothing to show); key-to-motion
-latency (a key pressed -> the first frame made with it is shown on the virtual clock). The server's memory (RSS
-from /proc) is sampled every second.
+latency (a key pressed -> the first frame made with it is shown on the virtual clock; a key set released before
+any chunk started with it is counted as skipped); the lead mark and the video left to play when each chunk was
+asked for. The server's memory (RSS from /proc) is sampled every second.
 
     python benchmarks/bench_serve.py --sessions 1 2 3 --seconds 60 --threads 2 --out serve.json
     python benchmarks/bench_serve.py --long-minutes 10 --threads 2 --out serve-long.json
@@ -26,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -36,7 +39,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-KEY_SCRIPT = [("w", 3.0), ("a", 1.5), ("", 1.5), ("dw", 3.0)]  # (keys held, seconds), repeated
+KEY_SETS = ["w", "a", "", "dw"]  # held in turn, each for a random 1.6-3.2 s (module docstring)
+HOLD_S = (1.6, 3.2)
 
 
 def _free_port() -> int:
@@ -55,14 +59,18 @@ def _rss_mib(pid: int) -> float | None:
     return None
 
 
-def _keys_at(t: float) -> str:
-    period = sum(s for _, s in KEY_SCRIPT)
-    t %= period
-    for keys, seconds in KEY_SCRIPT:
-        if t < seconds:
-            return keys
-        t -= seconds
-    return ""
+class KeyScript:
+    """The keys a scripted page holds at each moment (module docstring), reproducible from ``seed``."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.changes = [0.0]  # times at which KEY_SETS[i % 4] is pressed
+
+    def keys_at(self, t: float) -> str:
+        while self.changes[-1] <= t:
+            self.changes.append(self.changes[-1] + self.rng.uniform(*HOLD_S))
+        i = next(i for i, c in enumerate(self.changes) if c > t) - 1
+        return KEY_SETS[i % len(KEY_SETS)]
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -77,8 +85,12 @@ def percentile(values: list[float], q: float) -> float | None:
 class ScriptedSession:
     """One page, scripted (module docstring)."""
 
-    def __init__(self, url: str, seconds: float, example: str, restart: bool) -> None:
+    def __init__(self, url: str, seconds: float, example: str, restart: bool, seed: int = 0) -> None:
         self.url, self.seconds, self.example, self.restart = url, seconds, example, restart
+        self.script = KeyScript(seed)
+        self.lead_s: list[float] = []
+        self.left_at_ask_s: list[float] = []
+        self.skipped_keys = 0
         self.first_frame_s: list[float] = []
         self.chunk_latency_s: list[float] = []
         self.compute_s: list[float] = []
@@ -111,7 +123,7 @@ class ScriptedSession:
         fps = started["fps"]
         play_clock = None  # wall time at which the virtual player shows the next frame
         queued = 0  # frames received and not yet shown
-        last_compute = 0.5
+        lead = 1.5
         asked = start
         pending_keys: list[tuple[str, float]] = []  # (key set, wall time it was pressed) not yet on screen
         held = ""
@@ -132,7 +144,8 @@ class ScriptedSession:
                 play_clock = now
             self.chunk_latency_s.append(now - asked)
             self.compute_s.append(header["seconds"])
-            last_compute = header["seconds"]
+            lead = header.get("lead_s", max(0.4, 1.5 * header["seconds"] + 0.2))  # (module docstring)
+            self.lead_s.append(lead)
             # The player: frames left from earlier chunks play first; an empty buffer before now was a stall.
             shown_until = play_clock + queued / fps
             if shown_until < now:
@@ -141,27 +154,31 @@ class ScriptedSession:
             first_shown = play_clock + queued / fps  # when this chunk's first frame is shown
             queued += header["frames"]
             self.video_s += header["frames"] / fps
-            for keys, pressed in list(pending_keys):
+            for i, (keys, pressed) in enumerate(pending_keys):
                 if keys == header["held"]:
                     self.key_to_motion_s.append(first_shown - pressed)
-                    pending_keys.remove((keys, pressed))
+                    self.skipped_keys += i  # released before any chunk started with them
+                    del pending_keys[:i + 1]
+                    break
             if now - self.began >= self.seconds:
                 await ws.send(json.dumps({"type": "stop"}))
                 while json.loads(await ws.recv())["type"] != "finished":
                     pass
                 return False
-            # Wait until the buffer runs low, following the key script meanwhile, then ask for the next chunk.
-            low_water = max(0.4, 1.5 * last_compute + 0.2)
+            # Wait until less than the lead mark is left to play, following the key script meanwhile (the server
+            # reads the keys when the chunk starts, as the page's "keys" messages tell it), then ask for the next.
             while True:
                 now = time.monotonic()
-                keys = "".join(sorted(_keys_at(now - self.began)))
+                keys = "".join(sorted(self.script.keys_at(now - self.began)))
                 if keys != held:
                     held = keys
                     pending_keys.append((keys, now))
+                    await ws.send(json.dumps({"type": "keys", "held": held}))
                 left = play_clock + queued / fps - now
-                if left < low_water:
+                if left < lead:
                     break
-                await asyncio.sleep(min(0.02, left - low_water + 1e-3))
+                await asyncio.sleep(min(0.02, left - lead + 1e-3))
+            self.left_at_ask_s.append(max(left, 0.0))
             shown = min(queued, int((now - play_clock) * fps))
             play_clock += shown / fps
             queued -= shown
@@ -181,7 +198,11 @@ class ScriptedSession:
             "key_to_motion_s": {"n": len(self.key_to_motion_s), "mean": _r(statistics.fmean(self.key_to_motion_s))
                                 if self.key_to_motion_s else None,
                                 "p50": _r(percentile(self.key_to_motion_s, 50)),
-                                "max": _r(max(self.key_to_motion_s, default=None))},
+                                "p90": _r(percentile(self.key_to_motion_s, 90)),
+                                "max": _r(max(self.key_to_motion_s, default=None)), "skipped": self.skipped_keys},
+            "lead_s": {"p50": _r(percentile(self.lead_s, 50)), "max": _r(max(self.lead_s, default=None))},
+            "left_at_ask_s": {"p50": _r(percentile(self.left_at_ask_s, 50)),
+                              "max": _r(max(self.left_at_ask_s, default=None))},
             "errors": self.errors[:5],
         }
 
@@ -191,10 +212,11 @@ def _r(x: float | None) -> float | None:
 
 
 class Server:
-    def __init__(self, threads: int, model: str | None, max_sessions: int, max_session_s: float) -> None:
+    def __init__(self, threads: int, model: str | None, max_sessions: int, max_session_s: float,
+                 src: Path | None = None) -> None:
         self.port = _free_port()
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-        src = Path(__file__).resolve().parents[1] / "src"
+        src = src or Path(__file__).resolve().parents[1] / "src"
         env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
         command = [sys.executable, "-m", "sana_wm", "serve", "--port", str(self.port), "--max-sessions",
                    str(max_sessions), "--max-session-seconds", str(max_session_s), "--idle-seconds", "600"]
@@ -234,7 +256,8 @@ async def _sample_memory(pid: int, every: float, samples: list, began: float, st
 
 
 async def _run(server: Server, sessions: int, seconds: float, restart: bool, examples: list[str]) -> dict:
-    clients = [ScriptedSession(server.url, seconds, examples[i % len(examples)], restart) for i in range(sessions)]
+    clients = [ScriptedSession(server.url, seconds, examples[i % len(examples)], restart, seed=i)
+               for i in range(sessions)]
     samples: list = []
     stop = asyncio.Event()
     began = time.monotonic()
@@ -257,7 +280,21 @@ async def _run(server: Server, sessions: int, seconds: float, restart: bool, exa
 
 def chunk_steps(steps: int, threads: int, model: str | None) -> dict:
     """The compute floor without the server: ``steps`` chunks of one LiveSession in this process (keys cycling),
-    wall and CPU seconds per chunk (the first chunk, which includes the input image, reported apart)."""
+    wall and CPU seconds per chunk (the first chunk, which includes the input image, reported apart), split into the
+    step (keys to frames, what a key waits for) and the clean pass (``settle``, run while the frames play); then the
+    CPU seconds per chunk of ``generate`` making the same video. Run on a second thread, as the server's worker
+    runs: on the main thread of an overloaded machine two OpenMP threads spend most of their time spinning in
+    barriers (20x the CPU time per chunk measured at load 15-19), which the worker thread does not show."""
+    import threading
+
+    box: dict = {}
+    worker = threading.Thread(target=lambda: box.update(result=_chunk_steps(steps, threads, model)))
+    worker.start()
+    worker.join()
+    return box["result"]
+
+
+def _chunk_steps(steps: int, threads: int, model: str | None) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -266,15 +303,26 @@ def chunk_steps(steps: int, threads: int, model: str | None) -> dict:
 
     pipe = SanaWMPipeline.from_pretrained(model or "sana-wm-synth", device="cpu")
     session = LiveSession(pipe, example_files()["room_walk"][0])
-    wall, cpu = [], []
+    wall, step, cpu = [], [], []
     for i in range(steps):
         t, c = time.perf_counter(), time.process_time()
         session.step(["w", "a", "", "dw"][i % 4])
+        step.append(time.perf_counter() - t)
+        session.settle()
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     later = wall[1:] or wall
-    return {"steps": steps, "first_chunk_s": _r(wall[0]), "wall_s": {f"p{q}": _r(percentile(later, q))
-                                                                      for q in (50, 90, 99)},
+    # The same video made offline by generate (one call, all chunks): its CPU seconds per chunk, to compare with a
+    # live chunk's (the wall times of both swing with the machine's load; CPU time much less).
+    from sana_wm.camera.actions import action_to_trajectory
+
+    c = time.process_time()
+    pipe.generate(example_files()["room_walk"][0], action_to_trajectory(session.action, fps=pipe.fps), seed=42,
+                  progress=False)
+    generate_cpu = (time.process_time() - c) / steps
+    return {"steps": steps, "first_chunk_s": _r(wall[0]), "generate_cpu_s_per_chunk": _r(generate_cpu),
+            "wall_s": {f"p{q}": _r(percentile(later, q)) for q in (50, 90, 99)},
+            "step_s": {f"p{q}": _r(percentile(step[1:] or step, q)) for q in (50, 90, 99)},
             "cpu_s_p50": _r(percentile(cpu[1:] or cpu, 50)),
             "realtime_factor_p50": _r(session.chunk_seconds / percentile(later, 50))}
 
@@ -288,15 +336,20 @@ def main(argv: list[str] | None = None) -> dict:
                         help="also time this many chunks of one LiveSession in process (no server)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the server")
     parser.add_argument("--model", help="model (default: the bundled sana-wm-synth)")
+    parser.add_argument("--server-src", type=Path,
+                        help="run the server from this checkout's src/ instead (an A/B against another version at "
+                             "the same load; a server that sends no lead_s is asked at its former mark, "
+                             "max(0.4, 1.5 x the last chunk's compute + 0.2) s)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
     examples = ["room_walk", "corridor_walk", "open_orbit"]
-    results: dict = {"load_average": os.getloadavg(), "threads": args.threads, "runs": []}
+    results: dict = {"load_average": os.getloadavg(), "threads": args.threads, "runs": [],
+                     "server_src": str(args.server_src or "this checkout")}
     if args.chunk_steps:
         results["chunk_steps"] = chunk_steps(args.chunk_steps, args.threads, args.model)
         print(json.dumps(results["chunk_steps"]), flush=True)
     for n in args.sessions:
-        server = Server(args.threads, args.model, max_sessions=n, max_session_s=511.5)
+        server = Server(args.threads, args.model, max_sessions=n, max_session_s=511.5, src=args.server_src)
         try:
             run = asyncio.run(_run(server, n, args.seconds, False, examples))
         finally:
@@ -305,7 +358,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["runs"].append(run)
         print(json.dumps(run, indent=1), flush=True)
     if args.long_minutes > 0:
-        server = Server(args.threads, args.model, max_sessions=1, max_session_s=511.5)
+        server = Server(args.threads, args.model, max_sessions=1, max_session_s=511.5, src=args.server_src)
         try:
             results["long"] = asyncio.run(_run(server, 1, args.long_minutes * 60, True, examples))
         finally:

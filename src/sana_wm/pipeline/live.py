@@ -4,8 +4,14 @@
 held during that chunk (the action language's keys, :mod:`sana_wm.camera.actions`). Each step rolls the keys out
 into the chunk's poses with the action language's easing (:class:`~sana_wm.camera.actions.ActionRollout`, which
 carries the camera's velocity over from the chunk before), builds the camera conditioning of those poses alone,
-samples the chunk against the streaming cache (:func:`~sana_wm.samplers.streaming.sample_chunk`) and decodes it
+denoises the chunk against the streaming cache (:func:`~sana_wm.samplers.streaming.denoise_chunk`) and decodes it
 with the streaming decoder.
+
+Only the denoising needs the chunk's keys. The clean pass that turns a finished chunk into the cache the next chunk
+attends to (:func:`~sana_wm.samplers.streaming.chunk_cache`) does not, so it is :meth:`~LiveSession.settle`, which
+a server runs right after a chunk's frames are out, while they play: the next chunk's keys are then read one clean
+pass later than they could be otherwise. :meth:`~LiveSession.step` settles the chunk before it first if nobody did,
+so a caller may ignore the split; the frames are the same either way.
 
 What a session holds does not grow with its length: the streaming cache (a bounded window of earlier chunks
 plus the linear-attention state), the decoder's state, the camera's current pose and velocity, and the keys so
@@ -45,7 +51,8 @@ class LiveError(UserError, ValueError):
 class LiveChunk:
     """One step's output. ``frames (F, H, W, 3)`` uint8, the video frames of the chunk (chunk 0 starts with the
     input image); ``poses (F, 4, 4)`` float64 camera-to-world of those frames (relative to the first frame, OpenCV
-    axes, metres); ``held``: the keys held on each of the chunk's new frames; ``seconds``: the step's wall time."""
+    axes, metres); ``held``: the keys held on each of the chunk's new frames; ``seconds``: the step's wall time
+    (keys to frames; the clean pass of :meth:`LiveSession.settle` is not in it unless the step had to run it)."""
 
     index: int
     frames: np.ndarray
@@ -98,7 +105,8 @@ class LiveSession:
         self.first_latent = pipe.encode_first_frame(self.image, self.geometry)
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed)  # as generate: same noise anywhere
         self.decoder = pipe.vae.stream_decoder()
-        self.cache = None
+        self.cache = None  # what the next chunk attends to, once the last chunk is settled
+        self.unsettled = None  # (conditioning, latents) of a chunk whose clean pass has not run yet
         self.chunks = 0
         self.start_frame = 0  # first latent frame of the next chunk
         self.held: list[list] = []  # run-length keys so far: [[frozenset, frames], ...]
@@ -155,13 +163,14 @@ class LiveSession:
         from sana_wm.pipeline.video import to_uint8_frames
         from sana_wm.samplers import Conditioning
         from sana_wm.samplers.common import draw_noise
-        from sana_wm.samplers.streaming import sample_chunk
+        from sana_wm.samplers.streaming import denoise_chunk
 
         if self.chunks >= self.max_chunks:
             raise LiveError(f"the session reached its length limit of {self.max_chunks} chunks "
                             f"({self.max_chunks * self.chunk_seconds:g} s); finish it and start another")
-        started = time.perf_counter()
         held = self._keys_per_frame(keys)
+        started = time.perf_counter()
+        self.settle()
         first = self.chunks == 0
         poses = [self.rollout.pose] if first else []
         origin = np.eye(4)  # the first frame's pose, which every pose is relative to
@@ -186,18 +195,32 @@ class LiveSession:
         n = self.latent_per_chunk + (1 if first else 0)
         B, C, _, h, w = self.first_latent.shape
         x = draw_noise((B, C, n, h, w), self.generator, pipe.device)
-        chunk = sample_chunk(pipe.model, cond, x, self.plan.schedule, index=self.chunks,
-                             start_frame=self.start_frame, cache=self.cache, generator=self.generator,
-                             first_frame=self.first_latent if first else None)
-        self.cache = chunk.cache
+        latents = denoise_chunk(pipe.model, cond, x, self.plan.schedule, index=self.chunks,
+                                start_frame=self.start_frame, cache=self.cache, generator=self.generator,
+                                first_frame=self.first_latent if first else None)
+        self.unsettled = (cond, latents)
         vae = pipe._use(pipe.vae)
-        frames = to_uint8_frames(self.decoder.decode_chunk(chunk.latents))
+        frames = to_uint8_frames(self.decoder.decode_chunk(latents))
         pipe._release(vae)
         if self.writer is not None:
             self.writer.write(frames)
         self.chunks += 1
         self.start_frame += n
         return LiveChunk(self.chunks - 1, frames, np.stack(poses), held, time.perf_counter() - started)
+
+    @torch.no_grad()
+    def settle(self) -> float:
+        """Run the last chunk's clean pass, which makes the cache the next chunk attends to (module docstring); a
+        no-op when it has run. Returns its wall time in seconds."""
+        from sana_wm.samplers.streaming import chunk_cache
+
+        if self.unsettled is None:
+            return 0.0
+        started = time.perf_counter()
+        cond, latents = self.unsettled
+        self.cache = chunk_cache(self.pipe.model, cond, latents, cache=self.cache)
+        self.unsettled = None
+        return time.perf_counter() - started
 
     # -- the end --------------------------------------------------------------------------------------
     def trajectory(self) -> Trajectory:

@@ -48,7 +48,16 @@ from sana_wm.samplers.conditioning import (
 )
 from sana_wm.samplers.schedules import STREAMING_TIMESTEPS, SigmaSchedule
 
-__all__ = ["RELEASED_KV_WINDOW", "STEP_RULES", "StreamedChunk", "sample_chunk", "stream_sample", "streaming_sample"]
+__all__ = [
+    "RELEASED_KV_WINDOW",
+    "STEP_RULES",
+    "StreamedChunk",
+    "chunk_cache",
+    "denoise_chunk",
+    "sample_chunk",
+    "stream_sample",
+    "streaming_sample",
+]
 
 RELEASED_KV_WINDOW = KVWindow(max_chunks=2, sink=True)  # --num_cached_blocks 2, sink token on
 STEP_RULES = ("euler", "renoise")
@@ -164,12 +173,39 @@ def sample_chunk(
     callback: StepCallback | None = None,
     on_step=None,
 ) -> StreamedChunk:
-    """One chunk of :func:`stream_sample` (steps 1-3 of the module docstring): denoise ``x (B, C, n, H, W)``, its
-    starting noise, against ``cache`` (None for chunk 0) with ``chunk_cond`` already cut to the chunk's latent
-    frames (and paired for ``guidance``), then run the clean pass whose cache the next chunk attends to.
-    ``first_frame``: chunk 0's clean conditioning latent, kept at sigma 0 in its frame 0. ``generator`` draws the
-    re-noising of ``step_rule="renoise"``. A caller that learns each chunk's camera only when the chunk starts
-    (live driving, :mod:`sana_wm.pipeline.live`) calls this directly, chunk after chunk."""
+    """One chunk of :func:`stream_sample` (steps 1-3 of the module docstring): :func:`denoise_chunk`, then
+    :func:`chunk_cache`, the clean pass whose cache the next chunk attends to."""
+    latents = denoise_chunk(model, chunk_cond, x, schedule, index=index, start_frame=start_frame, cache=cache,
+                            kv_window=kv_window, step_rule=step_rule, guidance=guidance, generator=generator,
+                            first_frame=first_frame, callback=callback, on_step=on_step)
+    cache = chunk_cache(model, chunk_cond, latents, cache=cache, kv_window=kv_window, guidance=guidance)
+    return StreamedChunk(index, start_frame, latents, cache)
+
+
+@torch.no_grad()
+def denoise_chunk(
+    model: ChunkVelocityModel,
+    chunk_cond: Conditioning,
+    x: Tensor,
+    schedule: SigmaSchedule,
+    *,
+    index: int,
+    start_frame: int,
+    cache: StreamCache | None,
+    kv_window: KVWindow = RELEASED_KV_WINDOW,
+    step_rule: str = "euler",
+    guidance: Guidance | None = None,
+    generator: torch.Generator | None = None,
+    first_frame: Tensor | None = None,
+    callback: StepCallback | None = None,
+    on_step=None,
+) -> Tensor:
+    """Steps 1-2 of the module docstring: denoise ``x (B, C, n, H, W)``, the chunk's starting noise, against
+    ``cache`` (None for chunk 0) with ``chunk_cond`` already cut to the chunk's latent frames (and paired for
+    ``guidance``); returns the clean latents. ``first_frame``: chunk 0's clean conditioning latent, kept at
+    sigma 0 in its frame 0. ``generator`` draws the re-noising of ``step_rule="renoise"``. Live driving
+    (:mod:`sana_wm.pipeline.live`) calls this and :func:`chunk_cache` apart: only this part needs the chunk's
+    camera, so the clean pass can run before the next chunk's keys are known."""
     B, _, n = x.shape[:3]
     device = x.device
     sigmas = schedule.sigmas.tolist()
@@ -198,11 +234,27 @@ def sample_chunk(
             on_step()
         if callback is not None:
             callback(SamplerStep(i, schedule.num_steps, timestep, x, x0, start_frame=start_frame, chunk=index))
+    return x
 
-    # The cache the next chunk sees comes from this clean pass, not from the denoising steps.
-    x_in, t_in = guided_input(x, torch.zeros(B, 1, n, device=device), guidance)
+
+@torch.no_grad()
+def chunk_cache(
+    model: ChunkVelocityModel,
+    chunk_cond: Conditioning,
+    latents: Tensor,
+    *,
+    cache: StreamCache | None,
+    kv_window: KVWindow = RELEASED_KV_WINDOW,
+    guidance: Guidance | None = None,
+) -> StreamCache:
+    """Step 3 of the module docstring: the clean pass over a denoised chunk's ``latents (B, C, n, H, W)``, with
+    the ``chunk_cond`` and ``cache`` it was denoised with; returns what the next chunk attends to. The next
+    chunk's cache comes from this pass, not from the denoising steps; it draws no randomness."""
+    B, _, n = latents.shape[:3]
+    window = kv_window if cache is None else None
+    x_in, t_in = guided_input(latents, torch.zeros(B, 1, n, device=latents.device), guidance)
     _, cache = model.forward_chunk(x_in, t_in, **chunk_cond.model_kwargs(), cache=cache, kv_window=window)
-    return StreamedChunk(index, start_frame, x, cache)
+    return cache
 
 
 def streaming_sample(*args, **kwargs) -> Tensor:

@@ -6,14 +6,17 @@ binary message (at most ``max_upload_bytes``):
 ``{"type": "start", "source": "example", "example": NAME}`` or ``{"type": "start", "source": "upload"}`` (after
 the upload), with ``"mode": "live"`` (driven by keys), ``"action"`` (``"action": "w-48,aw-24"``) or ``"preset"``
 (``"preset": NAME``, one of :data:`~sana_wm.serve.settings.ACTION_PRESETS`); optional ``"mapping"`` ("current" or
-"legacy") and ``"seed"``. ``{"type": "next", "held": "wa"}``: make the next chunk with those keys held (live; the
-page asks when its buffer runs low, so the keys are read as late as possible). ``{"type": "keys", "held": "wa"}``:
-the keys held now (used when a chunk starts without a ``next`` naming them). ``{"type": "stop"}``: finish the video.
-``{"type": "ping"}``.
+"legacy") and ``"seed"``. ``{"type": "next", "held": "wa"}``: make the next chunk (live; the page asks when the
+video it has left to play falls below the chunk header's ``lead_s``, :mod:`~sana_wm.serve.pacing`).
+``{"type": "keys", "held": "wa"}``: the keys held now, sent whenever they change. A live chunk is made with the
+keys held when its denoising starts on the worker (the last ``keys`` or ``next`` that named them), not when it was
+asked for, so a key that arrives while the chunk waits for the worker still counts. ``{"type": "stop"}``: finish
+the video. ``{"type": "ping"}``.
 
 Messages to the page: ``queued`` (``position``), ``ready`` (examples, presets, limits), ``started`` (frame rate,
 size, chunk length, length limit), ``chunk`` (index, frame count, per-frame ``[x, z, yaw_deg]`` poses for the map,
-the keys, the chunk's seconds of compute and real-time factor) followed by that many binary JPEG frames,
+the keys it was made with, its seconds of compute, latency and real-time factor, and ``lead_s``, the mark below which
+the page asks for the next chunk) followed by that many binary JPEG frames,
 ``finished`` (download links and the ``sana-wm generate`` command that makes the same video), ``error`` (a refusal,
 the session goes on), ``closed`` (why the server ends the session, just before it closes the socket), ``pong``.
 
@@ -40,6 +43,7 @@ import numpy as np
 from sana_wm.camera.actions import ACTION_KEYS, MAPPINGS, ActionError, per_frame_keys
 from sana_wm.errors import UserError
 from sana_wm.limits import loads_json
+from sana_wm.serve.pacing import LeadMark
 from sana_wm.serve.settings import ACTION_PRESETS, ServeSettings
 
 __all__ = ["UPLOAD_FORMATS", "ClientSession", "ProtocolError"]
@@ -84,9 +88,11 @@ class ClientSession:
         self.upload: Path | None = None
         self.live = None  # sana_wm.pipeline.live.LiveSession while a video is being made
         self.planned: list[frozenset[str]] | None = None  # action/preset mode: keys of the frames still to make
-        self.held: frozenset[str] = frozenset()
+        self.held: frozenset[str] = frozenset()  # the keys held now, as the page last said
         self.chunk_task: asyncio.Task | None = None
-        self.queued_next: frozenset[str] | None = None  # a "next" that came while a chunk was being made
+        self.next_asked = False  # a "next" that came while a chunk was being made
+        self.lead = LeadMark()
+        self.settle_s = 0.0  # the last chunk's clean pass (LiveSession.settle), seconds
         self.video: Path | None = None  # the finished MP4 (its sidecar beside it)
         self.command: str | None = None
         self.opened = time.monotonic()
@@ -211,7 +217,8 @@ class ClientSession:
         await self.send({"type": "started", "fps": self.app.pipe.fps, "width": width, "height": height,
                          "frames_per_chunk": live.frames_per_chunk, "chunk_seconds": live.chunk_seconds,
                          "max_chunks": live.max_chunks, "mode": mode, "mapping": mapping, "seed": seed})
-        self._request_chunk(self.held)  # the first chunk at once: first frame as soon as possible
+        self.lead, self.settle_s = LeadMark(), 0.0
+        self._request_chunk()  # the first chunk at once: first frame as soon as possible
 
     def _image(self, message: dict):
         source = message.get("source")
@@ -230,11 +237,12 @@ class ClientSession:
     async def _next(self, message: dict) -> None:
         if self.live is None:
             raise ProtocolError("no video is being made: send start first")
-        held = _held(message["held"]) if "held" in message else self.held
+        if "held" in message:
+            self.held = _held(message["held"])
         if self.chunk_task is not None and not self.chunk_task.done():
-            self.queued_next = held  # made as soon as the chunk in hand is done
+            self.next_asked = True  # made as soon as the chunk in hand is done
             return
-        self._request_chunk(held)
+        self._request_chunk()
 
     async def _stop(self, message: dict) -> None:
         if self.live is None:
@@ -242,25 +250,25 @@ class ClientSession:
         await self.finish()
 
     # -- chunks -------------------------------------------------------------------------------------
-    def _request_chunk(self, held: frozenset[str]) -> None:
-        self.queued_next = None
-        self.chunk_task = asyncio.create_task(self._make_chunk(held))
+    def _request_chunk(self) -> None:
+        self.next_asked = False
+        self.chunk_task = asyncio.create_task(self._make_chunk(time.monotonic()))
 
-    def _keys_for_chunk(self, held: frozenset[str]):
-        if self.planned is None:
-            return held
+    def _planned_keys(self) -> list[frozenset[str]]:
         n = self.live.frames_per_chunk
         keys, self.planned = self.planned[:n], self.planned[n:]
         return keys + [frozenset()] * (n - len(keys))  # the last chunk of a string is filled standing still
 
-    async def _make_chunk(self, held: frozenset[str]) -> None:
+    async def _make_chunk(self, asked: float) -> None:
         live = self.live
         if live is None or live.chunks >= live.max_chunks:
             return
-        keys = self._keys_for_chunk(held)
+        # Live keys are read on the worker thread as the chunk starts (module docstring); planned ones now.
+        planned = self._planned_keys() if self.planned is not None else None
         quality = self.settings.jpeg_quality
         try:
-            chunk, jpegs = await self.app.worker.run(self.id, lambda: _step(live, keys, quality))
+            chunk, jpegs = await self.app.worker.run(
+                self.id, lambda: _step(live, self.held if planned is None else planned, quality))
         except UserError as exc:
             await self.error(str(exc))
             return
@@ -270,10 +278,14 @@ class ClientSession:
                              "stop and start again, and report this if it repeats")
             return
         self.compute_s += chunk.seconds
+        latency = time.monotonic() - asked
+        self.lead.record(latency)
         poses = chunk.poses
+        cycle = chunk.seconds + self.settle_s  # a whole chunk's compute: its step and (as the last) its clean pass
         header = {"type": "chunk", "index": chunk.index, "frames": len(jpegs), "poses": pose_summary(poses),
                   "held": "".join(sorted(chunk.held[-1])), "seconds": round(chunk.seconds, 4),
-                  "rtf": round(len(chunk.held) / self.app.pipe.fps / max(chunk.seconds, 1e-9), 3),
+                  "latency_s": round(latency, 4), "lead_s": round(self.lead.seconds, 4),
+                  "rtf": round(len(chunk.held) / self.app.pipe.fps / max(cycle, 1e-9), 3),
                   "video_seconds": round(live.num_frames / self.app.pipe.fps, 3)}
         try:
             async with self._send_lock:
@@ -287,15 +299,24 @@ class ClientSession:
         done = live.chunks >= live.max_chunks or (self.planned is not None and not self.planned)
         if done:
             await self.finish()
-        elif self.queued_next is not None:
-            self._request_chunk(self.queued_next)
+            return
+        # The clean pass needs no keys: run it while the frames play, so the next chunk starts without it.
+        try:
+            self.settle_s = await self.app.worker.run(self.id, live.settle)
+        except Exception:  # left to the next step, which settles first and reports what goes wrong
+            self.settle_s = 0.0
+            if not self.app.closing:  # (while shutting down the worker refuses new jobs: nothing is wrong)
+                logger.exception("the clean pass of chunk %d of session %s failed", chunk.index, self.id)
+        self.compute_s += self.settle_s
+        if self.next_asked and self.live is live:
+            self._request_chunk()
 
     async def finish(self) -> None:
         """Publish the video so far (MP4 + sidecar) and offer it for download."""
         live = self.live
         if live is None:
             return
-        self.live, self.planned, self.queued_next = None, None, None  # nothing more starts on this video
+        self.live, self.planned, self.next_asked = None, None, False  # nothing more starts on this video
         task = self.chunk_task
         if task is not None and not task.done() and task is not asyncio.current_task():
             await asyncio.shield(task)  # the chunk in hand goes to the page and into the video first

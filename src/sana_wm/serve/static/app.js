@@ -1,7 +1,8 @@
 // sana-wm serve: the page. One WebSocket per session (protocol: sana_wm/serve/session.py). Frames arrive as JPEG
 // binary messages after each chunk's JSON header; they are played at the video's frame rate from a small buffer,
-// and the next chunk is asked for (with the keys held at that moment) when the buffer runs low, so the keys reach
-// the model as late as possible and the server never runs far ahead of what is shown.
+// and the next chunk is asked for when the video left to play falls below the lead mark the server sends with
+// each chunk (sana_wm/serve/pacing.py): the server runs only as far ahead of what is shown as a chunk takes to
+// make, and reads the keys (sent whenever they change) when the chunk starts, so a key shows as soon as it can.
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -16,7 +17,7 @@ const HELP = {
 // Everything the page knows; exposed as window.sanaWM for the browser tests.
 const S = {
   fps: 16, chunkFrames: 24, mode: "live", source: null, example: null,
-  running: false, finished: false, requested: false, lastComputeS: 0.5,
+  running: false, finished: false, requested: false, leadS: 1.5,
   header: null, expect: 0, buffer: [], shown: 0, received: 0, chunks: 0,
   held: new Set(), pose: null, path: [], shownTimes: [], rtf: null,
   video: null, sidecar: null, errors: [], closed: null, queued: null, ready: false, limits: null,
@@ -119,7 +120,7 @@ function onStarted(m) {
 
 function onChunk(m) {
   S.header = m; S.expect = m.frames; S.requested = false; S.chunks += 1;
-  S.lastComputeS = m.seconds; S.rtf = m.rtf;
+  S.leadS = m.lead_s; S.rtf = m.rtf;
   $("rtf").textContent = m.rtf.toFixed(2);
 }
 
@@ -165,7 +166,7 @@ function keysChanged() {
   if (S.running && S.mode === "live") send({ type: "keys", held: heldText() });
 }
 
-// Playback: one frame every 1/fps seconds from the buffer; ask for the next chunk when the buffer runs low.
+// Playback: one frame every 1/fps seconds from the buffer; ask for the next chunk below the lead mark.
 let nextAt = 0;
 function tick(now) {
   requestAnimationFrame(tick);
@@ -185,8 +186,7 @@ function tick(now) {
     nextAt = now;  // stalled: play the next frame as soon as it is here
   }
   const buffered = (S.buffer.length + Math.max(S.expect, 0)) / S.fps;
-  const lowWater = Math.max(0.4, 1.5 * S.lastComputeS + 0.2);
-  if (S.running && !S.requested && S.chunks > 0 && buffered < lowWater) {
+  if (S.running && !S.requested && S.chunks > 0 && buffered < S.leadS) {
     S.requested = true;
     send({ type: "next", held: heldText() });
   }
