@@ -26,7 +26,7 @@ from sana_wm.quant.modules import EmulatedLinear, PointwiseLinear, linear_of
 from sana_wm.quant.rules import REFINER_RULES, STAGE1_RULES, ModuleRules, classify
 
 __all__ = ["BACKENDS", "PRECISIONS", "BackendChoice", "DeviceInfo", "PrecisionError", "QuantReport",
-           "choose_backend", "quantization_of", "quantize_model"]
+           "choose_backend", "gpu_precisions", "quantization_of", "quantize_model"]
 
 PRECISIONS = ("bf16", "fp8", "nvfp4", "int8", "int4")  # what the command line offers
 _EMULATION_ONLY = ("fp8-block",)  # the release's TransformerEngine fp8 recipe: emulated, for measurement
@@ -109,6 +109,15 @@ def _installed(module: str) -> bool:
 def _fallback(capability: tuple[int, int]) -> str:
     """The best precision a GPU of ``capability`` runs (for refusals)."""
     return "fp8" if capability >= _NEEDS["fp8"][0] else "int8"
+
+
+def gpu_precisions(rules: ModuleRules, capability: tuple[int, int]) -> tuple[str, ...]:
+    """The precisions :func:`quantize_model` runs ``rules``' model at on a CUDA GPU of ``capability`` (torchao
+    installed): those whose compute capability it has, less NVFP4 where the rules need the Hadamard transform
+    and stochastic rounding that torchao's NVFP4 lacks (stage 1)."""
+    nvfp4_ok = not (rules.nvfp4_hadamard or rules.nvfp4_stochastic_rounding)
+    return tuple(p for p in PRECISIONS if p == "bf16" or (tuple(capability) >= _NEEDS[p][0]
+                                                          and (p != "nvfp4" or nvfp4_ok)))
 
 
 def choose_backend(precision: str, device: DeviceInfo, backend: str = "auto", *,
