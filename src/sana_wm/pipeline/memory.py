@@ -28,8 +28,9 @@ import torch
 from sana_wm.errors import LimitError
 from sana_wm.pipeline.errors import OptionError
 
-__all__ = ["FIRST", "LOADED", "PROMPT", "SAMPLE", "GenerationShape", "InsufficientMemoryError", "MemoryComponent", "MemoryEstimate", "available_bytes",
-           "estimate_generation", "host_available_bytes", "module_bytes", "offloaded", "refusal"]
+__all__ = ["FIRST", "LOADED", "PROMPT", "SAMPLE", "GenerationShape", "InsufficientMemoryError", "MemoryComponent",
+           "MemoryEstimate", "available_bytes", "estimate_generation", "host_available_bytes", "module_bytes",
+           "offloaded", "refusal"]
 
 FIRST, LOADED, PROMPT, SAMPLE = "first", "loaded", "prompt", "sample"
 
@@ -131,28 +132,28 @@ class GenerationShape:
         return self.num_frames
 
 
+def _tensors_of(module) -> list[torch.Tensor]:
+    """The parameters and buffers of a module, of an object that lists its own (``RefinerTransformer``: those on
+    its device), or of the ``nn.Module`` attributes of an object holding modules (``VideoVAE``)."""
+    if isinstance(module, torch.nn.Module) or hasattr(module, "buffers"):
+        return [*module.parameters(), *module.buffers()]
+    return [t for m in vars(module).values() if isinstance(m, torch.nn.Module)
+            for t in (*m.parameters(), *m.buffers())]
+
+
 def module_bytes(module) -> int:
-    """Bytes of a module's parameters and buffers (an object holding modules, such as ``VideoVAE``, counts its
-    own ``nn.Module`` attributes)."""
-    modules = [module] if isinstance(module, torch.nn.Module) else \
-        [m for m in vars(module).values() if isinstance(m, torch.nn.Module)]
+    """Bytes of a module's parameters and buffers (:func:`_tensors_of`), each tensor once."""
     seen: set[int] = set()
     total = 0
-    for m in modules:
-        for t in (*m.parameters(), *m.buffers()):
-            if id(t) not in seen:
-                seen.add(id(t))
-                total += t.numel() * t.element_size()
+    for t in _tensors_of(module):
+        if id(t) not in seen:
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
     return total
 
 
 def _module_device(module) -> torch.device | None:
-    modules = [module] if isinstance(module, torch.nn.Module) else \
-        [m for m in vars(module).values() if isinstance(m, torch.nn.Module)]
-    for m in modules:
-        for t in m.parameters():
-            return t.device
-    return None
+    return next((t.device for t in _tensors_of(module)), None)
 
 
 def _weights(name: str, module, device: torch.device, moved_in_for: str) -> list[MemoryComponent]:

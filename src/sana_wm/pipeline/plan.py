@@ -395,13 +395,13 @@ class MemoryPlan:
                 "chosen": None if chosen is None else chosen.to_dict(),
                 "pcie_bytes_per_s_assumed": PCIE_BYTES_PER_S, "rows": [r.to_dict() for r in self.rows]}
 
-    def table(self, *, all_rows: bool = False) -> str:
-        """The settings that fit (``all_rows``: every candidate), the chosen one first: peak per stage, the
-        largest parts, speed; or, when nothing fits, the nearest setting and how much is missing."""
+    def table(self, *, all_rows: bool = False, limit: int = 10) -> str:
+        """The first ``limit`` settings that fit (``all_rows``: every candidate), the chosen one first: peak per
+        stage, the largest parts, speed; or, when nothing fits, the nearest setting and how much is missing."""
         budget = self.request.budget_bytes
         lines = [f"{self.model}: {self.request.variant}, {self.request.num_frames} frames, refiner "
                  f"{'on' if self.request.refiner else 'off'}, budget {_gib(budget)}"]
-        rows = self.rows if all_rows else self.fitting
+        rows = self.rows if all_rows else self.fitting[:limit]
         if not self.fitting:
             near = self.nearest
             lines.append(f"nothing fits in {_gib(budget)}: the nearest setting ({near.setting.describe()}) needs "
@@ -415,6 +415,8 @@ class MemoryPlan:
             lines += [f"{i + 1:2d}. [{mark}] peak {_gib(row.peak_bytes)}: {row.setting.describe()}",
                       f"    stages: {stages}", f"    largest: {parts}", f"    speed: {row.speed()}",
                       f"    flags: {' '.join(row.setting.flags())}"]
+        if not all_rows and len(self.fitting) > limit:
+            lines.append(f"... and {len(self.fitting) - limit} more that fit (--all lists every candidate)")
         return "\n".join(lines)
 
 
