@@ -860,19 +860,20 @@ class SanaWMPipeline:
         return snap_frame_count(num_frames, stride, "down")
 
     def memory_estimate(self, num_frames: int, *, guided: bool, refine: bool = True, keep_frames: bool = False,
-                        variant: str | None = None) -> MemoryEstimate:
+                        variant: str | None = None, refiner_kv_frames: int = 11) -> MemoryEstimate:
         """The memory a generation of ``num_frames`` video frames needs on this pipeline's device, component by
         component (:mod:`sana_wm.pipeline.memory`); ``variant``: as if it held that variant's weights."""
         return estimate_generation(self, num_frames, guided=guided, refine=refine and self.refiner is not None,
-                                   keep_frames=keep_frames, variant=variant)
+                                   keep_frames=keep_frames, variant=variant, refiner_kv_frames=refiner_kv_frames)
 
-    def check_memory(self, num_frames: int, *, guided: bool, refine: bool = True, keep_frames: bool = False) -> None:
+    def check_memory(self, num_frames: int, *, guided: bool, refine: bool = True, keep_frames: bool = False,
+                     refiner_kv_frames: int = 11) -> None:
         """Refuse (:class:`~sana_wm.pipeline.memory.InsufficientMemoryError`) a generation whose estimate exceeds
         the memory the device has free, naming settings that would fit; a no-op where that cannot be known."""
         available = available_bytes(self.device)
         if available is None:
             return
-        options = dict(guided=guided, refine=refine, keep_frames=keep_frames)
+        options = dict(guided=guided, refine=refine, keep_frames=keep_frames, refiner_kv_frames=refiner_kv_frames)
         estimate = self.memory_estimate(num_frames, **options)
         if estimate.needed_bytes <= available:
             return
@@ -1200,7 +1201,8 @@ class SanaWMPipeline:
         T = self.vae.num_latent_frames(n)
         if request.memory_check:
             self.check_memory(n, guided=plan.cfg != 1.0 or plan.camera_cfg != 1.0, refine=plan.refiner is not None,
-                              keep_frames=request.keep_frames or request.output is None)
+                              keep_frames=request.keep_frames or request.output is None,
+                              refiner_kv_frames=plan.refiner.kv_max_frames if plan.refiner is not None else 11)
 
         refiner_text = self._refiner_text(plan.refiner_prompt) if plan.refiner is not None else None
         text = self._text(plan.prompt, False, request.instruction)
