@@ -232,7 +232,9 @@ def model_sizes(files, refiner_files=None) -> ModelSizes:
     sizes = ModelSizes(str(files.source), _meta_stage1(config), config, vae_params, conv, text,
                        tuple(files.settings.get("image_size", DEFAULT_TARGET_SIZE)),
                        int(vae_config.get("latent_channels", config.in_channels)),
-                       spatial_stride=int(vae_config.get("spatial_compression_ratio", 32)),
+                       # LTX-2 states its stride; a patch codec's stride is its patch
+                       spatial_stride=int(vae_config.get("spatial_compression_ratio")
+                                          or vae_config.get("patch_size") or 32),
                        temporal_stride=int(vae_config.get("temporal_compression_ratio", 8)),
                        fps=float(files.settings.get("fps", 16.0)))
     if refiner_files is None:
