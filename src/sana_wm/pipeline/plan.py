@@ -526,10 +526,11 @@ def nothing_fits(plan: MemoryPlan, flag: str = "--gpu-memory") -> NothingFitsErr
             f"model.\nSet it explicitly to use it: {' '.join(row.setting.flags())}")
     near = plan.nearest
     parts = ", ".join(f"{c.name} {_gib(c.bytes)}" for c in near.largest(2))
+    refiner = "{no_refiner}, " if near.setting.refiner_precision is not None else ""
     return NothingFitsError(
         f"{flag} {budget / GIB:g}: nothing fits; the nearest setting ({near.setting.describe()}) needs "
         f"{_gib(near.peak_bytes)}, {_gib(near.missing_bytes)} more ({parts}).\n"
-        f"Try: a shorter video, {{no_refiner}}, or a GPU with more memory (`sana-wm plan` lists every setting)")
+        f"Try: a shorter video, {refiner}or a GPU with more memory (`sana-wm plan` lists every setting)")
 
 
 def budget_bytes(gib: float, flag: str = "--gpu-memory") -> int:
