@@ -38,24 +38,12 @@ import time
 import numpy as np
 import torch
 
+from sana_wm.model.random_init import randomize_
 from sana_wm.quant import STAGE1_RULES, quantize_model
 
 PRECISIONS = ("bf16", "fp8", "fp8-block", "int8", "int4", "nvfp4", "nvfp4-no-rht")
 STREAM_TIMESTEPS = (1000.0, 960.0, 889.0, 727.0, 0.0)
 NO_RHT = dataclasses.replace(STAGE1_RULES, name="stage1", nvfp4_hadamard=False, nvfp4_stochastic_rounding=False)
-
-
-def randomize_(model: torch.nn.Module, seed: int) -> None:
-    """Every parameter random and well scaled (zero-initialised camera paths and gates included)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim >= 2:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
-            elif "norm" in name:
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.5 * torch.randn(p.shape, generator=g))
 
 
 def quantized_copy(model, precision: str):

@@ -16,6 +16,7 @@ Backends:
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import asdict, dataclass
 
 import torch
@@ -158,13 +159,30 @@ def choose_backend(precision: str, device: DeviceInfo, backend: str = "auto", *,
     return BackendChoice(precision, "torchao")
 
 
+class _EnumPytreeNotice(logging.Filter):
+    """Drops torch's notice that registering an Enum as a pytree constant is deprecated: torchao 0.18 registers
+    its config enums at import, torch 2.13 logs one warning per enum, and neither is ours to fix or the user's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is an Enum subclass and is now natively supported" not in record.getMessage()
+
+
+def _import_torchao_quantization():
+    """``torchao.quantization``, imported without torch's pytree deprecation notices (:class:`_EnumPytreeNotice`)."""
+    pytree_log = logging.getLogger("torch.utils._pytree")
+    notice = _EnumPytreeNotice()
+    pytree_log.addFilter(notice)
+    try:
+        import torchao.quantization
+    finally:
+        pytree_log.removeFilter(notice)
+    return torchao.quantization
+
+
 def _torchao_config(precision: str):
-    from torchao.quantization import (
-        Float8DynamicActivationFloat8WeightConfig,
-        Int4WeightOnlyConfig,
-        Int8WeightOnlyConfig,
-        PerRow,
-    )
+    q = _import_torchao_quantization()
+    Float8DynamicActivationFloat8WeightConfig, Int4WeightOnlyConfig, Int8WeightOnlyConfig, PerRow = (
+        q.Float8DynamicActivationFloat8WeightConfig, q.Int4WeightOnlyConfig, q.Int8WeightOnlyConfig, q.PerRow)
     if precision == "fp8":
         return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
     if precision == "int8":
@@ -237,8 +255,7 @@ def quantize_model(model, precision: str, backend: str = "auto", *, device: torc
         else:
             targets.add(id(linear_of(gemm)))
     if choice.backend == "torchao":
-        from torchao.quantization import quantize_
-
-        quantize_(module, _torchao_config(precision), filter_fn=lambda m, fqn: id(m) in targets)
+        config = _torchao_config(precision)
+        _import_torchao_quantization().quantize_(module, config, filter_fn=lambda m, fqn: id(m) in targets)
     setattr(module, _MARK, report)
     return report
