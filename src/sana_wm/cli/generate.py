@@ -532,7 +532,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                                   stage1_precision=args.stage1_precision,
                                                   refiner_precision=args.refiner_precision,
                                                   text_encoders=embeds is None,
-                                                  refiner_offload=args.refiner_offload or "resident")
+                                                  refiner_offload=args.refiner_offload)
             pipe.memory_plan = memory_plan
             if embeds is not None:
                 prompt = args.negative_prompt = None

@@ -768,7 +768,7 @@ class SanaWMPipeline:
                         refiner: str | Path | bool | None = None,
                         refiner_text_encoder: str | Path | None = None, stage1_precision: str = "bf16",
                         refiner_precision: str | None = None, quant_backend: str = "auto",
-                        text_encoders: bool = True, refiner_offload: str = "resident") -> SanaWMPipeline:
+                        text_encoders: bool = True, refiner_offload: str | None = None) -> SanaWMPipeline:
         """Load a released (or released-layout) model folder, an official hub id, or the bundled model by its
         name, ``"sana-wm-synth"`` (module docstring).
 
@@ -785,7 +785,8 @@ class SanaWMPipeline:
         warning). ``text_encoders=False`` loads neither text encoder: prompts must then be precomputed
         (:class:`~sana_wm.pipeline.prompt_embeds.PromptEmbeds`), which lets the encoders run and be freed before
         the transformers load. ``refiner_offload="blocks"`` keeps the refiner's blocks in host memory and moves
-        each in while it runs (:meth:`~sana_wm.model.refiner.RefinerTransformer.offload_blocks`)."""
+        each in while it runs (:meth:`~sana_wm.model.refiner.RefinerTransformer.offload_blocks`); default
+        "resident"."""
         from sana_wm.model.loading import from_pretrained as load_transformer
         from sana_wm.model.loading import resolve_dtype
 
@@ -812,9 +813,9 @@ class SanaWMPipeline:
             warnings.warn(OptionWarning("{refiner_text_encoder} is ignored: no refiner is loaded"), stacklevel=2)
         if refiner_source is None and refiner_precision is not None:
             warnings.warn(OptionWarning("{refiner_precision} is ignored: no refiner is loaded"), stacklevel=2)
-        if refiner_offload not in ("resident", "blocks"):
+        if refiner_offload not in (None, "resident", "blocks"):
             raise OptionError(f"{{refiner_offload}} {refiner_offload!r}: choose resident or blocks")
-        if refiner_source is None and refiner_offload != "resident":
+        if refiner_source is None and refiner_offload is not None:
             warnings.warn(OptionWarning("{refiner_offload} is ignored: no refiner is loaded"), stacklevel=2)
         stage2 = None
         if refiner_source is not None:
