@@ -86,3 +86,9 @@ def test_generate_gpu_memory_refuses_naming_the_nearest_setting(monkeypatch):
     message = str(caught.value)
     assert message.startswith("--gpu-memory 0.1: nothing fits; the nearest setting (stage 1 int4")
     assert "GiB more" in message and "--no-refiner" not in message  # the bundled model has no refiner
+
+
+def test_generate_refuses_a_text_encoder_device_that_is_not_one(tmp_path, capsys):
+    code = main(["generate", "--example", "room_walk", "--seconds", "1.5", "--out", str(tmp_path / "v.mp4"),
+                 "--device", "cpu", "--text-encoder-device", "gpu0"])
+    assert code == 2 and "--text-encoder-device gpu0: not a torch device" in capsys.readouterr().err

@@ -506,6 +506,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.prompt_embeds is not None and args.text_encoder_device is not None:
         raise CLIError("--prompt-embeds holds the encoded prompts, so no text encoder runs: drop "
                        "--text-encoder-device")
+    if args.text_encoder_device is not None:
+        try:
+            torch.device(args.text_encoder_device)
+        except RuntimeError:
+            raise CLIError(f"--text-encoder-device {args.text_encoder_device}: not a torch device; use cpu or "
+                           "cuda") from None
     try:
         memory_plan = _apply_memory_plan(args, device, num_frames or traj.num_frames, refiner)
     except OptionError as exc:
