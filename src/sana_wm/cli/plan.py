@@ -63,10 +63,13 @@ def parse_capability(text: str | None) -> tuple[int, int] | None:
 def cmd_plan(args: argparse.Namespace) -> int:
     import torch
 
-    from sana_wm.limits import check_frames
+    from sana_wm.limits import check_finite, check_frames
     from sana_wm.pipeline import OptionError
     from sana_wm.pipeline.plan import PlanRequest, budget_bytes, model_sizes, official_sizes, plan_generation
 
+    check_finite(args.gpu_memory, "--gpu-memory", low=0.0, high=4096.0, low_open=True)
+    check_finite(args.seconds, "--seconds", low=0.0, low_open=True)
+    check_finite(args.cfg, "--cfg")
     capability = parse_capability(args.device_capability)
     cuda = torch.cuda.is_available()
     if capability is None:
