@@ -30,7 +30,8 @@ def test_plan_says_when_nothing_fits_and_names_the_nearest(capsys):
 @pytest.mark.parametrize("argv, words", [
     (["--gpu-memory", "0"], "--gpu-memory 0"),
     (["--gpu-memory", "24", "--device-capability", "nine"], "--device-capability nine"),
-    (["--gpu-memory", "24", "--seconds", "0"], "at least 2 frames")])
+    (["--gpu-memory", "24", "--seconds", "0"], "--seconds 0: must be > 0"),
+    (["--gpu-memory", "24", "--num-frames", "1"], "at least 2 frames")])
 def test_plan_refuses_bad_numbers(argv, words, capsys):
     assert main(["plan", *argv]) == 2
     assert words in capsys.readouterr().err
