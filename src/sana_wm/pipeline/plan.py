@@ -61,7 +61,6 @@ WINDOW_COST = {11: 0, 2: 1}
 # unquantized bundled model in the paired evaluation of docs/benchmarks.md (24 clips): not chosen unless asked
 # for. None did: fp8 -10%/-12%, int8 -3%/+3%, int4 -8%/-8%, nvfp4 -21%/-17% (PSNR within 0.02 dB).
 NOT_A_DEFAULT: frozenset[str] = frozenset()
-TEXT_ENCODERS = ("gpu", "cpu", "embeds")  # run first on the GPU / on the CPU / none (--prompt-embeds)
 REFINER_OFFLOAD = ("resident", "blocks")
 # Published parameter counts of the released text encoders, used when their files are not on this machine.
 GEMMA2_2B_PARAMS = 2_614_341_888
@@ -254,7 +253,7 @@ class Setting:
 
     stage1_precision: str = "bf16"
     refiner_precision: str | None = None  # None: no refiner
-    text_encoders: str = "gpu"  # TEXT_ENCODERS: run first on the GPU, first on the CPU, or not at all
+    text_encoders: str = "gpu"  # "gpu" / "cpu": run first there and freed; "embeds": not run (--prompt-embeds)
     refiner_offload: str | None = None  # REFINER_OFFLOAD
     refiner_kv_frames: int | None = None  # the streaming refiner's K/V window
 
@@ -488,6 +487,7 @@ def candidates(sizes: ModelSizes, request: PlanRequest) -> list[Setting]:
     options = {
         "stage1_precision": gpu_precisions(STAGE1_RULES, request.capability),
         "refiner_precision": gpu_precisions(REFINER_RULES, request.capability) if refine else (None,),
+        # "embeds" (--prompt-embeds) only when the user gives them; a model without text has nothing to run
         "text_encoders": ("gpu", "cpu") if sizes.text_encoder_params else ("embeds",),
         "refiner_offload": REFINER_OFFLOAD if refine else (None,),
         "refiner_kv_frames": KV_WINDOWS if refine and request.variant == "streaming" else (None,),
