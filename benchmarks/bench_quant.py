@@ -1,6 +1,6 @@
 """What each precision costs in quality, measured on the CPU with the exact emulation (sana_wm.quant).
 
-Three parts (each optional):
+Four parts (each optional):
 
 * ``stage1``: the released stage-1 block shapes (official-2.6b: width 2240, 20 heads, FFN 6720) at a reduced
   depth (``--depth``, one GDN block and one softmax block by default) with random weights (camera paths
@@ -14,6 +14,9 @@ Three parts (each optional):
 * ``bundled``: the bundled model ``sana-wm-synth`` through the synthetic-world protocol
   (:func:`sana_wm.eval.synth_eval.evaluate_synth`, no baselines) at each precision: camera error (RotErr,
   TransErr_rel over the whole clip) and PSNR at each mark.
+
+* ``paired``: the bundled runs already in ``--eval-dir``, each precision against the unquantized model clip by
+  clip, with 95% bootstrap intervals (enough clips to tell precisions apart: ``--seeds 2000 ... 2011``).
 
 ``nvfp4-no-rht`` is stage-1 NVFP4 without the Hadamard transform and stochastic rounding (the refiner's
 recipe), to test the release's reason for them. ``bf16`` is the model in bfloat16 (weights and
@@ -35,24 +38,12 @@ import time
 import numpy as np
 import torch
 
+from sana_wm.model.random_init import randomize_
 from sana_wm.quant import STAGE1_RULES, quantize_model
 
 PRECISIONS = ("bf16", "fp8", "fp8-block", "int8", "int4", "nvfp4", "nvfp4-no-rht")
 STREAM_TIMESTEPS = (1000.0, 960.0, 889.0, 727.0, 0.0)
 NO_RHT = dataclasses.replace(STAGE1_RULES, name="stage1", nvfp4_hadamard=False, nvfp4_stochastic_rounding=False)
-
-
-def randomize_(model: torch.nn.Module, seed: int) -> None:
-    """Every parameter random and well scaled (zero-initialised camera paths and gates included)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim >= 2:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
-            elif "norm" in name:
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.5 * torch.randn(p.shape, generator=g))
 
 
 def quantized_copy(model, precision: str):
@@ -217,6 +208,77 @@ def bench_bundled(seeds, trajectories, marks, precisions, out_dir: str) -> list[
     return rows
 
 
+CAMERA = ("RotErr", "TransErr_rel", "CamMC_rel")
+
+
+def paired_against_reference(eval_dir: str, precisions, reference: str = "fp32") -> list[dict]:
+    """Each precision's clips against the reference's, clip by clip (the same scene, path and noise): for the
+    camera errors over the whole clip and the PSNR at each mark, the reference mean, the precision's mean, the
+    relative change and a 95% bootstrap interval of it (paired: the resampling keeps each clip's pair), and
+    whether the camera error rose by more than 10% (the rule for offering a precision as a default)."""
+    import glob
+
+    from sana_wm.eval.synth_eval import paired_interval
+
+    def load(name):
+        clips = {}
+        for path in glob.glob(os.path.join(eval_dir, name, "clips", "*.json")):
+            with open(path) as f:
+                record = json.load(f)
+            clips[record["key"]] = record["methods"]["model"]
+        return clips
+
+    def value(clip, metric):
+        if metric in CAMERA:
+            v = clip["camera"].get(metric)
+        else:  # "PSNR 1 s"
+            mark = (clip["marks"].get(metric.split()[1]) or {})
+            v = mark.get("psnr")
+        v = None if v is None else float(v)
+        return v if v is not None and math.isfinite(v) else None
+
+    ref = load(reference)
+    marks = sorted({t for clip in ref.values() for t in clip["marks"]}, key=float)
+    metrics = [*CAMERA, *(f"PSNR {t} s" for t in marks)]
+    rows = []
+    for p in precisions:
+        if p in (reference, "bf16"):
+            continue
+        clips = load(p)
+        row = {"precision": p, "clips": len(set(clips) & set(ref))}
+        for metric in metrics:
+            pairs = [(value(ref[k], metric), value(clips[k], metric)) for k in sorted(set(clips) & set(ref))]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            a = np.array([x for x, _ in pairs])
+            b = np.array([y for _, y in pairs])
+            change = paired_interval(list(b - a))  # the precision minus the reference, per clip
+            scale = abs(a.mean()) if metric in CAMERA else 1.0  # camera: relative; PSNR: dB
+            row[metric] = {"reference": float(a.mean()), "value": float(b.mean()), "clips": len(pairs),
+                           "change": change["mean"] / scale, "ci95": [c / scale for c in change["ci95"]]}
+        row["camera_rise_over_10pct"] = any(row[m]["change"] > 0.10 for m in ("RotErr", "TransErr_rel"))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def paired_markdown(rows: list[dict]) -> str:
+    metrics = [k for k in rows[0] if k not in ("precision", "clips", "camera_rise_over_10pct")]
+    head = "| precision | clips | " + " | ".join(metrics) + " | camera error +10%? |"
+    lines = [head, "|" + "---|" * (len(metrics) + 3)]
+    for row in rows:
+        cells = []
+        for m in metrics:
+            r = row[m]
+            if m in CAMERA:
+                cells.append(f"{r['value']:.3g} ({100 * r['change']:+.1f}%, [{100 * r['ci95'][0]:+.1f}, "
+                             f"{100 * r['ci95'][1]:+.1f}])")
+            else:
+                cells.append(f"{r['value']:.2f} ({r['change']:+.2f} dB, [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}])")
+        lines.append(f"| {row['precision']} | {row['clips']} | " + " | ".join(cells) + " | "
+                     + ("yes" if row["camera_rise_over_10pct"] else "no") + " |")
+    return "\n".join(lines)
+
+
 def quantized_in_place(model, precision: str):
     base = "nvfp4" if precision == "nvfp4-no-rht" else precision
     return quantize_model(model, base, "emulate", rules=NO_RHT if precision == "nvfp4-no-rht" else None)
@@ -225,7 +287,8 @@ def quantized_in_place(model, precision: str):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--parts", nargs="+", default=["stage1", "refiner", "bundled"],
-                    choices=["stage1", "refiner", "bundled"])
+                    choices=["stage1", "refiner", "bundled", "paired"],
+                    help="paired: compare the bundled runs already in --eval-dir clip by clip (no generation)")
     ap.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     ap.add_argument("--depth", type=int, default=2, help="stage-1 blocks (the last one softmax)")
     ap.add_argument("--frames", type=int, default=4, help="latent frames of the one-step stage-1 measurement")
@@ -251,6 +314,9 @@ def main() -> None:
         reference = () if args.no_reference else ("fp32",)
         result["bundled"] = bench_bundled(args.seeds, args.trajectories, args.marks, (*reference, *args.precisions),
                                           args.eval_dir)
+    if "paired" in args.parts:
+        result["paired"] = paired_against_reference(args.eval_dir, args.precisions)
+        print(paired_markdown(result["paired"]))
     result["load_after"] = os.getloadavg()
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2, default=str)

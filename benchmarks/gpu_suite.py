@@ -24,7 +24,9 @@ after every section so a run stopped half-way still leaves what it measured. Sec
    block-streaming chunks until its window is full;
 7. ``vae_decode``: the causal LTX-2 VAE (diffusers' default size) decoding one 3-latent-frame chunk at 720p;
 8. ``pipeline``: the streaming pipeline's real-time factor from sections 5-7 run one after another
-   (no stream overlap);
+   (no stream overlap); ``plan_24gb``: the setting ``sana-wm plan --gpu-memory 24`` chooses, stage 1 + refiner +
+   VAE decode chunk by chunk under a 24 GiB cap (``set_per_process_memory_fraction``), peak and real-time
+   factor against the plan's estimate;
 9. ``streaming_compiled``: section 5 again (8 chunks) with ``SanaWMTransformer.compile_blocks()``, the
    compilation in the first three chunks, the difference to the eager chunks.
 
@@ -498,6 +500,88 @@ def vae_decode(suite: Suite, result: dict) -> None:
         result["output_shape"] = list(frames[0].shape)
 
 
+def plan_24gb(suite: Suite, result: dict) -> None:
+    """The setting ``sana-wm plan --gpu-memory 24`` chooses for the released two-stage streaming pipeline, run
+    with random weights at the released sizes under a 24 GiB cap (``set_per_process_memory_fraction``): stage 1,
+    the refiner and the VAE decode chunk by chunk, peak memory and time per chunk against the plan's estimate.
+    The weights are built and quantized before the cap is set. With --tiny: the same setting on the tiny configs,
+    on the CPU (nothing measured)."""
+    from dataclasses import asdict
+
+    from diffusers import AutoencoderKLLTX2Video, LTX2VideoTransformer3DModel
+
+    from sana_wm.model.refiner import RefinerTransformer
+    from sana_wm.pipeline.plan import GIB, PlanRequest, official_sizes, plan_generation
+    from sana_wm.quant import quantize_model
+    from sana_wm.samplers import stream_sample
+    from sana_wm.samplers.conditioning import Conditioning
+    from sana_wm.samplers.sdedit import RefinerStream
+    from sana_wm.vae import VideoVAE
+
+    budget = 24 * GIB
+    capability = tuple(torch.cuda.get_device_capability(suite.device)) if suite.cuda else (9, 0)
+    chunks = 2 if suite.tiny else 6
+    plan = plan_generation(official_sizes(), PlanRequest(budget, num_frames=1 + 24 * chunks, capability=capability))
+    chosen = plan.chosen
+    if chosen is None:
+        raise RuntimeError("the planner found no setting for 24 GiB")
+    setting = chosen.setting
+    result.update(setting=asdict(setting), flags=" ".join(setting.flags()), chunks=chunks,
+                  estimated_peak_gib=chosen.peak_bytes / GIB,
+                  estimated_stage_peaks_gib={k: v / GIB for k, v in chosen.stage_peaks().items()})
+    config, grid, stage1 = stage1_setup(suite)
+    quantize_model(stage1, setting.stage1_precision, device=suite.device)
+    with default_dtype(suite.dtype), torch.device(suite.device):
+        raw = LTX2VideoTransformer3DModel(**(TINY_REFINER if suite.tiny else {}))
+        vae = VideoVAE(AutoencoderKLLTX2Video(**(TINY_VAE if suite.tiny else {}), decoder_causal=True))
+    refiner = RefinerTransformer(raw)
+    quantize_model(refiner, setting.refiner_precision, device=suite.device, flag="--refiner-precision")
+    if setting.refiner_offload == "blocks":
+        refiner.offload_blocks(suite.device)
+    g = torch.Generator().manual_seed(0)
+    text = refiner.project_text(torch.randn(1, 64 if suite.tiny else 256, refiner.config.caption_channels,
+                                            generator=g).to(suite.device))
+    frames = 1 + 3 * chunks
+    inputs = stage1_inputs(config, frames, grid, suite)
+    cond = Conditioning(inputs["text"][:, 0], inputs["text_mask"], inputs["camera_vector"], inputs["plucker"])
+    gc.collect()
+    if suite.cuda:
+        torch.cuda.empty_cache()
+        total = torch.cuda.get_device_properties(suite.device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), suite.device)
+        result["cap_gib"] = budget / GIB
+    rows = result.setdefault("rows", [])
+    try:
+        with torch.inference_mode():
+            stream = RefinerStream(refiner, text, fps=16.0, seed=0, mode="streaming",
+                                   kv_max_frames=setting.refiner_kv_frames or 11)
+            decoder = vae.stream_decoder()
+            sampled = stream_sample(stage1, cond, inputs["latents"][:, :, :1].float(), frames,
+                                    generator=torch.Generator(device=suite.device).manual_seed(0))
+            suite.reset_peak()
+            while True:
+                suite.check_time()
+                start = time.perf_counter()
+                chunk = next(sampled, None)
+                if chunk is None:
+                    break
+                ready = stream.push(chunk.latents)
+                if ready is not None:
+                    decoder.decode_chunk(ready.to(suite.dtype))
+                suite.sync()
+                rows.append(dict(chunk=chunk.index, seconds=time.perf_counter() - start, peak_gib=suite.peak_gib()))
+    finally:
+        if suite.cuda:
+            torch.cuda.set_per_process_memory_fraction(1.0, suite.device)
+    steady = [row["seconds"] for row in rows[1:]]
+    if steady:
+        result["chunk_s_median"] = statistics.median(steady)
+        result["real_time_factor"] = VIDEO_SECONDS_PER_CHUNK / result["chunk_s_median"]
+    if suite.cuda:
+        result["peak_gib"] = max(row["peak_gib"] for row in rows)
+        result["within_cap"] = result["peak_gib"] <= budget / GIB
+
+
 def pipeline(suite: Suite, result: dict) -> None:
     stage1 = suite.results.get("streaming", {}).get("chunk_s_median")
     refine = suite.results.get("refiner", {}).get("chunk_s")
@@ -554,6 +638,7 @@ SECTIONS = [  # (name, function, seconds it needs at least to be worth starting,
     ("refiner", refiner, 45),
     ("vae_decode", vae_decode, 20),
     ("pipeline", pipeline, 0),
+    ("plan_24gb", plan_24gb, 90),
     ("streaming_compiled", streaming_compiled, 150),  # last: compilation may take what budget is left
 ]
 

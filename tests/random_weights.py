@@ -1,20 +1,5 @@
-"""Random, well-scaled weights for test models, shared by the test directories."""
+"""Random, well-scaled weights for test models, shared by the test directories (the library's function)."""
 
-import math
+from sana_wm.model.random_init import randomize_
 
-import torch
-
-
-def randomize_(model: torch.nn.Module, seed: int = 1, bias_scale: float = 0.5) -> torch.nn.Module:
-    """Give every parameter a random, well-scaled value, including those initialised to zero
-    (out_proj_cam, plucker_proj, t_conv, gates), so that no path hides behind a zero."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim >= 2:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
-            elif "norm" in name:
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(bias_scale * torch.randn(p.shape, generator=g))
-    return model
+__all__ = ["randomize_"]

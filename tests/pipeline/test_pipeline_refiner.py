@@ -233,3 +233,17 @@ def test_memory_estimate_counts_the_refiner(pipelines):
     assert names["refiner activations"] > 0
     assert not {n for n in (c.name for c in without.components) if n.startswith("refiner")}
     assert with_refiner.peak_bytes - without.peak_bytes >= names["refiner weights"] + names["refiner activations"]
+
+
+def test_refiner_blocks_offloaded_make_the_same_video(pipelines, repos, image_path, tmp_path):
+    """``refiner_offload="blocks"``: the refiner's blocks stay in host memory and come in one at a time; the video
+    is the resident refiner's and the sidecar says how it ran (the device-side bytes: test_refiner_offload.py)."""
+    resident = pipelines["streaming"]
+    blocks = SanaWMPipeline.from_pretrained(repos["streaming"], text_encoder=repos["text_encoder"], dtype="fp32",
+                                            device="cpu", refiner=True, refiner_offload="blocks")
+    assert blocks.refiner.transformer.offloaded and not len(blocks.refiner.transformer.model.transformer_blocks)
+    out = tmp_path / "blocks.mp4"
+    got = generate(blocks, "streaming", image_path, output=out, keep_frames=True)
+    expected = generate(resident, "streaming", image_path, keep_frames=True)
+    np.testing.assert_array_equal(got.frames, expected.frames)
+    assert read_sidecar(out)["settings"]["refiner_offload"] == "blocks"

@@ -654,8 +654,12 @@ def _number_family() -> list[Case]:
                                                                                            "zero", "word")),
            ("--camera-cfg-chunks", _ALL), ("--refiner-block-frames", _ALL), ("--refiner-kv-max-frames", _ALL),
            ("--resume-every", ("nan", "inf", "negative", "huge", "word")), ("--seed", ("nan", "inf", "huge", "word")),
-           ("--refiner-seed", ("nan", "inf", "huge", "word"))]
+           ("--refiner-seed", ("nan", "inf", "huge", "word")), ("--gpu-memory", _ALL)]
     cases = _numbers("generate", lambda f, v: _gen(f, v), gen)
+    plan = [("--gpu-memory", _ALL), ("--seconds", ("nan", "inf", "negative", "zero", "word")),
+            ("--cfg", ("nan", "inf", "word"))]
+    cases += _numbers("plan", lambda f, v: _cmd("plan", "--gpu-memory", "24", f, v) if f != "--gpu-memory"
+                      else _cmd("plan", f, v), plan)
     cases.append(Case("numbers", "generate--seed=10**30", _gen("--seed", str(10**30)), ("--seed",)))
     preset = [("--seconds", _ALL), ("--fps", _ALL)]
     cases += _numbers("preset", lambda f, v: _cmd("camera", "preset", "orbit", f, v, "--out", "{ws}/p.npz"), preset)

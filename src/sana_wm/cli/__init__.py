@@ -21,6 +21,7 @@ Command groups:
   camera   make, convert, inspect, resample and plot camera trajectories
   generate generate a video from an image and a camera path (stage 1, and the refiner if the model has one)
   encode-prompt  encode a prompt once with a model's text encoders, for generate --prompt-embeds
+  plan     the settings (precision, offload, K/V window) under which a generation fits a GPU's memory
   data     render synthetic datasets and inspect clip datasets
   annotate turn videos into training clips with metric camera poses
   distill  distil a teacher into a few-step streaming student
@@ -55,7 +56,20 @@ def check_output_folder(folder: Path, flag: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sana_wm.cli import annotate, camera, data, distill, evaluation, generate, model, prompt, serve, train, vae
+    from sana_wm.cli import (
+        annotate,
+        camera,
+        data,
+        distill,
+        evaluation,
+        generate,
+        model,
+        plan,
+        prompt,
+        serve,
+        train,
+        vae,
+    )
 
     parser = argparse.ArgumentParser(
         prog="sana-wm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -68,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     camera.register(groups)
     generate.register(groups)
     prompt.register(groups)
+    plan.register(groups)
     data.register(groups)
     evaluation.register(groups)
     model.register(groups)

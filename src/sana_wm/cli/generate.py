@@ -49,6 +49,11 @@ Low precision: --stage1-precision / --refiner-precision quantize the transformer
 (fp8, nvfp4, int8, int4; torchao on a GPU that runs them, an exact but slow emulation on the CPU).
 Prompts: the text encoders run first and are freed before the transformers load; with
 --prompt-embeds (from `sana-wm encode-prompt`) they are not loaded at all.
+
+Memory plan: --gpu-memory GIB picks the precisions, refiner offload, refiner K/V window and where
+the text encoders run so that the run fits a GPU of that much memory (`sana-wm plan` shows the
+choices); flags you set yourself are kept and the rest planned around them. The chosen plan is
+printed and recorded in the sidecar. On the CPU it does not take effect (said in one line).
 """
 
 
@@ -126,10 +131,21 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="latent frames of K/V the streaming refiner keeps, sink included (default: 11)")
     p.add_argument("--keep-sink-frame", action="store_true",
                    help="keep the refiner's first (sink) frame, so the video has 8k+1 frames")
+    p.add_argument("--gpu-memory", type=float, metavar="GIB",
+                   help="plan the settings you did not set (precisions, --refiner-offload, --refiner-kv-max-frames, "
+                        "--text-encoder-device) to fit a GPU of GIB GiB, or refuse naming the nearest setting "
+                        "(see `sana-wm plan`)")
+    p.add_argument("--refiner-offload", choices=("resident", "blocks"),
+                   help="blocks: keep the refiner's blocks in host memory and move each to the GPU while it runs "
+                        "(two at once, the next copied while one computes), for GPUs too small for the whole "
+                        "refiner; slower by the copies (default: resident)")
+    p.add_argument("--text-encoder-device", metavar="DEVICE",
+                   help="where the text encoders run before generation (default: --device); cpu keeps them off "
+                        "the GPU (slower, once per prompt)")
     p.add_argument("--offload", action="store_true",
                    help="keep the text encoders, VAE and refiner on the CPU while they are idle (less GPU memory)")
     precisions = ("bf16", "fp8", "nvfp4", "int8", "int4")
-    p.add_argument("--stage1-precision", choices=precisions, default="bf16",
+    p.add_argument("--stage1-precision", choices=precisions,
                    help="quantize stage 1's block GEMMs (embedders, camera projections and the final layer stay "
                         "unquantized): fp8 (W8A8, GPUs sm_89+), nvfp4 (W4A4 with the Hadamard transform and "
                         "stochastic rounding, sm_100+), int8/int4 (weight-only, any CUDA GPU); on the CPU an exact "
@@ -257,6 +273,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
     from sana_wm.pipeline.pipeline import check_generation_numbers
 
     check_finite(args.seconds, "--seconds", low=0.0, low_open=True)
+    check_finite(args.gpu_memory, "--gpu-memory", low=0.0, high=4096.0, low_open=True)
     values = {name: getattr(args, name) for name in ("num_frames", "steps", "cfg", "camera_cfg", "shift", "fov",
                                                       "camera_cfg_chunks", "resume_every", "seed")}
     values["refiner_settings.seed"] = args.refiner_seed
@@ -283,8 +300,7 @@ def _check_output_folder(out: Path) -> None:
 
 # Flags that may come with --resume (where and how to run, not what to make); all others must be left unset.
 _RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "skip_memory_check", "func", "group"}
-_DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": [],  # argparse defaults not None
-             "stage1_precision": "bf16"}
+_DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": []}  # argparse defaults not None
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -314,6 +330,61 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apply_memory_plan(args: argparse.Namespace, device, num_frames: int, refiner) -> dict | None:
+    """``--gpu-memory``: plan the settings the user did not set and write them into ``args``; the record of the
+    plan for the sidecar (None where it does not take effect). Refuses, naming the nearest setting, when nothing
+    fits."""
+    import sys
+    from dataclasses import asdict
+
+    from sana_wm.cli import CLIError
+    from sana_wm.pipeline.pipeline import VARIANT_DEFAULTS, _refiner_source, resolve_model
+    from sana_wm.pipeline.plan import PlanRequest, budget_bytes, model_sizes, nothing_fits, plan_generation
+    from sana_wm.pipeline.refiner import resolve_refiner
+
+    if args.gpu_memory is None:
+        return None
+    budget = budget_bytes(args.gpu_memory)
+    if device.type != "cuda":
+        print(f"sana-wm: --gpu-memory {args.gpu_memory:g} does not take effect: this run is on the {device.type}, "
+              "not a GPU (the settings are the ones given)", file=sys.stderr)
+        return None
+    import torch
+
+    files = resolve_model(args.model, args.variant, vae=args.vae, text_encoder=args.text_encoder)
+    source = _refiner_source(files, refiner)
+    refiner_files = resolve_refiner(source, text_encoder=args.refiner_text_encoder) if source is not None else None
+    sizes = model_sizes(files, refiner_files)
+    defaults = VARIANT_DEFAULTS[files.variant]
+    guided = (args.cfg if args.cfg is not None else defaults.cfg) != 1.0 or (args.camera_cfg or 1.0) != 1.0
+    fixed = {name: value for name, value in (
+        ("stage1_precision", args.stage1_precision), ("refiner_precision", args.refiner_precision),
+        ("refiner_offload", args.refiner_offload), ("refiner_kv_frames", args.refiner_kv_max_frames)) if value}
+    if args.prompt_embeds is not None:
+        fixed["text_encoders"] = "embeds"
+    elif args.text_encoder_device is not None:
+        fixed["text_encoders"] = "cpu" if torch.device(args.text_encoder_device).type == "cpu" else "gpu"
+    request = PlanRequest(budget, files.variant, num_frames, refiner_files is not None, guided,
+                          tuple(torch.cuda.get_device_capability(device)), fixed)
+    plan = plan_generation(sizes, request)
+    chosen = plan.chosen
+    if chosen is None:
+        raise CLIError(nothing_fits(plan).render(flag))
+    s = chosen.setting
+    args.stage1_precision = s.stage1_precision
+    if refiner_files is not None:
+        args.refiner_precision, args.refiner_offload = s.refiner_precision, s.refiner_offload
+        if files.variant == "streaming":
+            args.refiner_kv_max_frames = s.refiner_kv_frames
+    if s.text_encoders == "cpu":
+        args.text_encoder_device = "cpu"
+    print(f"sana-wm: --gpu-memory {args.gpu_memory:g}: {s.describe()} (estimated peak "
+          f"{chosen.peak_bytes / 2**30:.1f} GiB)", file=sys.stderr)
+    return {"gpu_memory_gib": args.gpu_memory, "setting": asdict(s), "set_by_user": sorted(fixed),
+            "estimated_peak_gib": round(chosen.peak_bytes / 2**30, 3),
+            "stage_peaks_gib": {k: round(v / 2**30, 3) for k, v in chosen.stage_peaks().items()}}
+
+
 def _encode_first(args: argparse.Namespace, prompt: str | None, refiner, device):
     """The prompt states, from the model's text encoders loaded and freed here, before any transformer loads
     (None for a model that takes no text: the pipeline then reports a given prompt as ignored)."""
@@ -323,10 +394,13 @@ def _encode_first(args: argparse.Namespace, prompt: str | None, refiner, device)
 
     files = resolve_model(args.model, args.variant, vae=args.vae, text_encoder=args.text_encoder)
     if files.text_encoder == TEXT_FREE:
+        if args.text_encoder_device is not None:
+            warnings.warn("--text-encoder-device is ignored: this model takes no text", stacklevel=2)
         return None
     return encode_for_files(files, DEFAULT_PROMPT if prompt is None else prompt,
                             negative_prompt=args.negative_prompt or "", refiner=refiner,
-                            refiner_text_encoder=args.refiner_text_encoder, device=device, cache=args.prompt_cache)
+                            refiner_text_encoder=args.refiner_text_encoder,
+                            device=args.text_encoder_device or device, cache=args.prompt_cache)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -429,12 +503,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     refiner = None if args.no_refiner else (args.refiner if args.refiner is not None else "auto")
-    # Only the refiner options given on the command line, so that the pipeline can say which ones cannot act.
+    if args.prompt_embeds is not None and args.text_encoder_device is not None:
+        raise CLIError("--prompt-embeds holds the encoded prompts, so no text encoder runs: drop "
+                       "--text-encoder-device")
+    if args.text_encoder_device is not None:
+        try:
+            torch.device(args.text_encoder_device)
+        except RuntimeError:
+            raise CLIError(f"--text-encoder-device {args.text_encoder_device}: not a torch device; use cpu or "
+                           "cuda") from None
+    try:
+        memory_plan = _apply_memory_plan(args, device, num_frames or traj.num_frames, refiner)
+    except OptionError as exc:
+        raise CLIError(exc.render(flag)) from None
+    # Only the refiner options given on the command line (or planned), so that the pipeline can say which ones
+    # cannot act.
     given = {"mode": args.refiner_mode, "seed": args.refiner_seed, "block_frames": args.refiner_block_frames,
              "kv_max_frames": args.refiner_kv_max_frames, "keep_sink_frame": args.keep_sink_frame or None}
     refiner_settings = {key: value for key, value in given.items() if value is not None}
     from sana_wm.quant import DeviceInfo, choose_backend
 
+    args.stage1_precision = args.stage1_precision or "bf16"
     info = DeviceInfo.of(device)  # a precision this device cannot run is refused before anything loads
     choose_backend(args.stage1_precision, info)
     if args.refiner_precision is not None:
@@ -448,7 +537,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                                   refiner_text_encoder=args.refiner_text_encoder,
                                                   stage1_precision=args.stage1_precision,
                                                   refiner_precision=args.refiner_precision,
-                                                  text_encoders=embeds is None)
+                                                  text_encoders=embeds is None,
+                                                  refiner_offload=args.refiner_offload)
+            pipe.memory_plan = memory_plan
             if embeds is not None:
                 prompt = args.negative_prompt = None
             result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt, prompt_embeds=embeds,

@@ -324,13 +324,20 @@ def _paired(results: list[dict], marks: Sequence[float], *, resamples: int = 200
                 vm, vb = _as_float(get(m)), _as_float(get(b))
                 if vm is not None and vb is not None and math.isfinite(vm) and math.isfinite(vb):
                     diffs.append(sign * (vm - vb))
-            if not diffs:
-                continue
-            d = np.asarray(diffs)
-            boot = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
-            out[base][name] = {"wins": int(np.sum(d > 0)), "clips": len(d), "mean": float(d.mean()),
-                               "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
+            if diffs:
+                out[base][name] = paired_interval(diffs, resamples=resamples, rng=rng)
     return out
+
+
+def paired_interval(diffs: Sequence[float], *, resamples: int = 2000, rng: np.random.Generator | None = None) -> dict:
+    """Per-clip differences ``diffs`` (positive: better) summarised: ``wins`` (clips strictly better) of
+    ``clips``, the ``mean`` and a 95% bootstrap interval of the mean (``ci95``, ``resamples`` resamplings of the
+    clips; ``rng`` default seeded 0)."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    d = np.asarray(diffs, dtype=np.float64)
+    boot = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
+    return {"wins": int(np.sum(d > 0)), "clips": len(d), "mean": float(d.mean()),
+            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
 
 
 def report_markdown(report: dict) -> str:

@@ -22,13 +22,15 @@ Gemma-3 text encoder and the user's settings are in :mod:`sana_wm.pipeline.refin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from sana_wm.model.cache import KVWindow
 
@@ -91,6 +93,11 @@ class RefinerText:
     bias: Tensor | None
 
 
+def _tensors(module: nn.Module) -> list[Tensor]:
+    """A module's parameters and buffers in a fixed order (alike modules pair up)."""
+    return [*module.parameters(), *module.buffers()]
+
+
 # ------------------------------------------------------------------------------------------------
 # The transformer, run video-only one block at a time
 # ------------------------------------------------------------------------------------------------
@@ -116,6 +123,8 @@ class RefinerTransformer:
                 if hasattr(block, name):
                     delattr(block, name)
         self.model = model.eval()
+        self._host_blocks: nn.ModuleList | None = None  # offload_blocks: the blocks, in host memory
+        self._slots: list[nn.Module] = []  # offload_blocks: the device-side blocks the weights are copied into
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype: torch.dtype = torch.bfloat16,
@@ -143,14 +152,71 @@ class RefinerTransformer:
 
     @property
     def num_layers(self) -> int:
-        return len(self.model.transformer_blocks)
+        return int(self.config.num_layers)
 
     def to(self, device=None) -> RefinerTransformer:
-        self.model.to(device)
+        self.model.to(device)  # with offload_blocks, the blocks are not in it: they stay in host memory
+        for slot in self._slots:
+            slot.to(device)
         return self
 
     def parameters(self):
-        return self.model.parameters()
+        """The parameters on the compute device (with :meth:`offload_blocks`: not the blocks, only their slots)."""
+        yield from self.model.parameters()
+        for slot in self._slots:
+            yield from slot.parameters()
+
+    def buffers(self):
+        yield from self.model.buffers()
+        for slot in self._slots:
+            yield from slot.buffers()
+
+    @property
+    def offloaded(self) -> bool:
+        return self._host_blocks is not None
+
+    def offload_blocks(self, device: torch.device | str) -> None:
+        """Keep the transformer blocks in host memory and run each in one of two blocks on ``device`` whose
+        weights are overwritten in turn: while one block computes, the next one's weights are copied into the
+        other (on CUDA from pinned memory on a side stream, so the copy overlaps the compute). The rest of the
+        model moves to ``device``. Device memory then holds two blocks instead of all of them; every block's
+        weights cross the bus once per forward. Quantize before offloading (the blocks must be alike)."""
+        if self._host_blocks is not None:
+            raise ValueError("the refiner's blocks are already offloaded")
+        device = torch.device(device)
+        blocks = self.model.transformer_blocks.to("cpu")
+        self.model.transformer_blocks = nn.ModuleList()  # so that moving the model leaves the blocks here
+        if device.type == "cuda":
+            for t in _tensors(blocks):
+                t.data = t.data.pin_memory()  # asynchronous copies need page-locked host memory
+        self._host_blocks = blocks
+        self._slots = [copy.deepcopy(blocks[0]).to(device) for _ in range(min(2, len(blocks)))]
+        self.model.to(device)
+
+    def _blocks(self) -> Iterator[tuple[int, nn.Module]]:
+        """``(layer, block)`` in order, each block on the compute device when it is handed out."""
+        if self._host_blocks is None:
+            yield from enumerate(self.model.transformer_blocks)
+            return
+        host, slots, device = self._host_blocks, self._slots, self.device
+        side = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+        def fetch(i: int):
+            slot = slots[i % len(slots)]
+            if side is not None:
+                side.wait_stream(torch.cuda.current_stream(device))  # the slot's previous block has finished
+            with torch.cuda.stream(side) if side is not None else nullcontext():
+                for dst, src in zip(_tensors(slot), _tensors(host[i]), strict=True):
+                    dst.copy_(src, non_blocking=True)
+            return side.record_event() if side is not None else None
+
+        ready = fetch(0)
+        for i in range(len(host)):
+            if ready is not None:
+                torch.cuda.current_stream(device).wait_event(ready)
+            upcoming = fetch(i + 1) if i + 1 < len(host) else None
+            yield i, slots[i % len(slots)]
+            ready = upcoming
 
     # -- inputs -------------------------------------------------------------------------------------
     def project_text(self, embeds: Tensor, mask: Tensor | None = None) -> RefinerText:
@@ -212,7 +278,7 @@ class RefinerTransformer:
         if window is not None:
             sink_pe = self.rope(window.sink_positions(frames[0]), h, w, fps, B)
         captured = []
-        for i, block in enumerate(model.transformer_blocks):
+        for i, block in self._blocks():
             hidden, kv = self._block(block, hidden, temb, pe, text, sink_pe, i, window, capture)
             captured.append(kv)
         shift, scale = (model.scale_shift_table[None, None] + embedded[:, :, None]).unbind(2)

@@ -8,6 +8,8 @@ Stages: ``loaded`` components are already on the device when the estimate is mad
 loaded there), so the memory the device reports as available excludes them; ``prompt`` ones are held only while
 the prompt is encoded (an offloaded text encoder moved in); ``sample`` ones while the video is sampled, refined,
 decoded and written, which overlap chunk by chunk. The run needs ``max(prompt, sample)`` beyond what is loaded.
+``first`` ones are held before anything else is loaded and freed before it is (the text encoders run first, as
+``generate`` does with ``sana-wm encode-prompt``'s path), so the peak is ``max(first, loaded + needed)``.
 
 Every formula is meant as an upper bound that is not absurd: ``tests/pipeline/test_memory.py`` measures the peak
 resident memory of generations of the bundled model and checks ``measured <= estimate`` and that the estimate
@@ -26,10 +28,11 @@ import torch
 from sana_wm.errors import LimitError
 from sana_wm.pipeline.errors import OptionError
 
-__all__ = ["GenerationShape", "InsufficientMemoryError", "MemoryComponent", "MemoryEstimate", "available_bytes",
-           "estimate_generation", "host_available_bytes", "module_bytes", "offloaded", "refusal"]
+__all__ = ["FIRST", "LOADED", "PROMPT", "SAMPLE", "GenerationShape", "InsufficientMemoryError", "MemoryComponent",
+           "MemoryEstimate", "available_bytes", "estimate_generation", "host_available_bytes", "module_bytes",
+           "offloaded", "refusal"]
 
-LOADED, PROMPT, SAMPLE = "loaded", "prompt", "sample"
+FIRST, LOADED, PROMPT, SAMPLE = "first", "loaded", "prompt", "sample"
 
 # Activations of one transformer block per token, in units of the hidden width: the block input and its norm,
 # q/k/v and the attention output for the main and the camera branch, the Mix-FFN's widened hidden state (counted
@@ -52,7 +55,7 @@ class MemoryComponent:
 
     name: str
     bytes: int
-    stage: str  # LOADED, PROMPT or SAMPLE
+    stage: str  # FIRST, LOADED, PROMPT or SAMPLE
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,16 @@ class MemoryEstimate:
 
     @property
     def peak_bytes(self) -> int:
-        """Loaded weights plus :attr:`needed_bytes`: the peak of the whole run."""
-        return self.stage_bytes(LOADED) + self.needed_bytes
+        """Loaded weights plus :attr:`needed_bytes`, or what runs first if that is more: the peak of the run."""
+        return max(self.stage_bytes(FIRST), self.stage_bytes(LOADED) + self.needed_bytes)
+
+    def stage_peaks(self) -> dict[str, int]:
+        """The peak of each stage of the run: what is resident while it runs."""
+        loaded = self.stage_bytes(LOADED)
+        peaks = {stage: loaded + self.stage_bytes(stage) for stage in (PROMPT, SAMPLE) if self.stage_bytes(stage)}
+        if self.stage_bytes(FIRST):
+            peaks = {FIRST: self.stage_bytes(FIRST), **peaks}
+        return peaks or {SAMPLE: loaded}
 
     def table(self) -> str:
         """One line per component, largest first, for a report or a ``--debug`` message."""
@@ -100,7 +111,11 @@ class GenerationShape:
     conv_decoder: bool  # the VAE decodes with convolutions (LTX-2) rather than a linear codec
     keep_frames: bool  # every decoded frame is kept in memory (no output file, or keep_frames)
     refiner_hidden: int = 0  # 0: no refiner runs
-    refiner_frames: int = 0  # latent frames the refiner sees at once
+    refiner_frames: int = 0  # latent frames the refiner refines at once (a block when streaming)
+    refiner_layers: int = 0
+    refiner_window_frames: int = 0  # latent frames of K/V the streaming refiner keeps (0: not streaming)
+    refiner_ffn_ratio: float = 4.0  # LTX-2's feed-forward widens 4x
+    vae_act_bytes: int = 4  # element size of the VAE decoder's activations (its dtype: float32 on the CPU)
 
     @property
     def frames_at_once(self) -> int:
@@ -117,28 +132,28 @@ class GenerationShape:
         return self.num_frames
 
 
+def _tensors_of(module) -> list[torch.Tensor]:
+    """The parameters and buffers of a module, of an object that lists its own (``RefinerTransformer``: those on
+    its device), or of the ``nn.Module`` attributes of an object holding modules (``VideoVAE``)."""
+    if isinstance(module, torch.nn.Module) or hasattr(module, "buffers"):
+        return [*module.parameters(), *module.buffers()]
+    return [t for m in vars(module).values() if isinstance(m, torch.nn.Module)
+            for t in (*m.parameters(), *m.buffers())]
+
+
 def module_bytes(module) -> int:
-    """Bytes of a module's parameters and buffers (an object holding modules, such as ``VideoVAE``, counts its
-    own ``nn.Module`` attributes)."""
-    modules = [module] if isinstance(module, torch.nn.Module) else \
-        [m for m in vars(module).values() if isinstance(m, torch.nn.Module)]
+    """Bytes of a module's parameters and buffers (:func:`_tensors_of`), each tensor once."""
     seen: set[int] = set()
     total = 0
-    for m in modules:
-        for t in (*m.parameters(), *m.buffers()):
-            if id(t) not in seen:
-                seen.add(id(t))
-                total += t.numel() * t.element_size()
+    for t in _tensors_of(module):
+        if id(t) not in seen:
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
     return total
 
 
 def _module_device(module) -> torch.device | None:
-    modules = [module] if isinstance(module, torch.nn.Module) else \
-        [m for m in vars(module).values() if isinstance(m, torch.nn.Module)]
-    for m in modules:
-        for t in m.parameters():
-            return t.device
-    return None
+    return next((t.device for t in _tensors_of(module)), None)
 
 
 def _weights(name: str, module, device: torch.device, moved_in_for: str) -> list[MemoryComponent]:
@@ -172,7 +187,7 @@ def shape_components(shape: GenerationShape, device_type: str) -> list[MemoryCom
         MemoryComponent("latents of the video", 3 * shape.latent_channels * shape.latent_frames * h * w * 4, SAMPLE),
         # The decoder's float output, its uint8 copy and the action overlay's copy.
         MemoryComponent("decoded frames", shape.decoded_at_once * H * W * 3 * (4 + 1 + 1), SAMPLE),
-        MemoryComponent("VAE decoder activations", shape.decoded_at_once * H * W * 3 * 4
+        MemoryComponent("VAE decoder activations", shape.decoded_at_once * H * W * 3 * shape.vae_act_bytes
                         * (_CONV_DECODER_FACTOR if shape.conv_decoder else _LINEAR_DECODER_FACTOR), SAMPLE),
         MemoryComponent("runtime workspace", runtime_bytes(device_type), SAMPLE),
     ]
@@ -187,15 +202,22 @@ def shape_components(shape: GenerationShape, device_type: str) -> list[MemoryCom
         parts.append(MemoryComponent("frames kept in memory", shape.num_frames * H * W * 3, SAMPLE))
     if shape.refiner_hidden:
         r_tokens = shape.refiner_frames * h * w
+        widths = _BLOCK_WIDTHS + 2 * shape.refiner_ffn_ratio
         parts.append(MemoryComponent("refiner activations", int(r_tokens * shape.refiner_hidden * shape.act_bytes
-                                                                * _BLOCK_WIDTHS), SAMPLE))
+                                                                * widths), SAMPLE))
+        if shape.refiner_window_frames:
+            # Keys and values of every layer for the window, and for the block being refined, which joins it.
+            frames = shape.refiner_window_frames + shape.refiner_frames
+            parts.append(MemoryComponent("refiner K/V window", 2 * shape.refiner_layers * frames * h * w
+                                         * shape.refiner_hidden * shape.act_bytes, SAMPLE))
     return parts
 
 
 def estimate_generation(pipe, num_frames: int, *, guided: bool, refine: bool, keep_frames: bool = False,
-                        variant: str | None = None) -> MemoryEstimate:
+                        variant: str | None = None, refiner_block_frames: int = 3,
+                        refiner_kv_frames: int = 11) -> MemoryEstimate:
     """The memory a generation of ``num_frames`` video frames needs on ``pipe``'s device (``variant``: as if
-    the pipeline held that variant, for advice)."""
+    the pipeline held that variant, for advice; ``refiner_*``: the streaming refiner's block and K/V window)."""
     device = pipe.device
     config = pipe.transformer.config
     vae = pipe.vae
@@ -204,18 +226,24 @@ def estimate_generation(pipe, num_frames: int, *, guided: bool, refine: bool, ke
     stride = vae.spatial_stride
     H, W = pipe.image_size
     refiner = pipe.refiner if refine else None
-    refiner_hidden = refiner_frames = 0
+    refiner_hidden = refiner_frames = refiner_layers = refiner_window = 0
     if refiner is not None:
         rc = refiner.transformer.config
         refiner_hidden = int(rc.num_attention_heads * rc.attention_head_dim)
-        refiner_frames = latent_frames if variant != "streaming" else 3 + 11  # a block against its K/V window
+        refiner_layers = int(rc.num_layers)
+        streaming = variant == "streaming"
+        refiner_frames = refiner_block_frames if streaming else latent_frames
+        refiner_window = refiner_kv_frames if streaming else 0
     shape = GenerationShape(
         variant=variant, num_frames=num_frames, latent_frames=latent_frames, latent_hw=(H // stride, W // stride),
         image_hw=(H, W), latent_channels=vae.latent_channels, chunk_frames=int(config.chunk_frames), guided=guided,
         hidden_size=int(config.hidden_size), depth=int(config.depth), mlp_ratio=float(config.mlp_ratio),
         act_bytes=torch.finfo(pipe.transformer.dtype).bits // 8,
         conv_decoder=any(isinstance(m, torch.nn.Conv3d) for m in vae.vae.modules()),
-        keep_frames=keep_frames, refiner_hidden=refiner_hidden, refiner_frames=refiner_frames)
+        vae_act_bytes=next((t.element_size() for t in (*vae.vae.parameters(), *vae.vae.buffers())
+                            if t.is_floating_point()), 4),
+        keep_frames=keep_frames, refiner_hidden=refiner_hidden, refiner_frames=refiner_frames,
+        refiner_layers=refiner_layers, refiner_window_frames=refiner_window)
     parts = _weights("transformer weights", pipe.transformer, device, SAMPLE)
     parts += _weights("text encoder weights", pipe.text_encoder, device, PROMPT)
     parts += _weights("VAE weights", vae, device, SAMPLE)

@@ -734,6 +734,8 @@ class SanaWMPipeline:
         self.refiner = refiner  # stage 2, applied to the latents before decoding (None: stage 1 only)
         # what quantize_model did to each transformer ("stage1", "refiner"); empty: built unquantized
         self.quantization: dict[str, QuantReport] = {}
+        # the memory plan applied (sana_wm.pipeline.plan, ``generate --gpu-memory``), recorded in the sidecar
+        self.memory_plan: dict | None = None
         settings = files.settings if files is not None else {}
         self.text_free = text_encoder is None and settings.get("text_encoder") == TEXT_FREE
         self._sampler_settings = dict(settings.get("sampler", {}))
@@ -766,7 +768,7 @@ class SanaWMPipeline:
                         refiner: str | Path | bool | None = None,
                         refiner_text_encoder: str | Path | None = None, stage1_precision: str = "bf16",
                         refiner_precision: str | None = None, quant_backend: str = "auto",
-                        text_encoders: bool = True) -> SanaWMPipeline:
+                        text_encoders: bool = True, refiner_offload: str | None = None) -> SanaWMPipeline:
         """Load a released (or released-layout) model folder, an official hub id, or the bundled model by its
         name, ``"sana-wm-synth"`` (module docstring).
 
@@ -782,7 +784,9 @@ class SanaWMPipeline:
         :class:`~sana_wm.quant.PrecisionError` naming the alternative; on the CPU the exact emulation, said in a
         warning). ``text_encoders=False`` loads neither text encoder: prompts must then be precomputed
         (:class:`~sana_wm.pipeline.prompt_embeds.PromptEmbeds`), which lets the encoders run and be freed before
-        the transformers load."""
+        the transformers load. ``refiner_offload="blocks"`` keeps the refiner's blocks in host memory and moves
+        each in while it runs (:meth:`~sana_wm.model.refiner.RefinerTransformer.offload_blocks`); default
+        "resident"."""
         from sana_wm.model.loading import from_pretrained as load_transformer
         from sana_wm.model.loading import resolve_dtype
 
@@ -809,13 +813,21 @@ class SanaWMPipeline:
             warnings.warn(OptionWarning("{refiner_text_encoder} is ignored: no refiner is loaded"), stacklevel=2)
         if refiner_source is None and refiner_precision is not None:
             warnings.warn(OptionWarning("{refiner_precision} is ignored: no refiner is loaded"), stacklevel=2)
+        if refiner_offload not in (None, "resident", "blocks"):
+            raise OptionError(f"{{refiner_offload}} {refiner_offload!r}: choose resident or blocks")
+        if refiner_source is None and refiner_offload is not None:
+            warnings.warn(OptionWarning("{refiner_offload} is ignored: no refiner is loaded"), stacklevel=2)
         stage2 = None
         if refiner_source is not None:
+            blocks = refiner_offload == "blocks"
             stage2 = Refiner.from_pretrained(refiner_source, text_encoder=refiner_text_encoder, dtype=dtype,
-                                             device=idle, text_dtype=aux_dtype, text_device=idle, cache=cache,
-                                             load_text_encoder=text_encoders)
+                                             device=torch.device("cpu") if blocks else idle, text_dtype=aux_dtype,
+                                             text_device=idle, cache=cache, load_text_encoder=text_encoders)
             quantization["refiner"] = quantize_model(stage2.transformer, refiner_precision or "bf16", quant_backend,
                                                      device=device, flag="--refiner-precision")
+            if blocks:  # after quantizing: the blocks leave the model
+                stage2.transformer.offload_blocks(device)
+                stage2.transformer.to(idle)
         for report in quantization.values():
             if report.note is not None:
                 warnings.warn(report.summary(), stacklevel=2)
@@ -849,19 +861,20 @@ class SanaWMPipeline:
         return snap_frame_count(num_frames, stride, "down")
 
     def memory_estimate(self, num_frames: int, *, guided: bool, refine: bool = True, keep_frames: bool = False,
-                        variant: str | None = None) -> MemoryEstimate:
+                        variant: str | None = None, refiner_kv_frames: int = 11) -> MemoryEstimate:
         """The memory a generation of ``num_frames`` video frames needs on this pipeline's device, component by
         component (:mod:`sana_wm.pipeline.memory`); ``variant``: as if it held that variant's weights."""
         return estimate_generation(self, num_frames, guided=guided, refine=refine and self.refiner is not None,
-                                   keep_frames=keep_frames, variant=variant)
+                                   keep_frames=keep_frames, variant=variant, refiner_kv_frames=refiner_kv_frames)
 
-    def check_memory(self, num_frames: int, *, guided: bool, refine: bool = True, keep_frames: bool = False) -> None:
+    def check_memory(self, num_frames: int, *, guided: bool, refine: bool = True, keep_frames: bool = False,
+                     refiner_kv_frames: int = 11) -> None:
         """Refuse (:class:`~sana_wm.pipeline.memory.InsufficientMemoryError`) a generation whose estimate exceeds
         the memory the device has free, naming settings that would fit; a no-op where that cannot be known."""
         available = available_bytes(self.device)
         if available is None:
             return
-        options = dict(guided=guided, refine=refine, keep_frames=keep_frames)
+        options = dict(guided=guided, refine=refine, keep_frames=keep_frames, refiner_kv_frames=refiner_kv_frames)
         estimate = self.memory_estimate(num_frames, **options)
         if estimate.needed_bytes <= available:
             return
@@ -1189,7 +1202,8 @@ class SanaWMPipeline:
         T = self.vae.num_latent_frames(n)
         if request.memory_check:
             self.check_memory(n, guided=plan.cfg != 1.0 or plan.camera_cfg != 1.0, refine=plan.refiner is not None,
-                              keep_frames=request.keep_frames or request.output is None)
+                              keep_frames=request.keep_frames or request.output is None,
+                              refiner_kv_frames=plan.refiner.kv_max_frames if plan.refiner is not None else 11)
 
         refiner_text = self._refiner_text(plan.refiner_prompt) if plan.refiner is not None else None
         text = self._text(plan.prompt, False, request.instruction)
@@ -1403,6 +1417,9 @@ class SanaWMPipeline:
                 "refiner": None if plan.refiner is None else plan.refiner.to_dict(),
                 "stage1_precision": self._precision("stage1"),
                 "refiner_precision": None if plan.refiner is None else self._precision("refiner"),
+                "refiner_offload": None if plan.refiner is None else (
+                    "blocks" if self.refiner.transformer.offloaded else "resident"),
+                "memory_plan": self.memory_plan,
                 "quantization": {name: report.to_dict() for name, report in self.quantization.items()
                                  if report.precision != "bf16" and (name == "stage1" or plan.refiner is not None)},
                 "refiner_prompt": None if refiner_prompt is None else _text_field(refiner_prompt),

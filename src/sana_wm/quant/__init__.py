@@ -11,10 +11,12 @@ from sana_wm.quant.quantize import (
     PrecisionError,
     QuantReport,
     choose_backend,
+    gpu_precisions,
     quantization_of,
     quantize_model,
 )
 from sana_wm.quant.rules import REFINER_RULES, STAGE1_RULES, ModuleRules, classify
 
 __all__ = ["BACKENDS", "PRECISIONS", "REFINER_RULES", "STAGE1_RULES", "BackendChoice", "DeviceInfo", "ModuleRules",
-           "PrecisionError", "QuantReport", "choose_backend", "classify", "quantization_of", "quantize_model"]
+           "PrecisionError", "QuantReport", "choose_backend", "classify", "gpu_precisions", "quantization_of",
+           "quantize_model"]

@@ -54,6 +54,7 @@ __all__ = [
     "quantize_nvfp4",
     "random_hadamard",
     "round_to_grid",
+    "stored_weight_bytes",
 ]
 
 FP8_BLOCK = 128  # DeepSeek-style block scaling: 128 x 128 weight tiles, 1 x 128 activation tiles
@@ -75,6 +76,10 @@ class FloatFormat:
     @property
     def min_normal_exponent(self) -> int:
         return 1 - self.bias
+
+    @property
+    def bits(self) -> int:
+        return 1 + self.exponent_bits + self.mantissa_bits
 
 
 E4M3 = FloatFormat("e4m3", 4, 3, 7, 448.0)
@@ -221,6 +226,36 @@ def quantize_int4(w: Tensor, *, group_size: int = INT4_GROUP) -> Tensor:
     codes, scale, lo = int4_codes(w, group_size=group_size)
     groups, K = _blocks(codes.to(scale.dtype), group_size)
     return (groups * scale + lo).flatten(-2)[..., :K].to(w.dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# Storage
+# ------------------------------------------------------------------------------------------------
+_SCALE_BYTES = 4  # every scale, minimum and global scale above is a float32, except NVFP4's E4M3 block scales
+_INT_BITS = {"int8": 8, "int4": 4}
+
+
+def stored_weight_bytes(precision: str, out_features: int, in_features: int) -> int:
+    """Bytes a real kernel stores for an ``(out_features, in_features)`` weight at ``precision``, packed, with
+    the scales of the quantizers above: ``bf16`` 2 per value; ``fp8`` one E4M3 byte per value and one scale per
+    row (``fp8-block``: per 128 x 128 tile); ``nvfp4`` half a byte (E2M1) per value, one E4M3 scale per 16 and a
+    global scale; ``int8`` a byte per value and a scale per row; ``int4`` half a byte per value, a scale and a
+    minimum per group of 32. (The CPU emulation stores the dequantized float32 weight instead: 4 per value.)"""
+    N, K = int(out_features), int(in_features)
+    values = N * K
+    if precision == "bf16":
+        return 2 * values
+    if precision == "fp8":
+        return values * E4M3.bits // 8 + N * _SCALE_BYTES
+    if precision == "fp8-block":
+        return values * E4M3.bits // 8 + math.ceil(N / FP8_BLOCK) * math.ceil(K / FP8_BLOCK) * _SCALE_BYTES
+    if precision == "nvfp4":
+        return math.ceil(values * E2M1.bits / 8) + N * math.ceil(K / NVFP4_BLOCK) * E4M3.bits // 8 + _SCALE_BYTES
+    if precision == "int8":
+        return values * _INT_BITS["int8"] // 8 + N * _SCALE_BYTES
+    if precision == "int4":
+        return math.ceil(values * _INT_BITS["int4"] / 8) + N * math.ceil(K / INT4_GROUP) * 2 * _SCALE_BYTES
+    raise ValueError(f"no storage rule for precision {precision!r}")
 
 
 # ------------------------------------------------------------------------------------------------

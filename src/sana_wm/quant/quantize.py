@@ -16,6 +16,7 @@ Backends:
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import asdict, dataclass
 
 import torch
@@ -26,7 +27,7 @@ from sana_wm.quant.modules import EmulatedLinear, PointwiseLinear, linear_of
 from sana_wm.quant.rules import REFINER_RULES, STAGE1_RULES, ModuleRules, classify
 
 __all__ = ["BACKENDS", "PRECISIONS", "BackendChoice", "DeviceInfo", "PrecisionError", "QuantReport",
-           "choose_backend", "quantization_of", "quantize_model"]
+           "choose_backend", "gpu_precisions", "quantization_of", "quantize_model"]
 
 PRECISIONS = ("bf16", "fp8", "nvfp4", "int8", "int4")  # what the command line offers
 _EMULATION_ONLY = ("fp8-block",)  # the release's TransformerEngine fp8 recipe: emulated, for measurement
@@ -111,6 +112,15 @@ def _fallback(capability: tuple[int, int]) -> str:
     return "fp8" if capability >= _NEEDS["fp8"][0] else "int8"
 
 
+def gpu_precisions(rules: ModuleRules, capability: tuple[int, int]) -> tuple[str, ...]:
+    """The precisions :func:`quantize_model` runs ``rules``' model at on a CUDA GPU of ``capability`` (torchao
+    installed): those whose compute capability it has, less NVFP4 where the rules need the Hadamard transform
+    and stochastic rounding that torchao's NVFP4 lacks (stage 1)."""
+    nvfp4_ok = not (rules.nvfp4_hadamard or rules.nvfp4_stochastic_rounding)
+    return tuple(p for p in PRECISIONS if p == "bf16" or (tuple(capability) >= _NEEDS[p][0]
+                                                          and (p != "nvfp4" or nvfp4_ok)))
+
+
 def choose_backend(precision: str, device: DeviceInfo, backend: str = "auto", *,
                    flag: str = "--stage1-precision") -> BackendChoice:
     """The backend that runs ``precision`` on ``device``, or a :class:`PrecisionError` written for the user
@@ -149,13 +159,30 @@ def choose_backend(precision: str, device: DeviceInfo, backend: str = "auto", *,
     return BackendChoice(precision, "torchao")
 
 
+class _EnumPytreeNotice(logging.Filter):
+    """Drops torch's notice that registering an Enum as a pytree constant is deprecated: torchao 0.18 registers
+    its config enums at import, torch 2.13 logs one warning per enum, and neither is ours to fix or the user's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is an Enum subclass and is now natively supported" not in record.getMessage()
+
+
+def _import_torchao_quantization():
+    """``torchao.quantization``, imported without torch's pytree deprecation notices (:class:`_EnumPytreeNotice`)."""
+    pytree_log = logging.getLogger("torch.utils._pytree")
+    notice = _EnumPytreeNotice()
+    pytree_log.addFilter(notice)
+    try:
+        import torchao.quantization
+    finally:
+        pytree_log.removeFilter(notice)
+    return torchao.quantization
+
+
 def _torchao_config(precision: str):
-    from torchao.quantization import (
-        Float8DynamicActivationFloat8WeightConfig,
-        Int4WeightOnlyConfig,
-        Int8WeightOnlyConfig,
-        PerRow,
-    )
+    q = _import_torchao_quantization()
+    Float8DynamicActivationFloat8WeightConfig, Int4WeightOnlyConfig, Int8WeightOnlyConfig, PerRow = (
+        q.Float8DynamicActivationFloat8WeightConfig, q.Int4WeightOnlyConfig, q.Int8WeightOnlyConfig, q.PerRow)
     if precision == "fp8":
         return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
     if precision == "int8":
@@ -228,8 +255,7 @@ def quantize_model(model, precision: str, backend: str = "auto", *, device: torc
         else:
             targets.add(id(linear_of(gemm)))
     if choice.backend == "torchao":
-        from torchao.quantization import quantize_
-
-        quantize_(module, _torchao_config(precision), filter_fn=lambda m, fqn: id(m) in targets)
+        config = _torchao_config(precision)
+        _import_torchao_quantization().quantize_(module, config, filter_fn=lambda m, fqn: id(m) in targets)
     setattr(module, _MARK, report)
     return report

@@ -1,0 +1,228 @@
+"""The memory planner: sizes of the released model from the meta device, quantized storage from the formats, the
+ranking, fixed settings, refusals, and the memory model against measured CPU peaks at two precisions."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import pytest
+import torch
+
+from sana_wm.pipeline.plan import (
+    GIB,
+    NOT_A_DEFAULT,
+    PlanRequest,
+    Setting,
+    estimate_setting,
+    model_sizes,
+    nothing_fits,
+    official_sizes,
+    plan_generation,
+)
+from sana_wm.quant.formats import stored_weight_bytes
+
+
+@pytest.fixture(scope="module")
+def official():
+    return official_sizes()
+
+
+def test_stored_bytes_are_the_packed_formats():
+    """By hand, for a 256 x 512 weight: values at their bit width plus float32 (E4M3 for NVFP4) scales."""
+    N, K = 256, 512
+    assert stored_weight_bytes("bf16", N, K) == 2 * N * K
+    assert stored_weight_bytes("fp8", N, K) == N * K + 4 * N  # a byte per value, a scale per row
+    assert stored_weight_bytes("fp8-block", N, K) == N * K + 4 * (2 * 4)  # 2 x 4 tiles of 128 x 128
+    assert stored_weight_bytes("int8", N, K) == N * K + 4 * N
+    assert stored_weight_bytes("int4", N, K) == N * K // 2 + N * (K // 32) * 8  # scale and minimum per 32
+    assert stored_weight_bytes("nvfp4", N, K) == N * K // 2 + N * (K // 16) + 4  # E4M3 per 16, one global
+    with pytest.raises(ValueError, match="no storage rule"):
+        stored_weight_bytes("fp16", N, K)
+
+
+def test_official_sizes_are_the_real_modules_counts(official):
+    from diffusers import LTX2VideoTransformer3DModel
+
+    from sana_wm.model import SanaWMTransformer, get_config
+    from sana_wm.model.refiner import RefinerTransformer
+    from sana_wm.quant.rules import REFINER_RULES, STAGE1_RULES, classify
+
+    with torch.device("meta"):
+        stage1 = SanaWMTransformer(get_config("official-2.6b"))
+        refiner = RefinerTransformer(LTX2VideoTransformer3DModel())
+    for sizes, module, rules in ((official.stage1, stage1, STAGE1_RULES),
+                                 (official.refiner, refiner.model, REFINER_RULES)):
+        assert sizes.params == sum(t.numel() for t in (*module.parameters(), *module.buffers()))
+        quantized, _ = classify(module, rules)
+        assert sum(n * k for n, k in sizes.gemms) == sum(module.get_submodule(p).weight.numel() for p in quantized)
+    assert sum(p.numel() for p in stage1.parameters()) == 2_661_800_448  # the released count
+    assert official.refiner_layers == 48 and official.refiner_hidden == 4096
+    # bf16 is 2 bytes a parameter; int4 packs the quantized GEMMs to 0.75 bytes (values + group scales)
+    s = official.refiner
+    gemm = sum(n * k for n, k in s.gemms)
+    assert s.weight_bytes("bf16") == 2 * s.params
+    assert s.weight_bytes("int4") == pytest.approx(0.75 * gemm + 2 * (s.params - gemm), rel=1e-3)
+
+
+def test_24_gib_plan_fits_and_80_gib_is_the_release(official):
+    """The two-stage streaming pipeline, 60 s: at 24 GiB the chosen setting's peak is under 24 GiB; at 80 GiB
+    nothing needs to change (bf16, the refiner resident, the released 11-frame window)."""
+    small = plan_generation(official, PlanRequest(24 * GIB))
+    chosen = small.chosen
+    assert chosen is not None and chosen.peak_bytes < 24 * GIB
+    assert chosen.setting.refiner_precision is not None and chosen.realtime_possible
+    assert not {chosen.setting.stage1_precision, chosen.setting.refiner_precision} & NOT_A_DEFAULT
+    big = plan_generation(official, PlanRequest(80 * GIB)).chosen
+    assert big.setting == Setting("bf16", "bf16", "gpu", "resident", 11)
+    # Every stage's peak is at most the whole peak, and the largest parts are listed.
+    assert max(chosen.stage_peaks().values()) == chosen.peak_bytes
+    assert "refiner" in small.table() and "chosen" in small.table()
+
+
+def test_ranking_follows_fit_quality_then_speed(official):
+    plan = plan_generation(official, PlanRequest(80 * GIB))
+    rows = [r for r in plan.rows if r.fits and r.realtime_possible and r.default_ok]
+    assert [r.quality_cost for r in rows] == sorted(r.quality_cost for r in rows)
+    # Same quality, the resident refiner (no transfers) comes before the one moved in block by block.
+    bf16 = [r for r in rows if r.quality_cost == (0, 0)]
+    assert bf16[0].setting.refiner_offload == "resident"
+    blocks = next(r for r in plan.rows if r.setting == replace(bf16[0].setting, refiner_offload="blocks"))
+    assert blocks.transfer_s_per_chunk > 0 and blocks.peak_bytes < bf16[0].peak_bytes
+    # A smaller window and lower precisions need less memory.
+    s = bf16[0].setting
+    assert (estimate_setting(official, replace(s, refiner_kv_frames=2), plan.request).peak_bytes
+            < bf16[0].peak_bytes)
+    assert estimate_setting(official, replace(s, refiner_precision="int4"), plan.request).peak_bytes < \
+        estimate_setting(official, replace(s, refiner_precision="fp8"), plan.request).peak_bytes < bf16[0].peak_bytes
+
+
+def test_fixed_settings_and_the_gpu_capability(official):
+    fixed = plan_generation(official, PlanRequest(24 * GIB, fixed={"refiner_precision": "bf16"}))
+    assert {r.setting.refiner_precision for r in fixed.rows} == {"bf16"}
+    ampere = plan_generation(official, PlanRequest(80 * GIB, capability=(8, 0)))
+    assert not {r.setting.stage1_precision for r in ampere.rows} & {"fp8", "nvfp4"}
+    blackwell = plan_generation(official, PlanRequest(80 * GIB, capability=(10, 0)))
+    assert "nvfp4" in {r.setting.refiner_precision for r in blackwell.rows}
+    # stage 1's nvfp4 recipe (Hadamard transform, stochastic rounding) has no GPU kernel here
+    assert "nvfp4" not in {r.setting.stage1_precision for r in blackwell.rows}
+    no_refiner = plan_generation(official, PlanRequest(24 * GIB, refiner=False))
+    assert {r.setting.refiner_precision for r in no_refiner.rows} == {None}
+    assert no_refiner.chosen.setting.stage1_precision == "bf16"
+
+
+def test_a_precision_that_is_not_a_default_is_used_only_when_set(official, monkeypatch):
+    import sana_wm.pipeline.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "NOT_A_DEFAULT", frozenset({"int4", "int8", "fp8", "nvfp4"}))
+    rows = plan_generation(official, PlanRequest(80 * GIB)).rows
+    unquantized = min(r.peak_bytes for r in rows if r.default_ok)
+    quantized = min(r.peak_bytes for r in rows)
+    request = PlanRequest((unquantized + quantized) // 2)  # only quantized settings fit
+    plan = plan_generation(official, request)
+    assert plan.chosen is None and plan.fitting  # only the quantized settings fit
+    message = str(nothing_fits(plan))
+    assert "no default setting fits" in message and "--refiner-precision" in message
+    chosen = plan_generation(official, replace(request, fixed={"refiner_precision": "int4",
+                                                               "stage1_precision": "int4"})).chosen
+    assert chosen is not None and chosen.setting.refiner_precision == "int4"
+
+
+def test_nothing_fits_names_the_nearest_setting(official):
+    plan = plan_generation(official, PlanRequest(8 * GIB))
+    assert plan.chosen is None and not plan.fitting
+    near = plan.nearest
+    assert near.missing_bytes == near.peak_bytes - 8 * GIB > 0
+    assert all(r.missing_bytes >= near.missing_bytes for r in plan.rows)
+    message = nothing_fits(plan).render(lambda name: "--" + name.replace("_", "-"))
+    assert "nothing fits" in message and near.setting.describe() in message and "--no-refiner" in message
+    assert "nothing fits in 8.0 GiB" in plan.table()
+
+
+# -- the memory model against measured CPU peaks -------------------------------------------------------------
+# One child per measurement (the pattern of test_memory.py): the peak resident set is that run's alone; glibc maps
+# every allocation of 64 KiB or more and unmaps it when freed, so the resident set follows the live tensors.
+_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+_MEASURE = textwrap.dedent("""
+    import json, sys
+    import torch
+    from sana_wm.bundled import example_files
+    from sana_wm.camera.actions import action_to_trajectory
+    from sana_wm.model.loading import from_pretrained as load_transformer
+    from sana_wm.pipeline import SanaWMPipeline
+    from sana_wm.pipeline.pipeline import _transformer_config, resolve_model
+    from sana_wm.quant import quantize_model
+
+    def status(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+
+    precision, backend, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    torch.set_num_threads(1)
+    files = resolve_model("sana-wm-synth")
+    config = _transformer_config(files.settings, files.root)
+    warm = load_transformer(files.dit, config, dtype="fp32", device="cpu")  # imports and first-time costs
+    if precision != "bf16":
+        quantize_model(warm, precision, backend, device="cpu")
+    del warm
+    before = status("VmRSS:")
+    model = load_transformer(files.dit, config, dtype="fp32", device="cpu")
+    if precision != "bf16":
+        quantize_model(model, precision, backend, device="cpu")
+    weights = status("VmRSS:") - before
+    del model
+    pipe = SanaWMPipeline.from_pretrained("sana-wm-synth", device="cpu", stage1_precision=precision,
+                                          quant_backend=backend)
+    n = 25
+    open("/proc/self/clear_refs", "w").write("5")
+    before = status("VmRSS:")
+    pipe.generate(example_files()["room_walk"][0], action_to_trajectory(f"w-{n}"), num_frames=n,
+                  output=out, progress=False)
+    print(json.dumps({"weights": weights, "generation": status("VmHWM:") - before}))
+""")
+
+
+@pytest.mark.parametrize("precision, backend, stored", [("int8", "torchao", "packed"), ("int4", "emulate", "emulated")])
+def test_plan_memory_model_bounds_measured_cpu_peaks(precision, backend, stored, tmp_path):
+    """The bundled model on the CPU (float32) at int8 stored packed by torchao's CPU kernel, and at int4 as the
+    CPU emulation stores it: dequantized float32 weights, no smaller than unquantized (test_memory.py measures the
+    unquantized model). The planner's weight
+    bytes match the measured growth of the resident set within 10% + 2 MiB; its generation estimate (beyond
+    the weights) bounds the measured peak and, less its fixed runtime workspace, is at most 3 times it."""
+    from sana_wm.pipeline.memory import runtime_bytes
+    from sana_wm.pipeline.pipeline import resolve_model
+
+    done = subprocess.run([sys.executable, "-c", _MEASURE, precision, backend, str(tmp_path / "v.mp4")],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **_ALLOCATOR})
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    sizes = model_sizes(resolve_model("sana-wm-synth"))
+    planned = sizes.stage1.weight_bytes(precision, dtype_bytes=4, stored=stored)
+    assert abs(measured["weights"] - planned) <= 0.1 * planned + 2 * 2**20, (measured, planned)
+    unquantized = sizes.stage1.weight_bytes("bf16", dtype_bytes=4)
+    if stored == "packed":  # a byte per quantized value; the kept embedders and camera projections stay float32
+        assert measured["weights"] < 0.6 * unquantized
+    else:
+        assert planned >= unquantized
+    request = PlanRequest(64 * GIB, num_frames=25, refiner=False)
+    estimate = estimate_setting(sizes, Setting(precision, text_encoders="embeds"), request, device_type="cpu",
+                                dtype_bytes=4, stored=stored)
+    needed = estimate.needed_bytes
+    assert measured["generation"] <= needed, (measured, needed)
+    assert needed - runtime_bytes("cpu") <= 3 * measured["generation"], (measured, needed)
+
+
+def test_plan_estimate_is_the_pipelines_estimate():
+    """One memory model: for a loaded pipeline the planner's components equal the pipeline's own check's."""
+    from sana_wm.pipeline import SanaWMPipeline
+    from sana_wm.pipeline.pipeline import resolve_model
+
+    pipe = SanaWMPipeline.from_pretrained("sana-wm-synth", device="cpu")
+    sizes = model_sizes(resolve_model("sana-wm-synth"))
+    planned = estimate_setting(sizes, Setting("bf16", text_encoders="embeds"),
+                               PlanRequest(GIB, num_frames=49, refiner=False), device_type="cpu", dtype_bytes=4)
+    actual = pipe.memory_estimate(49, guided=False, refine=False)
+    assert {c.name: c.bytes for c in planned.components} == {c.name: c.bytes for c in actual.components}
