@@ -35,9 +35,10 @@ def register(groups: argparse._SubParsersAction) -> None:
             "dropped), intrinsics (--fov / --intrinsics, a VIDEO.camera.json sidecar, camera metadata, or\n"
             "estimated), camera poses (--backend; pycolmap by default), metric scale (--scale,\n"
             "--camera-height, a VIDEO.depth.npz ground-truth sidecar, or --depth-model), quality scores\n"
-            "with thresholds and, with --caption-model, a caption of each kept clip. Writes the dataset into --out, with OUT/annotate/report.md saying what was\n"
-            "kept and why the rest was not, and a trajectory plot and contact sheet per clip in\n"
-            "OUT/annotate/videos/*/previews. Run the same command again to resume a stopped run."
+            "with thresholds and, with --caption-model, a caption of each kept clip (a local VLM).\n"
+            "Writes the dataset into --out, with OUT/annotate/report.md saying what was kept and why the\n"
+            "rest was not, and a trajectory plot and contact sheet per clip in OUT/annotate/videos/*/previews.\n"
+            "Run the same command again to resume a stopped run."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
