@@ -53,6 +53,17 @@ class ColmapConfig:
     seed: int = 0
 
 
+def _quiet_pycolmap():
+    """pycolmap with COLMAP's glog output off. COLMAP logs every image, match and bundle adjustment at INFO
+    and its thread and memory advice at WARNING, straight to the process's stderr (hundreds of lines per
+    shot, through any progress bar); a failure it logs at ERROR is one this backend reports itself
+    (registered fraction, mapping attempts, the report), so only a FATAL message is let through."""
+    import pycolmap
+
+    pycolmap.logging.minloglevel = 3  # glog levels: 0 INFO, 1 WARNING, 2 ERROR, 3 FATAL
+    return pycolmap
+
+
 class ColmapBackend:
     name = "pycolmap"
 
@@ -97,9 +108,7 @@ class ColmapBackend:
                 ) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
         """Poses ``(F, 4, 4)``, registered ``(F,)``, facts, the (refined) ``K`` and, per registered keyframe,
         the pixels and depths of its observations of the model's 3D points."""
-        import pycolmap
-
-        pycolmap.logging.minloglevel = 2  # COLMAP logs every image at INFO; keep warnings' absence quiet
+        pycolmap = _quiet_pycolmap()
         cfg = self.config
         pycolmap.set_random_seed(cfg.seed)
         F = len(frames)
