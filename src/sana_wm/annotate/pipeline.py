@@ -1,11 +1,14 @@
-"""One input video -> annotated clips: decode, cut, intrinsics, poses, metric scale, quality, previews.
+"""One input video -> annotated clips: decode, cut, intrinsics, poses, metric scale, quality, captions.
 
 Each stage is a function of its own module, replaceable on its own (:mod:`.decode`, :mod:`.shots`,
-:mod:`.intrinsics`, :mod:`sana_wm.geometry` for poses and scale, :mod:`.quality`); this module only
-chains them for one input and records where every estimate came from (``Clip.meta["provenance"]``).
+:mod:`.intrinsics`, :mod:`sana_wm.geometry` for poses and scale, :mod:`.quality`, :mod:`.captions`); this
+module only chains them for one input and records where every estimate came from
+(``Clip.meta["provenance"]``: the lens, the pose backend and, for the learned one, its weights' fingerprint,
+the scale, and the caption's model, fingerprint, prompt and frames).
 
-Poses come from ``config.backend``; where it registers fewer than half of a shot's frames (COLMAP under
-a pure rotation), the OpenCV odometry is tried as a fallback and kept if it does better.
+Poses come from ``config.backend`` (the learned backend reads ``config.pose_weights``); where it registers
+fewer than half of a shot's frames (COLMAP under a pure rotation), the OpenCV odometry is tried as a
+fallback and kept if it does better.
 
 Scale sources, the first available in this order: ``--scale``, ``--camera-height``, a ground-truth depth
 sidecar ``VIDEO.depth.npz`` (``depth (F, H, W)`` metres per source frame, as our synthetic footage

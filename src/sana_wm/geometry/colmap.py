@@ -178,7 +178,13 @@ class ColmapBackend:
             info["mapping_attempts"] = attempts
             if rec is None:
                 return c2w, ok, info, K, {}
-            K = np.asarray(next(iter(rec.cameras.values())).calibration_matrix(), np.float64)
+            camera = next(iter(rec.cameras.values()))
+            K = np.asarray(camera.calibration_matrix(), np.float64)
+            # SIMPLE_RADIAL's k1 is OpenCV's k1 (x_d = x (1 + k1 r^2), normalised coordinates): the frames
+            # registered by PnP below see the same lens, and ignoring it biases their poses (7 px at the
+            # corners of a 640x360 frame for k1 = -0.03).
+            dist = np.array([camera.params[3], 0.0, 0.0, 0.0]) if cfg.radial_distortion else None
+            info["k1"] = float(dist[0]) if dist is not None else 0.0
             frame_of = {names[k]: k for k in keys}
             observations: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             for image in rec.images.values():
@@ -199,15 +205,15 @@ class ColmapBackend:
             info.update(keyframes_registered=int(ok.sum()), points=int(rec.num_points3D()),
                         reprojection_error_px=float(rec.compute_mean_reprojection_error()))
             info["focal_px"] = float(K[0, 0])
-        self._register_rest(frames, K, c2w, ok, observations)
+        self._register_rest(frames, K, dist, c2w, ok, observations)
         depths = {}
         for k, (xy, xyz) in observations.items():
             w2c = invert_se3(c2w[k])
             depths[k] = (xy, xyz @ w2c[2, :3] + w2c[2, 3])
         return c2w, ok, info, K, depths
 
-    def _register_rest(self, frames: np.ndarray, K: np.ndarray, c2w: np.ndarray, ok: np.ndarray,
-                       observations: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    def _register_rest(self, frames: np.ndarray, K: np.ndarray, dist: np.ndarray | None, c2w: np.ndarray,
+                       ok: np.ndarray, observations: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
         cfg = self.config
         keys = np.array(sorted(observations))
         if len(keys) == 0:
@@ -234,13 +240,13 @@ class ColmapBackend:
                 tvec = w2c0[:3, 3].reshape(3, 1).copy()
                 obj, img = xyz[tracked], moved[tracked].astype(np.float64)
                 cv2.setRNGSeed(cfg.seed + f)
-                good, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, None, rvec, tvec, useExtrinsicGuess=True,
+                good, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, dist, rvec, tvec, useExtrinsicGuess=True,
                                                            iterationsCount=200, reprojectionError=cfg.pnp_threshold_px,
                                                            confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
                 if not good or inl is None or len(inl) < cfg.min_pnp_inliers:
                     continue
                 inl = inl.ravel()
-                rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, None, rvec, tvec)
+                rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, dist, rvec, tvec)
                 w2c = np.eye(4)
                 w2c[:3, :3] = cv2.Rodrigues(rvec)[0]
                 w2c[:3, 3] = tvec.ravel()
