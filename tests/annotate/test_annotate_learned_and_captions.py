@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import torch
+from annotate_helpers import write_tiny_vlm
 from safetensors.torch import save_file
 from scipy.spatial.transform import Rotation
 
@@ -37,8 +38,6 @@ def _dataset_bytes(out) -> dict[str, bytes]:
 
 
 def test_learned_poses_and_captions_reach_the_dataset(footage, tmp_path, capsys):
-    from conftest import write_tiny_vlm
-
     weights = _constant_motion_weights(tmp_path / "relpose")
     vlm = write_tiny_vlm(tmp_path / "vlm", constant_answer=True)
     out = tmp_path / "ds"

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from annotate_helpers import write_tiny_vlm
 
 from sana_wm.annotate.captions import (
     CaptionConfig,
@@ -39,8 +40,6 @@ def test_a_random_vlm_captions_within_the_bound_and_records_its_fingerprint(tiny
 
 
 def test_greedy_decoding_of_a_known_answer(tmp_path):
-    from conftest import write_tiny_vlm
-
     folder = write_tiny_vlm(tmp_path / "zero-head", constant_answer=True)
     caption, record = load_captioner(folder).caption(FRAMES, CaptionConfig(model=str(folder), max_new_tokens=5))
     assert caption == "w0 w0 w0 w0 w0" and record["tokens"] == 5  # all logits tie: token 0, exactly 5 times
