@@ -6,9 +6,10 @@ Per window of a shot (:func:`~sana_wm.geometry.windows.plan_windows`):
 2. the keyframes are written as PNGs to a temporary folder (COLMAP reads images from files), SIFT
    features extracted, matched sequentially (each keyframe against the next ``overlap`` ones) and
    mapped incrementally with the given pinhole intrinsics held fixed (a video keeps one lens);
-3. every other frame is registered against the model: the 2D observations of the nearest registered
-   keyframe that carry a 3D point are tracked into the frame (Lucas-Kanade, checked both ways) and the
-   pose solved by PnP RANSAC with Levenberg-Marquardt refinement, starting from that keyframe's pose;
+3. every other frame is registered against the model: the 2D observations of the two nearest registered
+   keyframes that carry a 3D point are tracked into the frame (Lucas-Kanade, checked both ways) and the
+   pose solved by PnP RANSAC with Levenberg-Marquardt refinement, with the lens's refined radial
+   distortion, starting from the nearest keyframe's pose;
 4. the windows are joined by similarity fits on their shared frames
    (:func:`~sana_wm.geometry.windows.join_windows`).
 
@@ -228,28 +229,33 @@ class ColmapBackend:
         for f in range(len(frames)):
             if ok[f]:
                 continue
-            for k in keys[np.argsort(np.abs(keys - f), kind="stable")][:2]:  # nearest keyframe, then the next
+            # The 3D points seen by the two nearest keyframes (mostly one on each side), tracked into the frame
+            # and solved together: one keyframe's few points can leave the camera centre ill-determined (a
+            # 40 cm error on a frame between two keyframes of a camera turning on the spot).
+            nearest = keys[np.argsort(np.abs(keys - f), kind="stable")][:2]
+            obj, img = [], []
+            for k in nearest:
                 xy, xyz = observations[int(k)]
-                if len(xy) < cfg.min_pnp_inliers:
-                    continue
-                moved, tracked = track_points(gray(int(k)), gray(f), xy.astype(np.float32))
-                if tracked.sum() < cfg.min_pnp_inliers:
-                    continue
-                w2c0 = invert_se3(c2w[int(k)])
-                rvec, _ = cv2.Rodrigues(w2c0[:3, :3])
-                tvec = w2c0[:3, 3].reshape(3, 1).copy()
-                obj, img = xyz[tracked], moved[tracked].astype(np.float64)
-                cv2.setRNGSeed(cfg.seed + f)
-                good, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, dist, rvec, tvec, useExtrinsicGuess=True,
-                                                           iterationsCount=200, reprojectionError=cfg.pnp_threshold_px,
-                                                           confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
-                if not good or inl is None or len(inl) < cfg.min_pnp_inliers:
-                    continue
-                inl = inl.ravel()
-                rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, dist, rvec, tvec)
-                w2c = np.eye(4)
-                w2c[:3, :3] = cv2.Rodrigues(rvec)[0]
-                w2c[:3, 3] = tvec.ravel()
-                c2w[f] = invert_se3(w2c)
-                ok[f] = True
-                break
+                if len(xy):
+                    moved, tracked = track_points(gray(int(k)), gray(f), xy.astype(np.float32))
+                    obj.append(xyz[tracked])
+                    img.append(moved[tracked].astype(np.float64))
+            if sum(len(o) for o in obj) < cfg.min_pnp_inliers:
+                continue
+            obj, img = np.concatenate(obj), np.concatenate(img)
+            w2c0 = invert_se3(c2w[int(nearest[0])])
+            rvec, _ = cv2.Rodrigues(w2c0[:3, :3])
+            tvec = w2c0[:3, 3].reshape(3, 1).copy()
+            cv2.setRNGSeed(cfg.seed + f)
+            good, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, dist, rvec, tvec, useExtrinsicGuess=True,
+                                                       iterationsCount=200, reprojectionError=cfg.pnp_threshold_px,
+                                                       confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
+            if not good or inl is None or len(inl) < cfg.min_pnp_inliers:
+                continue
+            inl = inl.ravel()
+            rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, dist, rvec, tvec)
+            w2c = np.eye(4)
+            w2c[:3, :3] = cv2.Rodrigues(rvec)[0]
+            w2c[:3, 3] = tvec.ravel()
+            c2w[f] = invert_se3(w2c)
+            ok[f] = True
