@@ -129,11 +129,14 @@ class Captioner:
         content = [{"type": "image"} for _ in picks] + [{"type": "text", "text": config.prompt}]
         text = self.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
                                                   tokenize=False)
-        inputs = self.processor(text=[text], images=[np.ascontiguousarray(frames[i]) for i in picks],
+        # Images nested per prompt: Idefics3/SmolVLM processors read a flat list as one image per prompt.
+        inputs = self.processor(text=[text], images=[[np.ascontiguousarray(frames[i]) for i in picks]],
                                 return_tensors="pt")
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         eos = self.model.generation_config.eos_token_id
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        pad = tokenizer.pad_token_id
+        if pad is None:  # many chat models have no pad token; eos may be a list (several end tokens)
+            pad = eos[0] if isinstance(eos, list) else eos
         # A fresh generation config: greedy whatever sampling defaults the model folder ships.
         generation = GenerationConfig(max_new_tokens=config.max_new_tokens, do_sample=False, num_beams=1,
                                       eos_token_id=eos, pad_token_id=pad)
