@@ -33,7 +33,7 @@ from sana_wm.geometry.odometry import interpolate_poses
 from sana_wm.geometry.triangulation import AnchorPoints
 from sana_wm.geometry.windows import join_windows, plan_windows
 
-__all__ = ["ColmapBackend", "ColmapConfig"]
+__all__ = ["ColmapBackend", "ColmapConfig", "solve_pnp"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,27 @@ def _quiet_pycolmap():
 
     pycolmap.logging.minloglevel = 3  # glog levels: 0 INFO, 1 WARNING, 2 ERROR, 3 FATAL
     return pycolmap
+
+
+def solve_pnp(points: np.ndarray, pixels: np.ndarray, K: np.ndarray, dist: np.ndarray | None, guess_c2w: np.ndarray,
+              *, threshold_px: float = 2.0, min_inliers: int = 15) -> np.ndarray | None:
+    """The c2w that sees ``(N, 3)`` world ``points`` at ``(N, 2)`` observed ``pixels`` through ``K`` and the radial
+    ``dist`` (OpenCV's coefficients; None: a pinhole), by RANSAC from ``guess_c2w`` then Levenberg-Marquardt on
+    the inliers; None when fewer than ``min_inliers`` agree."""
+    w2c0 = invert_se3(guess_c2w)
+    rvec, _ = cv2.Rodrigues(w2c0[:3, :3])
+    tvec = w2c0[:3, 3].reshape(3, 1).copy()
+    good, rvec, tvec, inl = cv2.solvePnPRansac(points, pixels, K, dist, rvec, tvec, useExtrinsicGuess=True,
+                                               iterationsCount=200, reprojectionError=threshold_px,
+                                               confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not good or inl is None or len(inl) < min_inliers:
+        return None
+    inl = inl.ravel()
+    rvec, tvec = cv2.solvePnPRefineLM(points[inl], pixels[inl], K, dist, rvec, tvec)
+    w2c = np.eye(4)
+    w2c[:3, :3] = cv2.Rodrigues(rvec)[0]
+    w2c[:3, 3] = tvec.ravel()
+    return invert_se3(w2c)
 
 
 class ColmapBackend:
@@ -243,19 +264,9 @@ class ColmapBackend:
             if sum(len(o) for o in obj) < cfg.min_pnp_inliers:
                 continue
             obj, img = np.concatenate(obj), np.concatenate(img)
-            w2c0 = invert_se3(c2w[int(nearest[0])])
-            rvec, _ = cv2.Rodrigues(w2c0[:3, :3])
-            tvec = w2c0[:3, 3].reshape(3, 1).copy()
             cv2.setRNGSeed(cfg.seed + f)
-            good, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, dist, rvec, tvec, useExtrinsicGuess=True,
-                                                       iterationsCount=200, reprojectionError=cfg.pnp_threshold_px,
-                                                       confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
-            if not good or inl is None or len(inl) < cfg.min_pnp_inliers:
-                continue
-            inl = inl.ravel()
-            rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, dist, rvec, tvec)
-            w2c = np.eye(4)
-            w2c[:3, :3] = cv2.Rodrigues(rvec)[0]
-            w2c[:3, 3] = tvec.ravel()
-            c2w[f] = invert_se3(w2c)
-            ok[f] = True
+            pose = solve_pnp(obj, img, K, dist, c2w[int(nearest[0])], threshold_px=cfg.pnp_threshold_px,
+                             min_inliers=cfg.min_pnp_inliers)
+            if pose is not None:
+                c2w[f] = pose
+                ok[f] = True
