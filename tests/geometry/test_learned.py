@@ -56,7 +56,7 @@ def test_the_network_output_is_chained_exactly(tmp_path):
 
 
 def test_bad_weight_folders_are_refused(tmp_path):
-    with pytest.raises(LearnedWeightsError, match="needs a folder"):
+    with pytest.raises(LearnedWeightsError, match="needs --pose-weights"):
         make_backend("learned")
     with pytest.raises(LearnedWeightsError, match="config.json"):
         make_backend("learned", weights=tmp_path)
@@ -64,6 +64,10 @@ def test_bad_weight_folders_are_refused(tmp_path):
     cfg = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**cfg, "channels": [4, 16]}))
     with pytest.raises(LearnedWeightsError, match="do not fit"):
+        make_backend("learned", weights=folder)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    (folder / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(LearnedWeightsError, match="not a readable safetensors file"):
         make_backend("learned", weights=folder)
     (folder / "config.json").write_text(json.dumps({**cfg, "architecture": "other"}))
     with pytest.raises(LearnedWeightsError, match="architecture"):

@@ -1,11 +1,14 @@
-"""One input video -> annotated clips: decode, cut, intrinsics, poses, metric scale, quality, previews.
+"""One input video -> annotated clips: decode, cut, intrinsics, poses, metric scale, quality, captions.
 
 Each stage is a function of its own module, replaceable on its own (:mod:`.decode`, :mod:`.shots`,
-:mod:`.intrinsics`, :mod:`sana_wm.geometry` for poses and scale, :mod:`.quality`); this module only
-chains them for one input and records where every estimate came from (``Clip.meta["provenance"]``).
+:mod:`.intrinsics`, :mod:`sana_wm.geometry` for poses and scale, :mod:`.quality`, :mod:`.captions`); this
+module only chains them for one input and records where every estimate came from
+(``Clip.meta["provenance"]``: the lens, the pose backend and, for the learned one, its weights' fingerprint,
+the scale, and the caption's model, fingerprint, prompt and frames).
 
-Poses come from ``config.backend``; where it registers fewer than half of a shot's frames (COLMAP under
-a pure rotation), the OpenCV odometry is tried as a fallback and kept if it does better.
+Poses come from ``config.backend`` (the learned backend reads ``config.pose_weights``); where it registers
+fewer than half of a shot's frames (COLMAP under a pure rotation), the OpenCV odometry is tried as a
+fallback and kept if it does better.
 
 Scale sources, the first available in this order: ``--scale``, ``--camera-height``, a ground-truth depth
 sidecar ``VIDEO.depth.npz`` (``depth (F, H, W)`` metres per source frame, as our synthetic footage
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sana_wm.annotate.captions import CaptionConfig
 from sana_wm.annotate.decode import Decoded, read_input
 from sana_wm.annotate.intrinsics import LensEstimate, resolve_intrinsics
 from sana_wm.annotate.quality import QualityConfig, failed_checks, quality_scores
@@ -49,6 +53,7 @@ class AnnotateConfig:
     width: int | None = 640  # frames are resized to this width (None: the source's)
     max_frames: int | None = None  # per input
     backend: str = "pycolmap"
+    pose_weights: str | None = None  # the learned backend's weights folder (geometry.learned)
     fov: float | None = None
     intrinsics: tuple[float, float, float, float] | None = None
     scale: float | None = None
@@ -57,6 +62,7 @@ class AnnotateConfig:
     use_depth_sidecar: bool = True
     shots: ShotConfig = ShotConfig()
     quality: QualityConfig = QualityConfig()
+    captions: CaptionConfig = CaptionConfig()  # off unless captions.model names a VLM folder
     source: str = ""  # recorded per clip; default: the input's file name
     licence: str = ""
     frames_codec: str = "mp4"  # how clips store frames: mp4 (small) or png (lossless, reproducible bytes)
@@ -217,7 +223,12 @@ def annotate_video(path, config: AnnotateConfig | None = None, *, key: str | Non
                                             metadata=decoded.metadata)
     intr = lens.intrinsics.rescaled(W, H)
     K = intr.matrices()[0]
-    backend = make_backend(cfg.backend)
+    backend = make_backend(cfg.backend, **({"weights": cfg.pose_weights} if cfg.backend == "learned" else {}))
+    captioner = None
+    if cfg.captions.model:
+        from sana_wm.annotate.captions import load_captioner
+
+        captioner = load_captioner(cfg.captions.model)
     refining = None
     if cfg.backend == "pycolmap" and lens.source == "estimated":
         from sana_wm.geometry.colmap import ColmapBackend, ColmapConfig
@@ -258,17 +269,21 @@ def annotate_video(path, config: AnnotateConfig | None = None, *, key: str | Non
         if scale.source == "none":
             reasons.append(scale.reason)
         fx, fy, cx, cy = shot_K[0, 0], shot_K[1, 1], shot_K[0, 2], shot_K[1, 2]
+        caption, caption_record = "", None
+        if captioner is not None and not reasons:  # only clips that go into the dataset are worth a caption
+            caption, caption_record = captioner.caption(sf, cfg.captions)
+        poses_record = {"backend": pose.backend, "registered_fraction": pose.registered_fraction,
+                        "focal_refined": pose.K is not None, "reprojection_error_px": scores["reprojection_px"]}
+        if pose.backend == "learned":
+            poses_record.update(weights=pose.diagnostics["weights"], fingerprint=pose.diagnostics["fingerprint"])
         clip = Clip(
             key=f"{vkey}-s{n:03d}", frames=sf, c2w=c2w, intrinsics=np.tile([fx, fy, cx, cy], (len(sf), 1)),
-            fps=decoded.fps, caption="", source=cfg.source or path.name, licence=cfg.licence, quality=scores,
+            fps=decoded.fps, caption=caption, source=cfg.source or path.name, licence=cfg.licence, quality=scores,
             meta={"annotate": {
                 "input": path.name, "shot": [shot.start, shot.stop], "source_frames": [
                     int(src_index[shot.start]), int(src_index[shot.stop - 1])],
                 "provenance": {"intrinsics": lens.to_json(),
-                               "poses": {"backend": pose.backend, "registered_fraction": pose.registered_fraction,
-                                         "focal_refined": pose.K is not None,
-                                         "reprojection_error_px": scores["reprojection_px"]},
-                               "scale": scale.to_json(), "caption": None},
+                               "poses": poses_record, "scale": scale.to_json(), "caption": caption_record},
                 "rejected": reasons}},
         )
         result.shots.append(ShotResult(shot.start, shot.stop, not reasons, reasons, clip))

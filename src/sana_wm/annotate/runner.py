@@ -32,14 +32,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sana_wm.annotate.captions import CaptionModelError
 from sana_wm.annotate.decode import find_inputs
 from sana_wm.annotate.pipeline import AnnotateConfig, annotate_video, video_key
 from sana_wm.errors import UserError
+from sana_wm.geometry.learned import LearnedWeightsError
 from sana_wm.io import folder_lock, write_json_atomic, write_text_atomic
 
 __all__ = ["AnnotateError", "AnnotateSummary", "annotate"]
 
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2
 
 
 class AnnotateError(UserError, ValueError):
@@ -77,6 +79,8 @@ def _annotate_one(path: str, key: str, videos_dir: str, config: AnnotateConfig) 
         try:
             result = annotate_video(path, config, key=key)
             record = result.record()
+        except (CaptionModelError, LearnedWeightsError):
+            raise  # the run's own model, not this input, is at fault: every input would fail the same way
         except UserError as err:  # an unreadable input is reported, not fatal for the others
             record = {"input": path, "key": key, "num_frames": 0, "fps": config.fps, "seconds": 0.0,
                       "error": str(err), "shots": []}
@@ -142,9 +146,30 @@ def _assemble(out: Path, keys: Sequence[str], videos_dir: Path) -> int:
     return sum(len(s.clips) for s in shards)
 
 
-def _report_md(records: list[dict], config: AnnotateConfig) -> str:
-    lines = ["# Annotation report", "", f"Inputs: {len(records)}. Quality thresholds: "
-             + ", ".join(f"{k} {v:g}" for k, v in config.quality.to_json().items()) + ".", "",
+def _check_models(config: AnnotateConfig) -> dict[str, str]:
+    """Check the user's model folders before any work (one clear message, not one per input) and return their
+    content fingerprints, which the settings record so a resumed run with other weights is refused."""
+    models = {}
+    if config.backend == "learned":
+        from sana_wm.geometry.backends import make_backend
+
+        models["pose_weights"] = make_backend("learned", weights=config.pose_weights).fingerprint
+    if config.captions.model:
+        from sana_wm.annotate.captions import check_caption_model
+
+        config.captions.check()
+        models["caption_model"] = check_caption_model(config.captions.model)
+    return models
+
+
+def _report_md(records: list[dict], config: AnnotateConfig, models: dict[str, str]) -> str:
+    c = config.captions
+    captions = (f"{c.model} (fingerprint {models['caption_model']}), {c.frames} frames per clip, at most "
+                f"{c.max_new_tokens} tokens, greedy" if c.model else "off")
+    poses = config.backend + (f" ({config.pose_weights}, fingerprint {models['pose_weights']})"
+                              if config.backend == "learned" else "")
+    lines = ["# Annotation report", "", f"Inputs: {len(records)}. Poses: {poses}. Captions: {captions}. "
+             "Quality thresholds: " + ", ".join(f"{k} {v:g}" for k, v in config.quality.to_json().items()) + ".", "",
              "| input | shot (frames) | clip | kept | why not |", "|---|---|---|---|---|"]
     for r in records:
         if r["error"]:
@@ -170,8 +195,9 @@ def annotate(inputs: Sequence, out, config: AnnotateConfig | None = None, *, wor
     out.mkdir(parents=True, exist_ok=True)
     annotate_dir = out / "annotate"
     videos_dir = annotate_dir / "videos"
+    models = _check_models(cfg)
     settings = {"version": SETTINGS_VERSION, "config": json.loads(json.dumps(cfg.to_json())),
-                "inputs": [str(p.resolve()) for p in paths]}
+                "inputs": [str(p.resolve()) for p in paths], "models": models}
     start = time.perf_counter()
     with folder_lock(out, "sana-wm annotate"):
         _check_settings(annotate_dir, settings, overwrite)
@@ -203,7 +229,7 @@ def annotate(inputs: Sequence, out, config: AnnotateConfig | None = None, *, wor
         records = [json.loads((videos_dir / k / "record.json").read_text(encoding="utf-8")) for k in keys]
         _assemble(out, keys, videos_dir)
         write_json_atomic(annotate_dir / "report.json", {"config": settings["config"], "inputs": records})
-        write_text_atomic(annotate_dir / "report.md", _report_md(records, cfg))
+        write_text_atomic(annotate_dir / "report.md", _report_md(records, cfg, models))
     shots = [s for r in records for s in r["shots"]]
     return AnnotateSummary(
         out=out, inputs=len(paths), skipped=skipped,

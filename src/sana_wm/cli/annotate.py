@@ -23,6 +23,8 @@ def _four_floats(text: str) -> tuple[float, float, float, float]:
 
 
 def register(groups: argparse._SubParsersAction) -> None:
+    from sana_wm.annotate.captions import MAX_FRAMES as MAX_CAPTION_FRAMES
+    from sana_wm.annotate.captions import MAX_NEW_TOKENS
     from sana_wm.geometry.backends import BACKENDS
 
     p = groups.add_parser(
@@ -33,9 +35,10 @@ def register(groups: argparse._SubParsersAction) -> None:
             "dropped), intrinsics (--fov / --intrinsics, a VIDEO.camera.json sidecar, camera metadata, or\n"
             "estimated), camera poses (--backend; pycolmap by default), metric scale (--scale,\n"
             "--camera-height, a VIDEO.depth.npz ground-truth sidecar, or --depth-model), quality scores\n"
-            "with thresholds. Writes the dataset into --out, with OUT/annotate/report.md saying what was\n"
-            "kept and why the rest was not, and a trajectory plot and contact sheet per clip in\n"
-            "OUT/annotate/videos/*/previews. Run the same command again to resume a stopped run."
+            "with thresholds and, with --caption-model, a caption of each kept clip (a local VLM).\n"
+            "Writes the dataset into --out, with OUT/annotate/report.md saying what was kept and why the\n"
+            "rest was not, and a trajectory plot and contact sheet per clip in OUT/annotate/videos/*/previews.\n"
+            "Run the same command again to resume a stopped run."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -45,8 +48,12 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=640, metavar="PX",
                    help="frame width of the clips, height by the aspect ratio (default: 640; 0: the source's)")
     p.add_argument("--max-frames", type=int, metavar="N", help="read at most N frames of each input")
-    p.add_argument("--backend", choices=BACKENDS[:2], default="pycolmap",
-                   help="pose backend (default: pycolmap; opencv: the light visual odometry)")
+    p.add_argument("--backend", choices=BACKENDS, default="pycolmap",
+                   help="pose backend (default: pycolmap, COLMAP's mapper; opencv: the light visual odometry; "
+                        "learned: a feed-forward network from --pose-weights)")
+    p.add_argument("--pose-weights", metavar="DIR",
+                   help="weights of the learned backend: a folder with config.json and model.safetensors of a "
+                        "sana-wm-relpose network (see sana_wm.geometry.learned)")
     lens = p.add_mutually_exclusive_group()
     lens.add_argument("--fov", type=float, metavar="DEG", help="horizontal field of view of every input")
     lens.add_argument("--intrinsics", type=_four_floats, metavar="FX,FY,CX,CY",
@@ -59,6 +66,16 @@ def register(groups: argparse._SubParsersAction) -> None:
                        help="a transformers metric depth-estimation model (local folder or hub id)")
     p.add_argument("--no-depth-sidecar", action="store_true",
                    help="ignore VIDEO.depth.npz ground-truth depth beside the inputs")
+    captions = p.add_argument_group("captions (optional; off without --caption-model)")
+    captions.add_argument("--caption-model", metavar="DIR",
+                          help="a local transformers vision-language model folder (e.g. SmolVLM, Qwen2-VL, LLaVA) "
+                               "that writes each kept clip's caption")
+    captions.add_argument("--caption-prompt", metavar="TEXT", help="what the model is asked (default: describe the "
+                                                                   "scene and how the camera moves)")
+    captions.add_argument("--caption-frames", type=int, metavar="N",
+                          help=f"frames shown per clip, evenly spread (default: 4; at most {MAX_CAPTION_FRAMES})")
+    captions.add_argument("--caption-max-tokens", type=int, metavar="N",
+                          help=f"longest caption in tokens, greedy decoding (default: 64; at most {MAX_NEW_TOKENS})")
     p.add_argument("--source", default="", help="source recorded in every clip (default: the input's file name)")
     p.add_argument("--licence", default="", help="licence recorded in every clip, e.g. CC-BY-4.0")
     p.add_argument("--codec", default="mp4", choices=("mp4", "png"),
@@ -76,6 +93,8 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 def cmd_annotate(args: argparse.Namespace) -> int:
     from sana_wm.annotate import AnnotateConfig, annotate
+    from sana_wm.annotate.captions import CaptionConfig
+    from sana_wm.geometry.learned import FORMAT as LEARNED_FORMAT
 
     check_finite(args.fps, "--fps", low=0.0, low_open=True, high=240.0)
     if not 0 <= args.width <= _MAX_WIDTH:
@@ -93,8 +112,21 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     check_finite(args.fov, "--fov", low=FOV_RANGE_DEG[0], high=FOV_RANGE_DEG[1])  # the lenses annotated
     check_finite(args.scale, "--scale", low=0.0, low_open=True)
     check_finite(args.camera_height, "--camera-height", low=0.0, low_open=True, high=100.0)
+    if args.backend == "learned" and not args.pose_weights:
+        raise CLIError(f"--backend learned needs --pose-weights DIR: {LEARNED_FORMAT}")
+    if args.pose_weights and args.backend != "learned":
+        raise CLIError(f"--pose-weights is only read by --backend learned (the backend is {args.backend})")
+    caption_options = {"prompt": args.caption_prompt, "frames": args.caption_frames,
+                       "max_new_tokens": args.caption_max_tokens}
+    given = {k: v for k, v in caption_options.items() if v is not None}
+    if given and not args.caption_model:
+        flags = {"prompt": "--caption-prompt", "frames": "--caption-frames", "max_new_tokens": "--caption-max-tokens"}
+        raise CLIError(f"{', '.join(flags[k] for k in given)}: captions are off without --caption-model DIR")
+    captions = CaptionConfig(model=args.caption_model, **given)
+    captions.check()
     check_output_folder(Path(args.out), "--out")
     cfg = AnnotateConfig(fps=args.fps, width=args.width or None, max_frames=args.max_frames, backend=args.backend,
+                         pose_weights=args.pose_weights, captions=captions,
                          fov=args.fov, intrinsics=args.intrinsics, scale=args.scale,
                          camera_height=args.camera_height, depth_model=args.depth_model,
                          use_depth_sidecar=not args.no_depth_sidecar, source=args.source, licence=args.licence,

@@ -6,9 +6,10 @@ Per window of a shot (:func:`~sana_wm.geometry.windows.plan_windows`):
 2. the keyframes are written as PNGs to a temporary folder (COLMAP reads images from files), SIFT
    features extracted, matched sequentially (each keyframe against the next ``overlap`` ones) and
    mapped incrementally with the given pinhole intrinsics held fixed (a video keeps one lens);
-3. every other frame is registered against the model: the 2D observations of the nearest registered
-   keyframe that carry a 3D point are tracked into the frame (Lucas-Kanade, checked both ways) and the
-   pose solved by PnP RANSAC with Levenberg-Marquardt refinement, starting from that keyframe's pose;
+3. every other frame is registered against the model: the 2D observations of the two nearest registered
+   keyframes that carry a 3D point are tracked into the frame (Lucas-Kanade, checked both ways) and the
+   pose solved by PnP RANSAC with Levenberg-Marquardt refinement, with the lens's refined radial
+   distortion, starting from the nearest keyframe's pose;
 4. the windows are joined by similarity fits on their shared frames
    (:func:`~sana_wm.geometry.windows.join_windows`).
 
@@ -32,7 +33,7 @@ from sana_wm.geometry.odometry import interpolate_poses
 from sana_wm.geometry.triangulation import AnchorPoints
 from sana_wm.geometry.windows import join_windows, plan_windows
 
-__all__ = ["ColmapBackend", "ColmapConfig"]
+__all__ = ["ColmapBackend", "ColmapConfig", "solve_pnp"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,38 @@ class ColmapConfig:
     refine_focal_length: bool = False  # for a lens that was only guessed: bundle adjustment refines it
     radial_distortion: bool = True  # model and refine one radial distortion coefficient (real lenses have it)
     seed: int = 0
+
+
+def _quiet_pycolmap():
+    """pycolmap with COLMAP's glog output off. COLMAP logs every image, match and bundle adjustment at INFO
+    and its thread and memory advice at WARNING, straight to the process's stderr (hundreds of lines per
+    shot, through any progress bar); a failure it logs at ERROR is one this backend reports itself
+    (registered fraction, mapping attempts, the report), so only a FATAL message is let through."""
+    import pycolmap
+
+    pycolmap.logging.minloglevel = 3  # glog levels: 0 INFO, 1 WARNING, 2 ERROR, 3 FATAL
+    return pycolmap
+
+
+def solve_pnp(points: np.ndarray, pixels: np.ndarray, K: np.ndarray, dist: np.ndarray | None, guess_c2w: np.ndarray,
+              *, threshold_px: float = 2.0, min_inliers: int = 15) -> np.ndarray | None:
+    """The c2w that sees ``(N, 3)`` world ``points`` at ``(N, 2)`` observed ``pixels`` through ``K`` and the radial
+    ``dist`` (OpenCV's coefficients; None: a pinhole), by RANSAC from ``guess_c2w`` then Levenberg-Marquardt on
+    the inliers; None when fewer than ``min_inliers`` agree."""
+    w2c0 = invert_se3(guess_c2w)
+    rvec, _ = cv2.Rodrigues(w2c0[:3, :3])
+    tvec = w2c0[:3, 3].reshape(3, 1).copy()
+    good, rvec, tvec, inl = cv2.solvePnPRansac(points, pixels, K, dist, rvec, tvec, useExtrinsicGuess=True,
+                                               iterationsCount=200, reprojectionError=threshold_px,
+                                               confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not good or inl is None or len(inl) < min_inliers:
+        return None
+    inl = inl.ravel()
+    rvec, tvec = cv2.solvePnPRefineLM(points[inl], pixels[inl], K, dist, rvec, tvec)
+    w2c = np.eye(4)
+    w2c[:3, :3] = cv2.Rodrigues(rvec)[0]
+    w2c[:3, 3] = tvec.ravel()
+    return invert_se3(w2c)
 
 
 class ColmapBackend:
@@ -97,9 +130,7 @@ class ColmapBackend:
                 ) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
         """Poses ``(F, 4, 4)``, registered ``(F,)``, facts, the (refined) ``K`` and, per registered keyframe,
         the pixels and depths of its observations of the model's 3D points."""
-        import pycolmap
-
-        pycolmap.logging.minloglevel = 2  # COLMAP logs every image at INFO; keep warnings' absence quiet
+        pycolmap = _quiet_pycolmap()
         cfg = self.config
         pycolmap.set_random_seed(cfg.seed)
         F = len(frames)
@@ -169,7 +200,13 @@ class ColmapBackend:
             info["mapping_attempts"] = attempts
             if rec is None:
                 return c2w, ok, info, K, {}
-            K = np.asarray(next(iter(rec.cameras.values())).calibration_matrix(), np.float64)
+            camera = next(iter(rec.cameras.values()))
+            K = np.asarray(camera.calibration_matrix(), np.float64)
+            # SIMPLE_RADIAL's k1 is OpenCV's k1 (x_d = x (1 + k1 r^2), normalised coordinates): the frames
+            # registered by PnP below see the same lens, and ignoring it biases their poses (7 px at the
+            # corners of a 640x360 frame for k1 = -0.03).
+            dist = np.array([camera.params[3], 0.0, 0.0, 0.0]) if cfg.radial_distortion else None
+            info["k1"] = float(dist[0]) if dist is not None else 0.0
             frame_of = {names[k]: k for k in keys}
             observations: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             for image in rec.images.values():
@@ -190,15 +227,15 @@ class ColmapBackend:
             info.update(keyframes_registered=int(ok.sum()), points=int(rec.num_points3D()),
                         reprojection_error_px=float(rec.compute_mean_reprojection_error()))
             info["focal_px"] = float(K[0, 0])
-        self._register_rest(frames, K, c2w, ok, observations)
+        self._register_rest(frames, K, dist, c2w, ok, observations)
         depths = {}
         for k, (xy, xyz) in observations.items():
             w2c = invert_se3(c2w[k])
             depths[k] = (xy, xyz @ w2c[2, :3] + w2c[2, 3])
         return c2w, ok, info, K, depths
 
-    def _register_rest(self, frames: np.ndarray, K: np.ndarray, c2w: np.ndarray, ok: np.ndarray,
-                       observations: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    def _register_rest(self, frames: np.ndarray, K: np.ndarray, dist: np.ndarray | None, c2w: np.ndarray,
+                       ok: np.ndarray, observations: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
         cfg = self.config
         keys = np.array(sorted(observations))
         if len(keys) == 0:
@@ -213,28 +250,23 @@ class ColmapBackend:
         for f in range(len(frames)):
             if ok[f]:
                 continue
-            for k in keys[np.argsort(np.abs(keys - f), kind="stable")][:2]:  # nearest keyframe, then the next
+            # The 3D points seen by the two nearest keyframes (mostly one on each side), tracked into the frame
+            # and solved together: one keyframe's few points can leave the camera centre ill-determined (a
+            # 40 cm error on a frame between two keyframes of a camera turning on the spot).
+            nearest = keys[np.argsort(np.abs(keys - f), kind="stable")][:2]
+            obj, img = [], []
+            for k in nearest:
                 xy, xyz = observations[int(k)]
-                if len(xy) < cfg.min_pnp_inliers:
-                    continue
-                moved, tracked = track_points(gray(int(k)), gray(f), xy.astype(np.float32))
-                if tracked.sum() < cfg.min_pnp_inliers:
-                    continue
-                w2c0 = invert_se3(c2w[int(k)])
-                rvec, _ = cv2.Rodrigues(w2c0[:3, :3])
-                tvec = w2c0[:3, 3].reshape(3, 1).copy()
-                obj, img = xyz[tracked], moved[tracked].astype(np.float64)
-                cv2.setRNGSeed(cfg.seed + f)
-                good, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, None, rvec, tvec, useExtrinsicGuess=True,
-                                                           iterationsCount=200, reprojectionError=cfg.pnp_threshold_px,
-                                                           confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
-                if not good or inl is None or len(inl) < cfg.min_pnp_inliers:
-                    continue
-                inl = inl.ravel()
-                rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, None, rvec, tvec)
-                w2c = np.eye(4)
-                w2c[:3, :3] = cv2.Rodrigues(rvec)[0]
-                w2c[:3, 3] = tvec.ravel()
-                c2w[f] = invert_se3(w2c)
+                if len(xy):
+                    moved, tracked = track_points(gray(int(k)), gray(f), xy.astype(np.float32))
+                    obj.append(xyz[tracked])
+                    img.append(moved[tracked].astype(np.float64))
+            if sum(len(o) for o in obj) < cfg.min_pnp_inliers:
+                continue
+            obj, img = np.concatenate(obj), np.concatenate(img)
+            cv2.setRNGSeed(cfg.seed + f)
+            pose = solve_pnp(obj, img, K, dist, c2w[int(nearest[0])], threshold_px=cfg.pnp_threshold_px,
+                             min_inliers=cfg.min_pnp_inliers)
+            if pose is not None:
+                c2w[f] = pose
                 ok[f] = True
-                break

@@ -31,6 +31,10 @@ __all__ = ["ARCHITECTURE", "LearnedBackend", "LearnedWeightsError", "RelativePos
 ARCHITECTURE = "sana-wm-relpose"
 
 
+FORMAT = (f'a folder with config.json {{"architecture": "{ARCHITECTURE}", "image_size": [H, W], "channels": '
+          '[c1, c2, ...]} and model.safetensors (the weights of sana_wm.geometry.learned.RelativePoseNet)')
+
+
 class LearnedWeightsError(UserError, ValueError):
     """The learned estimator's folder is missing, has another architecture, or its weights do not fit."""
 
@@ -74,20 +78,24 @@ class LearnedBackend:
 
     def __init__(self, weights: str | Path | None = None, *, batch_size: int = 8):
         if weights is None:
-            raise LearnedWeightsError("the learned pose backend needs a folder of weights (config.json and "
-                                      "model.safetensors); none was given")
+            raise LearnedWeightsError(f"the learned pose backend needs --pose-weights: {FORMAT}")
+        from sana_wm.pipeline.prompt_embeds import encoder_fingerprint
+
         self.folder = Path(weights)
         self.batch_size = batch_size
         self.model, self.image_size = self.load(self.folder)
+        self.fingerprint = encoder_fingerprint(self.folder)  # recorded with every path it makes
 
     @staticmethod
     def load(folder: Path):
         """``(model, (H, W))`` from ``folder`` (see the module doc), with errors that name the file."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         config_path, weights_path = folder / "config.json", folder / "model.safetensors"
         if not config_path.is_file() or not weights_path.is_file():
-            raise LearnedWeightsError(f"{folder}: a learned pose estimator needs config.json and model.safetensors")
+            raise LearnedWeightsError(f"--pose-weights {folder}: missing config.json or model.safetensors; "
+                                      f"expected {FORMAT}")
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
             arch, size, channels = config["architecture"], config["image_size"], config["channels"]
@@ -105,6 +113,9 @@ class LearnedBackend:
         model = RelativePoseNet(channels)
         try:
             model.load_state_dict(load_file(str(weights_path)), strict=True)
+        except SafetensorError as err:
+            raise LearnedWeightsError(f"{weights_path}: not a readable safetensors file ({err}); expected "
+                                      f"{FORMAT}") from None
         except (RuntimeError, OSError) as err:
             raise LearnedWeightsError(f"{weights_path}: these weights do not fit the config's network "
                                       f"({str(err).splitlines()[0]})") from None
@@ -127,4 +138,4 @@ class LearnedBackend:
         rel[:, :3, :3] = Rotation.from_rotvec(pred[:, :3]).as_matrix()
         rel[:, :3, 3] = pred[:, 3:]
         return PoseResult(compose_relative(rel), np.ones(len(frames), bool), self.name, math.nan,
-                          {"weights": str(self.folder)})
+                          {"weights": str(self.folder), "fingerprint": self.fingerprint})
