@@ -136,6 +136,8 @@ class DistillTrainer:
         # The ODE stage's clips must start where the trajectories' did: at each clip's first frame.
         self.data = DistillData(cfg, env, self.generator.y_embedder.y_embedding,
                                 window_mode="start" if cfg.stage == "ode" else None)
+        if cfg.stage == "self_forcing" and cfg.data.text != "none":  # the real score's unconditional branch
+            self.data.check_negative(cfg.self_forcing.negative_prompt, "self_forcing.negative_prompt")
         self.stream = SampleStream(self.data.dataset, cfg.data, env.rank)
         self.schedule = cfg.schedule
         self.exit_rng = torch.Generator().manual_seed(sample_seed(cfg.seed, "exit-steps"))
