@@ -151,9 +151,26 @@ def _finished(run: Path, steps: int, reuse: bool) -> Path | None:
     return final if reuse and (final / "model.safetensors").is_file() else None
 
 
-def _student(run: Path, reuse: bool) -> Path | None:
-    student = run / "student"
-    return student if reuse and (student / "transformer" / "model.safetensors").is_file() else None
+def _distill_stage(cfg, reuse: bool, redo: bool = False) -> tuple[Path, bool]:
+    """The stage's student and whether it was (re)trained now. With ``reuse`` an earlier run in the same folder is
+    kept when it finished this config, and continued from its last checkpoint when only ``steps`` was raised;
+    otherwise (or with ``redo``: its input changed) the folder is cleared and the stage runs from scratch."""
+    import dataclasses
+    import shutil
+
+    from sana_wm.distill import run_distill
+
+    out = Path(cfg.output_dir)
+    saved = out / "config.json"
+    if reuse and not redo and saved.is_file():
+        before, now = json.loads(saved.read_text()), json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+        if {**before, "steps": 0} == {**now, "steps": 0} and before["steps"] <= cfg.steps:
+            student = out / "student"
+            if before["steps"] == cfg.steps and (student / "transformer" / "model.safetensors").is_file():
+                return student, False
+            return run_distill(cfg, resume=True).student, True
+    shutil.rmtree(out, ignore_errors=True)
+    return run_distill(cfg).student, True
 
 
 def main() -> None:
@@ -167,10 +184,12 @@ def main() -> None:
     p.add_argument("--draws", type=int, default=4, help="noise draws per held-out clip (default 4)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
     p.add_argument("--reuse", action="store_true",
-                   help="keep what an earlier run in --out finished (teachers, trajectories, students)")
+                   help="keep what an earlier run in --out finished (teachers, trajectories, students); a stage "
+                        "whose step count was raised continues from its last checkpoint (and the stages after it "
+                        "run again)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from sana_wm.distill import run_distill, write_ode_data
+    from sana_wm.distill import write_ode_data
     from sana_wm.synth.dataset import write_synthetic_dataset
     from sana_wm.train import run_training
 
@@ -202,12 +221,12 @@ def main() -> None:
     write_ode_data(ode_cfg)
     times["ode_data"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ode = _student(out / "ode", args.reuse) or run_distill(ode_cfg).student
+    ode, ode_trained = _distill_stage(ode_cfg, args.reuse)
     times["ode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sf = _student(out / "self_forcing", args.reuse) or run_distill(_distill_config(
-        out / "self_forcing", out / "train", "self_forcing", n["sf_steps"], generator_init=str(ode / "transformer"),
-        score_init=str(bi))).student
+    sf, _ = _distill_stage(_distill_config(out / "self_forcing", out / "train", "self_forcing", n["sf_steps"],
+                                           generator_init=str(ode / "transformer"), score_init=str(bi)),
+                           args.reuse, redo=ode_trained)
     times["self_forcing"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
