@@ -9,13 +9,15 @@ Everything runs on the CPU in one process, from scratch, seeded:
    bidirectionally (the critic's and real score's start), then fine-tune it
    chunk-causally (the teacher), text-free;
 3. `ode-data` on the train scenes, the ODE stage, then the Self-Forcing stage from the ODE student;
-4. on the held-out scenes, from the same noise: the teacher's ODE with 50 steps (the reference), the teacher
-   with the student's 4 timesteps, and both students streaming with them; latent PSNR against the reference,
-   Fréchet distances to the reference samples and to the data (:mod:`sana_wm.distill.evaluation`), and the
-   sampling time of each.
+4. on the held-out scenes (``--eval-scenes``) times ``--draws`` noise draws, each row from the same noise: the
+   teacher's ODE with 50 steps (the reference), the teacher with the student's 4 timesteps, and both students
+   streaming with them; latent PSNR against the reference, Fréchet distances to the reference samples and to the
+   data (:mod:`sana_wm.distill.evaluation`), each with a 90 % paired-bootstrap interval, each student's difference
+   to the 4-step teacher with its interval, and the sampling time of each.
 
-    python benchmarks/bench_distill.py --out runs/bench_distill          # the table in docs/benchmarks.md
-    python benchmarks/bench_distill.py --out /tmp/b --scale 0.25         # a quick look (fewer scenes and steps)
+    python benchmarks/bench_distill.py --out runs/bench_distill          # the full setting
+    python benchmarks/bench_distill.py --out /tmp/b --scale 0.3          # the table in docs/benchmarks.md
+    python benchmarks/bench_distill.py --out /tmp/b --scale 0.3 --reuse --ode-steps 120   # continue the ODE stage
 
 Prints a markdown table and writes ``results.json`` in ``--out``; the machine's load average is printed with it
 (timings on a shared machine are noisy).
