@@ -9,13 +9,15 @@ Everything runs on the CPU in one process, from scratch, seeded:
    bidirectionally (the critic's and real score's start), then fine-tune it
    chunk-causally (the teacher), text-free;
 3. `ode-data` on the train scenes, the ODE stage, then the Self-Forcing stage from the ODE student;
-4. on the held-out scenes, from the same noise: the teacher's ODE with 50 steps (the reference), the teacher
-   with the student's 4 timesteps, and both students streaming with them; latent PSNR against the reference,
-   Fréchet distances to the reference samples and to the data (:mod:`sana_wm.distill.evaluation`), and the
-   sampling time of each.
+4. on the held-out scenes (``--eval-scenes``) times ``--draws`` noise draws, each row from the same noise: the
+   teacher's ODE with 50 steps (the reference), the teacher with the student's 4 timesteps, and both students
+   streaming with them; latent PSNR against the reference, Fréchet distances to the reference samples and to the
+   data (:mod:`sana_wm.distill.evaluation`), each with a 90 % paired-bootstrap interval, each student's difference
+   to the 4-step teacher with its interval, and the sampling time of each.
 
-    python benchmarks/bench_distill.py --out runs/bench_distill          # the table in docs/benchmarks.md
-    python benchmarks/bench_distill.py --out /tmp/b --scale 0.25         # a quick look (fewer scenes and steps)
+    python benchmarks/bench_distill.py --out runs/bench_distill          # the full setting
+    python benchmarks/bench_distill.py --out /tmp/b --scale 0.3          # the table in docs/benchmarks.md
+    python benchmarks/bench_distill.py --out /tmp/b --scale 0.3 --reuse --ode-steps 120   # continue the ODE stage
 
 Prints a markdown table and writes ``results.json`` in ``--out``; the machine's load average is printed with it
 (timings on a shared machine are noisy).
@@ -83,10 +85,21 @@ def _distill_config(out: Path, data: Path, stage: str, steps: int, **model):
     })
 
 
-def evaluate(teacher_path: Path, students: dict[str, Path], eval_data: Path, reference_steps: int = 50) -> dict:
-    """The table's rows: ``{name: {"psnr", "fd_teacher", "fd_data", "seconds"}}`` on every clip of ``eval_data``."""
+def evaluate(teacher_path: Path, students: dict[str, Path], eval_data: Path, *, draws: int = 1,
+             reference_steps: int = 50, rounds: int = 1000) -> dict:
+    """The table's rows on every clip of ``eval_data`` times ``draws`` noise draws: ``{name: {"psnr", "fd_teacher",
+    "fd_data", "seconds", "speedup"}}``, each metric with its 90 % paired-bootstrap interval (``*_interval``) and,
+    for the students, its difference to the 4-step teacher's (``*_vs_teacher4``: value and interval)."""
+    import numpy as np
+
     from sana_wm.distill.data import DistillData, batch_conditioning
-    from sana_wm.distill.evaluation import frechet_distance, latent_psnr, student_samples, teacher_samples
+    from sana_wm.distill.evaluation import (
+        frechet_distance,
+        latent_psnr,
+        paired_bootstrap,
+        student_samples,
+        teacher_samples,
+    )
     from sana_wm.model import from_pretrained
     from sana_wm.samplers import SigmaSchedule
     from sana_wm.samplers.schedules import DISTILL_TIMESTEPS
@@ -97,25 +110,41 @@ def evaluate(teacher_path: Path, students: dict[str, Path], eval_data: Path, ref
     data = DistillData(cfg, init_distributed(), teacher.y_embedder.y_embedding, shuffle=False)
     batch = data.batch(list(data.dataset))
     cond, first, T = batch_conditioning(batch), batch.latents[:, :, :1], batch.latents.shape[2]
-    noise = torch.randn(batch.latents.shape, generator=torch.Generator().manual_seed(1234))
     four = SigmaSchedule.from_timesteps(DISTILL_TIMESTEPS)
-
-    def timed(fn):
-        t0 = time.perf_counter()
-        out = fn()
-        return out, time.perf_counter() - t0
-
-    reference, ref_seconds = timed(lambda: teacher_samples(teacher, cond, first, T,
-                                                           SigmaSchedule.shifted(reference_steps, 3.0), noise))
-    rows = {f"teacher, {reference_steps} steps (reference)": (reference, ref_seconds),
-            "teacher, 4 steps": timed(lambda: teacher_samples(teacher, cond, first, T, four, noise))}
+    reference_name = f"teacher, {reference_steps} steps (reference)"
+    samplers = {reference_name: lambda noise: teacher_samples(teacher, cond, first, T,
+                                                              SigmaSchedule.shifted(reference_steps, 3.0), noise),
+                "teacher, 4 steps": lambda noise: teacher_samples(teacher, cond, first, T, four, noise)}
     for name, path in students.items():
         student = from_pretrained(path, dtype=torch.float32)
-        rows[name] = timed(lambda student=student: student_samples(student, cond, first, T, four, noise))
-    return {name: {"psnr": latent_psnr(x, reference) if x is not reference else float("inf"),
-                   "fd_teacher": frechet_distance(x, reference), "fd_data": frechet_distance(x, batch.latents),
-                   "seconds": seconds, "speedup": ref_seconds / seconds}
-            for name, (x, seconds) in rows.items()} | {"_clips": len(batch.keys)}
+        samplers[name] = lambda noise, student=student: student_samples(student, cond, first, T, four, noise)
+    samples = {name: [] for name in samplers}
+    seconds = dict.fromkeys(samplers, 0.0)
+    for draw in range(draws):  # every sampler starts from the same noise in each draw
+        noise = torch.randn(batch.latents.shape, generator=torch.Generator().manual_seed(1234 + draw))
+        for name, sample in samplers.items():
+            t0 = time.perf_counter()
+            samples[name].append(sample(noise))
+            seconds[name] += time.perf_counter() - t0
+    # Sample i of every row comes from the same clip and noise draw; the data row repeats the clips per draw.
+    samples = {name: torch.cat(parts) for name, parts in samples.items()}
+    reference, data_latents = samples[reference_name], batch.latents.repeat(draws, 1, 1, 1, 1)
+    metrics = {"psnr": (latent_psnr, reference), "fd_teacher": (frechet_distance, reference),
+               "fd_data": (frechet_distance, data_latents)}
+    rows = {name: {"seconds": seconds[name], "speedup": seconds[reference_name] / seconds[name]} for name in samplers}
+    for key, (metric, against) in metrics.items():
+        candidates = {name: x for name, x in samples.items() if not (name == reference_name and against is reference)}
+        spread = paired_bootstrap(candidates, against, metric, rounds=rounds)
+        for name, x in candidates.items():
+            rows[name][key] = metric(x, against)
+            rows[name][f"{key}_interval"] = [float(v) for v in np.quantile(spread[name], [0.05, 0.95])]
+            if name in students:
+                diff = spread[name] - spread["teacher, 4 steps"]
+                rows[name][f"{key}_vs_teacher4"] = {
+                    "value": rows[name][key] - rows["teacher, 4 steps"][key],
+                    "interval": [float(v) for v in np.quantile(diff, [0.05, 0.95])]}
+    rows[reference_name] |= {"psnr": float("inf"), "fd_teacher": 0.0}
+    return rows | {"_clips": len(batch.keys), "_draws": draws}
 
 
 def _finished(run: Path, steps: int, reuse: bool) -> Path | None:
@@ -124,9 +153,26 @@ def _finished(run: Path, steps: int, reuse: bool) -> Path | None:
     return final if reuse and (final / "model.safetensors").is_file() else None
 
 
-def _student(run: Path, reuse: bool) -> Path | None:
-    student = run / "student"
-    return student if reuse and (student / "transformer" / "model.safetensors").is_file() else None
+def _distill_stage(cfg, reuse: bool, redo: bool = False) -> tuple[Path, bool]:
+    """The stage's student and whether it was (re)trained now. With ``reuse`` an earlier run in the same folder is
+    kept when it finished this config, and continued from its last checkpoint when only ``steps`` was raised;
+    otherwise (or with ``redo``: its input changed) the folder is cleared and the stage runs from scratch."""
+    import dataclasses
+    import shutil
+
+    from sana_wm.distill import run_distill
+
+    out = Path(cfg.output_dir)
+    saved = out / "config.json"
+    if reuse and not redo and saved.is_file():
+        before, now = json.loads(saved.read_text()), json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+        if {**before, "steps": 0} == {**now, "steps": 0} and before["steps"] <= cfg.steps:
+            student = out / "student"
+            if before["steps"] == cfg.steps and (student / "transformer" / "model.safetensors").is_file():
+                return student, False
+            return run_distill(cfg, resume=True).student, True
+    shutil.rmtree(out, ignore_errors=True)
+    return run_distill(cfg).student, True
 
 
 def main() -> None:
@@ -136,11 +182,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ode-steps", type=int, help="ODE-regression steps (default: 200 x scale)")
     p.add_argument("--sf-steps", type=int, help="Self-Forcing steps (default: 100 x scale)")
+    p.add_argument("--eval-scenes", type=int, default=16, help="held-out scenes (default 16, whatever the scale)")
+    p.add_argument("--draws", type=int, default=4, help="noise draws per held-out clip (default 4)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
     p.add_argument("--reuse", action="store_true",
-                   help="keep what an earlier run in --out finished (teachers, trajectories, students)")
+                   help="keep what an earlier run in --out finished (teachers, trajectories, students); a stage "
+                        "whose step count was raised continues from its last checkpoint (and the stages after it "
+                        "run again)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from sana_wm.distill import run_distill, write_ode_data
+    from sana_wm.distill import write_ode_data
     from sana_wm.synth.dataset import write_synthetic_dataset
     from sana_wm.train import run_training
 
@@ -148,7 +199,7 @@ def main() -> None:
     global MODEL_CONFIG
     MODEL_CONFIG = _write_model_config(out / "tiny-chunk1.json")
     s = args.scale
-    n = {"train_scenes": int(32 * s), "eval_scenes": max(4, int(16 * s)), "bi_steps": int(300 * s),
+    n = {"train_scenes": int(32 * s), "eval_scenes": args.eval_scenes, "bi_steps": int(300 * s),
          "cc_steps": int(150 * s), "ode_steps": int(200 * s), "sf_steps": int(100 * s)}
     n["ode_steps"] = args.ode_steps or n["ode_steps"]
     n["sf_steps"] = args.sf_steps or n["sf_steps"]
@@ -172,28 +223,46 @@ def main() -> None:
     write_ode_data(ode_cfg)
     times["ode_data"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ode = _student(out / "ode", args.reuse) or run_distill(ode_cfg).student
+    ode, ode_trained = _distill_stage(ode_cfg, args.reuse)
     times["ode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sf = _student(out / "self_forcing", args.reuse) or run_distill(_distill_config(
-        out / "self_forcing", out / "train", "self_forcing", n["sf_steps"], generator_init=str(ode / "transformer"),
-        score_init=str(bi))).student
+    sf, _ = _distill_stage(_distill_config(out / "self_forcing", out / "train", "self_forcing", n["sf_steps"],
+                                           generator_init=str(ode / "transformer"), score_init=str(bi)),
+                           args.reuse, redo=ode_trained)
     times["self_forcing"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
     rows = evaluate(cc, {"student after ODE, 4 steps": ode / "transformer",
-                         "student after DMD, 4 steps": sf / "transformer"}, out / "eval")
-    clips = rows.pop("_clips")
+                         "student after DMD, 4 steps": sf / "transformer"}, out / "eval", draws=args.draws,
+                    rounds=args.bootstrap)
+    times["evaluation"] = time.perf_counter() - t0
+    clips, draws = rows.pop("_clips"), rows.pop("_draws")
     load = os.getloadavg()
-    print(f"\n{clips} held-out clips, {FRAMES} frames at {SIZE}x{SIZE}; load average {load[0]:.2f} {load[1]:.2f} "
-          f"{load[2]:.2f}; stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+    print(f"\n{clips} held-out clips x {draws} noise draws, {FRAMES} frames at {SIZE}x{SIZE}; load average "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; stage times (s): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+    print("90 % paired-bootstrap intervals over the clip x draw samples in brackets.")
     print("| sampler | latent PSNR vs 50-step teacher (dB) | FD to teacher samples | FD to data | sampling s | "
           "speed-up |")
     print("|---|---|---|---|---|---|")
+
+    def cell(r: dict, key: str, fmt: str) -> str:
+        if f"{key}_interval" not in r:
+            return "-" if key == "psnr" else "0"
+        low, high = r[f"{key}_interval"]
+        return f"{r[key]:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
     for name, r in rows.items():
-        print(f"| {name} | {r['psnr']:.2f} | {r['fd_teacher']:.4f} | {r['fd_data']:.4f} | {r['seconds']:.2f} | "
-              f"{r['speedup']:.1f}x |")
-    (out / "results.json").write_text(json.dumps({"rows": rows, "clips": clips, "sizes": n, "stage_seconds": times,
-                                                  "load_average": load}, indent=1))
+        print(f"| {name} | {cell(r, 'psnr', '.2f')} | {cell(r, 'fd_teacher', '.4f')} | {cell(r, 'fd_data', '.4f')} "
+              f"| {r['seconds']:.1f} | {r['speedup']:.1f}x |")
+    print("\nstudent minus the 4-step teacher (PSNR: higher is closer; FD: lower is closer):")
+    for name, r in rows.items():
+        if "psnr_vs_teacher4" in r:
+            parts = [f"{key} {r[f'{key}_vs_teacher4']['value']:+.4f} [{r[f'{key}_vs_teacher4']['interval'][0]:+.4f}, "
+                     f"{r[f'{key}_vs_teacher4']['interval'][1]:+.4f}]" for key in ("psnr", "fd_teacher", "fd_data")]
+            print(f"- {name}: " + "; ".join(parts))
+    (out / "results.json").write_text(json.dumps({"rows": rows, "clips": clips, "draws": draws, "sizes": n,
+                                                  "stage_seconds": times, "load_average": load}, indent=1))
 
 
 if __name__ == "__main__":

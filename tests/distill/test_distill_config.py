@@ -39,6 +39,10 @@ BASE = {"data": {"root": "d"}, "ode_data": {"dir": "o"}, "model": {"teacher": "t
     ({"optimizer": {"betas": [0.9]}}, "optimizer.betas"),
     ({"self_forcing": {"exit": 1}}, "self_forcing.exit: unknown key"),
     ({"ode_data": {"dir": "o", "cfg": 3.0}, "data": {"root": "d", "text": "none"}}, "ode_data.cfg"),
+    # A negative prompt that no forward would read is refused, not ignored.
+    ({"ode_data": {"dir": "o", "negative_prompt": "blurry"}}, "ode_data.negative_prompt: only read with text guidance"),
+    ({"self_forcing": {"negative_prompt": "blurry"}, "data": {"root": "d", "text": "none"}},
+     "self_forcing.negative_prompt: a text-free dataset"),
 ])
 def test_mistakes_are_refused_with_their_key(change, message):
     raw = {**BASE, **change}

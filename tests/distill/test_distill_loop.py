@@ -7,8 +7,10 @@ from distill_helpers import distill_config, free_port, rank_worker
 from safetensors.torch import load_file
 
 from sana_wm.distill import OdeTrajectories, run_distill, write_ode_data
-from sana_wm.distill.checkpoint import DistillCheckpointError
+from sana_wm.distill.checkpoint import distill_checkpoint_damage
 from sana_wm.distill.ode_data import OdeDataError
+from sana_wm.model.loading import CheckpointError
+from sana_wm.train.checkpoint import CheckpointsExistError
 
 
 def test_ode_data_resumes_and_ode_regression_trains(distill_dataset, teacher, tmp_path):
@@ -37,7 +39,7 @@ def test_ode_data_resumes_and_ode_regression_trains(distill_dataset, teacher, tm
     saved = torch.load(result.student / "sana_dit" / "model.pt", weights_only=True)
     assert sorted(saved) == ["critic", "denoising_step_list", "generator", "step"]
     assert saved["step"] == 2 and saved["denoising_step_list"] == [1000, 967, 908, 764, 0]
-    with pytest.raises(DistillCheckpointError, match="--resume"):
+    with pytest.raises(CheckpointsExistError, match="--resume"):
         run_distill(cfg)
 
 
@@ -46,14 +48,23 @@ def _sf_config(dataset, out, teacher, **kw):
                           **{"steps": 4, "checkpoint": {"every": 2}, **kw})
 
 
-def test_self_forcing_resumes_exactly(distill_dataset, teacher, tmp_path):
+def test_self_forcing_resumes_exactly_past_damaged_checkpoints(distill_dataset, teacher, tmp_path, caplog):
     straight = run_distill(_sf_config(distill_dataset, tmp_path / "a", teacher))
-    cfg = _sf_config(distill_dataset, tmp_path / "b", teacher)
-    first = run_distill(cfg, stop_after=2)
-    assert first.student is None and first.checkpoint.name == "step-00000002"
-    resumed = run_distill(cfg, resume=True)
-    assert sorted(resumed.losses) == [3, 4]
-    for step in (3, 4):
+    cfg = _sf_config(distill_dataset, tmp_path / "b", teacher, checkpoint={"every": 1})
+    first = run_distill(cfg, stop_after=3)
+    assert first.student is None and first.checkpoint.name == "step-00000003"
+    # The two newest are damaged as a kill or a full disk leaves them: weights cut short, a JSON file cut off.
+    weights = cfg.checkpoint_dir / "step-00000003" / "critic" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    (cfg.checkpoint_dir / "step-00000002" / "trainer.json").write_text('{"format": "sana-wm-distill')
+    with caplog.at_level("WARNING"):
+        resumed = run_distill(cfg, resume=True)
+    assert f"skipping the damaged checkpoint {cfg.checkpoint_dir / 'step-00000003'}: critic/model.safetensors " \
+           "cannot be read (ValueError: the header claims" in caplog.text
+    assert f"skipping the damaged checkpoint {cfg.checkpoint_dir / 'step-00000002'}: trainer.json cannot be read " \
+           "(JSONDecodeError" in caplog.text
+    assert sorted(resumed.losses) == [2, 3, 4]  # continued from step 1
+    for step in (2, 3, 4):
         assert resumed.losses[step] == straight.losses[step]  # same numbers, bit for bit
         assert resumed.exit_steps[step] == straight.exit_steps[step]
     assert "generator_loss" in straight.losses[3] and "generator_loss" not in straight.losses[4]
@@ -64,6 +75,27 @@ def test_self_forcing_resumes_exactly(distill_dataset, teacher, tmp_path):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
     teacher_weights = load_file(str(teacher / "model.safetensors"))
     assert not torch.equal(a["generator"]["final_layer.linear.weight"], teacher_weights["final_layer.linear.weight"])
+
+    for path in cfg.checkpoint_dir.glob("step-*"):
+        (path / "exit_rng.pt").unlink()
+    with pytest.raises(CheckpointError, match="every checkpoint is damaged .* exit_rng.pt cannot be read"):
+        run_distill(cfg, resume=True)
+
+
+def test_distill_checkpoint_damage_names_each_missing_or_cut_file(distill_dataset, teacher, tmp_path):
+    cfg = _sf_config(distill_dataset, tmp_path / "b", teacher, steps=1, checkpoint={"every": 1})
+    path = run_distill(cfg).checkpoint
+    assert distill_checkpoint_damage(path) is None
+    for name in ("generator/config.json", "critic_optimizer.pt", "generator/model.safetensors", "rng/rank-00000.pt"):
+        file = path / name
+        data = file.read_bytes()
+        file.write_bytes(data[: len(data) // 2])
+        assert distill_checkpoint_damage(path).startswith(f"{name} cannot be read")
+        file.write_bytes(data)
+    assert distill_checkpoint_damage(path) is None
+    config = path / "trainer.json"
+    config.write_text(config.read_text().replace("sana-wm-distill-checkpoint", "sana-wm-train-checkpoint"))
+    assert "format is 'sana-wm-train-checkpoint'" in distill_checkpoint_damage(path)
 
 
 def test_two_ranks_match_one_with_the_same_exit_steps(distill_dataset, teacher, tmp_path):

@@ -104,6 +104,10 @@ def test_the_cli_encodes_a_dataset(tiny_dataset, text_encoder_dir, tmp_path, cap
 
     root = tmp_path / "data"
     shutil.copytree(tiny_dataset, root)
-    assert main(["data", "encode-text", str(root), "--text-encoder", str(text_encoder_dir), "--dtype", "fp32"]) == 0
-    assert "3 captions, 4 encoded now" in capsys.readouterr().out
-    assert CaptionStates([root], channels=64)(["scene 1"])[0].shape[-1] == 64
+    assert main(["data", "encode-text", str(root), "--text-encoder", str(text_encoder_dir), "--dtype", "fp32",
+                 "--negative-prompt", "blurry"]) == 0
+    assert "3 captions, 5 encoded now" in capsys.readouterr().out  # and the empty and "blurry" negative prompts
+    states = CaptionStates([root], channels=64)
+    assert states(["scene 1"])[0].shape[-1] == 64
+    text = states.negative_prompt("blurry")[0]
+    assert text.shape[0] == 1 and text.shape[-1] == 64

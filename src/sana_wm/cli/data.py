@@ -97,6 +97,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="device to run the encoder on (default: cpu)")
     p.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16",
                    help="encoder weights' dtype (default: bf16, as generation loads it)")
+    p.add_argument("--negative-prompt", action="append", default=[], metavar="TEXT",
+                   help="also store this negative prompt (no instruction prefix, as generation encodes it), for a "
+                        "distillation config's negative_prompt; repeat for several (the empty one is always stored)")
     p.set_defaults(func=cmd_encode_text)
 
 
@@ -143,7 +146,7 @@ def cmd_encode_text(args: argparse.Namespace) -> int:
 
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     encoder = TextEncoder.from_pretrained(args.text_encoder, dtype=dtype, device=args.device)
-    counts = encode_captions(args.root, encoder, progress=True)
+    counts = encode_captions(args.root, encoder, negative_prompts=args.negative_prompt, progress=True)
     print(f"{args.root}/{TEXT_STATES_DIR}: {counts['captions']} captions, {counts['computed']} encoded now, "
           f"{counts['cached']} already there")
     return 0

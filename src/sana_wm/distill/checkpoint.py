@@ -5,15 +5,15 @@ A checkpoint is ``<checkpoint_dir>/step-XXXXXXXX/`` holding ``generator/`` and, 
 ``critic/`` (each ``config.json`` + ``model.safetensors``: a model folder ``sana_wm.model.from_pretrained``
 loads), ``generator_optimizer.pt`` / ``critic_optimizer.pt`` (full AdamW states), ``exit_rng.pt``,
 ``rng/rank-NNNNN.pt`` and ``trainer.json`` (step, stage, world size, each rank's data position). Every ``.pt``
-loads with ``weights_only=True``. The folder is written under a hidden name and renamed when complete, as the
-trainer's checkpoints are (:mod:`sana_wm.train.checkpoint`, whose listing, pruning and RNG helpers it uses).
+loads with ``weights_only=True``. Writing (a hidden folder renamed when complete), listing, pruning, the damage
+check and the choice of the checkpoint to resume from (past damaged ones) are the trainer's
+(:mod:`sana_wm.train.checkpoint`); this module names the files and fills the models.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import torch
@@ -26,10 +26,9 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from sana_wm.errors import UserError
-from sana_wm.train.checkpoint import get_rng_state, latest_checkpoint, prune_checkpoints, set_rng_state
-from sana_wm.train.distributed import barrier
+from sana_wm.train.checkpoint import checkpoint_damage, resume_checkpoint, set_rng_state, write_checkpoint_folder
 
-__all__ = ["FORMAT", "DistillCheckpointError", "resume_point", "save_distill_checkpoint"]
+__all__ = ["FORMAT", "DistillCheckpointError", "distill_checkpoint_damage", "resume_point", "save_distill_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ _FULL_OPTIM_LOAD = StateDictOptions(full_state_dict=True, cpu_offload=True, stri
 
 
 class DistillCheckpointError(UserError):
-    """A checkpoint that this run cannot continue from (another stage, world size or format)."""
+    """A checkpoint that this run cannot continue from (another stage or world size)."""
 
 
 def _trained(trainer) -> dict:
@@ -50,21 +49,28 @@ def _trained(trainer) -> dict:
     return models
 
 
+def _files(path: Path, state: dict) -> list[str]:
+    """The files of a checkpoint of ``state["stage"]`` besides ``trainer.json`` and the RNG states."""
+    names = ["generator"] + (["critic"] if state.get("stage") == "self_forcing" else [])
+    return ["exit_rng.pt"] + [f for name in names
+                              for f in (f"{name}/config.json", f"{name}/model.safetensors", f"{name}_optimizer.pt")]
+
+
+def distill_checkpoint_damage(path: str | Path) -> str | None:
+    """Why the distillation checkpoint at ``path`` cannot be resumed from (a file missing, truncated or not
+    parseable, naming it), or None (:func:`sana_wm.train.checkpoint.checkpoint_damage` with this layout)."""
+    return checkpoint_damage(path, checkpoint_format=FORMAT, files=_files)
+
+
 def save_distill_checkpoint(trainer, step: int, data_states: list) -> Path:
     """Write checkpoint ``step`` (every rank calls this: gathering sharded state is collective)."""
     from safetensors.torch import save_file
 
     cfg, env = trainer.cfg, trainer.env
-    root = cfg.checkpoint_dir
-    final, tmp = root / f"step-{step:08d}", root / f".tmp-step-{step:08d}"
     states = {name: (get_model_state_dict(model, options=_FULL), get_optimizer_state_dict(model, opt, options=_FULL))
               for name, (model, opt) in _trained(trainer).items()}
-    if env.is_main:
-        shutil.rmtree(tmp, ignore_errors=True)  # left by a crash
-        (tmp / "rng").mkdir(parents=True)
-    barrier(env)
-    torch.save(get_rng_state(), tmp / "rng" / f"rank-{env.rank:05d}.pt")
-    if env.is_main:
+
+    def write(tmp: Path) -> None:
         config = json.dumps({"_class_name": "SanaWMTransformer", **trainer.model_config.to_dict()}, indent=2,
                             sort_keys=True) + "\n"
         for name, (model_sd, optim_sd) in states.items():
@@ -77,36 +83,20 @@ def save_distill_checkpoint(trainer, step: int, data_states: list) -> Path:
         state = {"format": FORMAT, "version": 1, "step": step, "stage": cfg.stage, "world_size": env.world_size,
                  "data": data_states}
         (tmp / "trainer.json").write_text(json.dumps(state, indent=2) + "\n")
-    barrier(env)
-    if env.is_main:
-        if final.exists():  # re-saving a step after a resume
-            stale = root / f".old-{final.name}"
-            shutil.rmtree(stale, ignore_errors=True)
-            final.rename(stale)
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp.rename(final)
-        prune_checkpoints(root, cfg.checkpoint.keep_last)
-    barrier(env)
-    return final
+
+    return write_checkpoint_folder(cfg.checkpoint_dir, step, env, write, cfg.checkpoint.keep_last)
 
 
 def resume_point(trainer, resume: bool) -> int:
-    """The step to start from: 0, or (``resume``) the newest checkpoint's, loaded into ``trainer``."""
+    """The step to start from: 0, or (``resume``) the newest intact checkpoint's, loaded into ``trainer``; newer
+    damaged checkpoints are skipped with a warning that says why."""
     from safetensors.torch import load_file
 
     cfg, env = trainer.cfg, trainer.env
-    path = latest_checkpoint(cfg.checkpoint_dir)
+    path = resume_checkpoint(cfg.checkpoint_dir, resume, is_main=env.is_main, damage=distill_checkpoint_damage)
     if path is None:
-        if resume and env.is_main:
-            log.warning("--resume: %s holds no checkpoint; starting from step 0", cfg.checkpoint_dir)
         return 0
-    if not resume:
-        raise DistillCheckpointError(f"{cfg.checkpoint_dir} already holds checkpoints ({path.name}); pass --resume "
-                                     "to continue that run, or choose another output_dir")
     state = json.loads((path / "trainer.json").read_text())
-    if state.get("format") != FORMAT:
-        raise DistillCheckpointError(f"{path}: not a distillation checkpoint (trainer.json format "
-                                     f"{state.get('format')!r}); choose another output_dir")
     if state["stage"] != cfg.stage:
         raise DistillCheckpointError(f"{path} is a {state['stage']!r} checkpoint, the config's stage is "
                                      f"{cfg.stage!r}; give each stage its own output_dir")

@@ -203,9 +203,16 @@ def check_distill_config(cfg: DistillConfig) -> None:
     _choice("ode_data.dtype", o.dtype, ("fp32", "bf16", "fp16"))
     if o.cfg != 1.0 and d.text == "none":
         raise ConfigError("ode_data.cfg: a text-free dataset (data.text: none) has no unconditional prompt; use 1")
+    # A negative prompt that no forward reads would be silently ignored.
+    if o.negative_prompt and o.cfg == 1.0:
+        raise ConfigError("ode_data.negative_prompt: only read with text guidance (ode_data.cfg != 1); remove it or "
+                          "set ode_data.cfg")
     _check_optim("optimizer", cfg.optimizer)
     s = cfg.self_forcing
     _check_optim("self_forcing.critic_optimizer", s.critic_optimizer)
+    if s.negative_prompt and d.text == "none":
+        raise ConfigError("self_forcing.negative_prompt: a text-free dataset (data.text: none) has no prompt; "
+                          "remove it")
     if s.generator_every < 1:
         raise ConfigError(f"self_forcing.generator_every: must be >= 1, got {s.generator_every}")
     if not 0 <= s.min_timestep <= s.max_timestep <= 1000:

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
 from sana_wm.distill.config import transformer_config
+from sana_wm.errors import ConfigError
 from sana_wm.samplers.conditioning import Conditioning
 from sana_wm.train.data import HashTextEncoder, ModelBatch, SyntheticEncoder, build_batch
 from sana_wm.train.distributed import DistEnv
@@ -51,13 +52,21 @@ class DistillData:
                            latent_cache=self.latent_cache)
 
     def negative_text(self, prompt: str, batch: int) -> tuple[Tensor, Tensor]:
-        """The states of the unconditional prompt, repeated for ``batch`` rows (the empty prompt is always
-        stored with the caption states; another one must have been encoded into them)."""
-        if prompt == "" and isinstance(self.text_encoder, CaptionStates):
-            text, mask = self.text_encoder.empty_prompt()
+        """The states of the unconditional prompt, repeated for ``batch`` rows. From the caption states it is
+        read as a negative (no instruction prefix); the empty prompt is always stored there, another one must
+        have been stored with ``sana-wm data encode-text --negative-prompt``."""
+        if isinstance(self.text_encoder, CaptionStates):
+            text, mask = self.text_encoder.negative_prompt(prompt)
         else:
             text, mask = self.text_encoder([prompt])
         return text.expand(batch, -1, -1), mask.expand(batch, -1)
+
+    def check_negative(self, prompt: str, key: str) -> None:
+        """Refuse, before any work, a negative prompt (the config's ``key``) whose states are not stored."""
+        try:
+            self.negative_text(prompt, 1)
+        except FileNotFoundError as err:
+            raise ConfigError(f"{key}: {err}") from None
 
 
 def batch_conditioning(batch: ModelBatch) -> Conditioning:

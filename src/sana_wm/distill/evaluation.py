@@ -9,9 +9,15 @@ scored on the noisy frames (frame 0 is the given image) by
   range the reference latents' peak-to-peak), averaged over frames and clips;
 * the Fréchet distance between Gaussians fitted to the per-token latent vectors (``C``-dimensional, every
   token of every noisy frame) of the candidate and of a reference set (the teacher's samples, or the data).
+
+On a few small clips both numbers move with the clips and noise drawn, so :func:`paired_bootstrap` gives their
+spread: the samples (one per clip and noise draw) are resampled with replacement, the same indices for every
+candidate and the reference, so differences between candidates keep their pairing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,7 +27,7 @@ from sana_wm.eval.metrics import psnr_frames
 from sana_wm.model.cache import KVWindow
 from sana_wm.samplers import Conditioning, SigmaSchedule, chunk_causal_sample, streaming_sample
 
-__all__ = ["frechet_distance", "latent_psnr", "teacher_samples", "student_samples"]
+__all__ = ["frechet_distance", "latent_psnr", "paired_bootstrap", "student_samples", "teacher_samples"]
 
 
 @torch.no_grad()
@@ -70,3 +76,23 @@ def _sqrtm_psd(m: Tensor) -> Tensor:
     """The square root of a symmetric positive semi-definite matrix (negative rounding noise clipped)."""
     values, vectors = torch.linalg.eigh((m + m.T) / 2)
     return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+
+
+def paired_bootstrap(candidates: dict[str, Tensor], reference: Tensor, metric: Callable[[Tensor, Tensor], float], *,
+                     rounds: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
+    """``metric(candidate, reference)`` over ``rounds`` bootstrap resamples of the batch dimension: ``{name:
+    (rounds,)}``. Every tensor is ``(N, C, T, H, W)`` with sample ``i`` of each made from the same clip and noise;
+    each round draws ``N`` indices with replacement and applies them to every candidate and to the reference, so
+    ``values[a] - values[b]`` is the bootstrap distribution of the difference between two candidates."""
+    n = reference.shape[0]
+    for name, x in candidates.items():
+        if x.shape[0] != n:
+            raise ValueError(f"paired_bootstrap: {name!r} has {x.shape[0]} samples, the reference {n}")
+    generator = np.random.default_rng(seed)
+    out = {name: np.empty(rounds) for name in candidates}
+    for r in range(rounds):
+        index = torch.from_numpy(generator.integers(0, n, size=n))
+        ref = reference[index]
+        for name, x in candidates.items():
+            out[name][r] = metric(x[index], ref)
+    return out

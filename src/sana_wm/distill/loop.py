@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -50,6 +48,7 @@ from sana_wm.distill.rollout import draw_exit_steps, rollout_noise, self_forcing
 from sana_wm.io import write_json_atomic
 from sana_wm.model import SanaWMTransformer, chunk_schedule, from_pretrained
 from sana_wm.model.cache import KVWindow
+from sana_wm.train.checkpoint import seed_everything
 from sana_wm.train.data import SampleStream
 from sana_wm.train.distributed import DistEnv, all_gather_objects, all_reduce_mean, init_distributed, shutdown
 from sana_wm.train.loop import trim_metrics
@@ -112,9 +111,7 @@ def _clip_and_step(model, optimizer, clip: float | None) -> float:
 class DistillTrainer:
     def __init__(self, cfg: DistillConfig, env: DistEnv) -> None:
         self.cfg, self.env, self.device = cfg, env, env.device
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed % 2**32)  # noqa: NPY002 (the global RNG other libraries may draw from)
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
         self.model_config = transformer_config(cfg)
         m, strategy = cfg.model, cfg.distributed.strategy
         self.generator = self._load(m.generator_init or m.teacher)
@@ -139,6 +136,8 @@ class DistillTrainer:
         # The ODE stage's clips must start where the trajectories' did: at each clip's first frame.
         self.data = DistillData(cfg, env, self.generator.y_embedder.y_embedding,
                                 window_mode="start" if cfg.stage == "ode" else None)
+        if cfg.stage == "self_forcing" and cfg.data.text != "none":  # the real score's unconditional branch
+            self.data.check_negative(cfg.self_forcing.negative_prompt, "self_forcing.negative_prompt")
         self.stream = SampleStream(self.data.dataset, cfg.data, env.rank)
         self.schedule = cfg.schedule
         self.exit_rng = torch.Generator().manual_seed(sample_seed(cfg.seed, "exit-steps"))

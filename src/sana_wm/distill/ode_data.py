@@ -116,6 +116,8 @@ def _write(cfg, env: DistEnv, *, progress: bool) -> Path:
 
     teacher = from_pretrained(cfg.model.teacher, transformer_config(cfg), dtype=torch.float32, device=env.device)
     data = DistillData(cfg, env, teacher.y_embedder.y_embedding, shuffle=False, window_mode="start")
+    if o.cfg != 1.0:
+        data.check_negative(o.negative_prompt, "ode_data.negative_prompt")
     schedule, snapshot_at = teacher_schedule(o.teacher_steps, o.teacher_shift, cfg.schedule)
     dtype = resolve_dtype(o.dtype)
     limit = o.max_clips if o.max_clips is None else -(-o.max_clips // env.world_size)  # per rank

@@ -20,10 +20,12 @@ into place only when complete: a crash mid-write leaves the previous checkpoint 
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import random
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,16 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from sana_wm.errors import UserError
 from sana_wm.model.loading import CheckpointError
 from sana_wm.train.distributed import DistEnv, barrier
 from sana_wm.train.lora import LoraAdapter, check_fingerprint, read_adapter, write_adapter
 
-__all__ = ["CHECKPOINT_FORMAT", "checkpoint_damage", "get_rng_state", "latest_checkpoint", "latest_intact_checkpoint",
-           "list_checkpoints", "load_checkpoint", "prune_checkpoints", "save_checkpoint", "set_rng_state"]
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointsExistError", "checkpoint_damage", "get_rng_state", "latest_checkpoint",
+           "latest_intact_checkpoint", "list_checkpoints", "load_checkpoint", "prune_checkpoints", "resume_checkpoint",
+           "save_checkpoint", "seed_everything", "set_rng_state", "write_checkpoint_folder"]
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "sana-wm-train-checkpoint"
 _PREFIX = "step-"
@@ -55,9 +61,20 @@ _FULL_OPTIM_LOAD = StateDictOptions(full_state_dict=True, cpu_offload=True, stri
 _ADAPTER_LOAD = StateDictOptions(full_state_dict=True, cpu_offload=True, strict=False)
 
 
+class CheckpointsExistError(UserError, FileExistsError):
+    """A fresh run (no ``--resume``) found checkpoints of an earlier run where it would write its own."""
+
+
 # ------------------------------------------------------------------------------------------------
 # RNG states as plain data
 # ------------------------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators, as a run does before it builds its models."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (the global RNG other libraries may draw from)
+    torch.manual_seed(seed)
+
+
 def get_rng_state() -> dict:
     version, state, gauss = random.getstate()
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()  # noqa: NPY002 (saving the global RNG)
@@ -98,11 +115,25 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def checkpoint_damage(path: str | Path) -> str | None:
+def _training_files(path: Path, state: dict) -> list[str]:
+    """The files of a training checkpoint besides ``trainer.json`` and the RNG states: the optimizer state and
+    every weights file (the model or, for LoRA, the adapter; the EMA when there is one)."""
+    weights = [f for f in ("model.safetensors", "ema.safetensors") if (path / f).exists()]
+    for adapter in ("adapter", "adapter-ema"):
+        weights += [str(f.relative_to(path)) for f in sorted((path / adapter).glob("*.safetensors"))]
+    return ["optimizer.pt", *(weights or ["model.safetensors"])]
+
+
+def checkpoint_damage(path: str | Path, *, checkpoint_format: str = CHECKPOINT_FORMAT,
+                      files: Callable[[Path, dict], list[str]] = _training_files) -> str | None:
     """Why the checkpoint at ``path`` cannot be resumed from (a file missing, truncated or not parseable),
-    naming the file, or None when it looks whole. Checked before anything is loaded, because the model,
-    optimizer and EMA are loaded in place: the small files are read in full; the weights and the optimizer
-    state, which can be tens of GB, only as far as their headers and sizes tell whether they are complete."""
+    naming the file, or None when it looks whole. Checked before anything is loaded, because the models and
+    optimizers are loaded in place: the small files are read in full; the weights and the optimizer states,
+    which can be tens of GB, only as far as their headers and sizes tell whether they are complete.
+
+    ``trainer.json`` must be of ``checkpoint_format`` and every rank's RNG state must load; ``files(path,
+    state)`` lists the other files the layout needs (``.safetensors``, ``.pt`` and ``.json``), relative to
+    ``path``. The training checkpoint's list is the default; the distiller passes its own."""
     path = Path(path)
 
     def check(name: str, reader) -> Any:
@@ -114,23 +145,21 @@ def checkpoint_damage(path: str | Path) -> str | None:
             first_line = (str(err).splitlines() or [""])[0]
             raise _Damaged(f"{name} cannot be read ({type(err).__name__}: {first_line})") from None
 
+    readers = {".safetensors": _check_safetensors_complete, ".pt": _check_zip_complete,
+               ".json": lambda file: json.loads(file.read_text())}
     try:
         state = check("trainer.json", lambda file: json.loads(file.read_text()))
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            return "trainer.json is not a sana-wm training checkpoint's"
+        if not isinstance(state, dict):
+            return "trainer.json does not hold a JSON object"
+        if state.get("format") != checkpoint_format:
+            return f"trainer.json's format is {state.get('format')!r}, not {checkpoint_format!r}"
         for key in ("step", "world_size", "data"):
             if key not in state:
                 return f"trainer.json has no {key!r}"
         for rank in range(int(state["world_size"])):
             check(f"rng/rank-{rank:05d}.pt", lambda file: torch.load(file, map_location="cpu", weights_only=True))
-        check("optimizer.pt", _check_zip_complete)
-        weights = [f for f in ("model.safetensors", "ema.safetensors") if (path / f).exists()]
-        for adapter in ("adapter", "adapter-ema"):
-            weights += [str(f.relative_to(path)) for f in (path / adapter).glob("*.safetensors")]
-        if not weights:
-            return "no weights (model.safetensors or adapter/)"
-        for name in weights:
-            check(name, _check_safetensors_complete)
+        for name in files(path, state):
+            check(name, readers[Path(name).suffix])
     except _Damaged as damage:
         return str(damage)
     return None
@@ -168,16 +197,43 @@ class _Damaged(Exception):
     """A checkpoint file that does not read back (:func:`checkpoint_damage`)."""
 
 
-def latest_intact_checkpoint(root: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
-    """The newest checkpoint under ``root`` that reads back in full (:func:`checkpoint_damage`), and the newer
-    ones skipped as damaged, each with the reason."""
+def latest_intact_checkpoint(root: str | Path, damage: Callable[[Path], str | None] = checkpoint_damage
+                             ) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint under ``root`` that reads back in full (``damage``: :func:`checkpoint_damage` of
+    the layout), and the newer ones skipped as damaged, each with the reason."""
     skipped = []
     for path in reversed(list_checkpoints(root)):
-        why = checkpoint_damage(path)
+        why = damage(path)
         if why is None:
             return path, skipped
         skipped.append((path, why))
     return None, skipped
+
+
+def resume_checkpoint(root: str | Path, resume: bool, *, is_main: bool = True,
+                      damage: Callable[[Path], str | None] = checkpoint_damage) -> Path | None:
+    """The checkpoint a run continues from: None for a fresh start, else the newest intact one under ``root``
+    (with ``resume``), each newer damaged one skipped with a warning that says why.
+
+    Without ``resume`` a folder that holds checkpoints is refused (a fresh run would mix its checkpoints with
+    an earlier run's); with it, an empty folder starts from step 0 with a warning, and a folder whose every
+    checkpoint is damaged is refused. Shared by ``sana-wm train`` and ``sana-wm distill``."""
+    newest = latest_checkpoint(root)
+    if newest is None:
+        if resume and is_main:
+            log.warning("--resume: %s holds no checkpoint; starting from step 0", root)
+        return None
+    if not resume:
+        raise CheckpointsExistError(f"{root} already holds checkpoints ({newest.name}); pass --resume to continue "
+                                    "that run, or choose another output_dir")
+    found, skipped = latest_intact_checkpoint(root, damage)
+    if is_main:
+        for path, why in skipped:
+            log.warning("skipping the damaged checkpoint %s: %s", path, why)
+    if found is None:
+        raise CheckpointError(f"{root}: every checkpoint is damaged (newest: {skipped[0][0].name}: {skipped[0][1]}); "
+                              "remove them to start again, or restore one from a copy")
+    return found
 
 
 def prune_checkpoints(root: str | Path, keep_last: int) -> list[Path]:
@@ -198,6 +254,36 @@ def _full_tensor(t: torch.Tensor) -> torch.Tensor:
     return t.detach().cpu().contiguous()
 
 
+def write_checkpoint_folder(root: str | Path, step: int, env: DistEnv, write: Callable[[Path], None],
+                            keep_last: int = 0) -> Path:
+    """Write ``<root>/step-XXXXXXXX/`` atomically (every rank calls this): each rank its RNG state under
+    ``rng/``, the main rank everything else by ``write(folder)``; the folder is written under a hidden name and
+    renamed into place when complete, so a crash mid-write leaves the previous checkpoint the latest. A folder of
+    the same step (re-saved after a resume) is replaced; all but the ``keep_last`` newest are deleted (0: none).
+    Shared by the trainer's and the distiller's checkpoints."""
+    root = Path(root)
+    final = root / f"{_PREFIX}{step:08d}"
+    tmp = root / f".tmp-{_PREFIX}{step:08d}"
+    if env.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a crash
+        (tmp / "rng").mkdir(parents=True)
+    barrier(env)
+    torch.save(get_rng_state(), tmp / "rng" / f"rank-{env.rank:05d}.pt")
+    if env.is_main:
+        write(tmp)
+    barrier(env)
+    if env.is_main:
+        if final.exists():
+            stale = root / f".old-{final.name}"
+            shutil.rmtree(stale, ignore_errors=True)
+            final.rename(stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.rename(final)  # atomic on POSIX: the checkpoint appears complete or not at all
+        prune_checkpoints(root, keep_last)
+    barrier(env)
+    return final
+
+
 def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Module, optimizer: torch.optim.Optimizer,
                     model_config: dict, trainer_state: dict, data_states: list, ema: dict | None = None,
                     keep_last: int | None = None, lora: LoraAdapter | None = None,
@@ -209,9 +295,6 @@ def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Modu
     written to ``wrapper.json`` for ``sana-wm model export``."""
     from safetensors.torch import save_file
 
-    root = Path(root)
-    final = root / f"{_PREFIX}{step:08d}"
-    tmp = root / f".tmp-{_PREFIX}{step:08d}"
     if lora is None:
         model_sd = get_model_state_dict(model, options=_FULL)
     else:
@@ -219,13 +302,8 @@ def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Modu
         adapter_sd = {n: _full_tensor(params[n]) for n in lora.param_names}  # same order on every rank
     optim_sd = get_optimizer_state_dict(model, optimizer, options=_FULL)
     ema_sd = {k: _full_tensor(v) for k, v in ema.items()} if ema is not None else None
-    if env.is_main:
-        if tmp.exists():
-            shutil.rmtree(tmp)  # left by a crash
-        (tmp / "rng").mkdir(parents=True)
-    barrier(env)
-    torch.save(get_rng_state(), tmp / "rng" / f"rank-{env.rank:05d}.pt")
-    if env.is_main:
+
+    def write(tmp: Path) -> None:
         if lora is None:
             save_file({k: v.contiguous() for k, v in model_sd.items()}, str(tmp / "model.safetensors"),
                       metadata={"format": "pt"})
@@ -243,18 +321,8 @@ def save_checkpoint(root: str | Path, step: int, *, env: DistEnv, model: nn.Modu
         state = {"format": CHECKPOINT_FORMAT, "version": 1, "step": step, "world_size": env.world_size,
                  "data": data_states, **trainer_state}
         (tmp / "trainer.json").write_text(json.dumps(state, indent=2) + "\n")
-    barrier(env)
-    if env.is_main:
-        if final.exists():  # re-saving a step (e.g. after a resume): replace it
-            stale = root / f".old-{final.name}"
-            shutil.rmtree(stale, ignore_errors=True)
-            final.rename(stale)
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp.rename(final)  # atomic on POSIX: the checkpoint appears complete or not at all
-        if keep_last:
-            prune_checkpoints(root, keep_last)
-    barrier(env)
-    return final
+
+    return write_checkpoint_folder(root, step, env, write, keep_last or 0)
 
 
 def load_checkpoint(path: str | Path, *, env: DistEnv, model: nn.Module, optimizer: torch.optim.Optimizer | None,

@@ -17,12 +17,10 @@ import copy
 import fnmatch
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
@@ -31,8 +29,7 @@ from sana_wm.data import CachedLatentDataset, ClipDataset, LatentCache
 from sana_wm.errors import ConfigError
 from sana_wm.io import write_json_atomic, write_text_atomic
 from sana_wm.model import SanaWMConfig, SanaWMTransformer, chunk_schedule, from_pretrained
-from sana_wm.model.loading import CheckpointError
-from sana_wm.train.checkpoint import latest_checkpoint, latest_intact_checkpoint, load_checkpoint, save_checkpoint
+from sana_wm.train.checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint, seed_everything
 from sana_wm.train.config import TrainConfig, config_from_dict, config_to_dict, load_config, named_config
 from sana_wm.train.data import HashTextEncoder, ModelBatch, SampleStream, SyntheticEncoder, build_batch
 from sana_wm.train.distributed import (
@@ -98,9 +95,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, env: DistEnv):
         self.cfg, self.env, self.device = cfg, env, env.device
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed % 2**32)  # noqa: NPY002 (the global RNG other libraries may draw from)
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
 
         self.model_config = self._model_config()
         lora = cfg.lora
@@ -402,17 +397,8 @@ class Trainer:
     def run(self, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:
         cfg, env = self.cfg, self.env
         step = 0
-        ckpt = latest_checkpoint(cfg.checkpoint_dir)
-        if resume and ckpt is not None:
-            ckpt, skipped = latest_intact_checkpoint(cfg.checkpoint_dir)
-            for path, why in skipped:
-                if env.is_main:
-                    log.warning("skipping the damaged checkpoint %s: %s", path, why)
-            if ckpt is None:
-                raise CheckpointError(f"{cfg.checkpoint_dir}: every checkpoint is damaged (newest: "
-                                      f"{skipped[0][0].name}: "
-                                 f"{skipped[0][1]}); remove them to start again, or restore one from a copy")
-        if resume and ckpt is not None:
+        ckpt = resume_checkpoint(cfg.checkpoint_dir, resume, is_main=env.is_main)
+        if ckpt is not None:
             state = load_checkpoint(ckpt, env=env, model=self.model, optimizer=self.optimizer, ema=self.ema,
                                     lora=self.lora, lora_base=self.lora_base)
             step = state["step"]
@@ -427,11 +413,6 @@ class Trainer:
                     log.warning("the global batch changes at this resume: %d samples per step before, %d now "
                                 "(data.batch_size x data.accumulation x ranks)", saved_batch, self.global_batch)
         else:
-            if ckpt is not None and not resume:
-                raise FileExistsError(f"{cfg.checkpoint_dir} already holds checkpoints ({ckpt.name}); pass "
-                                      "resume=True (--resume) to continue that run, or choose another output_dir")
-            if resume and env.is_main:
-                log.warning("resume requested but %s holds no checkpoint; starting from step 0", cfg.checkpoint_dir)
             self._enter_stage(0)
         if env.is_main:
             Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)

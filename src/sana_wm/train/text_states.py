@@ -6,7 +6,9 @@ Layout: ``<dataset>/text_states/`` is a :class:`~sana_wm.pipeline.text.PromptCac
 the token window, plus ``encoder.json`` naming the encoder that wrote it. The states are exactly what
 :meth:`TextEncoder.encode <sana_wm.pipeline.text.TextEncoder.encode>` returns at generation time (the
 instruction-prefixed 300-token window), so a fine-tuned model sees the same text interface as at inference.
-The empty negative prompt (no prefix) is stored too: the ``objective.null_caption: empty_prompt`` caption.
+The empty negative prompt (no prefix) is stored too: the ``objective.null_caption: empty_prompt`` caption; other
+negative prompts (the distiller's ``negative_prompt`` settings) are stored, also without prefix, when named
+(``--negative-prompt``).
 
 Write the cache with ``sana-wm data encode-text DATASET --text-encoder DIR`` (:func:`encode_captions`); the
 trainer then needs neither the text encoder nor its memory.
@@ -50,9 +52,10 @@ def read_captions(root: str | Path) -> Iterator[str]:
 
 
 def encode_captions(root: str | Path, encoder: TextEncoder, *, captions: Iterable[str] | None = None,
-                    progress: bool = False) -> dict:
-    """Encode every distinct caption of the dataset at ``root`` (or ``captions``) and the empty negative prompt
-    into ``<root>/text_states``; captions already there for the same encoder are kept. Returns counts."""
+                    negative_prompts: Iterable[str] = (), progress: bool = False) -> dict:
+    """Encode every distinct caption of the dataset at ``root`` (or ``captions``), the empty negative prompt and
+    ``negative_prompts`` (as negatives: no instruction prefix, as generation encodes them) into
+    ``<root>/text_states``; captions already there for the same encoder are kept. Returns counts."""
     from tqdm import tqdm
 
     directory = Path(root) / TEXT_STATES_DIR
@@ -61,7 +64,7 @@ def encode_captions(root: str | Path, encoder: TextEncoder, *, captions: Iterabl
     computed = 0
     previous, encoder.cache = encoder.cache, None  # this function decides what is stored, and where
     try:
-        jobs = [(c, False) for c in todo] + [("", True)]
+        jobs = [(c, False) for c in todo] + [(n, True) for n in dict.fromkeys(["", *negative_prompts])]
         for caption, negative in tqdm(jobs, disable=not progress, desc="encoding captions", unit="caption"):
             key = cache.key(encoder.model_id, "" if negative else encoder.instruction, caption, encoder.max_tokens)
             if cache.path(key).is_file():
@@ -128,5 +131,16 @@ class CaptionStates:
 
     def empty_prompt(self) -> tuple[Tensor, Tensor]:
         """The empty negative prompt (no instruction prefix): ``states (1, L, C)``, ``mask (1, L)``."""
-        found = self._load("", "")
-        return found.embeds, found.mask.bool()
+        return self.negative_prompt("")
+
+    def negative_prompt(self, prompt: str) -> tuple[Tensor, Tensor]:
+        """A negative prompt's states (no instruction prefix): ``states (1, L, C)``, ``mask (1, L)``."""
+        key = PromptCache.key(self.model_id, "", prompt, self.max_tokens)
+        for cache in self.caches:
+            found = cache.get(key)
+            if found is not None:
+                return found.embeds, found.mask.bool()
+        raise FileNotFoundError(
+            f"{', '.join(str(c.directory) for c in self.caches)}: no states for the negative prompt {prompt[:80]!r} "
+            f"(encoder {self.model_id}); store them with `sana-wm data encode-text DATASET --text-encoder DIR "
+            "--negative-prompt TEXT`")
