@@ -7,59 +7,17 @@
 2. For each precision: one child process loads the bundled model's transformer (float32 on the CPU), quantizes
    it (int8 with torchao's CPU kernel, stored packed; int4 with the CPU emulation, which stores dequantized
    float32), and reports the growth of the resident set; then generates 1.5 s and reports the peak beyond what
-   was resident (``VmHWM`` reset through ``/proc/self/clear_refs``), with glibc told to unmap freed allocations.
+   was resident (:mod:`sana_wm.pipeline.peak_memory`, which says how the peak is read).
    Both against the planner's numbers. The load average is printed with the rows (timings are not reported).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
-import textwrap
 
-ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 BACKENDS = {"bf16": ("auto", "packed"), "int8": ("torchao", "packed"), "int4": ("emulate", "emulated"),
             "fp8": ("emulate", "emulated")}
-CHILD = textwrap.dedent("""
-    import json, sys
-    import torch
-    from sana_wm.bundled import example_files
-    from sana_wm.camera.actions import action_to_trajectory
-    from sana_wm.model.loading import from_pretrained as load_transformer
-    from sana_wm.pipeline import SanaWMPipeline
-    from sana_wm.pipeline.pipeline import _transformer_config, resolve_model
-    from sana_wm.quant import quantize_model
-
-    def status(key):
-        for line in open("/proc/self/status"):
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-
-    precision, backend, out = sys.argv[1], sys.argv[2], sys.argv[3]
-    torch.set_num_threads(1)
-    files = resolve_model("sana-wm-synth")
-    config = _transformer_config(files.settings, files.root)
-    warm = load_transformer(files.dit, config, dtype="fp32", device="cpu")
-    if precision != "bf16":
-        quantize_model(warm, precision, backend, device="cpu")
-    del warm
-    before = status("VmRSS:")
-    model = load_transformer(files.dit, config, dtype="fp32", device="cpu")
-    if precision != "bf16":
-        quantize_model(model, precision, backend, device="cpu")
-    weights = status("VmRSS:") - before
-    del model
-    pipe = SanaWMPipeline.from_pretrained("sana-wm-synth", device="cpu", stage1_precision=precision,
-                                          quant_backend=backend)
-    open("/proc/self/clear_refs", "w").write("5")
-    before = status("VmRSS:")
-    pipe.generate(example_files()["room_walk"][0], action_to_trajectory("w-25"), num_frames=25, output=out,
-                  progress=False)
-    print(json.dumps({"weights": weights, "generation": status("VmHWM:") - before}))
-""")
 
 
 def plans(budgets) -> None:
@@ -83,6 +41,7 @@ def plans(budgets) -> None:
 
 def measured(precisions, tmp: str) -> None:
     from sana_wm.pipeline.memory import runtime_bytes
+    from sana_wm.pipeline.peak_memory import measure_in_child
     from sana_wm.pipeline.pipeline import resolve_model
     from sana_wm.pipeline.plan import PlanRequest, Setting, estimate_setting, model_sizes
 
@@ -93,9 +52,7 @@ def measured(precisions, tmp: str) -> None:
     print("|---|---|---|---|---|---|")
     for p in precisions:
         backend, stored = BACKENDS[p]
-        done = subprocess.run([sys.executable, "-c", CHILD, p, backend, os.path.join(tmp, f"{p}.mp4")],
-                              capture_output=True, text=True, env={**os.environ, **ALLOCATOR}, check=True)
-        m = json.loads(done.stdout.strip().splitlines()[-1])
+        m = measure_in_child(1.5, os.path.join(tmp, f"{p}.mp4"), precision=p, backend=backend, threads=1)
         planned = sizes.stage1.weight_bytes(p, dtype_bytes=4, stored=stored)
         est = estimate_setting(sizes, Setting(p, text_encoders="embeds"), PlanRequest(2**36, num_frames=25,
                                refiner=False), device_type="cpu", dtype_bytes=4, stored=stored).needed_bytes

@@ -1,16 +1,12 @@
 """The memory planner: sizes of the released model from the meta device, quantized storage from the formats, the
 ranking, fixed settings, refusals, and the memory model against measured CPU peaks at two precisions."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 from dataclasses import replace
 
 import pytest
 import torch
 
+from sana_wm.pipeline.peak_memory import measure_in_child
 from sana_wm.pipeline.plan import (
     GIB,
     NOT_A_DEFAULT,
@@ -142,47 +138,7 @@ def test_nothing_fits_names_the_nearest_setting(official):
 
 
 # -- the memory model against measured CPU peaks -------------------------------------------------------------
-# One child per measurement (the pattern of test_memory.py): the peak resident set is that run's alone; glibc maps
-# every allocation of 64 KiB or more and unmaps it when freed, so the resident set follows the live tensors.
-_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-_MEASURE = textwrap.dedent("""
-    import json, sys
-    import torch
-    from sana_wm.bundled import example_files
-    from sana_wm.camera.actions import action_to_trajectory
-    from sana_wm.model.loading import from_pretrained as load_transformer
-    from sana_wm.pipeline import SanaWMPipeline
-    from sana_wm.pipeline.pipeline import _transformer_config, resolve_model
-    from sana_wm.quant import quantize_model
-
-    def status(key):
-        for line in open("/proc/self/status"):
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-
-    precision, backend, out = sys.argv[1], sys.argv[2], sys.argv[3]
-    torch.set_num_threads(1)
-    files = resolve_model("sana-wm-synth")
-    config = _transformer_config(files.settings, files.root)
-    warm = load_transformer(files.dit, config, dtype="fp32", device="cpu")  # imports and first-time costs
-    if precision != "bf16":
-        quantize_model(warm, precision, backend, device="cpu")
-    del warm
-    before = status("VmRSS:")
-    model = load_transformer(files.dit, config, dtype="fp32", device="cpu")
-    if precision != "bf16":
-        quantize_model(model, precision, backend, device="cpu")
-    weights = status("VmRSS:") - before
-    del model
-    pipe = SanaWMPipeline.from_pretrained("sana-wm-synth", device="cpu", stage1_precision=precision,
-                                          quant_backend=backend)
-    n = 25
-    open("/proc/self/clear_refs", "w").write("5")
-    before = status("VmRSS:")
-    pipe.generate(example_files()["room_walk"][0], action_to_trajectory(f"w-{n}"), num_frames=n,
-                  output=out, progress=False)
-    print(json.dumps({"weights": weights, "generation": status("VmHWM:") - before}))
-""")
+# Each measurement in its own child process: sana_wm.pipeline.peak_memory.
 
 
 @pytest.mark.parametrize("precision, backend, stored", [("int8", "torchao", "packed"), ("int4", "emulate", "emulated")])
@@ -195,10 +151,7 @@ def test_plan_memory_model_bounds_measured_cpu_peaks(precision, backend, stored,
     from sana_wm.pipeline.memory import runtime_bytes
     from sana_wm.pipeline.pipeline import resolve_model
 
-    done = subprocess.run([sys.executable, "-c", _MEASURE, precision, backend, str(tmp_path / "v.mp4")],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, **_ALLOCATOR})
-    assert done.returncode == 0, done.stderr[-3000:]
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    measured = measure_in_child(1.5, str(tmp_path / "v.mp4"), precision=precision, backend=backend, threads=1)
     sizes = model_sizes(resolve_model("sana-wm-synth"))
     planned = sizes.stage1.weight_bytes(precision, dtype_bytes=4, stored=stored)
     assert abs(measured["weights"] - planned) <= 0.1 * planned + 2 * 2**20, (measured, planned)
