@@ -120,6 +120,15 @@ class ScriptedSession:
         start = time.monotonic()
         await ws.send(json.dumps({"type": "start", "source": "example", "example": self.example}))
         started = json.loads(await ws.recv())
+        # Before "started" may come the answers to what was in flight when the previous video ended at its cap (a
+        # "next" sent just before is refused: no video is being made); a refusal of the start itself ends the run.
+        late = 0
+        while started["type"] != "started":
+            self.errors.append(json.dumps(started)[:200])
+            late += 1
+            if started["type"] == "closed" or late > 4:
+                return False
+            started = json.loads(await ws.recv())
         fps = started["fps"]
         play_clock = None  # wall time at which the virtual player shows the next frame
         queued = 0  # frames received and not yet shown
