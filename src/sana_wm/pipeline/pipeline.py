@@ -55,8 +55,10 @@ frame fewer than stage 1, and its frame ``i`` shows pose ``i + 1`` of the trajec
 from __future__ import annotations
 
 import math
+import statistics
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -76,6 +78,7 @@ from sana_wm.camera.resample import fit_to_frames, snap_frame_count
 from sana_wm.camera.trajectory import DEFAULT_FOV_RANGE_DEG, Intrinsics, Trajectory, TrajectoryError
 from sana_wm.errors import ConfigError, InputError, LimitError
 from sana_wm.limits import check_frames
+from sana_wm.pipeline import overlap
 from sana_wm.pipeline.errors import ModelFilesError, OptionError, OptionWarning
 from sana_wm.pipeline.memory import (
     LOADED,
@@ -507,6 +510,10 @@ class GenerationRequest:
 
     ``memory_check`` (default on): before sampling, refuse a run whose memory estimate
     (:meth:`SanaWMPipeline.memory_estimate`) exceeds what the device has free; False skips the check.
+
+    ``overlap`` (streaming on CUDA; default on there): stage 1, the refiner and the VAE decode of successive chunks
+    run on separate CUDA streams (:mod:`~sana_wm.pipeline.overlap`), with the same output as in order; False runs
+    them in order. Elsewhere the stages always run in order, and a given ``overlap`` is warned about.
     """
 
     image: Any
@@ -538,6 +545,7 @@ class GenerationRequest:
     resume_every: int | None = None
     memory_check: bool = True
     prompt_embeds: PromptEmbeds | str | Path | None = None
+    overlap: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.trajectory, Trajectory):
@@ -595,6 +603,7 @@ class SamplingPlan:
     refiner_prompt: str | TextEmbedding | None  # what the refiner encodes; None without a refiner
     resume_every: int = 0  # save a resume file every N chunks; 0 = never
     prompt_embeds: PromptEmbeds | None = None  # where prompt, negative and refiner states came from
+    overlap: bool | None = None  # stages on separate CUDA streams; None where that cannot take effect
 
 
 @dataclass(frozen=True)
@@ -630,10 +639,36 @@ class GenerationResult:
     sidecar: Path | None
     seconds: float
     stage1_latents: torch.Tensor | None = None
+    timing: dict[str, Any] | None = None  # when each chunk's frames were written (:func:`chunk_timing`)
 
 
 def _warn(template: str) -> None:
     warnings.warn(OptionWarning(template), stacklevel=5)  # the caller of generate
+
+
+@dataclass(frozen=True)
+class DecodedChunk:
+    """The decode stage's output for one chunk, on the host: its ``latents (1, C, n, h, w)`` and its decoded
+    ``video (1, 3, F, H, W)`` in [-1, 1]."""
+
+    latents: torch.Tensor
+    video: torch.Tensor
+
+
+# A streaming run's chunks take the same time from this one on: the released K/V window (2 chunks + the sink) is
+# full, so no new shape comes (each new shape costs a compilation with compile_blocks).
+STEADY_FROM_CHUNK = 3
+
+
+def chunk_timing(started: float, written: list[float]) -> dict[str, Any]:
+    """The timing record of a run from the clock at the start of sampling and the clock each time a chunk's frames
+    were written: the first chunk's time (with compile_blocks, its compilation), each chunk's, and the median of the
+    chunks from :data:`STEADY_FROM_CHUNK` on (None when there are none)."""
+    seconds = [b - a for a, b in zip([started, *written], written, strict=False)]
+    steady = seconds[STEADY_FROM_CHUNK:]
+    return {"first_chunk_s": round(seconds[0], 4) if seconds else None,
+            "chunk_s": [round(s, 4) for s in seconds],
+            "steady_chunk_s": round(statistics.median(steady), 4) if steady else None}
 
 
 class _FrameSink:
@@ -680,22 +715,25 @@ class _FrameSink:
 
 class _ResumeSaver:
     """Writes the resume file every ``every`` chunks, once the chunk's frames are in the video: the sample stage
-    reports each new chunk (:meth:`sampled`), the decode stage each written one (:meth:`written`). Without a
-    refiner the stages run in lockstep, so the chunk just written is the one last sampled and the generator is
-    still where that chunk left it."""
+    reports each new chunk (:meth:`sampled`), the host each written one (:meth:`written`). Without a refiner each
+    sampled chunk is decoded to one written chunk, in order; with overlapped stages stage 1 runs a few chunks
+    ahead, so each sampled chunk waits in a queue with the generator's state it left, until its frames are written.
+    ``to_host`` copies latents to the host (on the stage's stream, without waiting: they are read only after their
+    frames are written)."""
 
     def __init__(self, path: Path, every: int, record: dict[str, Any], resume: ResumePoint | None,
-                 num_chunks: int) -> None:
+                 num_chunks: int, to_host: Callable[[torch.Tensor], torch.Tensor] = torch.Tensor.cpu) -> None:
         self.path, self.every, self.record, self.num_chunks = path, every, record, num_chunks
+        self.to_host = to_host
         self.digest = request_hash(record)
-        self.latents: list[torch.Tensor] = [] if resume is None else [resume.latents]
+        self.latents: list[torch.Tensor] = [] if resume is None else [resume.latents]  # of the chunks written
         self.expected_frames = None if resume is None else (resume.next_chunk, resume.frames_written)
+        self.stored_chunks = 0 if resume is None else resume.next_chunk  # decoded again before new ones come
         self.chunks_written = 0
-        self.pending = None  # (chunk, generator state) of the chunk last sampled, until its frames are written
+        self.pending: deque = deque()  # (chunk, host latents, generator state) of sampled chunks not yet written
 
     def sampled(self, chunk, generator: torch.Generator) -> None:
-        self.latents.append(chunk.latents.cpu())
-        self.pending = (chunk, generator.get_state())
+        self.pending.append((chunk, self.to_host(chunk.latents), generator.get_state()))
 
     def written(self, sink: _FrameSink) -> None:
         self.chunks_written += 1
@@ -703,10 +741,10 @@ class _ResumeSaver:
                 and sink.written != self.expected_frames[1]:
             raise ResumeError(f"{self.path}: the stored chunks decode to {sink.written} frames, but the file says "
                               f"{self.expected_frames[1]} were written; it is damaged; generate the video again")
-        if self.pending is None:  # a stored chunk, decoded again
+        if self.chunks_written <= self.stored_chunks:  # a stored chunk, decoded again
             return
-        chunk, state = self.pending
-        self.pending = None
+        chunk, latents, state = self.pending.popleft()
+        self.latents.append(latents)
         done = chunk.index + 1
         if done % self.every or done == self.num_chunks:  # the last chunk: the run is about to end anyway
             return
@@ -736,6 +774,7 @@ class SanaWMPipeline:
         self.quantization: dict[str, QuantReport] = {}
         # the memory plan applied (sana_wm.pipeline.plan, ``generate --gpu-memory``), recorded in the sidecar
         self.memory_plan: dict | None = None
+        self.compiled = False  # the transformer's blocks run torch.compile'd (compile_blocks)
         settings = files.settings if files is not None else {}
         self.text_free = text_encoder is None and settings.get("text_encoder") == TEXT_FREE
         self._sampler_settings = dict(settings.get("sampler", {}))
@@ -1008,27 +1047,41 @@ class SanaWMPipeline:
 
     def _run(self, request: GenerationRequest, plan: SamplingPlan, inputs: PreparedInputs,
              record: dict[str, Any] | None, resume: ResumePoint | None, started: float) -> GenerationResult:
-        """Sample, refine, decode and write, then the sidecar (``record``); ``resume`` continues from a chunk."""
+        """Sample, refine, decode and write, then the sidecar (``record``); ``resume`` continues from a chunk.
+        The three stages are chained through a :class:`~sana_wm.pipeline.overlap.StageSchedule`: on separate CUDA
+        streams, the host up to ``OVERLAP_AHEAD`` chunks ahead, when ``plan.overlap``; else in order."""
+        backend = overlap.backend_for(self.device) if plan.overlap else None
+        schedule = overlap.StageSchedule(backend or overlap.INLINE, overlap.OVERLAP_AHEAD if backend else 0)
+        to_host = schedule.backend.to_host
         saver = None
         if plan.resume_every:
             saver = _ResumeSaver(resume_path(request.output), plan.resume_every, record, resume,
-                                 len(self._stream_chunks(inputs)))
+                                 len(self._stream_chunks(inputs)), to_host)
         sink = _FrameSink(request, inputs, self.fps)
         stage1: list[torch.Tensor] = []
+        latents: list[torch.Tensor] = []
+        sampling_started, written = time.perf_counter(), []
         try:
-            chunks = self.sample(inputs, plan, seed=request.seed, progress=request.progress, resume=resume,
-                                 saver=saver)
-            latents = self.decode(self.refine(chunks, inputs, plan, stage1, progress=request.progress), sink,
-                                  after_chunk=saver.written if saver is not None else None)
+            sampled = schedule.stage("stage1", self.sample(inputs, plan, seed=request.seed, progress=request.progress,
+                                                           resume=resume, saver=saver))
+            refined = schedule.stage("refiner", self.refine(sampled, inputs, plan, stage1, progress=request.progress,
+                                                            to_host=to_host))
+            for chunk in schedule.host(schedule.stage("decode", self.decode(refined, to_host=to_host))):
+                sink.add(chunk.video)
+                latents.append(chunk.latents)
+                if saver is not None:
+                    saver.written(sink)
+                written.append(time.perf_counter())
         finally:
             sink.close()
+        timing = chunk_timing(sampling_started, written)
         sidecar = None
         if request.output is not None:
-            sidecar = publish_video(sink.writer.path, request.output, record)
+            sidecar = publish_video(sink.writer.path, request.output, {**record, "timing": timing})
             resume_path(request.output).unlink(missing_ok=True)  # the video is complete
-        return GenerationResult(sink.frames(), self.fps, inputs.num_frames - inputs.first_pose, latents,
-                                request.output, sidecar, time.perf_counter() - started,
-                                torch.cat(stage1, dim=2) if stage1 else None)
+        return GenerationResult(sink.frames(), self.fps, inputs.num_frames - inputs.first_pose,
+                                torch.cat(latents, dim=2), request.output, sidecar, time.perf_counter() - started,
+                                torch.cat(stage1, dim=2) if stage1 else None, timing)
 
     def _stream_chunks(self, inputs: PreparedInputs) -> list[int]:
         from sana_wm.samplers.common import model_chunk_lengths
@@ -1124,7 +1177,21 @@ class SanaWMPipeline:
                 _warn(f"{{refiner_prompt}} is ignored: {why}")
         resume_every = self._resume_every(request, variant, refiner)
         return SamplingPlan(schedule.num_steps, cfg, shift, schedule, camera_cfg, chunks, refiner, prompt, negative,
-                            refiner_prompt, resume_every, embeds)
+                            refiner_prompt, resume_every, embeds, self._overlap(request, variant))
+
+    def _overlap(self, request: GenerationRequest, variant: str) -> bool | None:
+        """Whether the stages run on separate CUDA streams; None where that cannot take effect (warned about when
+        ``request.overlap`` was given)."""
+        why = None
+        if variant != "streaming":
+            why = f"the {variant} variant makes the whole video at once, so there are no chunks to overlap"
+        elif overlap.backend_for(self.device) is None:
+            why = f"the stages overlap on CUDA streams only, and this pipeline runs on the {self.device.type}"
+        if why is not None:
+            if request.overlap is not None:
+                _warn(f"{{overlap}} does not take effect: {why}")
+            return None
+        return True if request.overlap is None else bool(request.overlap)
 
     def _check_stage1_embeds(self, embeds: PromptEmbeds, instruction: str | None) -> None:
         """Refuse prompt embeddings of another text encoder, instruction prefix or width."""
@@ -1277,16 +1344,17 @@ class SanaWMPipeline:
                 bar.close()
 
     def refine(self, chunks: Iterable[torch.Tensor], inputs: PreparedInputs, plan: SamplingPlan,
-               stage1: list[torch.Tensor], *, progress: bool = False) -> Iterator[torch.Tensor]:
+               stage1: list[torch.Tensor], *, progress: bool = False,
+               to_host: Callable[[torch.Tensor], torch.Tensor] = torch.Tensor.cpu) -> Iterator[torch.Tensor]:
         """Stage 2 over stage 1's ``chunks`` (passed through without a refiner): each chunk as soon as the
         refiner's window allows when streaming, else the whole video. Stage 1's latents are appended to
-        ``stage1`` (on the CPU) when the refiner runs."""
+        ``stage1`` (copied to the host by ``to_host``) when the refiner runs."""
         if plan.refiner is None:
             yield from chunks
             return
         if self.variant != "streaming":
             for latents in chunks:  # with offload, the refiner comes to the device after stage 1 is done
-                stage1.append(latents.cpu())
+                stage1.append(to_host(latents))
                 refined = self._use(self.refiner).refine(latents, inputs.refiner_text, fps=self.fps,
                                                          settings=plan.refiner, seed=plan.refiner.seed,
                                                          progress=progress)
@@ -1296,7 +1364,7 @@ class SanaWMPipeline:
         stream = self._use(self.refiner).stream(inputs.refiner_text, fps=self.fps, settings=plan.refiner,
                                                 seed=plan.refiner.seed, num_frames=inputs.latent_frames)
         for latents in chunks:
-            stage1.append(latents.cpu())
+            stage1.append(to_host(latents))
             ready = stream.push(latents)
             if ready is not None:
                 yield ready
@@ -1305,25 +1373,20 @@ class SanaWMPipeline:
             yield tail
         self._release(self.refiner)
 
-    def decode(self, latents: Iterable[torch.Tensor], sink: _FrameSink,
-               after_chunk: Callable[[_FrameSink], None] | None = None) -> torch.Tensor:
-        """Decode ``latents`` into ``sink`` as they come (the streaming variant's causal decoder carries its
-        state from chunk to chunk), calling ``after_chunk(sink)`` once each chunk's frames are written; returns
-        all of them, concatenated on the CPU."""
+    def decode(self, latents: Iterable[torch.Tensor], *,
+               to_host: Callable[[torch.Tensor], torch.Tensor] = torch.Tensor.cpu) -> Iterator[DecodedChunk]:
+        """Decode ``latents`` as they come (the streaming variant's causal decoder carries its state from chunk to
+        chunk); yields each chunk's latents and frames, copied to the host by ``to_host``."""
         decoder = None
-        decoded = []
         for chunk in latents:
             vae = self._use(self.vae)
             if self.variant == "streaming":
                 decoder = decoder or vae.stream_decoder()
-                sink.add(decoder.decode_chunk(chunk))
+                video = decoder.decode_chunk(chunk)
             else:
-                sink.add(vae.decode(chunk))
-            decoded.append(chunk.cpu())
-            if after_chunk is not None:
-                after_chunk(sink)
+                video = vae.decode(chunk)
+            yield DecodedChunk(to_host(chunk), to_host(video))
         self._release(self.vae)
-        return torch.cat(decoded, dim=2)
 
     def _next_frame_count(self, num_frames: int) -> int:
         """The smallest frame count on this variant's grid that is at least ``num_frames``."""
@@ -1423,6 +1486,8 @@ class SanaWMPipeline:
                 "quantization": {name: report.to_dict() for name, report in self.quantization.items()
                                  if report.precision != "bf16" and (name == "stage1" or plan.refiner is not None)},
                 "refiner_prompt": None if refiner_prompt is None else _text_field(refiner_prompt),
+                "overlap": plan.overlap,
+                "compile": True if self.compiled else None,
             },
         }
 

@@ -43,10 +43,11 @@ __all__ = ["RESUME_FORMAT", "ResumeError", "ResumePoint", "cpu_threads", "load_r
 RESUME_FORMAT = "sana-wm-resume/1"
 # Sidecar fields left out of the request's hash: when the run happened, and how the request was spelled where
 # another field records what took effect (the frames asked for -> ``num_frames``; the assumed field of view and
-# how a short path was extended -> the fitted trajectory with its intrinsics). A run rebuilt from its own record
-# then hashes like the original.
-_UNHASHED = ("created", "requested_frames")
-_UNHASHED_SETTINGS = ("fov", "extend")
+# how a short path was extended -> the fitted trajectory with its intrinsics), how long it took, and whether its
+# stages overlapped on CUDA streams (the same video either way). A run rebuilt from its own record then hashes like
+# the original.
+_UNHASHED = ("created", "requested_frames", "timing")
+_UNHASHED_SETTINGS = ("fov", "extend", "overlap")
 
 
 class ResumeError(UserError, ValueError):
