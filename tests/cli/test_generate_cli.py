@@ -52,3 +52,19 @@ def test_out_that_replaces_an_input_is_refused(inputs, capsys, out, culprit):
     assert code == 2
     assert f"{culprit} " in err and "would replace an input. Choose another --out" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_no_overlap_and_compile_say_they_do_not_take_effect_on_the_cpu(tmp_path, capsys):
+    from sana_wm.pipeline import read_sidecar
+
+    out = tmp_path / "v.mp4"
+    code = main(["generate", "--example", "room_walk", "--num-frames", "25", "--no-overlap", "--compile",
+                 "--device", "cpu", "--no-progress", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert ("sana-wm: warning: --no-overlap does not take effect: the stages overlap on CUDA streams only, and this "
+            "pipeline runs on the cpu") in err
+    assert "sana-wm: warning: --compile does not take effect: " in err and "runs on the cpu" in err
+    record = read_sidecar(out)
+    assert record["settings"]["overlap"] is None and record["settings"]["compile"] is None
+    assert len(record["timing"]["chunk_s"]) == 1 and record["timing"]["steady_chunk_s"] is None

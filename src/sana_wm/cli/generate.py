@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +55,12 @@ Memory plan: --gpu-memory GIB picks the precisions, refiner offload, refiner K/V
 the text encoders run so that the run fits a GPU of that much memory (`sana-wm plan` shows the
 choices); flags you set yourself are kept and the rest planned around them. The chosen plan is
 printed and recorded in the sidecar. On the CPU it does not take effect (said in one line).
+
+On a GPU, streaming: stage 1, the refiner and the VAE decode of successive chunks run overlapped on
+separate CUDA streams (the same video as in order; --no-overlap turns it off). --compile compiles the
+transformer's blocks with torch.compile: the first chunks take longer while each new shape compiles,
+later chunks run without per-kernel launch overhead; the sidecar's "timing" keeps the first chunk's time
+apart from the steady per-chunk time. Neither takes effect on the CPU (a warning says so).
 """
 
 
@@ -153,6 +160,13 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--refiner-precision", choices=precisions,
                    help="the same for the refiner's blocks (its input/output projections, time embedding and "
                         "caption projection stay unquantized); default bf16")
+    p.add_argument("--no-overlap", dest="overlap", action="store_const", const=False,
+                   help="streaming on CUDA: run stage 1, the refiner and the VAE decode one after another instead of "
+                        "overlapped on separate CUDA streams (the video is the same either way; default: overlapped "
+                        "there; elsewhere they always run in order)")
+    p.add_argument("--compile", action="store_true",
+                   help="CUDA: torch.compile the transformer's blocks; the first chunks take longer while each new "
+                        "shape compiles (reported apart), later ones run without per-kernel launch overhead")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"),
                    help="transformer precision (default: bf16 on GPU, fp32 on CPU)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
@@ -186,6 +200,7 @@ _FLAGS = {
     "refiner_settings.block_frames": "--refiner-block-frames",
     "refiner_settings.kv_max_frames": "--refiner-kv-max-frames",
     "refiner_settings.keep_sink_frame": "--keep-sink-frame",
+    "overlap": "--no-overlap",
 }
 
 
@@ -195,8 +210,6 @@ def flag(option: str) -> str:
 
 
 def _show_option_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    import sys
-
     from sana_wm.pipeline import OptionWarning
 
     if isinstance(message, OptionWarning):
@@ -299,7 +312,7 @@ def _check_output_folder(out: Path) -> None:
 
 
 # Flags that may come with --resume (where and how to run, not what to make); all others must be left unset.
-_RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "skip_memory_check", "func", "group"}
+_RESUME_FLAGS = {"resume", "resume_every", "device", "no_progress", "skip_memory_check", "overlap", "func", "group"}
 _DEFAULTS = {"mapping": "current", "extend": "error", "seed": 42, "preset_arg": []}  # argparse defaults not None
 
 
@@ -324,7 +337,7 @@ def _resume(args: argparse.Namespace) -> int:
     device = args.device or record["settings"].get("device")
     result = regenerate_from_record(record, video, device=device, check_image=False, progress=not args.no_progress,
                                     resume=True, resume_every=args.resume_every,
-                                    memory_check=not args.skip_memory_check)
+                                    memory_check=not args.skip_memory_check, overlap=args.overlap)
     print(f"wrote {result.video_path} ({result.num_frames} frames at {result.fps:g} fps, resumed, "
           f"{result.seconds:.1f} s) and {result.sidecar}")
     return 0
@@ -334,7 +347,6 @@ def _apply_memory_plan(args: argparse.Namespace, device, num_frames: int, refine
     """``--gpu-memory``: plan the settings the user did not set and write them into ``args``; the record of the
     plan for the sidecar (None where it does not take effect). Refuses, naming the nearest setting, when nothing
     fits."""
-    import sys
     from dataclasses import asdict
 
     from sana_wm.cli import CLIError
@@ -538,8 +550,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                                   stage1_precision=args.stage1_precision,
                                                   refiner_precision=args.refiner_precision,
                                                   text_encoders=embeds is None,
-                                                  refiner_offload=args.refiner_offload)
+                                                  refiner_offload=args.refiner_offload, compile=args.compile)
             pipe.memory_plan = memory_plan
+            if pipe.compiled:
+                print("sana-wm: --compile: the transformer's blocks compile on their first calls, so the first "
+                      "chunks take longer (timed apart)", file=sys.stderr)
             if embeds is not None:
                 prompt = args.negative_prompt = None
             result = pipe.generate(image, traj, num_frames=num_frames, prompt=prompt, prompt_embeds=embeds,
@@ -549,10 +564,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                    progress=not args.no_progress, fov=args.fov, extend=args.extend,
                                    action=args.action, overlay_actions=not args.no_action_overlay,
                                    refiner_settings=refiner_settings or None, resume_every=args.resume_every,
-                                   memory_check=not args.skip_memory_check)
+                                   memory_check=not args.skip_memory_check, overlap=args.overlap)
         except OptionError as exc:
             raise CLIError(exc.render(flag)) from None
     stage = "stage 1 + refiner" if pipe.refiner is not None else "stage 1"
+    if pipe.compiled and result.timing is not None:
+        steady = result.timing["steady_chunk_s"]
+        print(f"sana-wm: --compile: first chunk {result.timing['first_chunk_s']:.2f} s (compilation included)"
+              + ("" if steady is None else f", then {steady:.3f} s per chunk"), file=sys.stderr)
     print(f"wrote {result.video_path} ({result.num_frames} frames at {result.fps:g} fps, {stage}, "
           f"{result.seconds:.1f} s) and {result.sidecar}")
     return 0

@@ -807,7 +807,8 @@ class SanaWMPipeline:
                         refiner: str | Path | bool | None = None,
                         refiner_text_encoder: str | Path | None = None, stage1_precision: str = "bf16",
                         refiner_precision: str | None = None, quant_backend: str = "auto",
-                        text_encoders: bool = True, refiner_offload: str | None = None) -> SanaWMPipeline:
+                        text_encoders: bool = True, refiner_offload: str | None = None,
+                        compile: bool = False) -> SanaWMPipeline:
         """Load a released (or released-layout) model folder, an official hub id, or the bundled model by its
         name, ``"sana-wm-synth"`` (module docstring).
 
@@ -825,7 +826,8 @@ class SanaWMPipeline:
         (:class:`~sana_wm.pipeline.prompt_embeds.PromptEmbeds`), which lets the encoders run and be freed before
         the transformers load. ``refiner_offload="blocks"`` keeps the refiner's blocks in host memory and moves
         each in while it runs (:meth:`~sana_wm.model.refiner.RefinerTransformer.offload_blocks`); default
-        "resident"."""
+        "resident". ``compile=True`` (CUDA): :meth:`compile_blocks`, the transformer's blocks compiled;
+        elsewhere it does not take effect (a warning says so)."""
         from sana_wm.model.loading import from_pretrained as load_transformer
         from sana_wm.model.loading import resolve_dtype
 
@@ -875,7 +877,22 @@ class SanaWMPipeline:
                    fps=float(files.settings.get("fps", 16.0)), device=device, files=files, offload=offload,
                    refiner=stage2)
         pipe.quantization = quantization
+        if compile and device.type != "cuda":
+            warnings.warn(OptionWarning(f"{{compile}} does not take effect: compiled blocks pay off on CUDA, where a "
+                                        f"chunk's small kernels are launch-bound; this pipeline runs on the "
+                                        f"{device.type}"), stacklevel=2)
+        elif compile:
+            pipe.compile_blocks()
         return pipe
+
+    def compile_blocks(self, **compile_options) -> None:
+        """``torch.compile`` the stage-1 transformer's blocks in place
+        (:meth:`~sana_wm.model.transformer.SanaWMTransformer.compile_blocks`; ``compile_options`` go to
+        ``torch.compile``). Each new input shape compiles once, on its first call: a streaming run's first chunks
+        (until the K/V window is full) take that time, which the timing record of the sidecar keeps apart
+        (``first_chunk_s``, ``chunk_s``, ``steady_chunk_s``). Recorded in the sidecar as ``settings.compile``."""
+        self.transformer.compile_blocks(**compile_options)
+        self.compiled = True
 
     # -- helpers ------------------------------------------------------------------------------------
     def _use(self, module):

@@ -48,7 +48,12 @@ def draw_noise(shape: tuple[int, ...], generator: torch.Generator | None, device
     """Standard normal float32 noise drawn on the generator's device (so a seed gives the same numbers
     wherever the model runs), then moved to ``device``."""
     noise_device = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=noise_device, dtype=torch.float32).to(device)
+    noise = torch.randn(shape, generator=generator, device=noise_device, dtype=torch.float32)
+    if noise.device.type == "cpu" and torch.device(device).type == "cuda":
+        # Through pinned memory without blocking: a copy from pageable memory may wait for the stream to run dry,
+        # which would stop one host thread from queuing other streams' work meanwhile (pipeline/overlap.py).
+        return noise.pin_memory().to(device, non_blocking=True)
+    return noise.to(device)
 
 
 def as_first_frame(first_frame: Tensor) -> Tensor:
