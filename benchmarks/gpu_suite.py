@@ -27,7 +27,11 @@ after every section so a run stopped half-way still leaves what it measured. Sec
    (no stream overlap); ``plan_24gb``: the setting ``sana-wm plan --gpu-memory 24`` chooses, stage 1 + refiner +
    VAE decode chunk by chunk under a 24 GiB cap (``set_per_process_memory_fraction``), peak and real-time
    factor against the plan's estimate;
-9. ``streaming_compiled``: section 5 again (8 chunks) with ``SanaWMTransformer.compile_blocks()``, the
+9. ``pipeline_overlap``: the whole streaming ``SanaWMPipeline`` (stage 1, the refiner and the causal VAE at their
+   released sizes, random weights, 704x1280) generating the same 8 chunks in order (``overlap=False``) and with
+   its stages overlapped on CUDA streams (``overlap=True``, :mod:`sana_wm.pipeline.overlap`): both real-time
+   factors (whole run and steady chunks), peak memory, and whether frames and latents are bit-identical;
+10. ``streaming_compiled``: section 5 again (8 chunks) with ``SanaWMTransformer.compile_blocks()``, the
    compilation in the first three chunks, the difference to the eager chunks.
 
 Every section records its error and the suite goes on (an out-of-memory in one does not stop the
@@ -594,6 +598,76 @@ def pipeline(suite: Suite, result: dict) -> None:
                   note="the three stages one after another per chunk; no CUDA-stream overlap")
 
 
+def pipeline_overlap(suite: Suite, result: dict) -> None:
+    """The streaming pipeline, end to end, in order and with its stages overlapped on CUDA streams; with --tiny on
+    the CPU the stages cannot overlap (both runs are in order): a dry run of the section."""
+    import warnings
+
+    import numpy as np
+    from diffusers import AutoencoderKLLTX2Video, LTX2VideoTransformer3DModel
+
+    from sana_wm.camera.actions import action_to_trajectory
+    from sana_wm.model.refiner import RefinerTransformer
+    from sana_wm.pipeline import GenerationRequest, OptionWarning, Refiner, SanaWMPipeline, TextEmbedding
+    from sana_wm.vae import VideoVAE
+
+    config, grid, stage1 = stage1_setup(suite)
+    with default_dtype(suite.dtype), torch.device(suite.device):
+        raw = LTX2VideoTransformer3DModel(**(TINY_REFINER if suite.tiny else {}))
+        # The tiny VAE with the released strides, which the pipeline's camera conditioning reads from it.
+        tiny_vae = dict(TINY_VAE, spatial_compression_ratio=32, temporal_compression_ratio=8)
+        vae = VideoVAE(AutoencoderKLLTX2Video(**(tiny_vae if suite.tiny else {}), decoder_causal=True))
+    refiner = Refiner(RefinerTransformer(raw), None)
+    size = (grid[0] * vae.spatial_stride, grid[1] * vae.spatial_stride)
+    pipe = SanaWMPipeline(stage1, vae, None, variant="streaming", image_size=size, fps=16.0, device=suite.device,
+                          refiner=refiner)
+    g = torch.Generator().manual_seed(0)
+    text_len = 16 if suite.tiny else 300
+    prompt = TextEmbedding(torch.randn(1, text_len, config.caption_channels, generator=g),
+                           torch.ones(1, text_len, dtype=torch.bool))
+    refiner_prompt = TextEmbedding(torch.randn(1, 64 if suite.tiny else 256, raw.config.caption_channels, generator=g),
+                                   torch.ones(1, 64 if suite.tiny else 256, dtype=torch.bool))
+    image = (torch.rand(*size, 3, generator=g) * 255).to(torch.uint8).numpy()
+    chunks = 4 if suite.tiny else 8
+    result.update(config="tiny" if suite.tiny else "official-2.6b", image_size=list(size), chunks=chunks)
+
+    def generate(num_chunks: int, overlap: bool):
+        options = dict(num_frames=1 + 24 * num_chunks, prompt=prompt, refiner_prompt=refiner_prompt, seed=0,
+                       progress=False, memory_check=False, overlap=overlap)
+        trajectory = action_to_trajectory(f"w-{24 * num_chunks}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptionWarning)  # on the CPU: overlap does not take effect
+            took_effect = pipe.plan(GenerationRequest(image, trajectory, **options)).overlap
+            suite.reset_peak()
+            start = time.perf_counter()
+            out = pipe.generate(image, trajectory, **options)
+            suite.sync()
+        seconds = time.perf_counter() - start
+        steady = out.timing["steady_chunk_s"]  # None with fewer chunks than the K/V window needs to fill
+        return out, dict(overlap=overlap, took_effect=bool(took_effect), seconds=seconds,
+                         real_time_factor=out.num_frames / pipe.fps / seconds,
+                         first_chunk_s=out.timing["first_chunk_s"], steady_chunk_s=steady,
+                         steady_real_time_factor=None if steady is None else VIDEO_SECONDS_PER_CHUNK / steady,
+                         peak_gib=suite.peak_gib())
+
+    suite.check_time()
+    result["warmup_s"] = generate(2, False)[1]["seconds"]  # first calls: kernel selection, allocator growth
+    rows = result.setdefault("rows", [])
+    outputs = []
+    for overlap in (False, True):
+        suite.check_time()
+        out, row = generate(chunks, overlap)
+        rows.append(row)
+        outputs.append(out)
+    in_order, overlapped = outputs
+    result["frames_identical"] = bool(np.array_equal(in_order.frames, overlapped.frames))
+    result["latents_identical"] = bool(in_order.latents.equal(overlapped.latents)
+                                       and in_order.stage1_latents.equal(overlapped.stage1_latents))
+    result["speedup"] = rows[0]["seconds"] / rows[1]["seconds"]
+    if not rows[1]["took_effect"]:
+        result["note"] = "the stages cannot overlap on this device: both runs are in order (a dry run)"
+
+
 # ------------------------------------------------------------------------------------------------
 # Report
 # ------------------------------------------------------------------------------------------------
@@ -638,6 +712,7 @@ SECTIONS = [  # (name, function, seconds it needs at least to be worth starting,
     ("refiner", refiner, 45),
     ("vae_decode", vae_decode, 20),
     ("pipeline", pipeline, 0),
+    ("pipeline_overlap", pipeline_overlap, 120),
     ("plan_24gb", plan_24gb, 90),
     ("streaming_compiled", streaming_compiled, 150),  # last: compilation may take what budget is left
 ]

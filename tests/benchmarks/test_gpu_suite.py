@@ -44,6 +44,10 @@ def test_tiny_run_writes_every_section(tmp_path):
     assert results["vae_decode"]["output_shape"] == [1, 3, 24, 64, 96]  # 3 latent frames -> 24 frames, x32
     pipeline = results["pipeline"]
     assert pipeline["chunk_s"] == pytest.approx(pipeline["stage1_s"] + pipeline["refiner_s"] + pipeline["vae_decode_s"])
+    overlap = results["pipeline_overlap"]  # on the CPU both runs are in order: the section's dry run
+    assert [row["overlap"] for row in overlap["rows"]] == [False, True]
+    assert not any(row["took_effect"] for row in overlap["rows"]) and "dry run" in overlap["note"]
+    assert overlap["frames_identical"] is True and overlap["latents_identical"] is True
     markdown = (tmp_path / "gpu_suite.md").read_text()
     assert all(f"## {name}" in markdown for name in sections)
 
