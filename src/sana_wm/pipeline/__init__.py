@@ -11,6 +11,7 @@
 * :mod:`~sana_wm.pipeline.resume` — the resume file of a streaming run, from which a killed run continues;
 * :mod:`~sana_wm.pipeline.live` — :class:`LiveSession`, a streaming video made one chunk per step from the keys held.
 * :mod:`~sana_wm.pipeline.prompt_embeds` — prompt states encoded before generation (``sana-wm encode-prompt``).
+* :mod:`~sana_wm.pipeline.overlap` — the chain of stages, on separate CUDA streams when streaming on a GPU.
 """
 
 from sana_wm.pipeline.live import LiveChunk, LiveError, LiveSession
