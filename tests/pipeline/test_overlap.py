@@ -228,6 +228,7 @@ def test_an_overlapped_run_resumes_to_the_same_video(streaming, image_path, tmp_
 
 
 def test_overlap_on_the_cpu_says_it_does_not_take_effect(streaming, image_path, tmp_path):
+    assert overlap_module.backend_for(torch.device("cpu")) is None
     with pytest.warns(OptionWarning, match=r"^overlap does not take effect: the stages overlap on CUDA streams only, "
                                            r"and this pipeline runs on the cpu"):
         _generate(streaming, image_path, tmp_path / "a.mp4", refine=False, overlap=False)

@@ -2,9 +2,10 @@
 
 A streaming generation is a chain of generators (:meth:`SanaWMPipeline.sample` -> ``refine`` -> ``decode``), each
 pulling latent chunks from the one before. CUDA launches are asynchronous, so one Python thread can keep three
-chunks in flight: while the host waits for chunk ``k``'s frames (the MP4 writer needs them in host memory), the GPU
-still has stage 1 of chunk ``k + 2``, the refiner of ``k + 1`` and the decode of ``k`` queued, each stage on its own
-stream. This module is that schedule, over a small backend interface:
+chunks in flight: while the host waits for chunk ``k``'s frames (the MP4 writer needs them in host memory), the
+stages of chunks ``k + 1`` and ``k + 2`` are already queued, each stage on its own stream, so the GPU can run the
+decode of ``k``, the refiner of ``k + 1`` and stage 1 of ``k + 2`` at once. This module is that schedule, over a
+small backend interface:
 
 * :class:`StageSchedule` wraps each stage's generator (:meth:`~StageSchedule.stage`) so that its work is queued on
   its own stream and every item it yields carries an event recorded after that work; the consumer's stream waits
@@ -34,8 +35,8 @@ from torch import Tensor
 __all__ = ["INLINE", "OVERLAP_AHEAD", "CudaStreams", "InlineStreams", "StageSchedule", "StreamBackend",
            "backend_for"]
 
-# Items of the last stage queued beyond the one the host waits for: with 2, stage 1 of chunk k + 2, the refiner of
-# k + 1 and the decode of k can all be queued while the host writes chunk k - 1 (3 chunks in flight at most).
+# Items of the last stage queued beyond the one the host waits for: with 2, the GPU can run stage 1 of chunk k + 2,
+# the refiner of k + 1 and the decode of k at once (3 chunks in flight at most, so memory stays bounded).
 OVERLAP_AHEAD = 2
 
 
