@@ -8,8 +8,9 @@ import pytest
 import torch
 from stream_fakes import HOST, RecordingStreams
 
+import sana_wm.pipeline.pipeline as pipeline_module
 from sana_wm.camera.actions import action_to_trajectory
-from sana_wm.pipeline import OptionWarning, SanaWMPipeline, read_sidecar, resume_path
+from sana_wm.pipeline import GenerationRequest, OptionWarning, SanaWMPipeline, read_sidecar, resume_path
 from sana_wm.pipeline import overlap as overlap_module
 from sana_wm.pipeline.overlap import INLINE, OVERLAP_AHEAD, StageSchedule
 from sana_wm.pipeline.resume import save_resume_point
@@ -214,8 +215,6 @@ def test_an_overlapped_run_resumes_to_the_same_video(streaming, image_path, tmp_
         if point.next_chunk == 2:
             raise KeyboardInterrupt
 
-    import sana_wm.pipeline.pipeline as pipeline_module
-
     monkeypatch.setattr(pipeline_module, "save_resume_point", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         _generate(streaming, image_path, out, refine=False)
@@ -234,11 +233,5 @@ def test_overlap_on_the_cpu_says_it_does_not_take_effect(streaming, image_path, 
         _generate(streaming, image_path, tmp_path / "a.mp4", refine=False, overlap=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", OptionWarning)  # the default says nothing
-        plan = streaming.plan(streaming_request(streaming, image_path))
+        plan = streaming.plan(GenerationRequest(image_path, action_to_trajectory(ACTION), num_frames=NUM_FRAMES))
     assert plan.overlap is None
-
-
-def streaming_request(pipe, image_path, **options):
-    from sana_wm.pipeline import GenerationRequest
-
-    return GenerationRequest(image_path, action_to_trajectory(ACTION), num_frames=NUM_FRAMES, **options)
