@@ -32,7 +32,9 @@ after every section so a run stopped half-way still leaves what it measured. Sec
    its stages overlapped on CUDA streams (``overlap=True``, :mod:`sana_wm.pipeline.overlap`): both real-time
    factors (whole run and steady chunks), peak memory, and whether frames and latents are bit-identical;
 10. ``streaming_compiled``: section 5 again (8 chunks) with ``SanaWMTransformer.compile_blocks()``, the
-   compilation in the first three chunks, the difference to the eager chunks.
+   compilation in the first three chunks, the difference to the eager chunks;
+11. ``streaming_graphs``: an experiment, the same with ``compile_blocks(mode="reduce-overhead")`` (CUDA graphs),
+   whether the streaming cache survives graph replays (the last section: it runs only if budget is left).
 
 Every section records its error and the suite goes on (an out-of-memory in one does not stop the
 others); sections are skipped once the time budget (``--budget-s``, 8 minutes) is spent. First calls
@@ -425,6 +427,28 @@ def streaming_compiled(suite: Suite, result: dict) -> None:
             relative_error(a, b.double()) for a, b in zip(latents, eager, strict=False))
 
 
+def streaming_graphs(suite: Suite, result: dict) -> None:
+    """An experiment, not offered to users: the stream with ``compile_blocks(mode="reduce-overhead")``, CUDA graphs
+    through Inductor's cudagraph trees. A replayed graph writes its outputs into memory it owns, while the immutable
+    streaming cache keeps some block outputs from one chunk to the next: whether that is refused (an error naming an
+    overwritten output), wrong (``max_rel_diff_vs_eager``) or fine, and at what chunk time, is what this records.
+    Without a GPU there is nothing to capture: the section only says so (the capture itself is the one of
+    ``streaming_compiled``, which --tiny checks)."""
+    if not suite.cuda:
+        result["note"] = "CUDA graphs need a GPU: not run"
+        return
+    torch._dynamo.reset()  # no compiled code of the section before: its guards would count against this one's
+    config, grid, model = stage1_setup(suite)
+    options = dict(mode="reduce-overhead")
+    result["compile_options"] = options
+    model.compile_blocks(**options)
+    latents = run_stream(suite, model, config, grid, 2 if suite.tiny else 8, result, warmup_chunks=3)
+    eager = getattr(suite, "stream_latents", None)
+    if eager:
+        result["max_rel_diff_vs_eager"] = max(
+            relative_error(a, b.double()) for a, b in zip(latents, eager, strict=False))
+
+
 # ------------------------------------------------------------------------------------------------
 # 6-7. Refiner and VAE at their released sizes (diffusers' defaults), random weights
 # ------------------------------------------------------------------------------------------------
@@ -714,7 +738,8 @@ SECTIONS = [  # (name, function, seconds it needs at least to be worth starting,
     ("pipeline", pipeline, 0),
     ("pipeline_overlap", pipeline_overlap, 120),
     ("plan_24gb", plan_24gb, 90),
-    ("streaming_compiled", streaming_compiled, 150),  # last: compilation may take what budget is left
+    ("streaming_compiled", streaming_compiled, 150),  # late: compilation may take what budget is left
+    ("streaming_graphs", streaming_graphs, 150),
 ]
 
 

@@ -41,6 +41,7 @@ def test_tiny_run_writes_every_section(tmp_path):
     assert "not kernel speed" in results["kernel_speed"]["note"]
     assert len(results["streaming"]["rows"]) == 2
     assert results["streaming_compiled"]["max_rel_diff_vs_eager"] == 0.0  # Dynamo's capture, run op by op
+    assert results["streaming_graphs"]["note"] == "CUDA graphs need a GPU: not run"
     assert results["vae_decode"]["output_shape"] == [1, 3, 24, 64, 96]  # 3 latent frames -> 24 frames, x32
     pipeline = results["pipeline"]
     assert pipeline["chunk_s"] == pytest.approx(pipeline["stage1_s"] + pipeline["refiner_s"] + pipeline["vae_decode_s"])
