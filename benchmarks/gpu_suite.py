@@ -416,9 +416,14 @@ def streaming(suite: Suite, result: dict) -> None:
 def streaming_compiled(suite: Suite, result: dict) -> None:
     """The same stream with ``compile_blocks()`` (Inductor on CUDA; TorchDynamo's eager backend with --tiny on
     CPU, which checks the capture, not speed); the first three chunks compile (three cache shapes)."""
-    config, grid, model = stage1_setup(suite)  # the same seed: the same weights as ``streaming``
     options = {} if suite.cuda else dict(backend="eager")
     result["compile_options"] = options or "torch.compile defaults (inductor), dynamic=False"
+    compiled_stream(suite, result, options)
+
+
+def compiled_stream(suite: Suite, result: dict, options: dict) -> None:
+    """Section 5's stream (8 chunks) with ``compile_blocks(**options)``, against its eager latents."""
+    config, grid, model = stage1_setup(suite)  # the same seed: the same weights as ``streaming``
     model.compile_blocks(**options)
     latents = run_stream(suite, model, config, grid, 2 if suite.tiny else 8, result, warmup_chunks=3)
     eager = getattr(suite, "stream_latents", None)
@@ -438,15 +443,8 @@ def streaming_graphs(suite: Suite, result: dict) -> None:
         result["note"] = "CUDA graphs need a GPU: not run"
         return
     torch._dynamo.reset()  # no compiled code of the section before: its guards would count against this one's
-    config, grid, model = stage1_setup(suite)
-    options = dict(mode="reduce-overhead")
-    result["compile_options"] = options
-    model.compile_blocks(**options)
-    latents = run_stream(suite, model, config, grid, 2 if suite.tiny else 8, result, warmup_chunks=3)
-    eager = getattr(suite, "stream_latents", None)
-    if eager:
-        result["max_rel_diff_vs_eager"] = max(
-            relative_error(a, b.double()) for a, b in zip(latents, eager, strict=False))
+    result["compile_options"] = dict(mode="reduce-overhead")
+    compiled_stream(suite, result, result["compile_options"])
 
 
 # ------------------------------------------------------------------------------------------------
