@@ -179,3 +179,27 @@ def test_plan_estimate_is_the_pipelines_estimate():
                                PlanRequest(GIB, num_frames=49, refiner=False), device_type="cpu", dtype_bytes=4)
     actual = pipe.memory_estimate(49, guided=False, refine=False)
     assert {c.name: c.bytes for c in planned.components} == {c.name: c.bytes for c in actual.components}
+
+
+def test_text_encoders_on_the_cpu_count_host_memory_at_their_dtype(official):
+    """Text encoders run first on the CPU: no GPU memory, and the host holds the larger of Gemma-2-2B and
+    Gemma-3-12B (with connectors) at the text encoders' dtype, bf16 unless fp32 is asked for, as on the GPU."""
+    from sana_wm.pipeline.memory import runtime_bytes
+
+    gemma3 = official.refiner_text_encoder_params
+    assert gemma3 > official.text_encoder_params
+    for dtype_bytes in (2, 4):
+        request = PlanRequest(24 * GIB, text_encoder_bytes=dtype_bytes)
+        plan = plan_generation(official, request)
+        cpu = next(r for r in plan.rows if r.setting.text_encoders == "cpu" and r.setting.refiner_precision)
+        gpu = next(r for r in plan.rows if r.setting == replace(cpu.setting, text_encoders="gpu"))
+        assert cpu.host_bytes == gemma3 * dtype_bytes + runtime_bytes("cpu")
+        on_gpu = {c.name: c.bytes for c in gpu.estimate.components}
+        assert on_gpu["text encoder weights (run first)"] == gemma3 * dtype_bytes
+        assert not any("text encoder" in c.name for c in cpu.estimate.components)
+        assert gpu.host_bytes == 0
+        assert f"host memory: {cpu.host_bytes / GIB:.1f} GiB" in plan.table(all_rows=True)
+    assert 22 * GIB < gemma3 * 2 < 23 * GIB  # Gemma-3-12B in bf16; float32 would need 45 GiB
+    no_refiner = plan_generation(official, PlanRequest(24 * GIB, refiner=False))
+    cpu = next(r for r in no_refiner.rows if r.setting.text_encoders == "cpu")
+    assert cpu.host_bytes == official.text_encoder_params * 2 + runtime_bytes("cpu")

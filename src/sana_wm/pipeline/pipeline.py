@@ -106,6 +106,7 @@ from sana_wm.pipeline.text import (
     TextEncoder,
     default_instruction,
 )
+from sana_wm.pipeline.text import text_encoder_dtype as resolve_text_dtype
 from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, partial_video_path, to_uint8_frames
 from sana_wm.quant import DeviceInfo, QuantReport, choose_backend, quantize_model
 from sana_wm.samplers.conditioning import guided_chunk_count
@@ -768,7 +769,8 @@ class SanaWMPipeline:
                         refiner: str | Path | bool | None = None,
                         refiner_text_encoder: str | Path | None = None, stage1_precision: str = "bf16",
                         refiner_precision: str | None = None, quant_backend: str = "auto",
-                        text_encoders: bool = True, refiner_offload: str | None = None) -> SanaWMPipeline:
+                        text_encoders: bool = True, refiner_offload: str | None = None,
+                        text_encoder_dtype: str | None = None) -> SanaWMPipeline:
         """Load a released (or released-layout) model folder, an official hub id, or the bundled model by its
         name, ``"sana-wm-synth"`` (module docstring).
 
@@ -786,7 +788,8 @@ class SanaWMPipeline:
         (:class:`~sana_wm.pipeline.prompt_embeds.PromptEmbeds`), which lets the encoders run and be freed before
         the transformers load. ``refiner_offload="blocks"`` keeps the refiner's blocks in host memory and moves
         each in while it runs (:meth:`~sana_wm.model.refiner.RefinerTransformer.offload_blocks`); default
-        "resident"."""
+        "resident". ``text_encoder_dtype``: what both text encoders run in, "bf16" (default, on the CPU too) or
+        "fp32" (:func:`~sana_wm.pipeline.text.text_encoder_dtype`)."""
         from sana_wm.model.loading import from_pretrained as load_transformer
         from sana_wm.model.loading import resolve_dtype
 
@@ -800,13 +803,14 @@ class SanaWMPipeline:
         transformer = load_transformer(files.dit, _transformer_config(files.settings, files.root), dtype=dtype,
                                        device=device)
         quantization = {"stage1": quantize_model(transformer, stage1_precision, quant_backend, device=device)}
-        # The VAE and text encoder in full precision on CPU (half-precision CPU kernels are slow or missing).
+        # The VAE in full precision on CPU (its half-precision CPU convolutions are slow or missing).
         aux_dtype = dtype if device.type == "cuda" else torch.float32
         video_vae = VideoVAE.from_pretrained(files.vae, dtype=aux_dtype, device=idle)
+        text_dtype = resolve_text_dtype(text_encoder_dtype)
         cache = PromptCache(prompt_cache) if prompt_cache is not None else None
         encoder = None
         if files.text_encoder != TEXT_FREE and text_encoders:
-            encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=aux_dtype, device=idle, cache=cache,
+            encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=text_dtype, device=idle, cache=cache,
                                                   instruction=instruction)
         refiner_source = _refiner_source(files, refiner)
         if refiner_source is None and refiner_text_encoder is not None:
@@ -821,7 +825,7 @@ class SanaWMPipeline:
         if refiner_source is not None:
             blocks = refiner_offload == "blocks"
             stage2 = Refiner.from_pretrained(refiner_source, text_encoder=refiner_text_encoder, dtype=dtype,
-                                             device=torch.device("cpu") if blocks else idle, text_dtype=aux_dtype,
+                                             device=torch.device("cpu") if blocks else idle, text_dtype=text_dtype,
                                              text_device=idle, cache=cache, load_text_encoder=text_encoders)
             quantization["refiner"] = quantize_model(stage2.transformer, refiner_precision or "bf16", quant_backend,
                                                      device=device, flag="--refiner-precision")
@@ -1413,6 +1417,8 @@ class SanaWMPipeline:
                 "text_encoder_id": embeds.stage1_encoder if embeds is not None else (
                     None if encoder is None else encoder.model_id),
                 "prompt_embeds": None if embeds is None else embeds.meta(),
+                "text_encoder_dtype": embeds.text_encoder_dtype if embeds is not None else (
+                    None if encoder is None else _dtype_name(encoder.model.dtype)),
                 "camera_cfg": plan.camera_cfg, "camera_cfg_chunks": plan.camera_cfg_chunks,
                 "refiner": None if plan.refiner is None else plan.refiner.to_dict(),
                 "stage1_precision": self._precision("stage1"),
@@ -1425,6 +1431,10 @@ class SanaWMPipeline:
                 "refiner_prompt": None if refiner_prompt is None else _text_field(refiner_prompt),
             },
         }
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return {torch.bfloat16: "bf16", torch.float32: "fp32"}.get(dtype, str(dtype).removeprefix("torch."))
 
 
 def _text_field(prompt) -> str | None:

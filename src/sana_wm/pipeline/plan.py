@@ -46,7 +46,8 @@ from sana_wm.pipeline.memory import (
 )
 
 __all__ = ["NOT_A_DEFAULT", "PCIE_BYTES_PER_S", "MemoryPlan", "ModelSizes", "NothingFitsError", "PlanRequest",
-           "PlanRow", "Setting", "TransformerSizes", "model_sizes", "official_sizes", "plan_generation"]
+           "PlanRow", "Setting", "TransformerSizes", "host_text_encoder_bytes", "model_sizes", "official_sizes",
+           "plan_generation"]
 
 GIB = 2**30
 # Host-to-device copies from pinned memory over PCIe 4.0 x16 reach about 25 GB/s; an assumption (PCIe 5.0 doubles
@@ -293,6 +294,9 @@ class PlanRequest:
     guided: bool = False
     capability: tuple[int, int] = (9, 0)
     fixed: Mapping[str, object] = field(default_factory=dict)
+    # bytes per text-encoder weight, on the GPU or the host: bf16 unless --text-encoder-dtype fp32
+    # (sana_wm.pipeline.text.text_encoder_dtype)
+    text_encoder_bytes: int = 2
 
     def __post_init__(self) -> None:
         unknown = set(self.fixed) - {f for f in Setting.__dataclass_fields__}
@@ -309,6 +313,7 @@ class PlanRow:
     budget_bytes: int
     transfer_s_per_chunk: float  # weights moved over PCIe per streaming chunk (PCIE_BYTES_PER_S)
     default_ok: bool  # no precision of NOT_A_DEFAULT unless the user set it
+    host_bytes: int = 0  # host memory of the text encoders when they run on the CPU (host_text_encoder_bytes)
 
     @property
     def peak_bytes(self) -> int:
@@ -359,7 +364,7 @@ class PlanRow:
                 "stage_peaks_gib": {k: v / GIB for k, v in self.stage_peaks().items()},
                 "components_gib": {f"{c.name} ({c.stage})": c.bytes / GIB for c in self.estimate.components},
                 "quality_cost": list(self.quality_cost), "transfer_s_per_chunk": self.transfer_s_per_chunk,
-                "speed": self.speed(), "default_ok": self.default_ok}
+                "speed": self.speed(), "default_ok": self.default_ok, "host_peak_gib": self.host_bytes / GIB}
 
 
 def _rank_key(row: PlanRow):
@@ -415,8 +420,11 @@ class MemoryPlan:
             stages = ", ".join(f"{k} {_gib(v)}" for k, v in row.stage_peaks().items())
             parts = ", ".join(f"{c.name} {_gib(c.bytes)}" for c in row.largest())
             lines += [f"{i + 1:2d}. [{mark}] peak {_gib(row.peak_bytes)}: {row.setting.describe()}",
-                      f"    stages: {stages}", f"    largest: {parts}", f"    speed: {row.speed()}",
-                      f"    flags: {' '.join(row.setting.flags())}"]
+                      f"    stages: {stages}", f"    largest: {parts}", f"    speed: {row.speed()}"]
+            if row.host_bytes:
+                lines.append(f"    host memory: {_gib(row.host_bytes)} (the text encoders on the CPU, one after "
+                             "the other)")
+            lines.append(f"    flags: {' '.join(row.setting.flags())}")
         if not all_rows and len(self.fitting) > limit:
             lines.append(f"... and {len(self.fitting) - limit} more that fit (--all lists every candidate)")
         return "\n".join(lines)
@@ -443,9 +451,8 @@ def estimate_setting(sizes: ModelSizes, setting: Setting, request: PlanRequest, 
         setting.stage1_precision, dtype_bytes=dtype_bytes, stored=stored), LOADED),
         MemoryComponent("VAE weights", sizes.vae_params * dtype_bytes, LOADED)]
     if setting.text_encoders == "gpu" and sizes.text_encoder_params:
-        # Run first and freed before the transformers load, one after the other: the larger one is the peak.
-        encoders = max(sizes.text_encoder_params, sizes.refiner_text_encoder_params if refine else 0)
-        parts += [MemoryComponent("text encoder weights (run first)", encoders * dtype_bytes, FIRST),
+        parts += [MemoryComponent("text encoder weights (run first)", _text_encoder_weight_bytes(
+            sizes, setting, request), FIRST),
                   MemoryComponent("runtime workspace (text encoders)", runtime_bytes(device_type), FIRST)]
     if refine:
         r = sizes.refiner
@@ -469,6 +476,22 @@ def estimate_setting(sizes: ModelSizes, setting: Setting, request: PlanRequest, 
         refiner_window_frames=(setting.refiner_kv_frames or 11) if refine and streaming else 0)
     parts += shape_components(shape, device_type)
     return MemoryEstimate(device_type, tuple(parts))
+
+
+def _text_encoder_weight_bytes(sizes: ModelSizes, setting: Setting, request: PlanRequest) -> int:
+    """The text encoders' weights at their peak: run first and freed before the transformers load, one after the
+    other, so the larger one (Gemma-3-12B with the refiner) is the peak, wherever they run."""
+    refine = setting.refiner_precision is not None and sizes.refiner is not None
+    encoders = max(sizes.text_encoder_params, sizes.refiner_text_encoder_params if refine else 0)
+    return encoders * request.text_encoder_bytes
+
+
+def host_text_encoder_bytes(sizes: ModelSizes, setting: Setting, request: PlanRequest) -> int:
+    """The host memory of ``setting``'s text encoders when they run on the CPU (0 otherwise): the same weights as
+    on the GPU, at the same dtype, plus the CPU runtime's workspace."""
+    if setting.text_encoders != "cpu" or not sizes.text_encoder_params:
+        return 0
+    return _text_encoder_weight_bytes(sizes, setting, request) + runtime_bytes("cpu")
 
 
 def _transfer_seconds(sizes: ModelSizes, setting: Setting) -> float:
@@ -510,7 +533,8 @@ def plan_generation(sizes: ModelSizes, request: PlanRequest) -> MemoryPlan:
         precisions = {setting.stage1_precision, setting.refiner_precision} - {None}
         default_ok = not ((precisions & NOT_A_DEFAULT) - chosen_by_user)
         rows.append(PlanRow(setting, estimate_setting(sizes, setting, request), request.budget_bytes,
-                            _transfer_seconds(sizes, setting), default_ok))
+                            _transfer_seconds(sizes, setting), default_ok,
+                            host_text_encoder_bytes(sizes, setting, request)))
     rows.sort(key=_rank_key)
     return MemoryPlan(request, sizes.name, tuple(rows))
 
