@@ -203,3 +203,14 @@ def test_text_encoders_on_the_cpu_count_host_memory_at_their_dtype(official):
     no_refiner = plan_generation(official, PlanRequest(24 * GIB, refiner=False))
     cpu = next(r for r in no_refiner.rows if r.setting.text_encoders == "cpu")
     assert cpu.host_bytes == official.text_encoder_params * 2 + runtime_bytes("cpu")
+
+
+def test_a_precision_set_for_one_transformer_is_not_a_default_for_the_other(official, monkeypatch):
+    import sana_wm.pipeline.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "NOT_A_DEFAULT", frozenset({"int4"}))
+    plan = plan_generation(official, PlanRequest(80 * GIB, fixed={"stage1_precision": "int4"}))
+    ok = {r.setting.refiner_precision: r.default_ok for r in plan.rows if r.setting.refiner_offload == "resident"
+          and r.setting.refiner_kv_frames == 11 and r.setting.text_encoders == "gpu"}
+    assert ok["int4"] is False and ok["bf16"] is True  # stage 1's int4 was asked for, the refiner's was not
+    assert plan.chosen.setting.refiner_precision != "int4"

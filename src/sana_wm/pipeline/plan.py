@@ -529,9 +529,10 @@ def plan_generation(sizes: ModelSizes, request: PlanRequest) -> MemoryPlan:
     """Every candidate setting of ``request`` on ``sizes``, estimated and ranked (module docstring)."""
     rows = []
     for setting in candidates(sizes, request):
-        chosen_by_user = {request.fixed.get("stage1_precision"), request.fixed.get("refiner_precision")}
-        precisions = {setting.stage1_precision, setting.refiner_precision} - {None}
-        default_ok = not ((precisions & NOT_A_DEFAULT) - chosen_by_user)
+        # Each transformer's precision on its own: a user who sets stage 1's has not chosen it for the refiner.
+        default_ok = all(precision not in NOT_A_DEFAULT or request.fixed.get(name) == precision
+                         for name in ("stage1_precision", "refiner_precision")
+                         if (precision := getattr(setting, name)) is not None)
         rows.append(PlanRow(setting, estimate_setting(sizes, setting, request), request.budget_bytes,
                             _transfer_seconds(sizes, setting), default_ok,
                             host_text_encoder_bytes(sizes, setting, request)))
