@@ -214,3 +214,17 @@ def test_a_precision_set_for_one_transformer_is_not_a_default_for_the_other(offi
           and r.setting.refiner_kv_frames == 11 and r.setting.text_encoders == "gpu"}
     assert ok["int4"] is False and ok["bf16"] is True  # stage 1's int4 was asked for, the refiner's was not
     assert plan.chosen.setting.refiner_precision != "int4"
+
+
+def test_a_bidirectional_run_moves_the_refiners_blocks_once_per_video(official):
+    """Without streaming the refiner runs over the whole video at once: its blocks cross PCIe once per step for
+    the video, so moving them does not rank a setting as slower than real time, and quality decides."""
+    streaming = plan_generation(official, PlanRequest(40 * GIB, num_frames=81))
+    plan = plan_generation(official, PlanRequest(40 * GIB, variant="bidirectional", num_frames=81))
+    slow = [r for r in streaming.rows if not r.realtime_possible]
+    assert slow and all(r.setting.refiner_offload == "blocks" for r in slow)  # every block, three steps a chunk
+    assert all(r.realtime_possible for r in plan.rows)
+    blocks = next(r for r in plan.rows if r.transfer_s_per_chunk > 1.5)
+    assert "for the whole video moving weights" in blocks.speed()
+    best = min(r.quality_cost for r in plan.rows if r.fits and r.default_ok)
+    assert plan.chosen.quality_cost == best

@@ -311,9 +311,10 @@ class PlanRow:
     setting: Setting
     estimate: MemoryEstimate
     budget_bytes: int
-    transfer_s_per_chunk: float  # weights moved over PCIe per streaming chunk (PCIE_BYTES_PER_S)
+    transfer_s_per_chunk: float  # weights moved over PCIe (PCIE_BYTES_PER_S) per streaming chunk, else per video
     default_ok: bool  # no precision of NOT_A_DEFAULT unless the user set it
     host_bytes: int = 0  # host memory of the text encoders when they run on the CPU (host_text_encoder_bytes)
+    streaming: bool = True  # a streaming run: its transfers recur every chunk, against the chunk's video
 
     @property
     def peak_bytes(self) -> int:
@@ -329,8 +330,10 @@ class PlanRow:
 
     @property
     def realtime_possible(self) -> bool:
-        """False when moving offloaded weights alone takes longer than the video a chunk makes."""
-        return self.transfer_s_per_chunk <= _VIDEO_SECONDS_PER_CHUNK
+        """False when moving offloaded weights alone takes longer than the video a streaming chunk makes (a
+        bidirectional or chunk-causal run moves each block once per refiner step for the whole video, and has no
+        real time to keep)."""
+        return not self.streaming or self.transfer_s_per_chunk <= _VIDEO_SECONDS_PER_CHUNK
 
     @property
     def quality_cost(self) -> tuple[int, int]:
@@ -346,8 +349,9 @@ class PlanRow:
         """The speed class, in words."""
         parts = []
         if self.transfer_s_per_chunk:
-            parts.append(f"+{self.transfer_s_per_chunk:.1f} s per {_VIDEO_SECONDS_PER_CHUNK:g} s chunk moving "
-                         f"weights (PCIe {PCIE_BYTES_PER_S / 1e9:g} GB/s assumed)")
+            per = f"per {_VIDEO_SECONDS_PER_CHUNK:g} s chunk" if self.streaming else "for the whole video"
+            parts.append(f"+{self.transfer_s_per_chunk:.1f} s {per} moving weights (PCIe "
+                         f"{PCIE_BYTES_PER_S / 1e9:g} GB/s assumed)")
         if self.setting.text_encoders == "cpu":
             parts.append("prompt encoded on the CPU once (minutes for Gemma-3-12B)")
         return "; ".join(parts) or "no weight transfers"
@@ -495,6 +499,8 @@ def host_text_encoder_bytes(sizes: ModelSizes, setting: Setting, request: PlanRe
 
 
 def _transfer_seconds(sizes: ModelSizes, setting: Setting) -> float:
+    """Seconds of PCIe copies for the refiner's blocks moved in: every block once per SDEdit step, per streaming
+    chunk or, when the refiner runs over the whole video at once, per video."""
     if setting.refiner_offload != "blocks" or setting.refiner_precision is None or sizes.refiner is None:
         return 0.0
     moved = sizes.refiner.blocks * sizes.refiner.block_bytes(setting.refiner_precision) * _REFINER_STEPS
@@ -535,7 +541,7 @@ def plan_generation(sizes: ModelSizes, request: PlanRequest) -> MemoryPlan:
                          if (precision := getattr(setting, name)) is not None)
         rows.append(PlanRow(setting, estimate_setting(sizes, setting, request), request.budget_bytes,
                             _transfer_seconds(sizes, setting), default_ok,
-                            host_text_encoder_bytes(sizes, setting, request)))
+                            host_text_encoder_bytes(sizes, setting, request), request.variant == "streaming"))
     rows.sort(key=_rank_key)
     return MemoryPlan(request, sizes.name, tuple(rows))
 
