@@ -228,3 +228,17 @@ def test_a_bidirectional_run_moves_the_refiners_blocks_once_per_video(official):
     assert "for the whole video moving weights" in blocks.speed()
     best = min(r.quality_cost for r in plan.rows if r.fits and r.default_ok)
     assert plan.chosen.quality_cost == best
+
+
+def test_the_chosen_setting_is_the_best_default_that_fits_even_when_not_first(official):
+    """A setting that is not a default ranks before a default one that cannot keep real time; the default one is
+    still chosen, rather than refusing as if only a setting the user must ask for fitted."""
+    from sana_wm.pipeline.plan import MemoryPlan, _rank_key
+
+    request = PlanRequest(80 * GIB)
+    rows = [r for r in plan_generation(official, request).rows if r.fits][:2]
+    slow_default = replace(rows[0], transfer_s_per_chunk=10.0, default_ok=True)
+    asked_for = replace(rows[1], default_ok=False)
+    plan = MemoryPlan(request, "official", tuple(sorted((slow_default, asked_for), key=_rank_key)))
+    assert plan.rows[0] is asked_for and plan.chosen is slow_default
+    assert f"[chosen] peak {slow_default.peak_bytes / GIB:.1f} GiB: {slow_default.setting.describe()}" in plan.table()

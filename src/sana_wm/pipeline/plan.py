@@ -386,9 +386,9 @@ class MemoryPlan:
 
     @property
     def chosen(self) -> PlanRow | None:
-        """The best setting that fits and may be a default (None: none does)."""
-        first = self.rows[0] if self.rows else None
-        return first if first is not None and first.fits and first.default_ok else None
+        """The best setting that fits and may be a default (None: none does). Not always the first row: one that
+        must be asked for ranks before a default one whose weight transfers rule out real time."""
+        return next((row for row in self.rows if row.fits and row.default_ok), None)
 
     @property
     def fitting(self) -> list[PlanRow]:
