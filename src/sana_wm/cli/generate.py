@@ -399,8 +399,9 @@ def _encode_first(args: argparse.Namespace, prompt: str | None, refiner, device)
 
     files = resolve_model(args.model, args.variant, vae=args.vae, text_encoder=args.text_encoder)
     if files.text_encoder == TEXT_FREE:
-        for given in ("--text-encoder-device", "--text-encoder-dtype"):
-            if getattr(args, given[2:].replace("-", "_")) is not None:
+        for given, value in (("--text-encoder-device", args.text_encoder_device),
+                             ("--text-encoder-dtype", args.text_encoder_dtype)):
+            if value is not None:
                 warnings.warn(f"{given} is ignored: this model takes no text", stacklevel=2)
         return None
     return encode_for_files(files, DEFAULT_PROMPT if prompt is None else prompt,
@@ -510,8 +511,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     refiner = None if args.no_refiner else (args.refiner if args.refiner is not None else "auto")
-    for given in ("--text-encoder-device", "--text-encoder-dtype"):
-        if args.prompt_embeds is not None and getattr(args, given[2:].replace("-", "_")) is not None:
+    for given, value in (("--text-encoder-device", args.text_encoder_device),
+                         ("--text-encoder-dtype", args.text_encoder_dtype)):
+        if args.prompt_embeds is not None and value is not None:
             raise CLIError(f"--prompt-embeds holds the encoded prompts, so no text encoder runs: drop {given}")
     if args.text_encoder_device is not None:
         try:

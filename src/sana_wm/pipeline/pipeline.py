@@ -1434,7 +1434,10 @@ class SanaWMPipeline:
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
-    return {torch.bfloat16: "bf16", torch.float32: "fp32"}.get(dtype, str(dtype).removeprefix("torch."))
+    """A text encoder's dtype as ``--text-encoder-dtype`` names it (an encoder built by hand may have another)."""
+    from sana_wm.pipeline.text import TEXT_ENCODER_DTYPES
+
+    return next((name for name, d in TEXT_ENCODER_DTYPES.items() if d == dtype), str(dtype).removeprefix("torch."))
 
 
 def _text_field(prompt) -> str | None:
