@@ -4,7 +4,10 @@ The public surface is listed here; everything else may change between releases. 
 parts are imported lazily so that camera tools start without loading PyTorch.
 """
 
+from sana_wm import library_logs
 from sana_wm.camera import Intrinsics, Trajectory, TrajectoryError
+
+library_logs.install()  # before anything imports diffusers, peft or torchao
 
 __version__ = "0.1.0.dev0"
 

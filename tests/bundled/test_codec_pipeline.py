@@ -216,21 +216,22 @@ def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
         c2w = torch.from_numpy(relative_poses(s["c2w"].numpy()))[None]
         intr = torch.as_tensor(s["intrinsics"], dtype=torch.float64).reshape(-1, 4).expand(17, 4)[None]
         expected = warp_prior_latents(codec, batch.latents[1:2, :, :1], c2w, intr)  # default depth guess
-        torch.testing.assert_close(batch.extra.latents[1:2], expected)
-        assert (batch.extra.latents - batch.latents[:, :, :1]).abs().mean() > 1e-3  # the clips' cameras move
+        along = trainer.wrapper.extra(batch.latents, batch.cameras)
+        torch.testing.assert_close(along.latents[1:2], expected)
+        assert (along.latents - batch.latents[:, :, :1]).abs().mean() > 1e-3  # the clips' cameras move
         torch.nn.init.zeros_(trainer.raw_model.final_layer.linear.weight)
         torch.nn.init.zeros_(trainer.raw_model.final_layer.linear.bias)
         plans, noise = trainer._plans(batch, 0, train=True)
         dropped = [p.drop_camera for p in plans]
         assert any(dropped) and not all(dropped)  # seed 3 mixes both paths
         with torch.no_grad():
-            loss = trainer._loss(batch, plans, noise)[0]
+            loss = trainer._loss(trainer._conditioned(batch, plans), plans, noise)[0]
         sigma = torch.stack([p.sigma for p in plans])
         x_t, target = make_noisy(batch.latents, sigma, noise)
         standing = torch.eye(4, dtype=torch.float64).expand(1, 17, 4, 4)
         prior = torch.cat([warp_prior_latents(codec, batch.latents[i:i + 1, :, :1], standing, intr) if d
-                           else batch.extra.latents[i:i + 1] for i, d in enumerate(dropped)])
-        assert (prior - batch.extra.latents).abs().amax(dim=(1, 2, 3, 4)).gt(1e-3).tolist() == dropped
+                           else along.latents[i:i + 1] for i, d in enumerate(dropped)])
+        assert (prior - along.latents).abs().amax(dim=(1, 2, 3, 4)).gt(1e-3).tolist() == dropped
         floor = (sigma * 1000).floor() / 1000
         v = (x_t - prior) / floor.clamp_min(0.1)[:, None, :, None, None]
         mask = torch.stack([p.loss_mask for p in plans])
@@ -252,3 +253,76 @@ def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
                                   ({**wrapper, "depth": 3.0}, r"model.wrapper: unknown field\(s\) depth")):
         with pytest.raises(ConfigError, match=message):
             config_from_dict({**raw, "model": {**raw["model"], "wrapper": wrapper_spec}})
+
+
+def test_warp_model_training_step_builds_each_clips_prior_once(fitted, tmp_path, monkeypatch):
+    """A training step builds each clip's warp prior once, from its camera or, where the clip drops its camera,
+    from a standing camera; its loss and gradients are those of priors built along every camera and then
+    rebuilt standing for the dropped clips (the order the trainer used to take)."""
+    import dataclasses
+
+    import sana_wm.bundled.training as training
+    from sana_wm.bundled.model import WarpPrior
+    from sana_wm.bundled.warp import warp_prior_latents
+    from sana_wm.camera.conditioning import relative_poses
+    from sana_wm.train import config_from_dict
+    from sana_wm.train.distributed import init_distributed, shutdown
+    from sana_wm.train.loop import Trainer
+
+    config = randomized_transformer(seed=4).config
+    config.save_json(tmp_path / "warp.json")
+    raw = {"output_dir": str(tmp_path / "run"), "seed": 3,
+           "model": {"name": None, "config_path": str(tmp_path / "warp.json"),
+                     "wrapper": {"kind": "warp_prior_x0", "vae": str(fitted["codec"]), "min_sigma": 0.1}},
+           "data": {"root": str(fitted["data"]), "window": 17, "size": [32, 48], "spatial_stride": 16,
+                    "batch_size": 4, "window_mode": "start", "latents": "latent_cache", "text": "none"},
+           "objective": {"recipe": "chunk_causal", "camera_dropout_prob": 0.5, "image_condition_prob": 1.0},
+           "stages": [{"steps": 1}], "validation": {"every": 0}, "checkpoint": {"every": 0},
+           "logging": {"progress_bar": False}}
+    assert main(["vae", "encode", str(fitted["data"]), "--vae", str(fitted["codec"]), "--frames", "17"]) == 0
+    cfg = config_from_dict(raw)
+    env = init_distributed(cfg.distributed.backend, cfg.distributed.device)
+    try:
+        trainer = Trainer(cfg, env)
+        trainer._enter_stage(0)
+        samples = trainer._next_samples(4)
+        monkeypatch.setattr(trainer, "_next_samples", lambda n: samples)
+        params = dict(trainer.raw_model.named_parameters())
+
+        # the reference: priors along every clip's camera, the dropped clips' rebuilt for a standing camera
+        batch = trainer._batch(samples)
+        latents = batch.latents
+        plans, noise = trainer._plans(batch, "train", 0, train=True, seen={})  # those of step 0
+        dropped = [p.drop_camera for p in plans]
+        assert any(dropped) and not all(dropped)  # seed 3 mixes both paths
+        codec = VideoVAE.from_pretrained(fitted["codec"])
+        intr = torch.stack([torch.as_tensor(s["intrinsics"], dtype=torch.float64).reshape(-1, 4).expand(17, 4)
+                            for s in samples])
+        c2w = torch.stack([torch.from_numpy(relative_poses(s["c2w"].numpy())) for s in samples])
+        prior = warp_prior_latents(codec, latents[:, :, :1], c2w, intr)
+        rows = [i for i, d in enumerate(dropped) if d]
+        standing = torch.eye(4, dtype=torch.float64).expand(len(rows), 17, 4, 4)
+        unit = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64).expand(len(rows), 17, 4)
+        prior[rows] = warp_prior_latents(codec, latents[rows, :, :1], standing, unit)
+        reference = dataclasses.replace(batch, extra=WarpPrior(prior))
+        ref_loss, _ = trainer._loss(reference, plans, noise)
+        ref_loss.backward()
+        ref_grads = {name: p.grad.clone() for name, p in params.items() if p.grad is not None}
+        assert len(ref_grads) > 10
+        trainer.optimizer.zero_grad(set_to_none=True)
+
+        built_rows = []
+
+        def counting(vae, first, c2w, *args, **kwargs):
+            built_rows.append(c2w.shape[0])
+            return warp_prior_latents(vae, first, c2w, *args, **kwargs)
+
+        monkeypatch.setattr(training, "warp_prior_latents", counting)
+        loss, _ = trainer.accumulate_gradients(0)
+        torch.testing.assert_close(loss, ref_loss.detach(), rtol=1e-6, atol=1e-7)
+        assert {name for name, p in params.items() if p.grad is not None} == set(ref_grads)
+        for name, ref in ref_grads.items():
+            torch.testing.assert_close(params[name].grad, ref, rtol=1e-5, atol=1e-7)
+        assert built_rows == [4]  # one prior per clip, in one call
+    finally:
+        shutdown(env)

@@ -179,3 +179,66 @@ def test_plan_estimate_is_the_pipelines_estimate():
                                PlanRequest(GIB, num_frames=49, refiner=False), device_type="cpu", dtype_bytes=4)
     actual = pipe.memory_estimate(49, guided=False, refine=False)
     assert {c.name: c.bytes for c in planned.components} == {c.name: c.bytes for c in actual.components}
+
+
+def test_text_encoders_on_the_cpu_count_host_memory_at_their_dtype(official):
+    """Text encoders run first on the CPU: no GPU memory, and the host holds the larger of Gemma-2-2B and
+    Gemma-3-12B (with connectors) at the text encoders' dtype, bf16 unless fp32 is asked for, as on the GPU."""
+    from sana_wm.pipeline.memory import runtime_bytes
+
+    gemma3 = official.refiner_text_encoder_params
+    assert gemma3 > official.text_encoder_params
+    for dtype_bytes in (2, 4):
+        request = PlanRequest(24 * GIB, text_encoder_bytes=dtype_bytes)
+        plan = plan_generation(official, request)
+        cpu = next(r for r in plan.rows if r.setting.text_encoders == "cpu" and r.setting.refiner_precision)
+        gpu = next(r for r in plan.rows if r.setting == replace(cpu.setting, text_encoders="gpu"))
+        assert cpu.host_bytes == gemma3 * dtype_bytes + runtime_bytes("cpu")
+        on_gpu = {c.name: c.bytes for c in gpu.estimate.components}
+        assert on_gpu["text encoder weights (run first)"] == gemma3 * dtype_bytes
+        assert not any("text encoder" in c.name for c in cpu.estimate.components)
+        assert gpu.host_bytes == 0
+        assert f"host memory: {cpu.host_bytes / GIB:.1f} GiB" in plan.table(all_rows=True)
+    assert 22 * GIB < gemma3 * 2 < 23 * GIB  # Gemma-3-12B in bf16; float32 would need 45 GiB
+    no_refiner = plan_generation(official, PlanRequest(24 * GIB, refiner=False))
+    cpu = next(r for r in no_refiner.rows if r.setting.text_encoders == "cpu")
+    assert cpu.host_bytes == official.text_encoder_params * 2 + runtime_bytes("cpu")
+
+
+def test_a_precision_set_for_one_transformer_is_not_a_default_for_the_other(official, monkeypatch):
+    import sana_wm.pipeline.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "NOT_A_DEFAULT", frozenset({"int4"}))
+    plan = plan_generation(official, PlanRequest(80 * GIB, fixed={"stage1_precision": "int4"}))
+    ok = {r.setting.refiner_precision: r.default_ok for r in plan.rows if r.setting.refiner_offload == "resident"
+          and r.setting.refiner_kv_frames == 11 and r.setting.text_encoders == "gpu"}
+    assert ok["int4"] is False and ok["bf16"] is True  # stage 1's int4 was asked for, the refiner's was not
+    assert plan.chosen.setting.refiner_precision != "int4"
+
+
+def test_a_bidirectional_run_moves_the_refiners_blocks_once_per_video(official):
+    """Without streaming the refiner runs over the whole video at once: its blocks cross PCIe once per step for
+    the video, so moving them does not rank a setting as slower than real time, and quality decides."""
+    streaming = plan_generation(official, PlanRequest(40 * GIB, num_frames=81))
+    plan = plan_generation(official, PlanRequest(40 * GIB, variant="bidirectional", num_frames=81))
+    slow = [r for r in streaming.rows if not r.realtime_possible]
+    assert slow and all(r.setting.refiner_offload == "blocks" for r in slow)  # every block, three steps a chunk
+    assert all(r.realtime_possible for r in plan.rows)
+    blocks = next(r for r in plan.rows if r.transfer_s_per_chunk > 1.5)
+    assert "for the whole video moving weights" in blocks.speed()
+    best = min(r.quality_cost for r in plan.rows if r.fits and r.default_ok)
+    assert plan.chosen.quality_cost == best
+
+
+def test_the_chosen_setting_is_the_best_default_that_fits_even_when_not_first(official):
+    """A setting that is not a default ranks before a default one that cannot keep real time; the default one is
+    still chosen, rather than refusing as if only a setting the user must ask for fitted."""
+    from sana_wm.pipeline.plan import MemoryPlan, _rank_key
+
+    request = PlanRequest(80 * GIB)
+    rows = [r for r in plan_generation(official, request).rows if r.fits][:2]
+    slow_default = replace(rows[0], transfer_s_per_chunk=10.0, default_ok=True)
+    asked_for = replace(rows[1], default_ok=False)
+    plan = MemoryPlan(request, "official", tuple(sorted((slow_default, asked_for), key=_rank_key)))
+    assert plan.rows[0] is asked_for and plan.chosen is slow_default
+    assert f"[chosen] peak {slow_default.peak_bytes / GIB:.1f} GiB: {slow_default.setting.describe()}" in plan.table()

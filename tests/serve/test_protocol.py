@@ -265,3 +265,36 @@ def test_stop_while_a_chunk_is_made_keeps_that_chunk(synth_pipe):
         ws.send_json({"type": "ping"})
         assert ws.receive_json() == {"type": "pong"}  # nothing else came: the queued "next" was dropped
         assert client.get(finished["video"]).status_code == 200
+
+
+def test_action_strings_are_bounded_by_the_sessions_whole_chunks(synth_pipe):
+    """10 s at 16 fps is 160 frames, but a session makes whole 24-frame chunks: 6 of them, 144 frames. A longer
+    string is refused rather than cut short at the sixth chunk."""
+    with _client(synth_pipe, max_session_s=10) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        start = {"type": "start", "source": "example", "example": "room_walk", "mode": "action"}
+        assert "holds 150 frames; a session makes at most 144 (9 s)" in _error(ws, {**start, "action": "w-150"})
+        session = next(iter(client.app.state.serve.sessions.values()))
+        assert session.live is None and session.planned is None
+        assert [p.name for p in session.folder.iterdir()] == []  # the refused session's partial MP4 is gone
+        ws.send_json({**start, "action": "w-144"})
+        assert ws.receive_json()["max_chunks"] == 6
+        _chunk(ws)
+        ws.send_json({"type": "stop"})
+        assert ws.receive_json()["type"] == "finished"
+
+
+def test_a_damaged_upload_keeps_the_earlier_one(synth_pipe):
+    with _client(synth_pipe) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.send_bytes(_jpeg((40, 20)))
+        assert ws.receive_json()["type"] == "uploaded"
+        whole = _jpeg((64, 48))
+        assert "cannot be read" in _error(ws, whole[:len(whole) // 2])  # a JPEG header, then cut off
+        session = next(iter(client.app.state.serve.sessions.values()))
+        assert [p.name for p in session.folder.iterdir()] == ["upload.jpg"]
+        ws.send_json({"type": "start", "source": "upload"})
+        assert ws.receive_json()["type"] == "started"
+        _chunk(ws)
+        ws.send_json({"type": "stop"})
+        assert ws.receive_json()["type"] == "finished"

@@ -340,8 +340,9 @@ def _done(path: Path, fingerprint: str, video_sha1: str) -> dict | None:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if (not isinstance(record, dict) or record.get("settings_fingerprint") != fingerprint
-            or record.get("video", {}).get("sha1") != video_sha1):
+    video = record.get("video") if isinstance(record, dict) else None
+    if (not isinstance(video, dict) or record.get("settings_fingerprint") != fingerprint
+            or video.get("sha1") != video_sha1):
         return None
     return record
 

@@ -2,7 +2,8 @@
 
 A training config names it under ``model.wrapper`` (``{kind: warp_prior_x0, vae: CODEC_FOLDER, ...}``, the
 other keys those of :class:`~sana_wm.bundled.WarpPriorSettings`); the trainer then calls the transformer
-through :meth:`WarpPriorTraining.wrap`, passes each batch's :meth:`WarpPriorTraining.extra` as ``extra=``,
+through :meth:`WarpPriorTraining.wrap`, passes each batch's :meth:`WarpPriorTraining.extra` as ``extra=``
+(built once a step has drawn which clips drop their camera),
 and writes :meth:`WarpPriorTraining.settings_dict` into every checkpoint (``wrapper.json``) so that
 ``sana-wm model export`` records the wrapper in the exported model folder.
 """
@@ -53,7 +54,8 @@ class WarpPriorTraining:
 
     def extra(self, latents: Tensor, poses: list) -> WarpPrior:
         """The priors of a batch: latents ``(B, C, T, h, w)``; poses per clip ``(c2w (F, 4, 4) relative,
-        intrinsics (F, 4))``, or None for a clip without camera (a standing camera) -> float32 on the CPU."""
+        intrinsics (F, 4))``, or None for a clip without camera or one that drops it in this step (a standing
+        camera) -> float32 on the CPU."""
         import torch
 
         T = latents.shape[2]
@@ -64,17 +66,6 @@ class WarpPriorTraining:
         prior = warp_prior_latents(self.vae, latents[:, :, :1], c2w, intr, eye_height=self.settings.eye_height,
                                    far=self.settings.far_depth)
         return WarpPrior(prior.cpu())
-
-    def without_camera(self, extra: WarpPrior, latents: Tensor, dropped: Tensor) -> WarpPrior:
-        """``extra`` with the rows where ``dropped (B,)`` is true replaced by a standing camera's prior: a
-        model that drops its camera (camera dropout) stands still in its prior too."""
-        rows = dropped.nonzero()[:, 0]
-        if not len(rows):
-            return extra
-        still = self.extra(latents[rows.to(latents.device)], [None] * len(rows)).latents.to(extra.latents)
-        prior = extra.latents.clone()
-        prior[rows.to(prior.device)] = still
-        return WarpPrior(prior)
 
 
 def _standing(num_frames: int):

@@ -149,6 +149,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--text-encoder-device", metavar="DEVICE",
                    help="where the text encoders run before generation (default: --device); cpu keeps them off "
                         "the GPU (slower, once per prompt)")
+    p.add_argument("--text-encoder-dtype", choices=("bf16", "fp32"),
+                   help="precision the text encoders run in, on any device (default: bf16, the released weights' "
+                        "own; fp32 doubles their memory: 49 GB for the refiner's Gemma-3-12B)")
     p.add_argument("--offload", action="store_true",
                    help="keep the text encoders, VAE and refiner on the CPU while they are idle (less GPU memory)")
     precisions = ("bf16", "fp8", "nvfp4", "int8", "int4")
@@ -353,6 +356,7 @@ def _apply_memory_plan(args: argparse.Namespace, device, num_frames: int, refine
     from sana_wm.pipeline.pipeline import VARIANT_DEFAULTS, _refiner_source, resolve_model
     from sana_wm.pipeline.plan import PlanRequest, budget_bytes, model_sizes, nothing_fits, plan_generation
     from sana_wm.pipeline.refiner import resolve_refiner
+    from sana_wm.pipeline.text import text_encoder_dtype
 
     if args.gpu_memory is None:
         return None
@@ -377,7 +381,8 @@ def _apply_memory_plan(args: argparse.Namespace, device, num_frames: int, refine
     elif args.text_encoder_device is not None:
         fixed["text_encoders"] = "cpu" if torch.device(args.text_encoder_device).type == "cpu" else "gpu"
     request = PlanRequest(budget, files.variant, num_frames, refiner_files is not None, guided,
-                          tuple(torch.cuda.get_device_capability(device)), fixed)
+                          tuple(torch.cuda.get_device_capability(device)), fixed,
+                          text_encoder_bytes=text_encoder_dtype(args.text_encoder_dtype).itemsize)
     plan = plan_generation(sizes, request)
     chosen = plan.chosen
     if chosen is None:
@@ -406,13 +411,16 @@ def _encode_first(args: argparse.Namespace, prompt: str | None, refiner, device)
 
     files = resolve_model(args.model, args.variant, vae=args.vae, text_encoder=args.text_encoder)
     if files.text_encoder == TEXT_FREE:
-        if args.text_encoder_device is not None:
-            warnings.warn("--text-encoder-device is ignored: this model takes no text", stacklevel=2)
+        for given, value in (("--text-encoder-device", args.text_encoder_device),
+                             ("--text-encoder-dtype", args.text_encoder_dtype)):
+            if value is not None:
+                warnings.warn(f"{given} is ignored: this model takes no text", stacklevel=2)
         return None
     return encode_for_files(files, DEFAULT_PROMPT if prompt is None else prompt,
                             negative_prompt=args.negative_prompt or "", refiner=refiner,
                             refiner_text_encoder=args.refiner_text_encoder,
-                            device=args.text_encoder_device or device, cache=args.prompt_cache)
+                            device=args.text_encoder_device or device, cache=args.prompt_cache,
+                            text_encoder_dtype=args.text_encoder_dtype)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -515,9 +523,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     refiner = None if args.no_refiner else (args.refiner if args.refiner is not None else "auto")
-    if args.prompt_embeds is not None and args.text_encoder_device is not None:
-        raise CLIError("--prompt-embeds holds the encoded prompts, so no text encoder runs: drop "
-                       "--text-encoder-device")
+    for given, value in (("--text-encoder-device", args.text_encoder_device),
+                         ("--text-encoder-dtype", args.text_encoder_dtype)):
+        if args.prompt_embeds is not None and value is not None:
+            raise CLIError(f"--prompt-embeds holds the encoded prompts, so no text encoder runs: drop {given}")
     if args.text_encoder_device is not None:
         try:
             torch.device(args.text_encoder_device)
@@ -550,7 +559,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                                   stage1_precision=args.stage1_precision,
                                                   refiner_precision=args.refiner_precision,
                                                   text_encoders=embeds is None,
-                                                  refiner_offload=args.refiner_offload, compile=args.compile)
+                                                  refiner_offload=args.refiner_offload, compile=args.compile,
+                                                  text_encoder_dtype=args.text_encoder_dtype)
             pipe.memory_plan = memory_plan
             if pipe.compiled:
                 print("sana-wm: --compile: the transformer's blocks compile on their first calls, so the first "

@@ -46,6 +46,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--device-capability", metavar="MAJOR.MINOR",
                    help="plan for a GPU of this compute capability, e.g. 8.9 (Ada), 9.0 (Hopper), 10.0 "
                         "(Blackwell) (default: this machine's GPU, else 9.0)")
+    p.add_argument("--text-encoder-dtype", choices=("bf16", "fp32"), default="bf16",
+                   help="precision the text encoders run in, on the GPU or the CPU (default: bf16)")
     p.add_argument("--all", action="store_true", help="list every candidate, not only the ones that fit")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
@@ -66,6 +68,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from sana_wm.limits import check_finite, check_frames
     from sana_wm.pipeline import OptionError
     from sana_wm.pipeline.plan import PlanRequest, budget_bytes, model_sizes, official_sizes, plan_generation
+    from sana_wm.pipeline.text import text_encoder_dtype
 
     check_finite(args.gpu_memory, "--gpu-memory", low=0.0, high=4096.0, low_open=True)
     check_finite(args.seconds, "--seconds", low=0.0, low_open=True)
@@ -98,7 +101,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if num_frames < 2:
             raise CLIError(f"{what}: give a video of at least 2 frames")
         cfg = args.cfg if args.cfg is not None else (1.0 if args.variant == "streaming" else 5.0)
-        request = PlanRequest(budget, args.variant, num_frames, args.refiner == "on", cfg != 1.0, capability)
+        request = PlanRequest(budget, args.variant, num_frames, args.refiner == "on", cfg != 1.0, capability,
+                              text_encoder_bytes=text_encoder_dtype(args.text_encoder_dtype).itemsize)
         plan = plan_generation(sizes, request)
     except OptionError as exc:
         from sana_wm.cli.generate import flag

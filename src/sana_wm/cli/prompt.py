@@ -37,6 +37,9 @@ def register(groups: argparse._SubParsersAction) -> None:
                          "(default: the model's own, if it has one)")
     p.add_argument("--refiner-text-encoder", metavar="DIR", help="the refiner's Gemma-3 folder (default: its own)")
     p.add_argument("--device", help="torch device for the encoders (default: cuda if available, else cpu)")
+    p.add_argument("--text-encoder-dtype", choices=("bf16", "fp32"),
+                   help="precision the encoders run in, on any device (default: bf16, the released weights' own; "
+                        "fp32 doubles their memory)")
     p.add_argument("--prompt-cache", metavar="DIR",
                    help="reuse earlier results kept in this folder (keyed by the prompts and the encoders' "
                         "fingerprints)")
@@ -77,7 +80,7 @@ def cmd_encode_prompt(args: argparse.Namespace) -> int:
             embeds = encode_prompt(args.model, prompt, negative_prompt=args.negative_prompt, variant=args.variant,
                                    text_encoder=args.text_encoder, refiner=refiner,
                                    refiner_text_encoder=args.refiner_text_encoder, device=args.device,
-                                   cache=args.prompt_cache)
+                                   cache=args.prompt_cache, text_encoder_dtype=args.text_encoder_dtype)
         except OptionError as exc:
             raise CLIError(exc.render(flag)) from None
     embeds.save(out)

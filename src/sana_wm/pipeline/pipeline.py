@@ -109,6 +109,7 @@ from sana_wm.pipeline.text import (
     TextEncoder,
     default_instruction,
 )
+from sana_wm.pipeline.text import text_encoder_dtype as resolve_text_dtype
 from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, partial_video_path, to_uint8_frames
 from sana_wm.quant import DeviceInfo, QuantReport, choose_backend, quantize_model
 from sana_wm.samplers.conditioning import guided_chunk_count
@@ -808,7 +809,7 @@ class SanaWMPipeline:
                         refiner_text_encoder: str | Path | None = None, stage1_precision: str = "bf16",
                         refiner_precision: str | None = None, quant_backend: str = "auto",
                         text_encoders: bool = True, refiner_offload: str | None = None,
-                        compile: bool = False) -> SanaWMPipeline:
+                        compile: bool = False, text_encoder_dtype: str | None = None) -> SanaWMPipeline:
         """Load a released (or released-layout) model folder, an official hub id, or the bundled model by its
         name, ``"sana-wm-synth"`` (module docstring).
 
@@ -827,7 +828,8 @@ class SanaWMPipeline:
         the transformers load. ``refiner_offload="blocks"`` keeps the refiner's blocks in host memory and moves
         each in while it runs (:meth:`~sana_wm.model.refiner.RefinerTransformer.offload_blocks`); default
         "resident". ``compile=True`` (CUDA): :meth:`compile_blocks`, the transformer's blocks compiled;
-        elsewhere it does not take effect (a warning says so)."""
+        elsewhere it does not take effect (a warning says so). ``text_encoder_dtype``: what both text encoders
+        run in, "bf16" (default, on the CPU too) or "fp32" (:func:`~sana_wm.pipeline.text.text_encoder_dtype`)."""
         from sana_wm.model.loading import from_pretrained as load_transformer
         from sana_wm.model.loading import resolve_dtype
 
@@ -841,13 +843,14 @@ class SanaWMPipeline:
         transformer = load_transformer(files.dit, _transformer_config(files.settings, files.root), dtype=dtype,
                                        device=device)
         quantization = {"stage1": quantize_model(transformer, stage1_precision, quant_backend, device=device)}
-        # The VAE and text encoder in full precision on CPU (half-precision CPU kernels are slow or missing).
+        # The VAE in full precision on CPU (its half-precision CPU convolutions are slow or missing).
         aux_dtype = dtype if device.type == "cuda" else torch.float32
         video_vae = VideoVAE.from_pretrained(files.vae, dtype=aux_dtype, device=idle)
+        text_dtype = resolve_text_dtype(text_encoder_dtype)
         cache = PromptCache(prompt_cache) if prompt_cache is not None else None
         encoder = None
         if files.text_encoder != TEXT_FREE and text_encoders:
-            encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=aux_dtype, device=idle, cache=cache,
+            encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=text_dtype, device=idle, cache=cache,
                                                   instruction=instruction)
         refiner_source = _refiner_source(files, refiner)
         if refiner_source is None and refiner_text_encoder is not None:
@@ -862,7 +865,7 @@ class SanaWMPipeline:
         if refiner_source is not None:
             blocks = refiner_offload == "blocks"
             stage2 = Refiner.from_pretrained(refiner_source, text_encoder=refiner_text_encoder, dtype=dtype,
-                                             device=torch.device("cpu") if blocks else idle, text_dtype=aux_dtype,
+                                             device=torch.device("cpu") if blocks else idle, text_dtype=text_dtype,
                                              text_device=idle, cache=cache, load_text_encoder=text_encoders)
             quantization["refiner"] = quantize_model(stage2.transformer, refiner_precision or "bf16", quant_backend,
                                                      device=device, flag="--refiner-precision")
@@ -1493,6 +1496,8 @@ class SanaWMPipeline:
                 "text_encoder_id": embeds.stage1_encoder if embeds is not None else (
                     None if encoder is None else encoder.model_id),
                 "prompt_embeds": None if embeds is None else embeds.meta(),
+                "text_encoder_dtype": embeds.text_encoder_dtype if embeds is not None else (
+                    None if encoder is None else _dtype_name(encoder.model.dtype)),
                 "camera_cfg": plan.camera_cfg, "camera_cfg_chunks": plan.camera_cfg_chunks,
                 "refiner": None if plan.refiner is None else plan.refiner.to_dict(),
                 "stage1_precision": self._precision("stage1"),
@@ -1507,6 +1512,13 @@ class SanaWMPipeline:
                 "compile": True if self.compiled else None,
             },
         }
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    """A text encoder's dtype as ``--text-encoder-dtype`` names it (an encoder built by hand may have another)."""
+    from sana_wm.pipeline.text import TEXT_ENCODER_DTYPES
+
+    return next((name for name, d in TEXT_ENCODER_DTYPES.items() if d == dtype), str(dtype).removeprefix("torch."))
 
 
 def _text_field(prompt) -> str | None:

@@ -46,7 +46,8 @@ from sana_wm.pipeline.memory import (
 )
 
 __all__ = ["NOT_A_DEFAULT", "PCIE_BYTES_PER_S", "MemoryPlan", "ModelSizes", "NothingFitsError", "PlanRequest",
-           "PlanRow", "Setting", "TransformerSizes", "model_sizes", "official_sizes", "plan_generation"]
+           "PlanRow", "Setting", "TransformerSizes", "host_text_encoder_bytes", "model_sizes", "official_sizes",
+           "plan_generation"]
 
 GIB = 2**30
 # Host-to-device copies from pinned memory over PCIe 4.0 x16 reach about 25 GB/s; an assumption (PCIe 5.0 doubles
@@ -293,6 +294,9 @@ class PlanRequest:
     guided: bool = False
     capability: tuple[int, int] = (9, 0)
     fixed: Mapping[str, object] = field(default_factory=dict)
+    # bytes per text-encoder weight, on the GPU or the host: bf16 unless --text-encoder-dtype fp32
+    # (sana_wm.pipeline.text.text_encoder_dtype)
+    text_encoder_bytes: int = 2
 
     def __post_init__(self) -> None:
         unknown = set(self.fixed) - {f for f in Setting.__dataclass_fields__}
@@ -307,8 +311,10 @@ class PlanRow:
     setting: Setting
     estimate: MemoryEstimate
     budget_bytes: int
-    transfer_s_per_chunk: float  # weights moved over PCIe per streaming chunk (PCIE_BYTES_PER_S)
+    transfer_s_per_chunk: float  # weights moved over PCIe (PCIE_BYTES_PER_S) per streaming chunk, else per video
     default_ok: bool  # no precision of NOT_A_DEFAULT unless the user set it
+    host_bytes: int = 0  # host memory of the text encoders when they run on the CPU (host_text_encoder_bytes)
+    streaming: bool = True  # a streaming run: its transfers recur every chunk, against the chunk's video
 
     @property
     def peak_bytes(self) -> int:
@@ -324,8 +330,10 @@ class PlanRow:
 
     @property
     def realtime_possible(self) -> bool:
-        """False when moving offloaded weights alone takes longer than the video a chunk makes."""
-        return self.transfer_s_per_chunk <= _VIDEO_SECONDS_PER_CHUNK
+        """False when moving offloaded weights alone takes longer than the video a streaming chunk makes (a
+        bidirectional or chunk-causal run moves each block once per refiner step for the whole video, and has no
+        real time to keep)."""
+        return not self.streaming or self.transfer_s_per_chunk <= _VIDEO_SECONDS_PER_CHUNK
 
     @property
     def quality_cost(self) -> tuple[int, int]:
@@ -341,8 +349,9 @@ class PlanRow:
         """The speed class, in words."""
         parts = []
         if self.transfer_s_per_chunk:
-            parts.append(f"+{self.transfer_s_per_chunk:.1f} s per {_VIDEO_SECONDS_PER_CHUNK:g} s chunk moving "
-                         f"weights (PCIe {PCIE_BYTES_PER_S / 1e9:g} GB/s assumed)")
+            per = f"per {_VIDEO_SECONDS_PER_CHUNK:g} s chunk" if self.streaming else "for the whole video"
+            parts.append(f"+{self.transfer_s_per_chunk:.1f} s {per} moving weights (PCIe "
+                         f"{PCIE_BYTES_PER_S / 1e9:g} GB/s assumed)")
         if self.setting.text_encoders == "cpu":
             parts.append("prompt encoded on the CPU once (minutes for Gemma-3-12B)")
         return "; ".join(parts) or "no weight transfers"
@@ -359,7 +368,7 @@ class PlanRow:
                 "stage_peaks_gib": {k: v / GIB for k, v in self.stage_peaks().items()},
                 "components_gib": {f"{c.name} ({c.stage})": c.bytes / GIB for c in self.estimate.components},
                 "quality_cost": list(self.quality_cost), "transfer_s_per_chunk": self.transfer_s_per_chunk,
-                "speed": self.speed(), "default_ok": self.default_ok}
+                "speed": self.speed(), "default_ok": self.default_ok, "host_peak_gib": self.host_bytes / GIB}
 
 
 def _rank_key(row: PlanRow):
@@ -377,9 +386,9 @@ class MemoryPlan:
 
     @property
     def chosen(self) -> PlanRow | None:
-        """The best setting that fits and may be a default (None: none does)."""
-        first = self.rows[0] if self.rows else None
-        return first if first is not None and first.fits and first.default_ok else None
+        """The best setting that fits and may be a default (None: none does). Not always the first row: one that
+        must be asked for ranks before a default one whose weight transfers rule out real time."""
+        return next((row for row in self.rows if row.fits and row.default_ok), None)
 
     @property
     def fitting(self) -> list[PlanRow]:
@@ -415,8 +424,11 @@ class MemoryPlan:
             stages = ", ".join(f"{k} {_gib(v)}" for k, v in row.stage_peaks().items())
             parts = ", ".join(f"{c.name} {_gib(c.bytes)}" for c in row.largest())
             lines += [f"{i + 1:2d}. [{mark}] peak {_gib(row.peak_bytes)}: {row.setting.describe()}",
-                      f"    stages: {stages}", f"    largest: {parts}", f"    speed: {row.speed()}",
-                      f"    flags: {' '.join(row.setting.flags())}"]
+                      f"    stages: {stages}", f"    largest: {parts}", f"    speed: {row.speed()}"]
+            if row.host_bytes:
+                lines.append(f"    host memory: {_gib(row.host_bytes)} (the text encoders on the CPU, one after "
+                             "the other)")
+            lines.append(f"    flags: {' '.join(row.setting.flags())}")
         if not all_rows and len(self.fitting) > limit:
             lines.append(f"... and {len(self.fitting) - limit} more that fit (--all lists every candidate)")
         return "\n".join(lines)
@@ -443,9 +455,8 @@ def estimate_setting(sizes: ModelSizes, setting: Setting, request: PlanRequest, 
         setting.stage1_precision, dtype_bytes=dtype_bytes, stored=stored), LOADED),
         MemoryComponent("VAE weights", sizes.vae_params * dtype_bytes, LOADED)]
     if setting.text_encoders == "gpu" and sizes.text_encoder_params:
-        # Run first and freed before the transformers load, one after the other: the larger one is the peak.
-        encoders = max(sizes.text_encoder_params, sizes.refiner_text_encoder_params if refine else 0)
-        parts += [MemoryComponent("text encoder weights (run first)", encoders * dtype_bytes, FIRST),
+        parts += [MemoryComponent("text encoder weights (run first)", _text_encoder_weight_bytes(
+            sizes, setting, request), FIRST),
                   MemoryComponent("runtime workspace (text encoders)", runtime_bytes(device_type), FIRST)]
     if refine:
         r = sizes.refiner
@@ -471,7 +482,25 @@ def estimate_setting(sizes: ModelSizes, setting: Setting, request: PlanRequest, 
     return MemoryEstimate(device_type, tuple(parts))
 
 
+def _text_encoder_weight_bytes(sizes: ModelSizes, setting: Setting, request: PlanRequest) -> int:
+    """The text encoders' weights at their peak: run first and freed before the transformers load, one after the
+    other, so the larger one (Gemma-3-12B with the refiner) is the peak, wherever they run."""
+    refine = setting.refiner_precision is not None and sizes.refiner is not None
+    encoders = max(sizes.text_encoder_params, sizes.refiner_text_encoder_params if refine else 0)
+    return encoders * request.text_encoder_bytes
+
+
+def host_text_encoder_bytes(sizes: ModelSizes, setting: Setting, request: PlanRequest) -> int:
+    """The host memory of ``setting``'s text encoders when they run on the CPU (0 otherwise): the same weights as
+    on the GPU, at the same dtype, plus the CPU runtime's workspace."""
+    if setting.text_encoders != "cpu" or not sizes.text_encoder_params:
+        return 0
+    return _text_encoder_weight_bytes(sizes, setting, request) + runtime_bytes("cpu")
+
+
 def _transfer_seconds(sizes: ModelSizes, setting: Setting) -> float:
+    """Seconds of PCIe copies for the refiner's blocks moved in: every block once per SDEdit step, per streaming
+    chunk or, when the refiner runs over the whole video at once, per video."""
     if setting.refiner_offload != "blocks" or setting.refiner_precision is None or sizes.refiner is None:
         return 0.0
     moved = sizes.refiner.blocks * sizes.refiner.block_bytes(setting.refiner_precision) * _REFINER_STEPS
@@ -506,11 +535,13 @@ def plan_generation(sizes: ModelSizes, request: PlanRequest) -> MemoryPlan:
     """Every candidate setting of ``request`` on ``sizes``, estimated and ranked (module docstring)."""
     rows = []
     for setting in candidates(sizes, request):
-        chosen_by_user = {request.fixed.get("stage1_precision"), request.fixed.get("refiner_precision")}
-        precisions = {setting.stage1_precision, setting.refiner_precision} - {None}
-        default_ok = not ((precisions & NOT_A_DEFAULT) - chosen_by_user)
+        # Each transformer's precision on its own: a user who sets stage 1's has not chosen it for the refiner.
+        default_ok = all(precision not in NOT_A_DEFAULT or request.fixed.get(name) == precision
+                         for name in ("stage1_precision", "refiner_precision")
+                         if (precision := getattr(setting, name)) is not None)
         rows.append(PlanRow(setting, estimate_setting(sizes, setting, request), request.budget_bytes,
-                            _transfer_seconds(sizes, setting), default_ok))
+                            _transfer_seconds(sizes, setting), default_ok,
+                            host_text_encoder_bytes(sizes, setting, request), request.variant == "streaming"))
     rows.sort(key=_rank_key)
     return MemoryPlan(request, sizes.name, tuple(rows))
 

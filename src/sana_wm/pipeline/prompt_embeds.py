@@ -77,13 +77,14 @@ class PromptEmbeds:
     refiner: TextEmbedding | None = None
     refiner_encoder: str | None = None
     refiner_fingerprint: str | None = None
+    text_encoder_dtype: str | None = None  # what the encoders ran in ("bf16", "fp32"); None: not recorded
 
     def meta(self) -> dict:
         """The file's metadata (also what the sidecar records)."""
         return {"prompt": self.prompt, "negative_prompt": self.negative_prompt,
                 "stage1_encoder": self.stage1_encoder, "stage1_fingerprint": self.stage1_fingerprint,
                 "instruction_sha256": self.instruction_sha256, "refiner_encoder": self.refiner_encoder,
-                "refiner_fingerprint": self.refiner_fingerprint}
+                "refiner_fingerprint": self.refiner_fingerprint, "text_encoder_dtype": self.text_encoder_dtype}
 
     def save(self, path: str | Path) -> Path:
         from safetensors.torch import save
@@ -129,7 +130,7 @@ class PromptEmbeds:
 
         return cls(meta["prompt"], meta["negative_prompt"], pair("stage1"), pair("negative"), meta["stage1_encoder"],
                    meta["stage1_fingerprint"], meta["instruction_sha256"], pair("refiner"), meta.get("refiner_encoder"),
-                   meta.get("refiner_fingerprint"))
+                   meta.get("refiner_fingerprint"), meta.get("text_encoder_dtype"))
 
     def check_stage1(self, encoder: str, fingerprint: str, instruction: str, caption_channels: int) -> None:
         """Refuse states made by another stage-1 encoder or instruction prefix, or of the wrong width."""
@@ -175,26 +176,30 @@ def refiner_encoder_fingerprint(files) -> str:
 def encode_prompt(model: str | Path, prompt: str, *, negative_prompt: str = "", variant: str | None = None,
                   text_encoder: str | Path | None = None, refiner: str | Path | bool | None = "auto",
                   refiner_text_encoder: str | Path | None = None, device: str | torch.device | None = None,
-                  instruction: str | None = None, cache: str | Path | None = None) -> PromptEmbeds:
+                  instruction: str | None = None, cache: str | Path | None = None,
+                  text_encoder_dtype: str | None = None) -> PromptEmbeds:
     """Encode ``prompt`` (and ``negative_prompt``) with ``model``'s text encoders, which are loaded here and freed
     before returning. ``refiner`` as in :meth:`SanaWMPipeline.from_pretrained` (default: the model's own when it
-    has one). ``cache``: a folder of earlier results, keyed by the prompts, the encoders' fingerprints and the
-    instruction prefix."""
+    has one). ``cache``: a folder of earlier results, keyed by the prompts, the encoders' fingerprints, the
+    instruction prefix and the dtype. ``text_encoder_dtype``: "bf16" (default, on the CPU too) or "fp32"
+    (:func:`~sana_wm.pipeline.text.text_encoder_dtype`)."""
     from sana_wm.pipeline.pipeline import resolve_model
 
     files = resolve_model(model, variant, text_encoder=text_encoder, text_only=True)
     return encode_for_files(files, prompt, negative_prompt=negative_prompt, refiner=refiner,
                             refiner_text_encoder=refiner_text_encoder, device=device, instruction=instruction,
-                            cache=cache)
+                            cache=cache, text_encoder_dtype=text_encoder_dtype)
 
 
 def encode_for_files(files, prompt: str, *, negative_prompt: str = "", refiner: str | Path | bool | None = "auto",
                      refiner_text_encoder: str | Path | None = None, device: str | torch.device | None = None,
-                     instruction: str | None = None, cache: str | Path | None = None) -> PromptEmbeds:
+                     instruction: str | None = None, cache: str | Path | None = None,
+                     text_encoder_dtype: str | None = None) -> PromptEmbeds:
     """:func:`encode_prompt` for a model's resolved :class:`~sana_wm.pipeline.pipeline.ModelFiles`."""
-    from sana_wm.pipeline.pipeline import TEXT_FREE, _refiner_source, default_dtype
+    from sana_wm.pipeline.pipeline import TEXT_FREE, _refiner_source
     from sana_wm.pipeline.refiner import RefinerTextEncoder, resolve_refiner
-    from sana_wm.pipeline.text import TextEncoder, default_instruction
+    from sana_wm.pipeline.text import DEFAULT_TEXT_ENCODER_DTYPE, TextEncoder, default_instruction
+    from sana_wm.pipeline.text import text_encoder_dtype as resolve_text_dtype
 
     model = files.source
     if files.text_encoder == TEXT_FREE:
@@ -205,13 +210,14 @@ def encode_for_files(files, prompt: str, *, negative_prompt: str = "", refiner: 
     instruction = default_instruction() if instruction is None else instruction
     stage1_fp = encoder_fingerprint(files.text_encoder)
     refiner_fp = refiner_encoder_fingerprint(refiner_files) if refiner_files is not None else None
-    key = _sha("\0".join([prompt, negative_prompt, stage1_fp, refiner_fp or "", instruction]))
+    dtype_name = text_encoder_dtype or DEFAULT_TEXT_ENCODER_DTYPE
+    dtype = resolve_text_dtype(dtype_name)
+    key = _sha("\0".join([prompt, negative_prompt, stage1_fp, refiner_fp or "", instruction, dtype_name]))
     cached = Path(cache) / f"{key}.safetensors" if cache is not None else None
     if cached is not None and cached.is_file():
         return PromptEmbeds.load(cached)
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = torch.bfloat16 if default_dtype(device) == "bf16" else torch.float32
     encoder = TextEncoder.from_pretrained(files.text_encoder, dtype=dtype, device=device, instruction=instruction)
     stage1, negative = encoder.encode(prompt), encoder.encode(negative_prompt, negative=True)
     _free(encoder.model)
@@ -222,7 +228,7 @@ def encode_for_files(files, prompt: str, *, negative_prompt: str = "", refiner: 
         _free(r_encoder.model, r_encoder.connectors)
     embeds = PromptEmbeds(prompt, negative_prompt, stage1, negative, str(files.text_encoder), stage1_fp,
                           _sha(instruction), refined, str(refiner_files.text_encoder) if refiner_files else None,
-                          refiner_fp)
+                          refiner_fp, dtype_name)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         embeds.save(cached)

@@ -159,7 +159,8 @@ def regenerate_from_record(record: dict[str, Any], output: str | Path, *, pipeli
                                                   stage1_precision=settings.get("stage1_precision", "bf16"),
                                                   refiner_precision=settings.get("refiner_precision"),
                                                   refiner_offload=settings.get("refiner_offload"),
-                                                  compile=bool(settings.get("compile")))
+                                                  compile=bool(settings.get("compile")),
+                                                  text_encoder_dtype=settings.get("text_encoder_dtype"))
     # The recorded trajectory holds the intrinsics it was generated with, so the recorded fov is not replayed;
     # options the generation could not use are recorded as None and so stay unset.
     kwargs = dict(num_frames=record["num_frames"], prompt=record["prompt"], negative_prompt=record["negative_prompt"],

@@ -34,6 +34,7 @@ __all__ = [
     "TextEncoder",
     "default_instruction",
     "prompt_token_window",
+    "text_encoder_dtype",
 ]
 
 GEMMA_ID = "Efficient-Large-Model/gemma-2-2b-it"
@@ -46,6 +47,25 @@ DEFAULT_PROMPT = (
     "lighting, sharp textures and consistent geometry; the environment is static and the image is stable "
     "and clear."
 )
+
+
+# The precisions the text encoders run in (``--text-encoder-dtype``), and the default (text_encoder_dtype).
+TEXT_ENCODER_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+DEFAULT_TEXT_ENCODER_DTYPE = "bf16"
+
+
+def text_encoder_dtype(name: str | None = None) -> torch.dtype:
+    """The dtype the text encoders (Gemma-2, the refiner's Gemma-3) run in on any device: ``name`` ("bf16" or
+    "fp32"), default bf16, the released weights' own precision. On the CPU that is half the host memory of float32
+    (Gemma-3-12B: 24 GB instead of 49 GB), and torch runs bf16 matmuls there. The prompt encoders run first
+    (``generate``, ``encode-prompt``), the pipeline's own and the memory planner all take it from here, so a
+    prompt gets the same states whichever of them encodes it."""
+    name = DEFAULT_TEXT_ENCODER_DTYPE if name is None else name
+    if name not in TEXT_ENCODER_DTYPES:
+        from sana_wm.pipeline.errors import OptionError
+
+        raise OptionError(f"{{text_encoder_dtype}} {name!r}: choose one of {', '.join(TEXT_ENCODER_DTYPES)}")
+    return TEXT_ENCODER_DTYPES[name]
 
 
 def default_instruction() -> str:

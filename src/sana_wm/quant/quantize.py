@@ -16,7 +16,6 @@ Backends:
 from __future__ import annotations
 
 import importlib.util
-import logging
 from dataclasses import asdict, dataclass
 
 import torch
@@ -159,23 +158,10 @@ def choose_backend(precision: str, device: DeviceInfo, backend: str = "auto", *,
     return BackendChoice(precision, "torchao")
 
 
-class _EnumPytreeNotice(logging.Filter):
-    """Drops torch's notice that registering an Enum as a pytree constant is deprecated: torchao 0.18 registers
-    its config enums at import, torch 2.13 logs one warning per enum, and neither is ours to fix or the user's."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "is an Enum subclass and is now natively supported" not in record.getMessage()
-
-
 def _import_torchao_quantization():
-    """``torchao.quantization``, imported without torch's pytree deprecation notices (:class:`_EnumPytreeNotice`)."""
-    pytree_log = logging.getLogger("torch.utils._pytree")
-    notice = _EnumPytreeNotice()
-    pytree_log.addFilter(notice)
-    try:
-        import torchao.quantization
-    finally:
-        pytree_log.removeFilter(notice)
+    """``torchao.quantization``, imported on first use (torch's notices at its import: :mod:`sana_wm.library_logs`)."""
+    import torchao.quantization
+
     return torchao.quantization
 
 

@@ -149,16 +149,18 @@ class ClientSession:
         from sana_wm.io import atomic_write
         from sana_wm.pipeline.image import load_image
 
-        path = self.folder / f"upload{UPLOAD_FORMATS[kind]}"
-        for old in self.folder.glob("upload.*"):
-            old.unlink()
-        with atomic_write(path) as tmp:
+        # Read under another name first: a damaged upload is refused and the earlier upload stays usable.
+        candidate = self.folder / f"candidate{UPLOAD_FORMATS[kind]}"
+        with atomic_write(candidate) as tmp:
             tmp.write_bytes(data)
         try:
-            image = load_image(path)  # EXIF orientation applied; damaged files refused here
+            image = load_image(candidate)  # EXIF orientation applied; damaged files refused here
         except UserError as exc:
-            path.unlink(missing_ok=True)
+            candidate.unlink(missing_ok=True)
             raise ProtocolError(f"the uploaded image cannot be read: {str(exc).split(': ', 1)[-1]}") from None
+        for old in self.folder.glob("upload.*"):
+            old.unlink()
+        path = candidate.replace(self.folder / f"upload{UPLOAD_FORMATS[kind]}")
         self.upload = path
         await self.send({"type": "uploaded", "width": image.size[0], "height": image.size[1], "format": kind})
 
@@ -197,22 +199,26 @@ class ClientSession:
                 if not isinstance(action, str):
                     raise ProtocolError("action mode needs \"action\": an action string like \"w-48,aw-24\"")
             try:
-                self.planned = per_frame_keys(action)
+                planned = per_frame_keys(action)
             except ActionError as exc:
                 raise ProtocolError(f"action: {exc}") from None
-            longest = int(self.settings.max_session_s * self.app.pipe.fps)
-            if len(self.planned) > longest:
-                raise ProtocolError(f"the action string holds {len(self.planned)} frames; a session makes at most "
-                                    f"{longest} ({self.settings.max_session_s:g} s)")
-        self._discard_video()
         output = self.folder / "video.mp4"
         started = time.perf_counter()
-        self.live = await self.app.worker.run(self.id, lambda: LiveSession(
+        live = await self.app.worker.run(self.id, lambda: LiveSession(
             self.app.pipe, image, mapping=mapping, seed=seed, max_seconds=self.settings.max_session_s,
             output=output))
+        if mode != "live":
+            # The session's whole chunks, which the model's position table may lower further, bound the string.
+            longest = live.max_chunks * live.frames_per_chunk
+            if len(planned) > longest:
+                await self.app.worker.run(self.id, live.close)
+                raise ProtocolError(f"the action string holds {len(planned)} frames; a session makes at most "
+                                    f"{longest} ({longest / self.app.pipe.fps:g} s)")
+            self.planned = planned
+        self._discard_video()  # the earlier video, once the new one has started (it is written as .partial.mp4)
+        self.live = live
         self.compute_s = time.perf_counter() - started
         self.started_at = time.monotonic()
-        live = self.live
         height, width = self.app.pipe.image_size
         await self.send({"type": "started", "fps": self.app.pipe.fps, "width": width, "height": height,
                          "frames_per_chunk": live.frames_per_chunk, "chunk_seconds": live.chunk_seconds,

@@ -81,21 +81,22 @@ class ModelBatch:
     text_mask: Tensor  # (B, L) bool
     camera_vector: Tensor  # (B, T, 20)
     plucker: Tensor  # (B, 48, T, h, w)
-    extra: Any = None  # a model wrapper's extra conditioning along each clip's camera (model.wrapper)
+    extra: Any = None  # a model wrapper's extra conditioning (model.wrapper), built by the trainer per step
+    # each clip's camera for that conditioning: (c2w (F, 4, 4) relative to frame 0, intrinsics (F, 4)) float64
+    # on the CPU, or None for a clip without one
+    cameras: list | None = None
 
     def to(self, device) -> ModelBatch:
         moved = (t if t is None else t.to(device) for t in (self.latents, self.text, self.text_mask,
                                                              self.camera_vector, self.plucker, self.extra))
-        return ModelBatch(self.keys, *moved)
+        return ModelBatch(self.keys, *moved, cameras=self.cameras)
 
 
 def build_batch(samples: list[dict], *, encoder, text_encoder, spatial_stride: int, camera: bool = True,
-                latent_cache: LatentCache | None = None, wrapper=None) -> ModelBatch:
-    """``samples`` from :class:`~sana_wm.data.ClipDataset` -> :class:`ModelBatch` (on the CPU).
-
-    ``wrapper``: the training hook of a model wrapper (``model.wrapper``, e.g.
-    :class:`sana_wm.bundled.training.WarpPriorTraining`); the batch then carries its extra conditioning,
-    built from the clean latents and each clip's camera (None for a clip without one)."""
+                latent_cache: LatentCache | None = None) -> ModelBatch:
+    """``samples`` from :class:`~sana_wm.data.ClipDataset` -> :class:`ModelBatch` (on the CPU), without a
+    model wrapper's extra conditioning: that depends on which clips drop their camera, drawn afterwards with
+    the noise, so the trainer builds it from ``ModelBatch.cameras`` once those are known."""
     latents, vectors, pluckers, poses = [], [], [], []
     for s in samples:
         if "frames" in s:
@@ -131,11 +132,8 @@ def build_batch(samples: list[dict], *, encoder, text_encoder, spatial_stride: i
         vectors.append(cond.camera_vector)
         pluckers.append(cond.plucker)
     text, mask = text_encoder([s.get("caption", "") for s in samples])
-    batch = ModelBatch([s["key"] for s in samples], torch.stack(latents), text, mask, torch.stack(vectors),
-                       torch.stack(pluckers))
-    if wrapper is not None:
-        batch.extra = wrapper.extra(batch.latents, poses)
-    return batch
+    return ModelBatch([s["key"] for s in samples], torch.stack(latents), text, mask, torch.stack(vectors),
+                      torch.stack(pluckers), cameras=poses)
 
 
 class SampleStream:

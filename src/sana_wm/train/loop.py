@@ -18,7 +18,7 @@ import fnmatch
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -192,7 +192,16 @@ class Trainer:
     def _batch(self, samples: list[dict]) -> ModelBatch:
         return build_batch(samples, encoder=self.encoder, text_encoder=self.text_encoder,
                            spatial_stride=self.data.spatial_stride, camera=self.data.camera,
-                           latent_cache=self.latent_cache, wrapper=self.wrapper)
+                           latent_cache=self.latent_cache)
+
+    def _conditioned(self, batch: ModelBatch, plans: list[NoisePlan]) -> ModelBatch:
+        """``batch`` with the model wrapper's extra conditioning (if any), built once per clip: along the clip's
+        camera, or a standing camera's where its plan drops the camera (a model that drops its camera stands
+        still in its prior too)."""
+        if self.wrapper is None:
+            return batch
+        cameras = [None if p.drop_camera else c for p, c in zip(plans, batch.cameras, strict=True)]
+        return replace(batch, extra=self.wrapper.extra(batch.latents, cameras))
 
     def _plans(self, batch: ModelBatch, *parts, train: bool, seen: dict | None = None
                ) -> tuple[list[NoisePlan], Tensor]:
@@ -231,12 +240,7 @@ class Trainer:
         # Camera dropout: one forward for the whole batch, the dropped rows masked out of both camera
         # branches, so every rank runs the same collectives whichever rows it dropped.
         has_camera = torch.tensor([not p.drop_camera for p in plans], device=dev)
-        extra = {}
-        if batch.extra is not None:  # the wrapper's conditioning drops the camera with the model
-            conditioning = batch.extra
-            if not bool(has_camera.all()):
-                conditioning = self.wrapper.without_camera(conditioning, batch.latents, ~has_camera.cpu())
-            extra["extra"] = conditioning
+        extra = {} if batch.extra is None else {"extra": batch.extra}  # dropped cameras in it too: _conditioned
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             pred = self.denoiser(x_t, timestep, text, text_mask, batch.camera_vector, batch.plucker, **kwargs,
                                  camera_mask=has_camera, **extra)
@@ -279,7 +283,7 @@ class Trainer:
         for _ in range(n):
             batch = self._batch(self._next_samples(self.data.batch_size))
             plans, noise = self._plans(batch, "train", step, train=True, seen=seen)
-            loss, _ = self._loss(batch, plans, noise)
+            loss, _ = self._loss(self._conditioned(batch, plans), plans, noise)
             # Each micro-batch's backward also reduces gradients across ranks (FSDP2/DDP); summing the
             # reduced means gives the same result as reducing once at the end.
             (loss / n).backward()
@@ -335,7 +339,7 @@ class Trainer:
         for group in batches[:int(count)]:
             batch = self._batch(group)
             plans, noise = self._plans(batch, "validation", train=False)  # the same noise at every evaluation
-            out.append((batch, plans, noise))
+            out.append((self._conditioned(batch, plans), plans, noise))
         if not out:
             raise RuntimeError(f"validation: no usable clips in {v.root or data.root} for rank {self.env.rank}")
         return out
