@@ -52,11 +52,6 @@ REVISIT_ANGLE_DEG = 10.0
 MAX_PAIRS = 10
 MAX_TOTAL_PIXELS = 2**28  # frames x width x height of one path: bounds the depth kept in memory (1 GiB)
 
-_SIMPLE_TURN_SPEED = 1.0  # deg/frame
-_HARD_TURN_SPEED = 4.0
-_SIMPLE_WEIGHTS = (0.6, 0.4, 0.0, 0.0, 0.0)  # forward, curve only (synth.paths.WALK_SEGMENTS)
-_HARD_WEIGHTS = (0.3, 0.25, 0.2, 0.05, 0.2)
-
 
 @dataclass(frozen=True)
 class SynthBench:
@@ -66,59 +61,202 @@ class SynthBench:
     num_frames: int
 
 
-def _yawed(pose: np.ndarray, degrees: float) -> np.ndarray:
-    """``pose`` turned on the spot by ``degrees`` about the world's vertical axis (scene +Y is down)."""
-    a = math.radians(degrees)
-    turn = np.array([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]])
-    out = pose.copy()
-    out[:3, :3] = turn @ pose[:3, :3]
-    return out
+@dataclass(frozen=True)
+class PathStyle:
+    """How a split walks: speeds in metres and degrees per frame (at the benchmark's fps)."""
+
+    walk_speed: float  # m/frame on the straights; arcs are walked slower when the turn rate needs it
+    turn_rate_deg: float  # deg/frame of heading change on the arcs (raised only for paths too short for a loop)
+    lap_fraction: float  # the longest a lap may take, as a share of the path, so that laps come round again
+    backtrack: bool  # hard: walk backwards along the loop now and then
+    glances: bool  # hard: look up or down while walking
 
 
-def _turn(pose: np.ndarray, degrees: float, frames: int) -> np.ndarray:
-    """``frames`` poses turning ``pose`` on the spot by ``degrees``, eased in and out (the last is fully turned)."""
-    t = np.arange(1, frames + 1) / frames
-    return np.stack([_yawed(pose, degrees * (0.5 - 0.5 * math.cos(math.pi * s))) for s in t])
+SIMPLE = PathStyle(walk_speed=0.05, turn_rate_deg=1.0, lap_fraction=0.75, backtrack=False, glances=False)
+HARD = PathStyle(walk_speed=0.07, turn_rate_deg=3.0, lap_fraction=0.45, backtrack=True, glances=True)
+_RADII = (3.0, 2.5, 2.0, 1.6, 1.3, 1.0, 0.8, 0.6, 0.45, 0.3)  # metres: arc radii tried, largest first
+_STRAIGHTS = (10.0, 8.0, 6.0, 4.5, 3.0, 2.0, 1.0, 0.5, 0.0)  # metres: straight lengths tried
+_MIN_ARC_SPEED = 0.02  # m/frame: slower arcs are nearly turns on the spot, so another spawn is tried first
+_SPAWN_ATTEMPTS = 8
+_CLEARANCE = 0.02  # metres added to the body radius when a loop is checked on a grid of its arc length
 
 
-def _simple(scene, spawn: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    from sana_wm.synth.paths import walk_poses
+@dataclass(frozen=True)
+class Loop:
+    """A closed stadium-shaped walk that starts and ends at the spawn, facing the spawn's way: ``straight``
+    metres ahead, a half turn of ``radius`` to the ``side`` (+1 right, -1 left), ``straight`` metres back
+    beside the way out, a half turn home. Heading follows the direction of walking: never backwards."""
 
-    turn = int(min(round(180.0 / 1.5), max(4, (n - 1) // 8)))  # a 180-degree turn, 1.5 deg/frame when there is time
-    length = max(2, int(0.6 * (n - 1)) // 2 - turn)  # out, turn, back, turn: ~60 % of the path; then out again
-    route = walk_poses(scene, spawn, length + 1, rng, turn_speed=_SIMPLE_TURN_SPEED, weights=_SIMPLE_WEIGHTS)
-    # Walking the route back facing the way one walks: the same places, each pose turned round.
-    back = np.stack([_yawed(p, 180.0) for p in route[::-1]])
-    cycle = [route[1:], _turn(route[-1], 180.0, turn), back[1:], _turn(back[-1], 180.0, turn)]
-    poses = [route[:1]]
-    while sum(len(p) for p in poses) < n:
-        poses.extend(cycle)
-    return np.concatenate(poses)[:n]
+    side: int
+    radius: float
+    straight: float
+    walk_speed: float
+    arc_speed: float  # min(walk_speed, radius x turn rate): the turn rate stays bounded
+
+    @property
+    def length(self) -> float:
+        return 2.0 * self.straight + 2.0 * math.pi * self.radius
+
+    @property
+    def frames(self) -> float:
+        """Frames one lap takes (not whole: laps follow each other in time)."""
+        return 2.0 * self.straight / self.walk_speed + 2.0 * math.pi * self.radius / self.arc_speed
+
+    def _knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """Arc length and time at the four segments' ends."""
+        lengths = np.array([self.straight, math.pi * self.radius] * 2)
+        speeds = np.array([self.walk_speed, self.arc_speed] * 2)
+        return np.concatenate([[0.0], np.cumsum(lengths)]), np.concatenate([[0.0], np.cumsum(lengths / speeds)])
+
+    def at_length(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, z, heading)`` at arc lengths ``s`` in ``[0, length]``, in the spawn's level frame (+x right, +z
+        ahead; heading in radians, positive to the right)."""
+        s = np.asarray(s, np.float64)
+        knots, _ = self._knots()
+        r, side, straight = self.radius, self.side, self.straight
+        x, z, h = np.zeros_like(s), np.zeros_like(s), np.zeros_like(s)
+        # Each segment in closed form from its start: dx/ds = sin(h), dz/ds = cos(h), dh/ds = side / r on arcs.
+        seg = np.clip(np.searchsorted(knots, s, side="right") - 1, 0, 3)
+        u = s - knots[seg]
+        out = seg == 0
+        x[out], z[out], h[out] = 0.0, u[out], 0.0
+        arc1 = seg == 1
+        h[arc1] = side * u[arc1] / r
+        x[arc1] = side * r * (1.0 - np.cos(h[arc1]))
+        z[arc1] = straight + side * r * np.sin(h[arc1])
+        back = seg == 2
+        x[back], z[back], h[back] = 2.0 * side * r, straight - u[back], side * math.pi
+        arc2 = seg == 3
+        h[arc2] = side * (math.pi + u[arc2] / r)
+        x[arc2] = side * r * (1.0 - np.cos(h[arc2]))
+        z[arc2] = side * r * np.sin(h[arc2])
+        return x, z, h
+
+    def at_time(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, z, heading)`` ``t`` frames into a lap (``t`` in ``[0, frames]``)."""
+        knots, times = self._knots()
+        return self.at_length(np.interp(t, times, knots))
 
 
-def _hard(scene, spawn: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    from sana_wm.synth.paths import walk_poses
+def _level_poses(spawn: np.ndarray, x: np.ndarray, z: np.ndarray, heading: np.ndarray,
+                 pitch: np.ndarray | None = None) -> np.ndarray:
+    """c2w in scene coordinates of level cameras at ``(x, z)`` in ``spawn``'s frame, turned right by ``heading``
+    and up by ``pitch`` (radians); ``spawn`` is level, so its frame's +Y is the scene's down."""
+    ch, sh = np.cos(heading), np.sin(heading)
+    yaw = np.zeros((len(x), 3, 3))
+    yaw[:, 0, 0], yaw[:, 0, 2], yaw[:, 1, 1], yaw[:, 2, 0], yaw[:, 2, 2] = ch, sh, 1.0, -sh, ch
+    if pitch is not None:  # up is -Y: a positive pitch turns the view axis (+Z) towards -Y
+        cp, sp = np.cos(pitch), np.sin(pitch)
+        tilt = np.zeros((len(x), 3, 3))
+        tilt[:, 0, 0], tilt[:, 1, 1], tilt[:, 1, 2], tilt[:, 2, 1], tilt[:, 2, 2] = 1.0, cp, -sp, sp, cp
+        yaw = yaw @ tilt
+    local = np.tile(np.eye(4), (len(x), 1, 1))
+    local[:, :3, :3] = yaw
+    local[:, 0, 3], local[:, 2, 3] = x, z
+    return spawn @ local
 
-    leg = max(2, (n - 1) // 5)
-    poses = [spawn[None]]
-    start = spawn
-    while sum(len(p) for p in poses) < n:
-        out = walk_poses(scene, start, leg + 1, rng, turn_speed=_HARD_TURN_SPEED, weights=_HARD_WEIGHTS)
-        degrees = float(rng.uniform(90.0, 180.0)) * float(rng.choice([-1.0, 1.0]))
-        quick = max(2, int(round(abs(degrees) / 8.0)))  # 8 deg/frame: a sharp turn
-        turned = _turn(start, degrees, quick)
-        poses.extend([out[1:], out[::-1][1:], turned])  # the leg, backtracking through the same poses, a turn
-        start = turned[-1]
-    return np.concatenate(poses)[:n]
 
-
-def benchmark_paths(scene, seed: int, num_frames: int) -> dict[str, np.ndarray]:
-    """``{split: (num_frames, 4, 4) c2w}`` in scene coordinates, both from the scene's spawn pose for ``seed``."""
+def _loop_is_free(scene, spawn: np.ndarray, loop: Loop) -> bool:
     from sana_wm.synth.paths import BODY_RADIUS, path_is_free
 
-    spawn = scene.spawn_pose(np.random.default_rng(seed), radius=BODY_RADIUS)
-    paths = {"simple_60s": _simple(scene, spawn, num_frames, np.random.default_rng([seed, 1])),
-             "hard_60s": _hard(scene, spawn, num_frames, np.random.default_rng([seed, 2]))}
+    s = np.linspace(0.0, loop.length, max(8, int(math.ceil(loop.length / 0.05))) + 1)
+    return bool(path_is_free(scene, _level_poses(spawn, *loop.at_length(s)), BODY_RADIUS + _CLEARANCE).all())
+
+
+def _best_loops(scene, spawn: np.ndarray, style: PathStyle, budget: float) -> tuple[list[Loop], float]:
+    """The largest free loop on each side of ``spawn`` (none, one or two) whose lap takes at most ``budget``
+    frames, and the turn rate (deg/frame) they were planned with: ``style``'s, or the least that lets a loop
+    come round within ``budget`` frames when the path is too short for that (a loop turns 360 degrees)."""
+    rate_deg = max(style.turn_rate_deg, 360.0 / budget)
+    rate = math.radians(rate_deg)
+    ahead = float(scene.free_distance(spawn[None, :3, 3], spawn[None, :3, 2])[0])
+    loops = []
+    for side in (1, -1):
+        best = None
+        for radius in _RADII:
+            for straight in _STRAIGHTS:
+                if straight > ahead:
+                    continue
+                loop = Loop(side, radius, straight, style.walk_speed, min(style.walk_speed, radius * rate))
+                if loop.frames > budget or (best is not None and loop.length <= best.length):
+                    continue
+                if _loop_is_free(scene, spawn, loop):
+                    best = loop
+        if best is not None:
+            loops.append(best)
+    return loops, rate_deg
+
+
+def _glances(n: int, fps: float, rng: np.random.Generator) -> np.ndarray:
+    """``(n,)`` pitch in radians: a look up or down of 10-20 degrees, eased over 1.5 s, every 4-8 s."""
+    pitch = np.zeros(n)
+    span = max(4, int(round(1.5 * fps)))
+    k = int(rng.integers(span, 2 * span + 1))
+    while k + span < n:
+        t = np.arange(span) / (span - 1)
+        pitch[k:k + span] += math.radians(float(rng.uniform(10.0, 20.0)) * float(rng.choice([-1.0, 1.0]))) * (
+            0.5 - 0.5 * np.cos(2.0 * math.pi * t))
+        k += span + int(rng.integers(int(2.5 * fps), int(6.5 * fps) + 1))
+    return pitch
+
+
+def _loop_clock(loops: list[Loop], n: int, style: PathStyle, fps: float, rng: np.random.Generator) -> np.ndarray:
+    """``(n,)`` time along the laps (lap after lap, the loops in turn) at every frame: frame k is at time k,
+    except that hard walks now and then back along the way it came (time runs backwards) and then on again."""
+    step = np.ones(n - 1)
+    if style.backtrack:
+        k = int(rng.integers(int(3 * fps), int(6 * fps) + 1))
+        while k < n - 1:
+            back = int(rng.integers(int(1.0 * fps), int(2.5 * fps) + 1))
+            step[k:k + back] = -1.0
+            k += back + int(rng.integers(int(4 * fps), int(8 * fps) + 1))
+    return np.concatenate([[0.0], np.cumsum(step)])
+
+
+def _loop_path(scene, spawn: np.ndarray, n: int, fps: float, style: PathStyle, rng: np.random.Generator,
+               loops: list[Loop]) -> np.ndarray:
+    clock = _loop_clock(loops, n, style, fps, rng)
+    # Each loop twice, in turn: a lap, the same lap again (a revisit of every place on it), then the other side's
+    # loop twice (a figure of eight through the spawn when both sides are free), and so on.
+    order = [loops[(i // 2) % len(loops)] for i in range(int(n / min(lp.frames for lp in loops)) + 2)]
+    lap_ends = np.cumsum([lp.frames for lp in order])
+    lap = np.searchsorted(lap_ends, clock, side="right")
+    start = np.concatenate([[0.0], lap_ends])[lap]
+    x, z, h = np.zeros(n), np.zeros(n), np.zeros(n)
+    for i in np.unique(lap):
+        sel = lap == i
+        x[sel], z[sel], h[sel] = order[i].at_time(clock[sel] - start[sel])
+    pitch = _glances(n, fps, rng) if style.glances else None
+    return _level_poses(spawn, x, z, h, pitch)
+
+
+def benchmark_paths(scene, seed: int, num_frames: int, fps: float = 16.0) -> dict[str, np.ndarray]:
+    """``{split: (num_frames, 4, 4) c2w}`` in scene coordinates, both from one spawn pose drawn for ``seed``.
+
+    Both splits walk closed loops from the spawn and back (module docstring); the spawn is redrawn (from streams
+    derived from ``seed``) while a split's best loop would have to be walked so slowly round its turns that it
+    nearly turns on the spot."""
+    from sana_wm.synth.paths import BODY_RADIUS, path_is_free
+
+    styles = {"simple_60s": SIMPLE, "hard_60s": HARD}
+    chosen = None
+    for attempt in range(_SPAWN_ATTEMPTS):
+        rng = np.random.default_rng(seed if attempt == 0 else [seed, 7919, attempt])
+        spawn = scene.spawn_pose(rng, radius=BODY_RADIUS)
+        plans = {split: _best_loops(scene, spawn, style, style.lap_fraction * (num_frames - 1))[0]
+                 for split, style in styles.items()}
+        slowest = min((lp.arc_speed for loops in plans.values() for lp in loops), default=0.0)
+        if all(plans.values()) and (chosen is None or slowest > chosen[2]):
+            chosen = (spawn, plans, slowest)
+        if chosen is not None and chosen[2] >= _MIN_ARC_SPEED:
+            break
+    if chosen is None:
+        raise BenchError(f"bench synth: no loop fits around any of {_SPAWN_ATTEMPTS} spawn points of scene seed "
+                         f"{seed}; try --seed")
+    spawn, plans, _ = chosen
+    paths = {split: _loop_path(scene, spawn, num_frames, fps, styles[split],
+                               np.random.default_rng([seed, 1 + i]), plans[split])
+             for i, split in enumerate(styles)}
     for split, c2w in paths.items():
         if not path_is_free(scene, c2w).all():  # by construction never; checked because the truth depends on it
             raise BenchError(f"bench synth: the {split} path of scene seed {seed} enters geometry; try --seed")
@@ -239,7 +377,7 @@ def build_synth_bench(out: Path, *, num_scenes: int = DEFAULT_SCENES, seconds: f
             names.append(name)
             scene = generate_scene(seed + i, kind)
             image_rel = f"{IMAGES_FOLDER}/{name}.png"
-            for split, c2w in benchmark_paths(scene, seed + i, n).items():
+            for split, c2w in benchmark_paths(scene, seed + i, n, fps).items():
                 result = render(scene, Trajectory(c2w, None, fps), width, height, fov_deg=FOV_DEG)
                 truth = build / GROUND_TRUTH_FOLDER / SPLITS[split]
                 _write_video(truth / f"{name}.mp4", result.rgb, fps)
