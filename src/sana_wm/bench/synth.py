@@ -24,6 +24,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +77,12 @@ SIMPLE = PathStyle(walk_speed=0.05, turn_rate_deg=1.0, lap_fraction=0.75, backtr
 HARD = PathStyle(walk_speed=0.07, turn_rate_deg=3.0, lap_fraction=0.45, backtrack=True, glances=True)
 _RADII = (3.0, 2.5, 2.0, 1.6, 1.3, 1.0, 0.8, 0.6, 0.45, 0.3)  # metres: arc radii tried, largest first
 _STRAIGHTS = (10.0, 8.0, 6.0, 4.5, 3.0, 2.0, 1.0, 0.5, 0.0)  # metres: straight lengths tried
-_MIN_ARC_SPEED = 0.02  # m/frame: slower arcs are nearly turns on the spot, so another spawn is tried first
-_SPAWN_ATTEMPTS = 8
-_CLEARANCE = 0.02  # metres added to the body radius when a loop is checked on a grid of its arc length
+_MIN_ARC_SPEED = 0.02  # m/frame: slower arcs are nearly turns on the spot, so other spawns are preferred
+_SPAWN_ATTEMPTS = 8  # spawn positions tried, each facing _HEADINGS ways
+_HEADINGS = 12
+_MIN_VIEW = 1.0  # metres free ahead of the first frame: it should not face a wall
+_GRID = 0.06  # metres: cell of the free-space grid the loops are planned on
+_MARGIN = 0.3  # metres kept from geometry beyond the body when possible: a wall filling the view defeats odometry
 
 
 @dataclass(frozen=True)
@@ -156,35 +160,103 @@ def _level_poses(spawn: np.ndarray, x: np.ndarray, z: np.ndarray, heading: np.nd
     return spawn @ local
 
 
-def _loop_is_free(scene, spawn: np.ndarray, loop: Loop) -> bool:
-    from sana_wm.synth.paths import BODY_RADIUS, path_is_free
+class _FreeGrid:
+    """Where a standing body (:func:`sana_wm.synth.paths.path_is_free`) fits, on a grid of the scene's ground at
+    the eye height of ``eye_y``, with the body's radius grown by ``margin`` and by most of a cell's diagonal, so that
+    a lookup of the nearest cell is never more permissive than the exact check."""
 
-    s = np.linspace(0.0, loop.length, max(8, int(math.ceil(loop.length / 0.05))) + 1)
-    return bool(path_is_free(scene, _level_poses(spawn, *loop.at_length(s)), BODY_RADIUS + _CLEARANCE).all())
+    def __init__(self, scene, eye_y: float, margin: float):
+        from sana_wm.synth.paths import BODY_RADIUS, path_is_free
+
+        x0, x1, z0, z1 = scene.walkable_region or (-20.0, 20.0, -20.0, 20.0)
+        self.origin = np.array([x0, z0])
+        gx, gz = np.meshgrid(np.arange(x0, x1 + _GRID, _GRID), np.arange(z0, z1 + _GRID, _GRID), indexing="ij")
+        poses = np.tile(np.eye(4), (gx.size, 1, 1))
+        poses[:, 0, 3], poses[:, 1, 3], poses[:, 2, 3] = gx.ravel(), eye_y, gz.ravel()
+        radius = BODY_RADIUS + margin + 0.75 * _GRID
+        chunks = np.array_split(poses, max(1, len(poses) // 8192))
+        self.free = np.concatenate([path_is_free(scene, chunk, radius) for chunk in chunks]).reshape(gx.shape)
+
+    def holds(self, xz: np.ndarray) -> bool:
+        """Whether a body fits at every ``(N, 2)`` ground position (scene x, z)."""
+        ij = np.round((xz - self.origin) / _GRID).astype(np.int64)
+        inside = ((ij >= 0) & (ij < np.array(self.free.shape))).all(axis=1)
+        return bool(inside.all() and self.free[ij[:, 0], ij[:, 1]].all())
 
 
-def _best_loops(scene, spawn: np.ndarray, style: PathStyle, budget: float) -> tuple[list[Loop], float]:
-    """The largest free loop on each side of ``spawn`` (none, one or two) whose lap takes at most ``budget``
-    frames, and the turn rate (deg/frame) they were planned with: ``style``'s, or the least that lets a loop
-    come round within ``budget`` frames when the path is too short for that (a loop turns 360 degrees)."""
-    rate_deg = max(style.turn_rate_deg, 360.0 / budget)
-    rate = math.radians(rate_deg)
-    ahead = float(scene.free_distance(spawn[None, :3, 3], spawn[None, :3, 2])[0])
+@lru_cache(maxsize=4096)
+def _loop_outline(side: int, radius: float, straight: float) -> np.ndarray:
+    """``(N, 2)`` points every half grid cell along a loop, ``(x, z)`` in the spawn's level frame (speed plays no
+    part in where a loop goes)."""
+    loop = Loop(side, radius, straight, 1.0, 1.0)
+    s = np.linspace(0.0, loop.length, max(8, int(math.ceil(loop.length / (0.5 * _GRID)))) + 1)
+    x, z, _ = loop.at_length(s)
+    return np.stack([x, z], axis=1)
+
+
+def _best_loops(grid: _FreeGrid, spawn: np.ndarray, ahead: float, style: PathStyle,
+                budget: float) -> list[Loop]:
+    """The largest loop on each side of ``spawn`` (none, one or two) that ``grid`` holds and whose lap takes at
+    most ``budget`` frames, planned at ``style``'s turn rate, or at the least rate that lets a loop come round within
+    ``budget`` frames when the path is too short for that (a loop turns 360 degrees). A side whose best loop is
+    walked slower than :data:`_MIN_ARC_SPEED` is dropped when the other side's is not."""
+    rate = math.radians(max(style.turn_rate_deg, 360.0 / budget))
+    # The spawn's level frame on the ground: local (x, z) -> scene (x, z).
+    to_scene = np.stack([spawn[[0, 2], 0], spawn[[0, 2], 2]])  # rows: where local +x and +z point
     loops = []
     for side in (1, -1):
         best = None
-        for radius in _RADII:
+        # A path too short for the smallest radius at walking speed walks a circle that just fits in time.
+        for radius in (*_RADII, min(_RADII[-1], 0.9 * style.walk_speed * budget / (2.0 * math.pi))):
             for straight in _STRAIGHTS:
                 if straight > ahead:
                     continue
                 loop = Loop(side, radius, straight, style.walk_speed, min(style.walk_speed, radius * rate))
-                if loop.frames > budget or (best is not None and loop.length <= best.length):
+                if loop.frames > budget + 1e-6 or (best is not None and loop.length <= best.length):
                     continue
-                if _loop_is_free(scene, spawn, loop):
+                if grid.holds(spawn[[0, 2], 3] + _loop_outline(side, radius, straight) @ to_scene):
                     best = loop
         if best is not None:
             loops.append(best)
-    return loops, rate_deg
+    if any(lp.arc_speed >= _MIN_ARC_SPEED for lp in loops):
+        loops = [lp for lp in loops if lp.arc_speed >= _MIN_ARC_SPEED]
+    return loops
+
+
+def _plan(scene, seed: int, num_frames: int, styles: dict[str, PathStyle]) -> tuple[np.ndarray, dict[str, list[Loop]]]:
+    """The spawn pose and each split's loops: among :data:`_SPAWN_ATTEMPTS` spawn positions drawn for ``seed``, each
+    facing :data:`_HEADINGS` ways with at least :data:`_MIN_VIEW` metres free ahead, the one whose slowest loop is
+    walked fastest round its turns (the most translation while turning), loops kept :data:`_MARGIN` from geometry
+    where they fit so, else as close as the body allows; then the longest simple loops."""
+    from sana_wm.synth.paths import BODY_RADIUS
+
+    firsts = [scene.spawn_pose(np.random.default_rng(seed if i == 0 else [seed, 7919, i]), radius=BODY_RADIUS)
+              for i in range(_SPAWN_ATTEMPTS)]
+    best, best_key = None, None
+    for margin in (_MARGIN, 0.0):
+        grid = _FreeGrid(scene, float(firsts[0][1, 3]), margin)
+        for first in firsts:
+            spawns = [_level_poses(first, np.zeros(1), np.zeros(1), np.array([2.0 * math.pi * k / _HEADINGS]))[0]
+                      for k in range(_HEADINGS)]
+            aheads = scene.free_distance(np.stack([p[:3, 3] for p in spawns]), np.stack([p[:3, 2] for p in spawns]))
+            for spawn, ahead in zip(spawns, aheads, strict=True):
+                if ahead < _MIN_VIEW:
+                    continue
+                reach = float(ahead) - BODY_RADIUS - margin
+                plans = {split: _best_loops(grid, spawn, reach, style, style.lap_fraction * (num_frames - 1))
+                         for split, style in styles.items()}
+                if not all(plans.values()):
+                    continue
+                slowest = min(lp.arc_speed / lp.walk_speed for loops in plans.values() for lp in loops)
+                key = (round(slowest, 3), margin, round(sum(lp.length for lp in plans["simple_60s"]), 6))
+                if best_key is None or key > best_key:
+                    best, best_key = (spawn, plans), key
+        if best_key is not None and best_key[0] >= 1.0:  # every turn walked at full speed, away from walls
+            break
+    if best is None:
+        raise BenchError(f"bench synth: no loop fits around any of {_SPAWN_ATTEMPTS} spawn points of scene seed "
+                         f"{seed}; try --seed")
+    return best
 
 
 def _glances(n: int, fps: float, rng: np.random.Generator) -> np.ndarray:
@@ -233,27 +305,12 @@ def _loop_path(scene, spawn: np.ndarray, n: int, fps: float, style: PathStyle, r
 def benchmark_paths(scene, seed: int, num_frames: int, fps: float = 16.0) -> dict[str, np.ndarray]:
     """``{split: (num_frames, 4, 4) c2w}`` in scene coordinates, both from one spawn pose drawn for ``seed``.
 
-    Both splits walk closed loops from the spawn and back (module docstring); the spawn is redrawn (from streams
-    derived from ``seed``) while a split's best loop would have to be walked so slowly round its turns that it
-    nearly turns on the spot."""
-    from sana_wm.synth.paths import BODY_RADIUS, path_is_free
+    Both splits walk closed loops from the spawn and back (module docstring); where they start is chosen by
+    :func:`_plan`."""
+    from sana_wm.synth.paths import path_is_free
 
     styles = {"simple_60s": SIMPLE, "hard_60s": HARD}
-    chosen = None
-    for attempt in range(_SPAWN_ATTEMPTS):
-        rng = np.random.default_rng(seed if attempt == 0 else [seed, 7919, attempt])
-        spawn = scene.spawn_pose(rng, radius=BODY_RADIUS)
-        plans = {split: _best_loops(scene, spawn, style, style.lap_fraction * (num_frames - 1))[0]
-                 for split, style in styles.items()}
-        slowest = min((lp.arc_speed for loops in plans.values() for lp in loops), default=0.0)
-        if all(plans.values()) and (chosen is None or slowest > chosen[2]):
-            chosen = (spawn, plans, slowest)
-        if chosen is not None and chosen[2] >= _MIN_ARC_SPEED:
-            break
-    if chosen is None:
-        raise BenchError(f"bench synth: no loop fits around any of {_SPAWN_ATTEMPTS} spawn points of scene seed "
-                         f"{seed}; try --seed")
-    spawn, plans, _ = chosen
+    spawn, plans = _plan(scene, seed, num_frames, styles)
     paths = {split: _loop_path(scene, spawn, num_frames, fps, styles[split],
                                np.random.default_rng([seed, 1 + i]), plans[split])
              for i, split in enumerate(styles)}
