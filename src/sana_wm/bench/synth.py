@@ -2,20 +2,28 @@
 frame of every path has an exact ground truth.
 
 Each scene (rooms, corridors and open ground in turn, named ``room_001``, ``corridor_002``, ...) gets one spawn
-pose, hence one first-frame image and one prompt shared by both splits, and two paths from it:
+pose, hence one first-frame image and one prompt shared by both splits, and two paths from it. Both walk closed
+loops (:class:`Loop`: a straight ahead, a half turn, a straight back beside it, a half turn home) that come back
+through the spawn, turning only while walking, with the camera along the direction of walking and tilted
+:data:`_TILT_DEG` below the horizon; each loop is walked twice, then the loop on the spawn's other side (a figure
+of eight) when one fits there:
 
-* ``simple_60s`` walks a smooth route (forward and gentle curves, 1 deg/frame turns), turns round smoothly,
-  walks the route back, turns round again and walks it once more, so its last part retraces its first;
-* ``hard_60s`` chains legs of a sharper walk (4 deg/frame turns, glances up and down), each followed by
-  backtracking along it (walking backwards through the same poses) and a quick turn on the spot (90-180 deg)
-  towards the next leg.
+* ``simple_60s`` walks at 0.8 m/s and turns as slowly as a lap in 80 % of the path allows, at most 1 deg a frame
+  (4 deg between the frames the camera metric samples) and never slower than 2 cm a frame round a turn; it never
+  walks backwards and stays level;
+* ``hard_60s`` walks at 1.1 m/s, laps in at most 45 % of the path, turns at up to 3 deg a frame (never slower than
+  5 cm a frame round a turn), now and then walks backwards along the way it came for 1-2.5 s, and glances 10-20 deg
+  up or down.
 
-Both stay collision-free (the walk re-plans any segment that would enter geometry; backtracking and turning on
-the spot only revisit free poses). ``evaluation_pairs`` are frame pairs at least two seconds apart whose cameras
-stand within :data:`REVISIT_DISTANCE` metres and look within :data:`REVISIT_ANGLE_DEG` degrees of each other, so
-they see the same place; ``quality_score`` = distance / REVISIT_DISTANCE + angle / REVISIT_ANGLE_DEG (lower is
-closer). Paths are stored relative to their first frame (frame 0 = identity), as the model is conditioned; the
-ground truth (a lossless render and metric depth per path) is kept under ``ground_truth/`` (docs/benchmark.md).
+Pose estimators lose a camera that turns on the spot (no parallax), so neither split does; a path too short for a
+whole loop at those rates (under about 30 s) turns just fast enough to come round. The spawn and the loops are
+chosen together (:func:`_plan`) on a grid of the free space, kept 0.3 m from geometry beyond the body where they
+fit so; the paths are checked collision-free pose by pose. ``evaluation_pairs`` are frame pairs at least two
+seconds apart whose cameras stand within :data:`REVISIT_DISTANCE` metres and look within
+:data:`REVISIT_ANGLE_DEG` degrees of each other, so they see the same place; ``quality_score`` = distance /
+REVISIT_DISTANCE + angle / REVISIT_ANGLE_DEG (lower is closer). Paths are stored relative to their first frame
+(frame 0 = identity), as the model is conditioned; the ground truth (a lossless render and metric depth per path)
+is kept under ``ground_truth/`` (docs/benchmark.md).
 """
 
 from __future__ import annotations
@@ -67,19 +75,24 @@ class PathStyle:
     """How a split walks: speeds in metres and degrees per frame (at the benchmark's fps)."""
 
     walk_speed: float  # m/frame on the straights; arcs are walked slower when the turn rate needs it
-    turn_rate_deg: float  # deg/frame of heading change on the arcs (raised only for paths too short for a loop)
-    lap_fraction: float  # the longest a lap may take, as a share of the path, so that laps come round again
-    backtrack: bool  # hard: walk backwards along the loop now and then
-    glances: bool  # hard: look up or down while walking
+    turn_rate_deg: float  # deg/frame: the fastest heading change on the arcs (raised only for paths too short)
+    lap_fraction: float  # the longest a lap may take, as a share of the path: the turns are as slow as this allows
+    min_arc_speed: float  # m/frame: turns are walked at least this fast (when turn_rate_deg allows): a slower walk
+    # gives the pose estimator too little parallax between the frames it samples
+    backtrack: bool  # walk backwards along the loop now and then
+    glances: bool  # look up or down while walking
 
 
-SIMPLE = PathStyle(walk_speed=0.05, turn_rate_deg=1.0, lap_fraction=0.75, backtrack=False, glances=False)
-HARD = PathStyle(walk_speed=0.07, turn_rate_deg=3.0, lap_fraction=0.45, backtrack=True, glances=True)
+SIMPLE = PathStyle(walk_speed=0.05, turn_rate_deg=1.0, lap_fraction=0.8, min_arc_speed=0.02,
+                   backtrack=False, glances=False)
+HARD = PathStyle(walk_speed=0.07, turn_rate_deg=3.0, lap_fraction=0.45, min_arc_speed=0.05,
+                 backtrack=True, glances=True)
 _RADII = (3.0, 2.5, 2.0, 1.6, 1.3, 1.0, 0.8, 0.6, 0.45, 0.3)  # metres: arc radii tried, largest first
 _STRAIGHTS = (10.0, 8.0, 6.0, 4.5, 3.0, 2.0, 1.0, 0.5, 0.0)  # metres: straight lengths tried
-_MIN_ARC_SPEED = 0.02  # m/frame: slower arcs are nearly turns on the spot, so other spawns are preferred
+_GOOD_RADIUS = 1.3  # metres: a turn this wide walks 2.3 cm a degree, which the pose estimator follows well
 _SPAWN_ATTEMPTS = 8  # spawn positions tried, each facing _HEADINGS ways
 _HEADINGS = 12
+_TILT_DEG = 10.0  # every camera looks this far below the horizon, as a walker does: the floor stays in view
 _MIN_VIEW = 1.0  # metres free ahead of the first frame: it should not face a wall
 _GRID = 0.06  # metres: cell of the free-space grid the loops are planned on
 _MARGIN = 0.3  # metres kept from geometry beyond the body when possible: a wall filling the view defeats odometry
@@ -196,38 +209,42 @@ def _loop_outline(side: int, radius: float, straight: float) -> np.ndarray:
 
 def _best_loops(grid: _FreeGrid, spawn: np.ndarray, ahead: float, style: PathStyle,
                 budget: float) -> list[Loop]:
-    """The largest loop on each side of ``spawn`` (none, one or two) that ``grid`` holds and whose lap takes at
-    most ``budget`` frames, planned at ``style``'s turn rate, or at the least rate that lets a loop come round within
-    ``budget`` frames when the path is too short for that (a loop turns 360 degrees). A side whose best loop is
-    walked slower than :data:`_MIN_ARC_SPEED` is dropped when the other side's is not."""
-    rate = math.radians(max(style.turn_rate_deg, 360.0 / budget))
+    """The widest loop (then the longest) on each side of ``spawn`` (none, one or two) that ``grid`` holds and whose
+    lap takes at most ``budget`` frames. Its turns are as slow as the budget allows, but walked at least
+    ``style.min_arc_speed`` and turning at most ``style.turn_rate_deg`` (raised to 360 degrees over ``budget`` for
+    a path too short for that: a loop turns 360 degrees). A side whose best loop is narrower than
+    :data:`_GOOD_RADIUS` is dropped when the other side's is not."""
+    fastest = math.radians(max(style.turn_rate_deg, 360.0 / budget))
     # The spawn's level frame on the ground: local (x, z) -> scene (x, z).
     to_scene = np.stack([spawn[[0, 2], 0], spawn[[0, 2], 2]])  # rows: where local +x and +z point
     loops = []
     for side in (1, -1):
-        best = None
+        best, best_key = None, None
         # A path too short for the smallest radius at walking speed walks a circle that just fits in time.
         for radius in (*_RADII, min(_RADII[-1], 0.9 * style.walk_speed * budget / (2.0 * math.pi))):
             for straight in _STRAIGHTS:
-                if straight > ahead:
+                turning = budget - 2.0 * straight / style.walk_speed  # frames the straights leave to the turns
+                if straight > ahead or turning <= 0:
                     continue
+                rate = min(fastest, max(2.0 * math.pi / turning, style.min_arc_speed / radius))
                 loop = Loop(side, radius, straight, style.walk_speed, min(style.walk_speed, radius * rate))
-                if loop.frames > budget + 1e-6 or (best is not None and loop.length <= best.length):
+                key = (radius, loop.length)  # the widest turns (the most walking per degree turned), then the longest
+                if loop.frames > budget + 1e-6 or (best_key is not None and key <= best_key):
                     continue
                 if grid.holds(spawn[[0, 2], 3] + _loop_outline(side, radius, straight) @ to_scene):
-                    best = loop
+                    best, best_key = loop, key
         if best is not None:
             loops.append(best)
-    if any(lp.arc_speed >= _MIN_ARC_SPEED for lp in loops):
-        loops = [lp for lp in loops if lp.arc_speed >= _MIN_ARC_SPEED]
+    if any(lp.radius >= _GOOD_RADIUS for lp in loops):
+        loops = [lp for lp in loops if lp.radius >= _GOOD_RADIUS]
     return loops
 
 
 def _plan(scene, seed: int, num_frames: int, styles: dict[str, PathStyle]) -> tuple[np.ndarray, dict[str, list[Loop]]]:
     """The spawn pose and each split's loops: among :data:`_SPAWN_ATTEMPTS` spawn positions drawn for ``seed``, each
-    facing :data:`_HEADINGS` ways with at least :data:`_MIN_VIEW` metres free ahead, the one whose slowest loop is
-    walked fastest round its turns (the most translation while turning), loops kept :data:`_MARGIN` from geometry
-    where they fit so, else as close as the body allows; then the longest simple loops."""
+    facing :data:`_HEADINGS` ways with at least :data:`_MIN_VIEW` metres free ahead, the one whose tightest turn is
+    widest (the most walking per degree turned: a turn walks its radius a radian), loops kept :data:`_MARGIN` from
+    geometry where they fit so, else as close as the body allows; then the longest simple loops."""
     from sana_wm.synth.paths import BODY_RADIUS
 
     firsts = [scene.spawn_pose(np.random.default_rng(seed if i == 0 else [seed, 7919, i]), radius=BODY_RADIUS)
@@ -247,11 +264,13 @@ def _plan(scene, seed: int, num_frames: int, styles: dict[str, PathStyle]) -> tu
                          for split, style in styles.items()}
                 if not all(plans.values()):
                     continue
-                slowest = min(lp.arc_speed / lp.walk_speed for loops in plans.values() for lp in loops)
-                key = (round(slowest, 3), margin, round(sum(lp.length for lp in plans["simple_60s"]), 6))
+                tightest = min(lp.radius for loops in plans.values() for lp in loops)
+                # The most walking per degree turned first (up to turns that are wide enough), then room, then length.
+                key = (min(tightest, _GOOD_RADIUS), margin, round(sum(lp.length for lp in plans["simple_60s"]), 6),
+                       tightest)
                 if best_key is None or key > best_key:
                     best, best_key = (spawn, plans), key
-        if best_key is not None and best_key[0] >= 1.0:  # every turn walked at full speed, away from walls
+        if best_key is not None and best_key[0] >= _GOOD_RADIUS:  # wide loops away from walls: good enough
             break
     if best is None:
         raise BenchError(f"bench synth: no loop fits around any of {_SPAWN_ATTEMPTS} spawn points of scene seed "
@@ -298,7 +317,7 @@ def _loop_path(scene, spawn: np.ndarray, n: int, fps: float, style: PathStyle, r
     for i in np.unique(lap):
         sel = lap == i
         x[sel], z[sel], h[sel] = order[i].at_time(clock[sel] - start[sel])
-    pitch = _glances(n, fps, rng) if style.glances else None
+    pitch = np.full(n, -math.radians(_TILT_DEG)) + (_glances(n, fps, rng) if style.glances else 0.0)
     return _level_poses(spawn, x, z, h, pitch)
 
 
