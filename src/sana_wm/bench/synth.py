@@ -291,7 +291,7 @@ def _glances(n: int, fps: float, rng: np.random.Generator) -> np.ndarray:
     return pitch
 
 
-def _loop_clock(loops: list[Loop], n: int, style: PathStyle, fps: float, rng: np.random.Generator) -> np.ndarray:
+def _loop_clock(n: int, style: PathStyle, fps: float, rng: np.random.Generator) -> np.ndarray:
     """``(n,)`` time along the laps (lap after lap, the loops in turn) at every frame: frame k is at time k,
     except that hard walks now and then back along the way it came (time runs backwards) and then on again."""
     step = np.ones(n - 1)
@@ -304,9 +304,10 @@ def _loop_clock(loops: list[Loop], n: int, style: PathStyle, fps: float, rng: np
     return np.concatenate([[0.0], np.cumsum(step)])
 
 
-def _loop_path(scene, spawn: np.ndarray, n: int, fps: float, style: PathStyle, rng: np.random.Generator,
+def _loop_path(spawn: np.ndarray, n: int, fps: float, style: PathStyle, rng: np.random.Generator,
                loops: list[Loop]) -> np.ndarray:
-    clock = _loop_clock(loops, n, style, fps, rng)
+    """``(n, 4, 4)`` c2w in scene coordinates of ``style``'s walk round ``loops`` from ``spawn``."""
+    clock = _loop_clock(n, style, fps, rng)
     # Each loop twice, in turn: a lap, the same lap again (a revisit of every place on it), then the other side's
     # loop twice (a figure of eight through the spawn when both sides are free), and so on.
     order = [loops[(i // 2) % len(loops)] for i in range(int(n / min(lp.frames for lp in loops)) + 2)]
@@ -330,7 +331,7 @@ def benchmark_paths(scene, seed: int, num_frames: int, fps: float = 16.0) -> dic
 
     styles = {"simple_60s": SIMPLE, "hard_60s": HARD}
     spawn, plans = _plan(scene, seed, num_frames, styles)
-    paths = {split: _loop_path(scene, spawn, num_frames, fps, styles[split],
+    paths = {split: _loop_path(spawn, num_frames, fps, styles[split],
                                np.random.default_rng([seed, 1 + i]), plans[split])
              for i, split in enumerate(styles)}
     for split, c2w in paths.items():
