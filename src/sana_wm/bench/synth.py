@@ -175,8 +175,9 @@ def _level_poses(spawn: np.ndarray, x: np.ndarray, z: np.ndarray, heading: np.nd
 
 class _FreeGrid:
     """Where a standing body (:func:`sana_wm.synth.paths.path_is_free`) fits, on a grid of the scene's ground at
-    the eye height of ``eye_y``, with the body's radius grown by ``margin`` and by most of a cell's diagonal, so that
-    a lookup of the nearest cell is never more permissive than the exact check."""
+    the eye height of ``eye_y``, with the body's radius grown by ``margin`` and by one cell: any point within half a
+    cell's diagonal plus half the outline's spacing (0.96 cell) of a free node is free, so a loop whose outline
+    (:func:`_loop_outline`) the grid holds is free all along."""
 
     def __init__(self, scene, eye_y: float, margin: float):
         from sana_wm.synth.paths import BODY_RADIUS, path_is_free
@@ -186,7 +187,7 @@ class _FreeGrid:
         gx, gz = np.meshgrid(np.arange(x0, x1 + _GRID, _GRID), np.arange(z0, z1 + _GRID, _GRID), indexing="ij")
         poses = np.tile(np.eye(4), (gx.size, 1, 1))
         poses[:, 0, 3], poses[:, 1, 3], poses[:, 2, 3] = gx.ravel(), eye_y, gz.ravel()
-        radius = BODY_RADIUS + margin + 0.75 * _GRID
+        radius = BODY_RADIUS + margin + _GRID
         chunks = np.array_split(poses, max(1, len(poses) // 8192))
         self.free = np.concatenate([path_is_free(scene, chunk, radius) for chunk in chunks]).reshape(gx.shape)
 
