@@ -166,7 +166,7 @@ def test_runs_on_a_bench_synth_folder_and_overwrite_regenerates(pipe, tmp_path):
     frames, _ = read_video(video_path(out, "room_001"))
     truth, _ = read_video(ground_truth_video(bench, "hard_60s", "room_001"))
     assert frames.shape == truth.shape == (25, 128, 128, 3)
-    assert psnr(frames[0], truth[0]) > 25.0  # the conditioning frame, through the model's codec
+    assert psnr(frames[0], truth[0]) > 22.0  # the conditioning frame, through the model's codec
     before = _sha(video_path(out, "room_001"))
     other = RunSettings(seconds=SECONDS, seed=7)
     with pytest.raises(BenchError, match=r"seed \(42 -> 7\)"):

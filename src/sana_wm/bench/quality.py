@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import correlate
 
-from sana_wm.bench.layout import BenchError
+from sana_wm.bench.optional import missing_package, require_package, weights_file
 
 __all__ = ["VBENCH_DIMENSIONS", "WINDOW_SECONDS", "MusiqScorer", "frame_noise", "frame_sharpness", "quality_windows",
            "temporal_degradation", "vbench_refusal", "vbench_scores"]
@@ -79,15 +79,10 @@ class MusiqScorer:
     provides; scores are MUSIQ/100, as VBench reports them."""
 
     def __init__(self, weights: str | Path, *, batch_size: int = 8):
-        weights = Path(weights)
-        if not weights.is_file():
-            raise BenchError(f"--musiq-weights {weights}: no such file (the MUSIQ-SPAQ checkpoint, e.g. "
-                             "musiq_spaq_ckpt-358bb6af.pth)")
-        try:
-            import pyiqa
-        except ImportError:
-            raise BenchError("--musiq-weights needs the pyiqa package: pip install pyiqa "
-                             "(or sana-wm[bench-score])") from None
+        weights = weights_file("--musiq-weights", weights,
+                               "the MUSIQ-SPAQ checkpoint, e.g. musiq_spaq_ckpt-358bb6af.pth")
+        pyiqa = require_package("pyiqa", "--musiq-weights needs the pyiqa package: pip install pyiqa "
+                                "(or sana-wm[bench-score])")
         self.metric = pyiqa.create_metric("musiq-spaq", device="cpu", as_loss=False,
                                           pretrained_model_path=str(weights))
         self.batch_size = batch_size
@@ -126,12 +121,9 @@ def temporal_degradation(frames: np.ndarray, fps: float, musiq: MusiqScorer | No
 
 def vbench_refusal() -> str | None:
     """None when vbench can be imported; else the sentence that tells the user what to install."""
-    import importlib.util
-
-    if importlib.util.find_spec("vbench") is None:
-        return ("--vbench needs the vbench package and its weights (several GB: DINO, CLIP, AMT, RAFT, MUSIQ, ...): "
-                "pip install vbench, then fetch its weights as VBench's README says; or leave out --vbench")
-    return None
+    return missing_package("vbench", "--vbench needs the vbench package and its weights (several GB: DINO, CLIP, "
+                           "AMT, RAFT, MUSIQ, ...): pip install vbench, then fetch its weights as VBench's README "
+                           "says; or leave out --vbench")
 
 
 VBENCH_DIMENSIONS = ("subject_consistency", "background_consistency", "motion_smoothness", "dynamic_degree",

@@ -43,6 +43,7 @@ from sana_wm.bench.layout import (
     read_run,
     video_path,
 )
+from sana_wm.bench.optional import require_package, weights_file
 from sana_wm.bench.quality import MusiqScorer, temporal_degradation, vbench_refusal, vbench_scores
 from sana_wm.camera.trajectory import Intrinsics, relative_poses
 from sana_wm.eval.metrics import psnr_frames, ssim_frames
@@ -187,15 +188,10 @@ class LpipsScorer:
     are used. Nothing is downloaded."""
 
     def __init__(self, weights: str | Path):
-        weights = Path(weights)
-        if not weights.is_file():
-            raise BenchError(f"--lpips-weights {weights}: no such file (torchvision's AlexNet weights, e.g. "
-                             "alexnet-owt-7be5be79.pth)")
-        try:
-            import lpips
-        except ImportError:
-            raise BenchError("--lpips-weights needs the lpips package (with torchvision): pip install lpips "
-                             "(or sana-wm[bench-score])") from None
+        weights = weights_file("--lpips-weights", weights,
+                               "torchvision's AlexNet weights, e.g. alexnet-owt-7be5be79.pth")
+        lpips = require_package("lpips", "--lpips-weights needs the lpips package (with torchvision): pip install "
+                                "lpips (or sana-wm[bench-score])")
         import torch
 
         # pnet_rand: the backbone starts random instead of being downloaded; the user's weights replace it below.

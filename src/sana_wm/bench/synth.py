@@ -2,20 +2,28 @@
 frame of every path has an exact ground truth.
 
 Each scene (rooms, corridors and open ground in turn, named ``room_001``, ``corridor_002``, ...) gets one spawn
-pose, hence one first-frame image and one prompt shared by both splits, and two paths from it:
+pose, hence one first-frame image and one prompt shared by both splits, and two paths from it. Both walk closed
+loops (:class:`Loop`: a straight ahead, a half turn, a straight back beside it, a half turn home) that come back
+through the spawn, turning only while walking, with the camera along the direction of walking and tilted
+:data:`_TILT_DEG` below the horizon; each loop is walked twice, then the loop on the spawn's other side (a figure
+of eight) when one fits there:
 
-* ``simple_60s`` walks a smooth route (forward and gentle curves, 1 deg/frame turns), turns round smoothly,
-  walks the route back, turns round again and walks it once more, so its last part retraces its first;
-* ``hard_60s`` chains legs of a sharper walk (4 deg/frame turns, glances up and down), each followed by
-  backtracking along it (walking backwards through the same poses) and a quick turn on the spot (90-180 deg)
-  towards the next leg.
+* ``simple_60s`` walks at 0.8 m/s and turns as slowly as a lap in 80 % of the path allows, at most 1 deg a frame
+  (4 deg between the frames the camera metric samples) and never slower than 2 cm a frame round a turn; it never
+  walks backwards and stays level;
+* ``hard_60s`` walks at 1.1 m/s, laps in at most 45 % of the path, turns at up to 3 deg a frame (never slower than
+  5 cm a frame round a turn), now and then walks backwards along the way it came for 1-2.5 s, and glances 10-20 deg
+  up or down.
 
-Both stay collision-free (the walk re-plans any segment that would enter geometry; backtracking and turning on
-the spot only revisit free poses). ``evaluation_pairs`` are frame pairs at least two seconds apart whose cameras
-stand within :data:`REVISIT_DISTANCE` metres and look within :data:`REVISIT_ANGLE_DEG` degrees of each other, so
-they see the same place; ``quality_score`` = distance / REVISIT_DISTANCE + angle / REVISIT_ANGLE_DEG (lower is
-closer). Paths are stored relative to their first frame (frame 0 = identity), as the model is conditioned; the
-ground truth (a lossless render and metric depth per path) is kept under ``ground_truth/`` (docs/benchmark.md).
+Pose estimators lose a camera that turns on the spot (no parallax), so neither split does; a path too short for a
+whole loop at those rates (under about 30 s) turns just fast enough to come round. The spawn and the loops are
+chosen together (:func:`_plan`) on a grid of the free space, kept 0.3 m from geometry beyond the body where they
+fit so; the paths are checked collision-free pose by pose. ``evaluation_pairs`` are frame pairs at least two
+seconds apart whose cameras stand within :data:`REVISIT_DISTANCE` metres and look within
+:data:`REVISIT_ANGLE_DEG` degrees of each other, so they see the same place; ``quality_score`` = distance /
+REVISIT_DISTANCE + angle / REVISIT_ANGLE_DEG (lower is closer). Paths are stored relative to their first frame
+(frame 0 = identity), as the model is conditioned; the ground truth (a lossless render and metric depth per path)
+is kept under ``ground_truth/`` (docs/benchmark.md).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +61,6 @@ REVISIT_ANGLE_DEG = 10.0
 MAX_PAIRS = 10
 MAX_TOTAL_PIXELS = 2**28  # frames x width x height of one path: bounds the depth kept in memory (1 GiB)
 
-_SIMPLE_TURN_SPEED = 1.0  # deg/frame
-_HARD_TURN_SPEED = 4.0
-_SIMPLE_WEIGHTS = (0.6, 0.4, 0.0, 0.0, 0.0)  # forward, curve only (synth.paths.WALK_SEGMENTS)
-_HARD_WEIGHTS = (0.3, 0.25, 0.2, 0.05, 0.2)
-
 
 @dataclass(frozen=True)
 class SynthBench:
@@ -66,59 +70,271 @@ class SynthBench:
     num_frames: int
 
 
-def _yawed(pose: np.ndarray, degrees: float) -> np.ndarray:
-    """``pose`` turned on the spot by ``degrees`` about the world's vertical axis (scene +Y is down)."""
-    a = math.radians(degrees)
-    turn = np.array([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]])
-    out = pose.copy()
-    out[:3, :3] = turn @ pose[:3, :3]
-    return out
+@dataclass(frozen=True)
+class PathStyle:
+    """How a split walks: speeds in metres and degrees per frame (at the benchmark's fps)."""
+
+    walk_speed: float  # m/frame on the straights; arcs are walked slower when the turn rate needs it
+    turn_rate_deg: float  # deg/frame: the fastest heading change on the arcs (raised only for paths too short)
+    lap_fraction: float  # the longest a lap may take, as a share of the path: the turns are as slow as this allows
+    min_arc_speed: float  # m/frame: turns are walked at least this fast (when turn_rate_deg allows): a slower walk
+    # gives the pose estimator too little parallax between the frames it samples
+    backtrack: bool  # walk backwards along the loop now and then
+    glances: bool  # look up or down while walking
 
 
-def _turn(pose: np.ndarray, degrees: float, frames: int) -> np.ndarray:
-    """``frames`` poses turning ``pose`` on the spot by ``degrees``, eased in and out (the last is fully turned)."""
-    t = np.arange(1, frames + 1) / frames
-    return np.stack([_yawed(pose, degrees * (0.5 - 0.5 * math.cos(math.pi * s))) for s in t])
+SIMPLE = PathStyle(walk_speed=0.05, turn_rate_deg=1.0, lap_fraction=0.8, min_arc_speed=0.02,
+                   backtrack=False, glances=False)
+HARD = PathStyle(walk_speed=0.07, turn_rate_deg=3.0, lap_fraction=0.45, min_arc_speed=0.05,
+                 backtrack=True, glances=True)
+_RADII = (3.0, 2.5, 2.0, 1.6, 1.3, 1.0, 0.8, 0.6, 0.45, 0.3)  # metres: arc radii tried, largest first
+_STRAIGHTS = (10.0, 8.0, 6.0, 4.5, 3.0, 2.0, 1.0, 0.5, 0.0)  # metres: straight lengths tried
+_GOOD_RADIUS = 1.3  # metres: a turn this wide walks 2.3 cm a degree, which the pose estimator follows well
+_SPAWN_ATTEMPTS = 8  # spawn positions tried, each facing _HEADINGS ways
+_HEADINGS = 12
+_TILT_DEG = 10.0  # every camera looks this far below the horizon, as a walker does: the floor stays in view
+_MIN_VIEW = 1.0  # metres free ahead of the first frame: it should not face a wall
+_GRID = 0.06  # metres: cell of the free-space grid the loops are planned on
+_MARGIN = 0.3  # metres kept from geometry beyond the body when possible: a wall filling the view defeats odometry
 
 
-def _simple(scene, spawn: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    from sana_wm.synth.paths import walk_poses
+@dataclass(frozen=True)
+class Loop:
+    """A closed stadium-shaped walk that starts and ends at the spawn, facing the spawn's way: ``straight``
+    metres ahead, a half turn of ``radius`` to the ``side`` (+1 right, -1 left), ``straight`` metres back
+    beside the way out, a half turn home. Heading follows the direction of walking: never backwards."""
 
-    turn = int(min(round(180.0 / 1.5), max(4, (n - 1) // 8)))  # a 180-degree turn, 1.5 deg/frame when there is time
-    length = max(2, int(0.6 * (n - 1)) // 2 - turn)  # out, turn, back, turn: ~60 % of the path; then out again
-    route = walk_poses(scene, spawn, length + 1, rng, turn_speed=_SIMPLE_TURN_SPEED, weights=_SIMPLE_WEIGHTS)
-    # Walking the route back facing the way one walks: the same places, each pose turned round.
-    back = np.stack([_yawed(p, 180.0) for p in route[::-1]])
-    cycle = [route[1:], _turn(route[-1], 180.0, turn), back[1:], _turn(back[-1], 180.0, turn)]
-    poses = [route[:1]]
-    while sum(len(p) for p in poses) < n:
-        poses.extend(cycle)
-    return np.concatenate(poses)[:n]
+    side: int
+    radius: float
+    straight: float
+    walk_speed: float
+    arc_speed: float  # min(walk_speed, radius x turn rate): the turn rate stays bounded
+
+    @property
+    def length(self) -> float:
+        return 2.0 * self.straight + 2.0 * math.pi * self.radius
+
+    @property
+    def frames(self) -> float:
+        """Frames one lap takes (not whole: laps follow each other in time)."""
+        return 2.0 * self.straight / self.walk_speed + 2.0 * math.pi * self.radius / self.arc_speed
+
+    def _knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """Arc length and time at the four segments' ends."""
+        lengths = np.array([self.straight, math.pi * self.radius] * 2)
+        speeds = np.array([self.walk_speed, self.arc_speed] * 2)
+        return np.concatenate([[0.0], np.cumsum(lengths)]), np.concatenate([[0.0], np.cumsum(lengths / speeds)])
+
+    def at_length(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, z, heading)`` at arc lengths ``s`` in ``[0, length]``, in the spawn's level frame (+x right, +z
+        ahead; heading in radians, positive to the right)."""
+        s = np.asarray(s, np.float64)
+        knots, _ = self._knots()
+        r, side, straight = self.radius, self.side, self.straight
+        x, z, h = np.zeros_like(s), np.zeros_like(s), np.zeros_like(s)
+        # Each segment in closed form from its start: dx/ds = sin(h), dz/ds = cos(h), dh/ds = side / r on arcs.
+        seg = np.clip(np.searchsorted(knots, s, side="right") - 1, 0, 3)
+        u = s - knots[seg]
+        out = seg == 0
+        x[out], z[out], h[out] = 0.0, u[out], 0.0
+        arc1 = seg == 1
+        h[arc1] = side * u[arc1] / r
+        x[arc1] = side * r * (1.0 - np.cos(h[arc1]))
+        z[arc1] = straight + side * r * np.sin(h[arc1])
+        back = seg == 2
+        x[back], z[back], h[back] = 2.0 * side * r, straight - u[back], side * math.pi
+        arc2 = seg == 3
+        h[arc2] = side * (math.pi + u[arc2] / r)
+        x[arc2] = side * r * (1.0 - np.cos(h[arc2]))
+        z[arc2] = side * r * np.sin(h[arc2])
+        return x, z, h
+
+    def at_time(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, z, heading)`` ``t`` frames into a lap (``t`` in ``[0, frames]``)."""
+        knots, times = self._knots()
+        return self.at_length(np.interp(t, times, knots))
 
 
-def _hard(scene, spawn: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    from sana_wm.synth.paths import walk_poses
+def _level_poses(spawn: np.ndarray, x: np.ndarray, z: np.ndarray, heading: np.ndarray,
+                 pitch: np.ndarray | None = None) -> np.ndarray:
+    """c2w in scene coordinates of level cameras at ``(x, z)`` in ``spawn``'s frame, turned right by ``heading``
+    and up by ``pitch`` (radians); ``spawn`` is level, so its frame's +Y is the scene's down."""
+    ch, sh = np.cos(heading), np.sin(heading)
+    yaw = np.zeros((len(x), 3, 3))
+    yaw[:, 0, 0], yaw[:, 0, 2], yaw[:, 1, 1], yaw[:, 2, 0], yaw[:, 2, 2] = ch, sh, 1.0, -sh, ch
+    if pitch is not None:  # up is -Y: a positive pitch turns the view axis (+Z) towards -Y
+        cp, sp = np.cos(pitch), np.sin(pitch)
+        tilt = np.zeros((len(x), 3, 3))
+        tilt[:, 0, 0], tilt[:, 1, 1], tilt[:, 1, 2], tilt[:, 2, 1], tilt[:, 2, 2] = 1.0, cp, -sp, sp, cp
+        yaw = yaw @ tilt
+    local = np.tile(np.eye(4), (len(x), 1, 1))
+    local[:, :3, :3] = yaw
+    local[:, 0, 3], local[:, 2, 3] = x, z
+    return spawn @ local
 
-    leg = max(2, (n - 1) // 5)
-    poses = [spawn[None]]
-    start = spawn
-    while sum(len(p) for p in poses) < n:
-        out = walk_poses(scene, start, leg + 1, rng, turn_speed=_HARD_TURN_SPEED, weights=_HARD_WEIGHTS)
-        degrees = float(rng.uniform(90.0, 180.0)) * float(rng.choice([-1.0, 1.0]))
-        quick = max(2, int(round(abs(degrees) / 8.0)))  # 8 deg/frame: a sharp turn
-        turned = _turn(start, degrees, quick)
-        poses.extend([out[1:], out[::-1][1:], turned])  # the leg, backtracking through the same poses, a turn
-        start = turned[-1]
-    return np.concatenate(poses)[:n]
+
+class _FreeGrid:
+    """Where a standing body (:func:`sana_wm.synth.paths.path_is_free`) fits, on a grid of the scene's ground at
+    the eye height of ``eye_y``, with the body's radius grown by ``margin`` and by one cell: any point within half a
+    cell's diagonal plus half the outline's spacing (0.96 cell) of a free node is free, so a loop whose outline
+    (:func:`_loop_outline`) the grid holds is free all along."""
+
+    def __init__(self, scene, eye_y: float, margin: float):
+        from sana_wm.synth.paths import BODY_RADIUS, path_is_free
+
+        x0, x1, z0, z1 = scene.walkable_region or (-20.0, 20.0, -20.0, 20.0)
+        self.origin = np.array([x0, z0])
+        gx, gz = np.meshgrid(np.arange(x0, x1 + _GRID, _GRID), np.arange(z0, z1 + _GRID, _GRID), indexing="ij")
+        poses = np.tile(np.eye(4), (gx.size, 1, 1))
+        poses[:, 0, 3], poses[:, 1, 3], poses[:, 2, 3] = gx.ravel(), eye_y, gz.ravel()
+        radius = BODY_RADIUS + margin + _GRID
+        chunks = np.array_split(poses, max(1, len(poses) // 8192))
+        self.free = np.concatenate([path_is_free(scene, chunk, radius) for chunk in chunks]).reshape(gx.shape)
+
+    def holds(self, xz: np.ndarray) -> bool:
+        """Whether a body fits at every ``(N, 2)`` ground position (scene x, z)."""
+        ij = np.round((xz - self.origin) / _GRID).astype(np.int64)
+        inside = ((ij >= 0) & (ij < np.array(self.free.shape))).all(axis=1)
+        return bool(inside.all() and self.free[ij[:, 0], ij[:, 1]].all())
 
 
-def benchmark_paths(scene, seed: int, num_frames: int) -> dict[str, np.ndarray]:
-    """``{split: (num_frames, 4, 4) c2w}`` in scene coordinates, both from the scene's spawn pose for ``seed``."""
-    from sana_wm.synth.paths import BODY_RADIUS, path_is_free
+@lru_cache(maxsize=4096)
+def _loop_outline(side: int, radius: float, straight: float) -> np.ndarray:
+    """``(N, 2)`` points every half grid cell along a loop, ``(x, z)`` in the spawn's level frame (speed plays no
+    part in where a loop goes)."""
+    loop = Loop(side, radius, straight, 1.0, 1.0)
+    s = np.linspace(0.0, loop.length, max(8, int(math.ceil(loop.length / (0.5 * _GRID)))) + 1)
+    x, z, _ = loop.at_length(s)
+    return np.stack([x, z], axis=1)
 
-    spawn = scene.spawn_pose(np.random.default_rng(seed), radius=BODY_RADIUS)
-    paths = {"simple_60s": _simple(scene, spawn, num_frames, np.random.default_rng([seed, 1])),
-             "hard_60s": _hard(scene, spawn, num_frames, np.random.default_rng([seed, 2]))}
+
+def _best_loops(grid: _FreeGrid, spawn: np.ndarray, ahead: float, style: PathStyle,
+                budget: float) -> list[Loop]:
+    """The widest loop (then the longest) on each side of ``spawn`` (none, one or two) that ``grid`` holds and whose
+    lap takes at most ``budget`` frames. Its turns are as slow as the budget allows, but walked at least
+    ``style.min_arc_speed`` and turning at most ``style.turn_rate_deg`` (raised to 360 degrees over ``budget`` for
+    a path too short for that: a loop turns 360 degrees). A side whose best loop is narrower than
+    :data:`_GOOD_RADIUS` is dropped when the other side's is not."""
+    fastest = math.radians(max(style.turn_rate_deg, 360.0 / budget))
+    # The spawn's level frame on the ground: local (x, z) -> scene (x, z).
+    to_scene = np.stack([spawn[[0, 2], 0], spawn[[0, 2], 2]])  # rows: where local +x and +z point
+    loops = []
+    for side in (1, -1):
+        best, best_key = None, None
+        # A path too short for the smallest radius at walking speed walks a circle that just fits in time.
+        for radius in (*_RADII, min(_RADII[-1], 0.9 * style.walk_speed * budget / (2.0 * math.pi))):
+            for straight in _STRAIGHTS:
+                turning = budget - 2.0 * straight / style.walk_speed  # frames the straights leave to the turns
+                if straight > ahead or turning <= 0:
+                    continue
+                rate = min(fastest, max(2.0 * math.pi / turning, style.min_arc_speed / radius))
+                loop = Loop(side, radius, straight, style.walk_speed, min(style.walk_speed, radius * rate))
+                key = (radius, loop.length)  # the widest turns (the most walking per degree turned), then the longest
+                if loop.frames > budget + 1e-6 or (best_key is not None and key <= best_key):
+                    continue
+                if grid.holds(spawn[[0, 2], 3] + _loop_outline(side, radius, straight) @ to_scene):
+                    best, best_key = loop, key
+        if best is not None:
+            loops.append(best)
+    if any(lp.radius >= _GOOD_RADIUS for lp in loops):
+        loops = [lp for lp in loops if lp.radius >= _GOOD_RADIUS]
+    return loops
+
+
+def _plan(scene, seed: int, num_frames: int, styles: dict[str, PathStyle]) -> tuple[np.ndarray, dict[str, list[Loop]]]:
+    """The spawn pose and each split's loops: among :data:`_SPAWN_ATTEMPTS` spawn positions drawn for ``seed``, each
+    facing :data:`_HEADINGS` ways with at least :data:`_MIN_VIEW` metres free ahead, the one whose tightest turn is
+    widest (the most walking per degree turned: a turn walks its radius a radian), loops kept :data:`_MARGIN` from
+    geometry where they fit so, else as close as the body allows; then the longest simple loops."""
+    from sana_wm.synth.paths import BODY_RADIUS
+
+    firsts = [scene.spawn_pose(np.random.default_rng(seed if i == 0 else [seed, 7919, i]), radius=BODY_RADIUS)
+              for i in range(_SPAWN_ATTEMPTS)]
+    best, best_key = None, None
+    for margin in (_MARGIN, 0.0):
+        grid = _FreeGrid(scene, float(firsts[0][1, 3]), margin)
+        for first in firsts:
+            spawns = [_level_poses(first, np.zeros(1), np.zeros(1), np.array([2.0 * math.pi * k / _HEADINGS]))[0]
+                      for k in range(_HEADINGS)]
+            aheads = scene.free_distance(np.stack([p[:3, 3] for p in spawns]), np.stack([p[:3, 2] for p in spawns]))
+            for spawn, ahead in zip(spawns, aheads, strict=True):
+                if ahead < _MIN_VIEW:
+                    continue
+                reach = float(ahead) - BODY_RADIUS - margin
+                plans = {split: _best_loops(grid, spawn, reach, style, style.lap_fraction * (num_frames - 1))
+                         for split, style in styles.items()}
+                if not all(plans.values()):
+                    continue
+                tightest = min(lp.radius for loops in plans.values() for lp in loops)
+                # The most walking per degree turned first (up to turns that are wide enough), then room, then length.
+                key = (min(tightest, _GOOD_RADIUS), margin, round(sum(lp.length for lp in plans["simple_60s"]), 6),
+                       tightest)
+                if best_key is None or key > best_key:
+                    best, best_key = (spawn, plans), key
+        if best_key is not None and best_key[0] >= _GOOD_RADIUS:  # wide loops away from walls: good enough
+            break
+    if best is None:
+        raise BenchError(f"bench synth: no loop fits around any of {_SPAWN_ATTEMPTS} spawn points of scene seed "
+                         f"{seed}; try --seed")
+    return best
+
+
+def _glances(n: int, fps: float, rng: np.random.Generator) -> np.ndarray:
+    """``(n,)`` pitch in radians: a look up or down of 10-20 degrees, eased over 1.5 s, every 4-8 s."""
+    pitch = np.zeros(n)
+    span = max(4, int(round(1.5 * fps)))
+    k = int(rng.integers(span, 2 * span + 1))
+    while k + span < n:
+        t = np.arange(span) / (span - 1)
+        pitch[k:k + span] += math.radians(float(rng.uniform(10.0, 20.0)) * float(rng.choice([-1.0, 1.0]))) * (
+            0.5 - 0.5 * np.cos(2.0 * math.pi * t))
+        k += span + int(rng.integers(int(2.5 * fps), int(6.5 * fps) + 1))
+    return pitch
+
+
+def _loop_clock(n: int, style: PathStyle, fps: float, rng: np.random.Generator) -> np.ndarray:
+    """``(n,)`` time along the laps (lap after lap, the loops in turn) at every frame: frame k is at time k,
+    except that hard walks now and then back along the way it came (time runs backwards) and then on again."""
+    step = np.ones(n - 1)
+    if style.backtrack:
+        k = int(rng.integers(int(3 * fps), int(6 * fps) + 1))
+        while k < n - 1:
+            back = int(rng.integers(int(1.0 * fps), int(2.5 * fps) + 1))
+            step[k:k + back] = -1.0
+            k += back + int(rng.integers(int(4 * fps), int(8 * fps) + 1))
+    return np.concatenate([[0.0], np.cumsum(step)])
+
+
+def _loop_path(spawn: np.ndarray, n: int, fps: float, style: PathStyle, rng: np.random.Generator,
+               loops: list[Loop]) -> np.ndarray:
+    """``(n, 4, 4)`` c2w in scene coordinates of ``style``'s walk round ``loops`` from ``spawn``."""
+    clock = _loop_clock(n, style, fps, rng)
+    # Each loop twice, in turn: a lap, the same lap again (a revisit of every place on it), then the other side's
+    # loop twice (a figure of eight through the spawn when both sides are free), and so on.
+    order = [loops[(i // 2) % len(loops)] for i in range(int(n / min(lp.frames for lp in loops)) + 2)]
+    lap_ends = np.cumsum([lp.frames for lp in order])
+    lap = np.searchsorted(lap_ends, clock, side="right")
+    start = np.concatenate([[0.0], lap_ends])[lap]
+    x, z, h = np.zeros(n), np.zeros(n), np.zeros(n)
+    for i in np.unique(lap):
+        sel = lap == i
+        x[sel], z[sel], h[sel] = order[i].at_time(clock[sel] - start[sel])
+    pitch = np.full(n, -math.radians(_TILT_DEG)) + (_glances(n, fps, rng) if style.glances else 0.0)
+    return _level_poses(spawn, x, z, h, pitch)
+
+
+def benchmark_paths(scene, seed: int, num_frames: int, fps: float = 16.0) -> dict[str, np.ndarray]:
+    """``{split: (num_frames, 4, 4) c2w}`` in scene coordinates, both from one spawn pose drawn for ``seed``.
+
+    Both splits walk closed loops from the spawn and back (module docstring); where they start is chosen by
+    :func:`_plan`."""
+    from sana_wm.synth.paths import path_is_free
+
+    styles = {"simple_60s": SIMPLE, "hard_60s": HARD}
+    spawn, plans = _plan(scene, seed, num_frames, styles)
+    paths = {split: _loop_path(spawn, num_frames, fps, styles[split],
+                               np.random.default_rng([seed, 1 + i]), plans[split])
+             for i, split in enumerate(styles)}
     for split, c2w in paths.items():
         if not path_is_free(scene, c2w).all():  # by construction never; checked because the truth depends on it
             raise BenchError(f"bench synth: the {split} path of scene seed {seed} enters geometry; try --seed")
@@ -239,7 +455,7 @@ def build_synth_bench(out: Path, *, num_scenes: int = DEFAULT_SCENES, seconds: f
             names.append(name)
             scene = generate_scene(seed + i, kind)
             image_rel = f"{IMAGES_FOLDER}/{name}.png"
-            for split, c2w in benchmark_paths(scene, seed + i, n).items():
+            for split, c2w in benchmark_paths(scene, seed + i, n, fps).items():
                 result = render(scene, Trajectory(c2w, None, fps), width, height, fov_deg=FOV_DEG)
                 truth = build / GROUND_TRUTH_FOLDER / SPLITS[split]
                 _write_video(truth / f"{name}.mp4", result.rgb, fps)
