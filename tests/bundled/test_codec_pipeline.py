@@ -180,6 +180,20 @@ def test_warp_model_generates_its_prior_along_the_camera(fitted, tmp_path, camer
         assert (other - prior).abs().max() > 1e-2
 
 
+def _warp_training_config(fitted, tmp_path, model, steps: int) -> dict:
+    """A warp-prior trainer config over the fitted dataset (its latents encoded), camera dropout 0.5, seed 3."""
+    model.config.save_json(tmp_path / "warp.json")
+    wrapper = {"kind": "warp_prior_x0", "vae": str(fitted["codec"]), "min_sigma": 0.1}
+    assert main(["vae", "encode", str(fitted["data"]), "--vae", str(fitted["codec"]), "--frames", "17"]) == 0
+    return {"output_dir": str(tmp_path / "run"), "seed": 3,
+            "model": {"name": None, "config_path": str(tmp_path / "warp.json"), "wrapper": wrapper},
+            "data": {"root": str(fitted["data"]), "window": 17, "size": [32, 48], "spatial_stride": 16,
+                     "batch_size": 4, "window_mode": "start", "latents": "latent_cache", "text": "none"},
+            "objective": {"recipe": "chunk_causal", "camera_dropout_prob": 0.5, "image_condition_prob": 1.0},
+            "stages": [{"steps": steps}], "validation": {"every": 0}, "checkpoint": {"every": 0},
+            "logging": {"progress_bar": False}}
+
+
 def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
     """The trainer builds each clip's prior through model.wrapper: with a zero output layer the loss is exactly
     the flow loss of predicting the prior, for clips with their camera and for camera-dropped ones; the
@@ -191,17 +205,8 @@ def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
     from sana_wm.train.loop import Trainer
     from sana_wm.train.objective import flow_loss, make_noisy
 
-    config = randomized_transformer().config
-    config.save_json(tmp_path / "warp.json")
-    wrapper = {"kind": "warp_prior_x0", "vae": str(fitted["codec"]), "min_sigma": 0.1}
-    raw = {"output_dir": str(tmp_path / "run"), "seed": 3,
-           "model": {"name": None, "config_path": str(tmp_path / "warp.json"), "wrapper": wrapper},
-           "data": {"root": str(fitted["data"]), "window": 17, "size": [32, 48], "spatial_stride": 16,
-                    "batch_size": 4, "window_mode": "start", "latents": "latent_cache", "text": "none"},
-           "objective": {"recipe": "chunk_causal", "camera_dropout_prob": 0.5, "image_condition_prob": 1.0},
-           "stages": [{"steps": 2}], "validation": {"every": 0}, "checkpoint": {"every": 0},
-           "logging": {"progress_bar": False}}
-    assert main(["vae", "encode", str(fitted["data"]), "--vae", str(fitted["codec"]), "--frames", "17"]) == 0
+    raw = _warp_training_config(fitted, tmp_path, randomized_transformer(), steps=2)
+    wrapper = raw["model"]["wrapper"]
     cfg = config_from_dict(raw)
     env = init_distributed(cfg.distributed.backend, cfg.distributed.device)
     try:
@@ -269,17 +274,7 @@ def test_warp_model_training_step_builds_each_clips_prior_once(fitted, tmp_path,
     from sana_wm.train.distributed import init_distributed, shutdown
     from sana_wm.train.loop import Trainer
 
-    config = randomized_transformer(seed=4).config
-    config.save_json(tmp_path / "warp.json")
-    raw = {"output_dir": str(tmp_path / "run"), "seed": 3,
-           "model": {"name": None, "config_path": str(tmp_path / "warp.json"),
-                     "wrapper": {"kind": "warp_prior_x0", "vae": str(fitted["codec"]), "min_sigma": 0.1}},
-           "data": {"root": str(fitted["data"]), "window": 17, "size": [32, 48], "spatial_stride": 16,
-                    "batch_size": 4, "window_mode": "start", "latents": "latent_cache", "text": "none"},
-           "objective": {"recipe": "chunk_causal", "camera_dropout_prob": 0.5, "image_condition_prob": 1.0},
-           "stages": [{"steps": 1}], "validation": {"every": 0}, "checkpoint": {"every": 0},
-           "logging": {"progress_bar": False}}
-    assert main(["vae", "encode", str(fitted["data"]), "--vae", str(fitted["codec"]), "--frames", "17"]) == 0
+    raw = _warp_training_config(fitted, tmp_path, randomized_transformer(seed=4), steps=1)
     cfg = config_from_dict(raw)
     env = init_distributed(cfg.distributed.backend, cfg.distributed.device)
     try:
