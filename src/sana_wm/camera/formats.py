@@ -944,7 +944,10 @@ def _read_nerf(path: Path, args: _ReadArgs) -> Trajectory:
             values.append([fx, fy, W / 2.0 if cx is None else cx, H / 2.0 if cy is None else cy])
         intrinsics = Intrinsics(values, W, H)
     file_fps = _number(f"{file}: key 'fps'", doc["fps"]) if "fps" in doc else None
-    return _trajectory(file, "nerf", c2w_gl @ _GL_TO_CV, intrinsics,
+    # Huge entries overflow in the product; _trajectory then refuses the non-finite pose, naming the frame.
+    with np.errstate(over="ignore", invalid="ignore"):
+        c2w = c2w_gl @ _GL_TO_CV
+    return _trajectory(file, "nerf", c2w, intrinsics,
                        _resolve_fps(str(file), args, file_fps), file_paths=[paths[i] for i in order])
 
 
