@@ -104,12 +104,13 @@ from sana_wm.pipeline.sidecar import file_fingerprint, publish_video, sha256_fil
 from sana_wm.pipeline.text import (
     DEFAULT_PROMPT,
     GEMMA_ID,
+    TEXT_ENCODER_DTYPES,
     PromptCache,
     TextEmbedding,
     TextEncoder,
     default_instruction,
 )
-from sana_wm.pipeline.text import text_encoder_dtype as resolve_text_dtype
+from sana_wm.pipeline.text import text_encoder_dtype as resolve_text_dtype  # from_pretrained's argument has its name
 from sana_wm.pipeline.video import VideoWriter, draw_action_overlay, partial_video_path, to_uint8_frames
 from sana_wm.quant import DeviceInfo, QuantReport, choose_backend, quantize_model
 from sana_wm.samplers.conditioning import guided_chunk_count
@@ -1516,8 +1517,6 @@ class SanaWMPipeline:
 
 def _dtype_name(dtype: torch.dtype) -> str:
     """A text encoder's dtype as ``--text-encoder-dtype`` names it (an encoder built by hand may have another)."""
-    from sana_wm.pipeline.text import TEXT_ENCODER_DTYPES
-
     return next((name for name, d in TEXT_ENCODER_DTYPES.items() if d == dtype), str(dtype).removeprefix("torch."))
 
 
