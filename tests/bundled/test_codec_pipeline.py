@@ -2,6 +2,7 @@
 model folder whose autoencoder is the codec (as the bundled model's is) generates, streams and evaluates."""
 
 import json
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -180,18 +181,32 @@ def test_warp_model_generates_its_prior_along_the_camera(fitted, tmp_path, camer
         assert (other - prior).abs().max() > 1e-2
 
 
-def _warp_training_config(fitted, tmp_path, model, steps: int) -> dict:
-    """A warp-prior trainer config over the fitted dataset (its latents encoded), camera dropout 0.5, seed 3."""
+@contextmanager
+def _warp_trainer(fitted, tmp_path, model, steps: int):
+    """A trainer of a warp-prior model over the fitted dataset (its latents encoded), camera dropout 0.5, seed 3,
+    entered in its first stage: ``(config dict, trainer, its first 4 samples)``."""
+    from sana_wm.train import config_from_dict
+    from sana_wm.train.distributed import init_distributed, shutdown
+    from sana_wm.train.loop import Trainer
+
     model.config.save_json(tmp_path / "warp.json")
     wrapper = {"kind": "warp_prior_x0", "vae": str(fitted["codec"]), "min_sigma": 0.1}
     assert main(["vae", "encode", str(fitted["data"]), "--vae", str(fitted["codec"]), "--frames", "17"]) == 0
-    return {"output_dir": str(tmp_path / "run"), "seed": 3,
-            "model": {"name": None, "config_path": str(tmp_path / "warp.json"), "wrapper": wrapper},
-            "data": {"root": str(fitted["data"]), "window": 17, "size": [32, 48], "spatial_stride": 16,
-                     "batch_size": 4, "window_mode": "start", "latents": "latent_cache", "text": "none"},
-            "objective": {"recipe": "chunk_causal", "camera_dropout_prob": 0.5, "image_condition_prob": 1.0},
-            "stages": [{"steps": steps}], "validation": {"every": 0}, "checkpoint": {"every": 0},
-            "logging": {"progress_bar": False}}
+    raw = {"output_dir": str(tmp_path / "run"), "seed": 3,
+           "model": {"name": None, "config_path": str(tmp_path / "warp.json"), "wrapper": wrapper},
+           "data": {"root": str(fitted["data"]), "window": 17, "size": [32, 48], "spatial_stride": 16,
+                    "batch_size": 4, "window_mode": "start", "latents": "latent_cache", "text": "none"},
+           "objective": {"recipe": "chunk_causal", "camera_dropout_prob": 0.5, "image_condition_prob": 1.0},
+           "stages": [{"steps": steps}], "validation": {"every": 0}, "checkpoint": {"every": 0},
+           "logging": {"progress_bar": False}}
+    cfg = config_from_dict(raw)
+    env = init_distributed(cfg.distributed.backend, cfg.distributed.device)
+    try:
+        trainer = Trainer(cfg, env)
+        trainer._enter_stage(0)
+        yield raw, trainer, trainer._next_samples(4)
+    finally:
+        shutdown(env)
 
 
 def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
@@ -201,18 +216,10 @@ def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
     from sana_wm.bundled.warp import warp_prior_latents
     from sana_wm.train import config_from_dict
     from sana_wm.train.config import ConfigError
-    from sana_wm.train.distributed import init_distributed, shutdown
-    from sana_wm.train.loop import Trainer
     from sana_wm.train.objective import flow_loss, make_noisy
 
-    raw = _warp_training_config(fitted, tmp_path, randomized_transformer(), steps=2)
-    wrapper = raw["model"]["wrapper"]
-    cfg = config_from_dict(raw)
-    env = init_distributed(cfg.distributed.backend, cfg.distributed.device)
-    try:
-        trainer = Trainer(cfg, env)
-        trainer._enter_stage(0)
-        samples = trainer._next_samples(4)
+    with _warp_trainer(fitted, tmp_path, randomized_transformer(), steps=2) as (raw, trainer, samples):
+        wrapper = raw["model"]["wrapper"]
         batch = trainer._batch(samples)
         codec = VideoVAE.from_pretrained(fitted["codec"])
         from sana_wm.camera.conditioning import relative_poses
@@ -244,8 +251,6 @@ def test_warp_model_trains_with_the_codec_prior(fitted, tmp_path):
         ckpt = trainer.save(0)
         assert json.loads((ckpt / "wrapper.json").read_text()) == {"kind": "warp_prior_x0", "min_sigma": 0.1,
                                                                   "eye_height": 1.6, "far_depth": 7.0}
-    finally:
-        shutdown(env)
     # the export records the wrapper, and the pipeline samples through it
     from sana_wm.bundled import WarpPriorModel, WarpPriorSettings
 
@@ -270,17 +275,8 @@ def test_warp_model_training_step_builds_each_clips_prior_once(fitted, tmp_path,
     from sana_wm.bundled.model import WarpPrior
     from sana_wm.bundled.warp import warp_prior_latents
     from sana_wm.camera.conditioning import relative_poses
-    from sana_wm.train import config_from_dict
-    from sana_wm.train.distributed import init_distributed, shutdown
-    from sana_wm.train.loop import Trainer
 
-    raw = _warp_training_config(fitted, tmp_path, randomized_transformer(seed=4), steps=1)
-    cfg = config_from_dict(raw)
-    env = init_distributed(cfg.distributed.backend, cfg.distributed.device)
-    try:
-        trainer = Trainer(cfg, env)
-        trainer._enter_stage(0)
-        samples = trainer._next_samples(4)
+    with _warp_trainer(fitted, tmp_path, randomized_transformer(seed=4), steps=1) as (_, trainer, samples):
         monkeypatch.setattr(trainer, "_next_samples", lambda n: samples)
         params = dict(trainer.raw_model.named_parameters())
 
@@ -319,5 +315,3 @@ def test_warp_model_training_step_builds_each_clips_prior_once(fitted, tmp_path,
         for name, ref in ref_grads.items():
             torch.testing.assert_close(params[name].grad, ref, rtol=1e-5, atol=1e-7)
         assert built_rows == [4]  # one prior per clip, in one call
-    finally:
-        shutdown(env)
